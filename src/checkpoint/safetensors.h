@@ -1,0 +1,82 @@
+// safetensors: read (memory-mapped) and write.
+//
+// On-disk layout (https://github.com/huggingface/safetensors):
+//   8 bytes   little-endian u64 N: length of the header
+//   N bytes   UTF-8 JSON object: {"__metadata__": {str: str}?,
+//                                 "<name>": {"dtype": "F32"|"F16"|"BF16"|"I64"|..., "shape": [..],
+//                                            "data_offsets": [begin, end]}, ...}
+//             offsets are relative to the end of the header; the header may be space-padded.
+//   rest      the tensors' bytes, little-endian, row-major.
+// Floating tensors are handed out as fp32 whatever their stored dtype (F16/BF16 converted on load).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/mapped_file.h"
+
+namespace tuneserve {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
+
+const char* dtype_name(DType dtype);
+std::size_t dtype_size(DType dtype);
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::int64_t> shape;
+  std::size_t begin = 0;  // byte offset into the data section
+  std::size_t end = 0;
+  std::int64_t numel() const;
+};
+
+std::string shape_string(const std::vector<std::int64_t>& shape);  // "[3, 12]"
+
+class SafeTensorsReader {
+ public:
+  explicit SafeTensorsReader(const std::string& path);  // validates header and offsets
+
+  const std::string& path() const { return file_.path(); }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  const TensorInfo& info(const std::string& name) const;  // throws Error naming tensor and file
+
+  // Floating tensor as fp32 (F32/F16/BF16/F64). Throws for integer dtypes.
+  std::vector<float> read_f32(const std::string& name) const;
+  // Integer tensor as int64 (I64/I32/I16/I8/U8/BOOL).
+  std::vector<std::int64_t> read_i64(const std::string& name) const;
+  // Raw stored bytes.
+  const std::uint8_t* raw(const std::string& name) const;
+
+ private:
+  MappedFile file_;
+  std::size_t data_start_ = 0;
+  std::vector<TensorInfo> tensors_;
+  std::map<std::string, std::size_t> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+class SafeTensorsWriter {
+ public:
+  void add_f32(const std::string& name, std::vector<std::int64_t> shape, const float* data);
+  void add_i64(const std::string& name, std::vector<std::int64_t> shape, const std::int64_t* data);
+  void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+  // Writes to path + ".tmp" then renames, so a crash never leaves a half-written checkpoint.
+  // Tensors are stored sorted by name, as the reference library does.
+  void write(const std::string& path) const;
+
+ private:
+  struct Entry {
+    DType dtype;
+    std::vector<std::int64_t> shape;
+    std::vector<std::uint8_t> bytes;
+  };
+  std::map<std::string, Entry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace tuneserve

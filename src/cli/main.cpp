@@ -1,0 +1,52 @@
+// tuneserve: prep | train | eval | predict | serve | verify | tokenize | report | ...
+// Every subcommand lives in its own cli/cmd_*.cpp; errors print as one line and exit non-zero.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <memory>
+
+#include "cli/command.h"
+#include "core/error.h"
+
+namespace tuneserve::cli {
+std::vector<Command>& registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+}  // namespace tuneserve::cli
+
+int main(int argc, char** argv) {
+  using namespace tuneserve::cli;
+  CLI::App app{"tuneserve: fine-tune and serve BERT-family text classifiers"};
+  app.set_version_flag("--version", std::string("tuneserve ") + TUNESERVE_VERSION);
+  app.require_subcommand(1);
+
+  auto& commands = registry();
+  std::sort(commands.begin(), commands.end(),
+            [](const Command& a, const Command& b) { return a.name < b.name; });
+  std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
+  for (auto& command : commands) {
+    CLI::App* sub = app.add_subcommand(command.name, command.description);
+    runners.emplace_back(sub, command.setup(*sub));
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : runners) {
+      if (sub->parsed()) return run();
+    }
+  } catch (const tuneserve::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}

@@ -1,0 +1,26 @@
+// Shared helpers for tests: where ../shared is, and skipping with a clear message without it.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+namespace tuneserve::testing {
+
+inline std::string shared_path(const std::string& relative) {
+  return std::string(TUNESERVE_SHARED_DIR) + "/" + relative;
+}
+
+inline std::string binary_path() { return TUNESERVE_BINARY; }
+
+}  // namespace tuneserve::testing
+
+// Skips the current test, naming the missing reference file, when ../shared is not beside the checkout.
+#define TUNESERVE_REQUIRE_SHARED(relative)                                                    \
+  do {                                                                                        \
+    const std::string tuneserve_required_ = ::tuneserve::testing::shared_path(relative);      \
+    if (!std::filesystem::exists(tuneserve_required_))                                        \
+      GTEST_SKIP() << "reference material missing: " << tuneserve_required_                   \
+                   << " (tests read ../shared beside the checkout)";                          \
+  } while (0)
