@@ -243,7 +243,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
            "resume with the same data, batch size, accumulation, seed, steps and schedule",
            dir, saved.value("identity", nlohmann::json()).dump(), identity.dump());
     st = LoopState::from_json(saved.at("state"), state_path);
-    Model restored = Model::load(dir, nullptr, static_cast<std::uint64_t>(args.seed));
+    Model restored = Model::load(dir, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}});
     // Copy weights into the model the optimizer points at (parameter order is the model's own).
     auto& dst = model.parameters();
     auto& src = restored.parameters();
@@ -253,6 +253,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
         fail("--resume {}: parameter {} does not match the model's {}", dir, src[i].name, dst[i].name);
       std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
     }
+    model.mark_weights_changed();
     optimizer.load_state(SafeTensorsReader((fs::path(dir) / "optimizer.safetensors").string()));
     if (optimizer.steps_taken() != st.global_step)
       fail("--resume {}: optimizer state is at step {} but the trainer state at {}", dir, optimizer.steps_taken(), st.global_step);
@@ -350,6 +351,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
       last_grad_norm = clip_grad_norm(optimizer.params(), args.max_grad_norm);
       last_lr = schedule.lr(st.global_step);
       optimizer.step(last_lr);
+      model.mark_weights_changed();
       st.global_step++;
       st.next_batch += group;
       st.log_loss_sum += step_loss;
@@ -414,11 +416,12 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 
   if (args.load_best_model_at_end && !st.best_checkpoint.empty()) {
     spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
-    Model best = Model::load(st.best_checkpoint, nullptr, static_cast<std::uint64_t>(args.seed));
+    Model best = Model::load(st.best_checkpoint, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}});
     auto& dst = model.parameters();
     auto& src = best.parameters();
     for (std::size_t i = 0; i < dst.size() && i < src.size(); i++)
       std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
+    model.mark_weights_changed();
     if (test) {
       EvalMetrics m = evaluate(model, *test, args.eval_batch_size);
       last_eval = metrics_to_json(m, "eval_", model.config().id2label);
