@@ -156,9 +156,11 @@ void assign_labels(const ReadOptions& options, const std::vector<std::string>& r
       skip.bad(ex.sources[static_cast<std::size_t>(ex.where[i].file)].path, ex.where[i].line, why[i]);
       continue;
     }
-    ex.text[kept] = std::move(ex.text[i]);
-    if (!ex.text_pair.empty()) ex.text_pair[kept] = std::move(ex.text_pair[i]);
-    ex.where[kept] = ex.where[i];
+    if (kept != i) {  // a self-move would empty the string
+      ex.text[kept] = std::move(ex.text[i]);
+      if (!ex.text_pair.empty()) ex.text_pair[kept] = std::move(ex.text_pair[i]);
+      ex.where[kept] = ex.where[i];
+    }
     ex.labels.push_back(*ids[i]);
     ++kept;
   }
