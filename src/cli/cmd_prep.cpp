@@ -24,8 +24,7 @@ struct PrepArgs {
   bool shuffle = false, skip_bad_rows = false, quiet = false;
   std::string quoting;
   int threads = 2;
-  CLI::Option* header = nullptr;
-  CLI::Option* no_header = nullptr;
+  bool header = false, no_header = false;
 };
 
 void print_summary(const data::TokenizedDataset& d, const std::string& dir) {
@@ -49,9 +48,9 @@ int run(PrepArgs& a) {
   o.read.files = a.inputs;
   o.read.table.format = data::parse_format(a.format);
   o.read.table.columns = a.columns;
-  if (a.header->count() && a.no_header->count()) fail("--header and --no-header contradict each other");
-  if (a.header->count()) o.read.table.header = data::HeaderMode::Yes;
-  if (a.no_header->count()) o.read.table.header = data::HeaderMode::No;
+  if (a.header && a.no_header) fail("--header and --no-header contradict each other");
+  if (a.header) o.read.table.header = data::HeaderMode::Yes;
+  if (a.no_header) o.read.table.header = data::HeaderMode::No;
   if (a.quoting == "yes") o.read.table.quoting = true;
   else if (a.quoting == "no") o.read.table.quoting = false;
   else if (!a.quoting.empty()) fail("--quoting {}: expected yes or no", a.quoting);
@@ -102,8 +101,8 @@ const Registration registration{Command{
       app.add_option("--label", a->label, "Label column (omit for unlabelled data)");
       app.add_option("--columns", a->columns, "Column names of a header-less CSV/TSV, e.g. class,title,content")
           ->delimiter(',');
-      a->header = app.add_flag("--header", "The first line is a header (default when columns are chosen by name)");
-      a->no_header = app.add_flag("--no-header", "The file has no header line");
+      app.add_flag("--header", a->header, "The first line is a header (default when columns are chosen by name)");
+      app.add_flag("--no-header", a->no_header, "The file has no header line");
       app.add_option("--quoting", a->quoting, "yes|no: honour \"quotes\" (default: yes for CSV, no for TSV)");
       app.add_option("--label-map", a->label_map, "Raw label value to id, e.g. 1:0,2:1");
       app.add_option("--label-names", a->label_names, "id2label names in id order, e.g. negative,positive")
