@@ -127,6 +127,8 @@ struct Workspace {
 
 Workspace& workspace() {
   thread_local Workspace ws;
+  // One huge text should not pin its buffers on every server thread for good.
+  if (ws.cps.capacity() > (std::size_t{1} << 22)) ws = Workspace{};
   return ws;
 }
 

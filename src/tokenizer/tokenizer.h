@@ -59,7 +59,8 @@ class Tokenizer {
   // for model_max_length and special-token names), else `dir/vocab.txt` + tokenizer_config.json
   // (do_lower_case, tokenize_chinese_chars, strip_accents) as transformers' BertTokenizerFast does.
   static Tokenizer from_dir(const std::string& dir);
-  // Only the tokenizer.json form (config files beside it are read when present).
+  // Only the tokenizer.json form (config files beside it are read when present). Its
+  // "truncation" section is not applied (EncodeOptions decides); "padding" gives pad id/type id.
   static Tokenizer from_tokenizer_json(const std::string& path);
   // Only the legacy form: a vocab.txt and the directory's tokenizer_config.json if any.
   static Tokenizer from_vocab_txt(const std::string& vocab_path);
