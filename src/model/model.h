@@ -54,11 +54,18 @@ struct ForwardOptions {
   std::vector<std::vector<float>>* hidden_states = nullptr;
 };
 
+struct LoadOptions {
+  std::uint64_t init_seed = 42;       // for tensors absent from the file (a new classification head)
+  std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
+  std::string problem_type;           // non-empty: override the config's problem_type
+};
+
 class Model {
  public:
-  // Loads `dir`/config.json and `dir`/model.safetensors (or a sharded index). Heads absent from
-  // the file are initialised normal(0, initializer_range) / zero bias from `init_seed`.
-  static Model load(const std::string& dir, LoadReport* report = nullptr, std::uint64_t init_seed = 42);
+  // Loads `dir`/config.json and `dir`/model.safetensors (or model.safetensors.index.json shards).
+  // Tensors absent from the file that transformers would create (classification head, pooler) are
+  // initialised normal(0, initializer_range) / zero bias and listed in the report.
+  static Model load(const std::string& dir, LoadReport* report = nullptr, const LoadOptions& options = {});
   // Random weights as transformers initialises them (for benchmarks and tests).
   static Model from_config(const ModelConfig& config, std::uint64_t init_seed = 42);
 
@@ -68,7 +75,8 @@ class Model {
   Model& operator=(Model&&) noexcept;
 
   const ModelConfig& config() const;
-  // Updates labels (trainer: from the dataset); the head must already have this many outputs.
+  // For label names / label2id / problem_type edits only: num_labels must not change (the head's
+  // shape is fixed at load; pass LoadOptions::labels instead).
   ModelConfig& mutable_config();
 
   // OpenMP/oneDNN threads used by forward/backward (default: all cores).
@@ -94,6 +102,9 @@ class Model {
   void set_dropout(std::uint64_t seed, std::uint64_t offset = 0);
   std::uint64_t dropout_offset() const;
   void set_dropout_enabled(bool enabled);  // false: training forward without dropout
+  // Call after changing Parameter::data outside forward_backward (optimizer step, restoring a
+  // checkpoint), so the next forward() repacks its inference weights.
+  void mark_weights_changed();
 
   // Writes dir/config.json and dir/model.safetensors under transformers' names.
   void save(const std::string& dir) const;
