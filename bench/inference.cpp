@@ -96,7 +96,7 @@ int run(int argc, char** argv) {
   std::mt19937 rng(1234);
   std::uniform_int_distribution<std::int32_t> token(1, model.config().vocab_size - 1);
   out["runs"] = nlohmann::json::array();
-  for (const auto [B, reps] : {std::pair{1, reps_b1}, std::pair{32, reps_b32}}) {
+  for (const auto& [B, reps] : {std::pair{1, reps_b1}, std::pair{32, reps_b32}}) {
     std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T), mask(ids.size(), 1);
     for (auto& id : ids) id = token(rng);
     const double s = median_seconds(model, Batch{B, T, ids.data(), mask.data(), nullptr}, reps);
