@@ -34,7 +34,7 @@ const char* kModel = "models/distilbert-tiny-init";
 const char* kCased = "tokenizers/bert-base-cased";
 const char* kText = "This is a very good product!";
 
-struct Run {
+struct Process {
   int status = -1;
   std::string out;
   std::string err;
@@ -62,20 +62,23 @@ fs::path temp_dir() {
 }
 
 // Runs a shell command line, capturing stdout, stderr and the exit status.
-Run run_shell(const std::string& command) {
+Process run_shell(const std::string& command) {
   const fs::path dir = temp_dir();
   const std::string out = (dir / "stdout").string(), err = (dir / "stderr").string();
   const int raw = std::system((command + " >" + quote(out) + " 2>" + quote(err)).c_str());
-  Run run;
+  Process run;
   run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   run.out = slurp(out);
   run.err = slurp(err);
   return run;
 }
 
-Run predict(const std::vector<std::string>& args) {
+Process predict(const std::vector<std::string>& args) {
   std::string command = quote(binary_path()) + " predict";
-  for (const auto& a : args) command += " " + quote(a);
+  for (const auto& a : args) {
+    command += ' ';
+    command += quote(a);
+  }
   return run_shell(command);
 }
 
@@ -90,7 +93,7 @@ std::vector<std::string> with(std::vector<std::string> args, const std::vector<s
 
 // Raw logits by label name, from `--function-to-apply none --top-k all`.
 std::map<std::string, double> raw_logits(const std::string& text) {
-  const Run run = predict(with(base_args(), {"--function-to-apply", "none", "--top-k", "all", text}));
+  const Process run = predict(with(base_args(), {"--function-to-apply", "none", "--top-k", "all", text}));
   EXPECT_EQ(run.status, 0) << run.err;
   std::map<std::string, double> logits;
   for (const auto& entry : nlohmann::json::parse(run.out)) logits[entry["label"]] = entry["score"];
@@ -100,7 +103,7 @@ std::map<std::string, double> raw_logits(const std::string& text) {
 TEST(PredictCli, ReadmeCommandPrintsThePipelineJson) {
   TUNESERVE_REQUIRE_SHARED(kModel);
   TUNESERVE_REQUIRE_SHARED(kCased);
-  const Run run = predict(with(base_args(), {kText}));
+  const Process run = predict(with(base_args(), {kText}));
   ASSERT_EQ(run.status, 0) << run.err;
   // Python's json.dumps of [{'label': 'LABEL_i', 'score': float}].
   EXPECT_TRUE(std::regex_match(run.out, std::regex(R"(\[\{"label": "LABEL_[01]", "score": 0\.[0-9]+(e-[0-9]+)?\}\]\n)")))
@@ -138,8 +141,11 @@ TEST(PredictCli, LogitsMatchPlainPytorch) {
   const Tokenizer tokenizer = Tokenizer::from_dir(shared_path(kCased));
   const Encoding encoding = tokenizer.encode(kText);
   std::string ids;
-  for (const auto id : encoding.ids) ids += (ids.empty() ? "" : ",") + std::to_string(id);
-  const Run torch = run_shell("/usr/bin/python3 " + quote(script) + " logits " + quote(shared_path(kModel)) +
+  for (const auto id : encoding.ids) {
+    if (!ids.empty()) ids += ',';
+    ids += std::to_string(id);
+  }
+  const Process torch = run_shell("/usr/bin/python3 " + quote(script) + " logits " + quote(shared_path(kModel)) +
                               " --ids " + ids);
   ASSERT_EQ(torch.status, 0) << torch.err;
   const auto expected = nlohmann::json::parse(torch.out);
@@ -156,15 +162,15 @@ TEST(PredictCli, LongTextIsTruncatedUnlessTruncationIsOff) {
   TUNESERVE_REQUIRE_SHARED(kCased);
   std::string text;
   for (int i = 0; i < 5000; ++i) text += (i % 2 ? "good " : "product ");
-  const Run ok = predict(with(base_args(), {text}));
+  const Process ok = predict(with(base_args(), {text}));
   ASSERT_EQ(ok.status, 0) << ok.err;
   EXPECT_EQ(nlohmann::json::parse(ok.out).size(), 1u);
 
-  const Run off = predict(with(base_args(), {"--no-truncation", text}));
+  const Process off = predict(with(base_args(), {"--no-truncation", text}));
   EXPECT_EQ(off.status, 1);
   EXPECT_NE(off.err.find("truncation is off"), std::string::npos) << off.err;
   // A max_length beyond the model's 256 positions is refused up front, not an index error.
-  const Run too_long = predict(with(base_args(), {"--max-length", "1000", kText}));
+  const Process too_long = predict(with(base_args(), {"--max-length", "1000", kText}));
   EXPECT_EQ(too_long.status, 1);
   EXPECT_NE(too_long.err.find("256 positions"), std::string::npos) << too_long.err;
 }
@@ -173,19 +179,19 @@ TEST(PredictCli, ClearErrors) {
   TUNESERVE_REQUIRE_SHARED(kModel);
   TUNESERVE_REQUIRE_SHARED("tokenizers/bert-base-uncased");
   // bert-base-uncased has 30,522 ids; the model embeds 28,996: "meek" is id 28,997 there.
-  const Run vocab = predict(with(base_args("tokenizers/bert-base-uncased"), {"meek parcels"}));
+  const Process vocab = predict(with(base_args("tokenizers/bert-base-uncased"), {"meek parcels"}));
   EXPECT_EQ(vocab.status, 1);
   EXPECT_NE(vocab.err.find("outside the model's vocabulary of 28996"), std::string::npos) << vocab.err;
 
-  const Run no_tokenizer = predict({"--model", shared_path(kModel), kText});
+  const Process no_tokenizer = predict({"--model", shared_path(kModel), kText});
   EXPECT_EQ(no_tokenizer.status, 1);
   EXPECT_NE(no_tokenizer.err.find("no tokenizer"), std::string::npos) << no_tokenizer.err;
 
-  const Run bad_top_k = predict(with(base_args(), {"--top-k", "two", kText}));
+  const Process bad_top_k = predict(with(base_args(), {"--top-k", "two", kText}));
   EXPECT_EQ(bad_top_k.status, 1);
   EXPECT_NE(bad_top_k.err.find("top_k"), std::string::npos) << bad_top_k.err;
 
-  const Run nothing = predict(base_args());
+  const Process nothing = predict(base_args());
   EXPECT_EQ(nothing.status, 1);
 }
 
@@ -201,7 +207,7 @@ TEST(PredictCli, JsonlLinesKeepThePipelineShapes) {
        << R"({"inputs": "This is a very good product!"})" << "\n";
   }
   const auto out = (dir / "out.jsonl").string();
-  const Run run = predict(with(base_args(), {"--input", (dir / "in.jsonl").string(), "--output", out}));
+  const Process run = predict(with(base_args(), {"--input", (dir / "in.jsonl").string(), "--output", out}));
   ASSERT_EQ(run.status, 0) << run.err;
   std::ifstream lines_in(out);
   std::vector<nlohmann::json> lines;
@@ -218,7 +224,7 @@ TEST(PredictCli, JsonlLinesKeepThePipelineShapes) {
   EXPECT_EQ(lines[3][0]["label"], alone[0]["label"]);
   EXPECT_NEAR(lines[3][0]["score"].get<double>(), alone[0]["score"].get<double>(), 1e-6);
 
-  const Run top = predict(with(base_args(), {"--top-k", "2", "--input", (dir / "in.jsonl").string()}));
+  const Process top = predict(with(base_args(), {"--top-k", "2", "--input", (dir / "in.jsonl").string()}));
   ASSERT_EQ(top.status, 0) << top.err;
   std::istringstream top_lines(top.out);
   std::string line;
@@ -234,7 +240,7 @@ TEST(PredictCli, JsonlLinesKeepThePipelineShapes) {
     std::ofstream bad(dir / "bad.jsonl");
     bad << R"({"text": "ok"})" << "\n" << "{not json\n";
   }
-  const Run malformed = predict(with(base_args(), {"--input", (dir / "bad.jsonl").string()}));
+  const Process malformed = predict(with(base_args(), {"--input", (dir / "bad.jsonl").string()}));
   EXPECT_EQ(malformed.status, 1);
   EXPECT_NE(malformed.err.find("bad.jsonl: line 2"), std::string::npos) << malformed.err;
 }
