@@ -27,11 +27,10 @@ const char* padding_name(Padding padding) {
   return padding == Padding::Longest ? "longest" : "max_length";
 }
 
-LengthStats length_stats(std::span<const std::int64_t> lengths, std::int64_t truncated,
+LengthStats length_stats(std::span<const std::int64_t> lengths, std::int64_t max_length,
                          std::int64_t bin_width) {
   LengthStats s;
   s.bin_width = bin_width;
-  s.truncated = truncated;
   if (lengths.empty()) return s;
   std::vector<std::int64_t> sorted(lengths.begin(), lengths.end());
   std::sort(sorted.begin(), sorted.end());
@@ -53,7 +52,10 @@ LengthStats length_stats(std::span<const std::int64_t> lengths, std::int64_t tru
   for (auto v : sorted) sum += static_cast<double>(v);
   s.mean = sum / static_cast<double>(n);
   s.histogram.assign(static_cast<std::size_t>(s.max / bin_width + 1), 0);
-  for (auto v : sorted) s.histogram[static_cast<std::size_t>(v / bin_width)]++;
+  for (auto v : sorted) {
+    s.histogram[static_cast<std::size_t>(v / bin_width)]++;
+    if (max_length > 0 && v >= max_length) s.at_max_length++;
+  }
   return s;
 }
 
@@ -81,7 +83,7 @@ json Manifest::to_json() const {
                   {"mean", lengths.mean},
                   {"median", lengths.median},
                   {"p90", lengths.p90},
-                  {"truncated", lengths.truncated},
+                  {"at_max_length", lengths.at_max_length},
                   {"bin_width", lengths.bin_width},
                   {"histogram", lengths.histogram}};
   json src = json::array();
@@ -122,7 +124,7 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
     m.lengths.mean = l.at("mean").get<double>();
     m.lengths.median = l.at("median").get<std::int64_t>();
     m.lengths.p90 = l.at("p90").get<std::int64_t>();
-    m.lengths.truncated = l.at("truncated").get<std::int64_t>();
+    m.lengths.at_max_length = l.at("at_max_length").get<std::int64_t>();
     m.lengths.bin_width = l.at("bin_width").get<std::int64_t>();
     m.lengths.histogram = l.at("histogram").get<std::vector<std::int64_t>>();
     for (const auto& s : j.at("sources"))

@@ -46,7 +46,7 @@ struct LengthStats {
   double mean = 0.0;
   std::int64_t bin_width = 32;         // histogram[i] counts lengths in [i*w, (i+1)*w)
   std::vector<std::int64_t> histogram;
-  std::int64_t truncated = 0;          // rows cut to max_length
+  std::int64_t at_max_length = 0;      // rows that reached max_length (cut, or exactly that long)
 };
 
 struct Manifest {
@@ -80,8 +80,8 @@ struct Manifest {
   static Manifest from_json(const nlohmann::json& j, const std::string& where);  // Error names `where`
 };
 
-// Lengths -> LengthStats (histogram bins of `bin_width`).
-LengthStats length_stats(std::span<const std::int64_t> lengths, std::int64_t truncated,
+// Lengths -> LengthStats (histogram bins of `bin_width`; max_length 0 = no truncation).
+LengthStats length_stats(std::span<const std::int64_t> lengths, std::int64_t max_length,
                          std::int64_t bin_width = 32);
 
 // Owned token storage, built in memory by prep (or by a test) before it is written or used.

@@ -139,7 +139,7 @@ TEST(Dataset, DamagedDirectoryNamesTheFile) {
 
 TEST(Dataset, LengthStatsMatchHandComputation) {
   const std::vector<std::int64_t> lengths = {5, 1, 40, 3, 33, 2, 64, 7, 9, 10};
-  LengthStats s = length_stats(lengths, 2, 32);
+  LengthStats s = length_stats(lengths, 40, 32);  // 40 and 64 reach max_length 40
   EXPECT_EQ(s.min, 1);
   EXPECT_EQ(s.max, 64);
   EXPECT_DOUBLE_EQ(s.mean, 17.4);
@@ -147,5 +147,5 @@ TEST(Dataset, LengthStatsMatchHandComputation) {
   EXPECT_EQ(s.median, 8);
   EXPECT_EQ(s.p90, 42);
   EXPECT_EQ(s.histogram, (std::vector<std::int64_t>{7, 2, 1}));
-  EXPECT_EQ(s.truncated, 2);
+  EXPECT_EQ(s.at_max_length, 2);
 }
