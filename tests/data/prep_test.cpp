@@ -3,6 +3,7 @@
 // that does not depend on the thread count.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <sstream>
 
 #include "core/error.h"
@@ -219,4 +220,32 @@ TEST(Prep, WrittenManifestRecordsWhatHappened) {
   EXPECT_EQ(m.label_counts, (std::vector<std::int64_t>{1, 2}));
   EXPECT_EQ(m.lengths.histogram, (std::vector<std::int64_t>{3}));
   EXPECT_EQ(m.lengths.max, 4);
+}
+
+TEST(Prep, UnlabelledDataAndSeparateTestFile) {
+  const auto train = write_file("sep_train.jsonl", "{\"t\":\"a b\",\"l\":\"pos\"}\n{\"t\":\"c\",\"l\":\"neg\"}\n");
+  const auto test = write_file("sep_test.jsonl", "{\"t\":\"d\",\"l\":\"pos\"}\n{\"t\":\"e\",\"l\":\"pos\"}\n");
+  PrepOptions o;
+  o.read = read_options(train, {"t"}, "l");
+  o.test_files = {test};
+  o.max_length = 0;
+  auto p = prepare(o, word_encoder(0));
+  ASSERT_TRUE(p.test.has_value());
+  EXPECT_EQ(p.test->manifest().id2label, (std::vector<std::string>{"neg", "pos"}));
+  EXPECT_EQ(p.test->label(0), 1);  // "pos" keeps the training set's id even though it is alone here
+  EXPECT_EQ(p.test->manifest().label_counts, (std::vector<std::int64_t>{0, 2}));
+  o.test_size = 0.5;
+  EXPECT_THROW(prepare(o, word_encoder(0)), tuneserve::Error);
+
+  PrepOptions u;
+  u.read = read_options(train, {"t"}, "");
+  auto d = prepare(u, word_encoder(0)).train;
+  EXPECT_FALSE(d.has_labels());
+  EXPECT_EQ(d.size(), 2u);
+  EXPECT_TRUE(d.batch(std::vector<std::int64_t>{0, 1}).labels.empty());
+  EXPECT_THROW(d.label(0), tuneserve::Error);
+  const auto dir = tuneserve::testing::data_temp_dir() / "unlabelled";
+  d.write(dir.string());
+  EXPECT_FALSE(TokenizedDataset::open(dir.string()).has_labels());
+  EXPECT_FALSE(std::filesystem::exists(dir / "labels.bin"));
 }
