@@ -395,10 +395,14 @@ AddedToken parse_added_token(const json& t, const std::string& where) {
 
 // Finishes loading: added-token matchers, id -> token table, special ids.
 static void finish(Tokenizer::Impl& impl, const std::vector<std::pair<std::string, std::int32_t>>& vocab,
-                   const DirConfig& dir_config) {
+                   const DirConfig& dir_config, const std::string& where) {
   std::int32_t max_id = -1;
   for (const auto& [token, id] : vocab) max_id = std::max(max_id, id);
   for (AddedToken& token : impl.added) max_id = std::max(max_id, token.id);
+  // Ids index the id -> token table; a stray huge id would make it huge.
+  const std::size_t entries = vocab.size() + impl.added.size();
+  if (static_cast<std::size_t>(max_id) >= 2 * entries + 1024)
+    fail("{}: token id {} is far beyond the {} vocabulary entries", where, max_id, entries);
   impl.id_to_token.assign(static_cast<std::size_t>(max_id + 1), std::string());
   for (const auto& [token, id] : vocab) impl.id_to_token[id] = token;
   for (std::size_t i = 0; i < impl.added.size(); ++i) {
@@ -567,7 +571,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path_string) {
     if (pad.contains("pad_type_id")) impl->pad_type_id = get_id(pad["pad_type_id"], where + ": padding.pad_type_id");
   }
 
-  finish(*impl, vocab, dir_config);
+  finish(*impl, vocab, dir_config, where);
   return Tokenizer(std::move(impl));
 }
 
@@ -637,7 +641,7 @@ Tokenizer Tokenizer::from_vocab_txt(const std::string& vocab_path) {
   impl->single = bert_template(cls, sep, false);
   impl->pair = bert_template(cls, sep, true);
 
-  finish(*impl, vocab, dir_config);
+  finish(*impl, vocab, dir_config, where);
   return Tokenizer(std::move(impl));
 }
 

@@ -16,16 +16,16 @@ struct Range {
   char32_t first, last;
 };
 
-// Code points assigned after Unicode 9.0 (sorted, disjoint) that utf8proc would class as
+// Code points assigned after Unicode 8.0 (sorted, disjoint) that utf8proc would class as
 // control, punctuation or non-spacing mark: `tokenizers` sees them as unassigned.
-constexpr Range kAfterUnicode9[] = {
+constexpr Range kAfterUnicode8[] = {
 #include "tokenizer/unicode_age.inc"
 };
 
-bool assigned_after_unicode9(char32_t c) {
-  auto it = std::upper_bound(std::begin(kAfterUnicode9), std::end(kAfterUnicode9), c,
+bool assigned_after_unicode8(char32_t c) {
+  auto it = std::upper_bound(std::begin(kAfterUnicode8), std::end(kAfterUnicode8), c,
                              [](char32_t v, const Range& r) { return v < r.first; });
-  return it != std::begin(kAfterUnicode9) && c <= std::prev(it)->last;
+  return it != std::begin(kAfterUnicode8) && c <= std::prev(it)->last;
 }
 
 bool is_rust_whitespace(char32_t c) {
@@ -50,7 +50,7 @@ std::uint8_t compute_flags(char32_t c) {
     flags |= kPunctuation;
   if (c > 0x10FFFF) return flags;
   const auto category = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-  const bool old = !assigned_after_unicode9(c);
+  const bool old = !assigned_after_unicode8(c);
   switch (category) {
     case UTF8PROC_CATEGORY_CC:
     case UTF8PROC_CATEGORY_CF:

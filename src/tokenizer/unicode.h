@@ -2,9 +2,9 @@
 // `tokenizers` (Rust) defines them, on top of utf8proc; plus UTF-8 decoding/encoding.
 //
 // Where `tokenizers` and utf8proc (Unicode 15) disagree, the tokenizers behaviour wins:
-//  - its categories come from the `unicode_categories` crate, whose tables are Unicode 9.0 and
+//  - its categories come from the `unicode_categories` crate, whose tables are Unicode 8.0 and
 //    hold no Cn (unassigned) entries: unassigned code points are neither control nor punctuation
-//    nor marks, and code points assigned after Unicode 9.0 are treated as unassigned
+//    nor marks, and code points assigned after Unicode 8.0 are treated as unassigned
 //    (see unicode_age.h);
 //  - whitespace is Rust's char::is_whitespace (the White_Space property);
 //  - lowercase is Rust's char::to_lowercase (full mapping: U+0130 -> "i\u0307").

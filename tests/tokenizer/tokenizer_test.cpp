@@ -335,6 +335,17 @@ TEST_F(SmallTokenizer, WordPieceUnknownsAndLongWords) {
   EXPECT_EQ(t.encode(accented).offsets, (Spans{{0, 101}}));
 }
 
+// tokenizers classifies with Unicode 8.0 tables (unicode.h): U+2E3B (Pd, Unicode 7.0) is
+// punctuation, U+2E43 (Po, Unicode 9.0) is an unassigned letter-like char that does not split.
+TEST_F(SmallTokenizer, PunctuationFollowsTokenizersUnicodeVersion) {
+  const Tokenizer t = write(json::array(), false);
+  EXPECT_EQ(t.encode("x\u2E3By").offsets, (Spans{{0, 1}, {1, 2}, {2, 3}}));
+  EXPECT_EQ(t.encode("x\u2E43y").offsets, (Spans{{0, 3}}));
+  // U+061C (Cf, 6.3) is removed as a control char; U+0378 (unassigned) stays in the word.
+  EXPECT_EQ(t.encode("x\u061Cy").ids, (std::vector<std::int32_t>{13, 14}));
+  EXPECT_EQ(t.encode("x\u0378y").ids, (std::vector<std::int32_t>{0}));
+}
+
 TEST_F(SmallTokenizer, UnsupportedOrBrokenFilesNameTheProblem) {
   auto message = [&](const std::string& text) {
     try {
@@ -348,6 +359,8 @@ TEST_F(SmallTokenizer, UnsupportedOrBrokenFilesNameTheProblem) {
   EXPECT_NE(message(R"({"model": {"type": "BPE", "vocab": {}}})").find("BPE"), std::string::npos);
   EXPECT_NE(message(R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})").find("[UNK]"), std::string::npos);
   EXPECT_NE(message(R"({"model": {"type": "WordPiece", "vocab": {"[UNK]": -4}}})").find("out of range"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 2000000000}}})").find("far beyond"),
             std::string::npos);
   EXPECT_NE(message(R"({"normalizer": {"type": "NFKC"}, "model": {"vocab": {"[UNK]": 0}}})").find("NFKC"),
             std::string::npos);
