@@ -195,6 +195,18 @@ TEST(PredictCli, ClearErrors) {
   EXPECT_EQ(nothing.status, 1);
 }
 
+// A checkpoint without a classification head loads with the head initialised; the notes say so on
+// stderr and stdout stays pure JSON.
+TEST(PredictCli, LoadNotesGoToStderr) {
+  TUNESERVE_REQUIRE_SHARED("models/distilbert-mini-mlm");
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  const Process run = predict({"--model", shared_path("models/distilbert-mini-mlm"), "--tokenizer",
+                               shared_path(kCased), kText});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(nlohmann::json::parse(run.out).size(), 1u) << run.out;
+  EXPECT_NE(run.err.find("classifier.weight"), std::string::npos) << run.err;
+}
+
 TEST(PredictCli, JsonlLinesKeepThePipelineShapes) {
   TUNESERVE_REQUIRE_SHARED(kModel);
   TUNESERVE_REQUIRE_SHARED(kCased);
