@@ -181,9 +181,19 @@ bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
+// Column names for an error message; a "header" that is really a data row can be long.
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  for (const auto& n : names) {
+    if (!out.empty()) out += ", ";
+    if (n.size() <= 40) {
+      out += n;
+      continue;
+    }
+    std::size_t cut = 37;
+    while (cut > 0 && (static_cast<unsigned char>(n[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    out += n.substr(0, cut) + "...";
+  }
   return out;
 }
 
