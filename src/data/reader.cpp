@@ -218,6 +218,7 @@ struct TableReader::Impl {
   std::string line;
   std::vector<std::string> fields;
   std::int64_t record_start = 0;  // first line of the record being read (0 before it starts)
+  bool seen_record = false;
 
   Impl(const std::string& path, Format f) : lines(path), format(f) {}
 
@@ -348,6 +349,11 @@ struct TableReader::Impl {
       }
     } while (line.find_first_not_of(" \t") == std::string::npos);
     row.line = record_start = lines.line_number();
+    if (!seen_record && line.find_first_not_of(" \t") != std::string::npos && line[line.find_first_not_of(" \t")] == '[')
+      fail("{}: line {}: this is a JSON array, not JSON Lines (one object per line); convert it with "
+           "jq -c '.[]' {}",
+           lines.path(), row.line, lines.path());
+    seen_record = true;
     json j;
     try {
       j = json::parse(line);
