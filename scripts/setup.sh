@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev
   python3-numpy
   python3-torch libopenblas0-openmp
+  npm
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -22,6 +23,13 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# `tuneserve report` embeds Chart.js from npm (pinned) so its pages work offline.
+chartjs=third_party/npm/node_modules/chart.js/dist/chart.umd.js
+if [ ! -f "$chartjs" ]; then
+  npm install --prefix third_party/npm --no-audit --no-fund --silent chart.js@4.5.1 ||
+    echo "setup: could not install chart.js from npm; tuneserve report will say so when run"
 fi
 
 build_dir="${BUILD_DIR:-build}"
