@@ -351,12 +351,12 @@ struct TableReader::Impl {
       if (it == j.end()) throw BadRecord{fmt::format("field '{}' is missing", key)};
       if (it->is_string()) {
         row.values.push_back(it->get<std::string>());
-      } else if (it->is_number_integer() || it->is_boolean()) {
+      } else if (it->is_number() || it->is_boolean()) {
         row.values.push_back(it->dump());
       } else if (it->is_null()) {
         throw BadRecord{fmt::format("field '{}' is null", key)};
       } else {
-        throw BadRecord{fmt::format("field '{}' is a {}, expected a string or an integer", key, it->type_name())};
+        throw BadRecord{fmt::format("field '{}' is a {}, expected a string or a number", key, it->type_name())};
       }
     }
   }
