@@ -1,0 +1,104 @@
+// Request bodies in, response bodies out: decoding JSON / CSV / JSON lines / plain text into
+// classification inputs and parameters, and encoding scores as the clients expect them.
+// Pure functions (no I/O), so the fuzzer and the unit tests drive them directly.
+//   K labels, k = top_k
+#pragma once
+
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "serve/backend.h"
+
+namespace tuneserve::serve {
+
+// A failure the client caused (or an overload/timeout): becomes {"error","error_type"} with
+// this HTTP status. error_type is one word: validation, empty, too_many_inputs, too_long,
+// payload_too_large, unsupported_media_type, not_acceptable, not_found, unauthorized,
+// overloaded, timeout, unhealthy, internal.
+class HttpError : public std::runtime_error {
+ public:
+  HttpError(int status, std::string type, std::string message)
+      : std::runtime_error(std::move(message)), status(status), type(std::move(type)) {}
+  int status;
+  std::string type;
+};
+
+template <typename... Args>
+[[noreturn]] void http_fail(int status, const char* type, fmt::format_string<Args...> format,
+                            Args&&... args) {
+  throw HttpError(status, type, fmt::format(format, std::forward<Args>(args)...));
+}
+
+std::string error_body(std::string_view message, std::string_view type);  // JSON
+
+enum class Format { json, csv, jsonlines, text };
+
+// Media type of a Content-Type header ("application/json; charset=utf-8" -> json); 415 naming
+// the supported ones otherwise. An absent header means JSON.
+Format content_format(std::string_view content_type);
+// Picks the response format from an Accept header (first supported entry; */* -> JSON); 406
+// naming the supported ones otherwise.
+Format accept_format(std::string_view accept);
+const char* media_type(Format format);
+
+struct Input {
+  std::string text;
+  std::optional<std::string> text_pair;
+};
+
+struct ClassifyParams {
+  // top_k as the pipeline takes it: absent -> the legacy shape (top-1 dict per input);
+  // given as null -> every label; given as k -> the k best, sorted.
+  bool top_k_given = false;
+  std::optional<int> top_k;
+  std::optional<std::string> function_to_apply;  // "softmax" | "sigmoid" | "none"
+  TokenizeOptions tokenize;
+};
+
+// The shape of the answer. pipeline: what transformers' text-classification pipeline returns
+// (SageMaker Hugging Face toolkit, /invocations); inference_api: the Hugging Face Inference API,
+// one list per input with every label sorted (what @huggingface/inference accepts, POST /).
+enum class Shape { pipeline, inference_api };
+
+struct ParsedRequest {
+  std::vector<Input> inputs;
+  bool single = false;  // "inputs" was one string or one {text, text_pair}, not a list
+  ClassifyParams params;
+};
+
+struct RequestLimits {
+  std::size_t max_inputs = 32;  // max_client_batch_size
+};
+
+// Throws HttpError (400 with error_type validation/empty/too_many_inputs) on anything malformed:
+// bad JSON, wrong types, unknown keys or parameters, invalid UTF-8, empty or too many inputs.
+ParsedRequest parse_request(Format format, std::string_view body, const RequestLimits& limits);
+
+// Validates parameters that depend on the model (max_length within the model's limit).
+void check_params(const ClassifyParams& params, const ModelInfo& info);
+
+struct LabelScore {
+  int label = 0;  // label id
+  float score = 0;
+};
+
+// Applies function_to_apply (default from the model's problem_type and label count, as the
+// pipeline does) to one row of K logits and keeps what the shape and top_k ask for.
+std::vector<LabelScore> postprocess(std::span<const float> logits, const ModelInfo& info,
+                                    const ClassifyParams& params, Shape shape);
+
+// Encodes one result list per input. CSV has columns input,label,score (input = index in the
+// request); JSON lines has one line per input.
+std::string encode_response(const ParsedRequest& request,
+                            const std::vector<std::vector<LabelScore>>& results,
+                            const ModelInfo& info, Shape shape, Format format);
+
+bool valid_utf8(std::string_view text);
+
+}  // namespace tuneserve::serve
