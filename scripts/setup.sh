@@ -9,6 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev
+  python3-numpy
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,156 @@
+// Tokenized datasets: the on-disk layout `tuneserve prep` writes, the memory-mapped reader the
+// trainer opens, and the batcher that turns a list of row indices into padded (B, T) tensors.
+//
+// Dimensions: N rows, B rows in a batch, T tokens per padded row.
+//
+// On-disk layout of one dataset directory (all little-endian, no headers, memory-mappable):
+//   input_ids.bin       int32 [total tokens]   every row's token ids, rows back to back, unpadded
+//   token_type_ids.bin  int32 [total tokens]   segment ids, same layout as input_ids.bin
+//   offsets.bin         int64 [N + 1]          row r is [offsets[r], offsets[r+1]); offsets[0] = 0
+//   labels.bin          int32 [N]              class id per row (absent when the data has no labels)
+//   manifest.json       row/token counts, label names and counts, tokenizer identity, max_length,
+//                       padding policy, length statistics, source files, skipped rows (Manifest)
+// Rows are stored unpadded; padding happens when a batch is made, to the batch's longest row
+// (`longest`, the default) or to max_length (`max_length`, the reference workflow's shape).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace tuneserve::data {
+
+enum class Padding { Longest, MaxLength };
+Padding parse_padding(const std::string& name);  // "longest" | "max_length"; Error otherwise
+const char* padding_name(Padding padding);
+
+struct SourceFile {
+  std::string path;
+  std::string format;  // csv | tsv | jsonl
+  std::int64_t rows = 0;  // rows read from this file (before skipping, selection, split)
+};
+
+struct SkippedRow {
+  std::string file;
+  std::int64_t line = 0;
+  std::string reason;
+};
+
+struct LengthStats {
+  std::int64_t min = 0, max = 0, median = 0, p90 = 0;
+  double mean = 0.0;
+  std::int64_t bin_width = 32;         // histogram[i] counts lengths in [i*w, (i+1)*w)
+  std::vector<std::int64_t> histogram;
+  std::int64_t at_max_length = 0;      // rows that reached max_length (cut, or exactly that long)
+};
+
+struct Manifest {
+  std::int64_t rows = 0;
+  std::int64_t tokens = 0;
+  std::string split;                       // "train", "test" or "all"
+  std::vector<std::string> id2label;       // index = label id; empty when unlabelled
+  std::vector<std::int64_t> label_counts;  // per id, rows of this split
+  bool has_labels = true;
+  std::vector<std::string> text_columns;   // one, or two for pairs
+  std::string label_column;
+  // Tokenizer identity: where it was and a hash of the vocabulary file, so a trainer can refuse
+  // a dataset tokenized with another vocabulary.
+  std::string tokenizer_path;
+  std::string tokenizer_file;              // tokenizer.json or vocab.txt (the hashed file)
+  std::string tokenizer_hash;              // "fnv1a64:<16 hex digits>" of that file's bytes
+  std::int32_t pad_token_id = 0;
+  std::int32_t pad_token_type_id = 0;
+  std::int64_t max_length = 0;             // truncation length (0 = none)
+  Padding padding = Padding::Longest;
+  LengthStats lengths;
+  std::vector<SourceFile> sources;
+  bool shuffled = false;
+  std::uint64_t seed = 0;
+  std::int64_t select = -1;                // rows kept by --select (-1 = all)
+  double test_size = 0.0;
+  std::int64_t skipped_rows = 0;           // bad rows skipped with --skip-bad-rows (whole input)
+  std::vector<SkippedRow> skipped;         // the first ones, with file:line and reason
+
+  nlohmann::json to_json() const;
+  static Manifest from_json(const nlohmann::json& j, const std::string& where);  // Error names `where`
+};
+
+// Lengths -> LengthStats (histogram bins of `bin_width`; max_length 0 = no truncation).
+LengthStats length_stats(std::span<const std::int64_t> lengths, std::int64_t max_length,
+                         std::int64_t bin_width = 32);
+
+// Owned token storage, built in memory by prep (or by a test) before it is written or used.
+struct TokenizedRows {
+  std::vector<std::int32_t> input_ids;       // [total tokens]
+  std::vector<std::int32_t> token_type_ids;  // [total tokens]
+  std::vector<std::int64_t> offsets{0};      // [N + 1]
+  std::vector<std::int32_t> labels;          // [N] (empty when unlabelled)
+  void add(std::span<const std::int32_t> ids, std::span<const std::int32_t> type_ids,
+           std::optional<std::int32_t> label);
+  std::size_t size() const { return offsets.size() - 1; }
+};
+
+// One batch, row-major. Padded positions hold pad_token_id, type id pad_token_type_id, mask 0.
+struct Batch {
+  std::int64_t B = 0, T = 0;
+  std::vector<std::int32_t> input_ids;       // (B, T)
+  std::vector<std::int32_t> attention_mask;  // (B, T)
+  std::vector<std::int32_t> token_type_ids;  // (B, T)
+  std::vector<std::int32_t> labels;          // (B), empty when the dataset has no labels
+  std::vector<std::int32_t> lengths;         // (B) real tokens per row
+  std::vector<std::int64_t> rows;            // (B) dataset row of each batch row
+};
+
+// Unpadded ("varlen") batch: rows back to back, cu_seqlens[b] .. cu_seqlens[b+1] is row b.
+struct VarlenBatch {
+  std::int64_t B = 0;
+  std::vector<std::int32_t> input_ids;       // (sum of lengths)
+  std::vector<std::int32_t> token_type_ids;  // (sum of lengths)
+  std::vector<std::int32_t> cu_seqlens;      // (B + 1)
+  std::vector<std::int32_t> labels;          // (B)
+  std::vector<std::int64_t> rows;            // (B)
+};
+
+class TokenizedDataset {
+ public:
+  // Maps a directory written by write() / `tuneserve prep`; checks every file's size against the
+  // manifest and the offsets for monotonicity, naming the file on any mismatch.
+  static TokenizedDataset open(const std::string& dir);
+  // The in-memory path: prep straight from raw files without writing anything.
+  static TokenizedDataset from_rows(TokenizedRows rows, Manifest manifest);
+
+  // Writes the directory layout above (creates `dir`); the manifest's counts are refreshed.
+  void write(const std::string& dir) const;
+
+  std::size_t size() const { return rows_; }
+  std::int64_t total_tokens() const;
+  std::span<const std::int32_t> input_ids(std::size_t row) const;       // (length)
+  std::span<const std::int32_t> token_type_ids(std::size_t row) const;  // (length)
+  std::int64_t length(std::size_t row) const;
+  bool has_labels() const { return manifest_.has_labels; }
+  std::int32_t label(std::size_t row) const;
+  std::span<const std::int32_t> labels() const { return labels_; }
+  std::size_t num_labels() const { return manifest_.id2label.size(); }
+  const Manifest& manifest() const { return manifest_; }
+
+  // A padded batch of the given rows, in that order. Padding follows the manifest (longest in
+  // the batch, or max_length) unless `padding` overrides it. Error on an out-of-range row.
+  Batch batch(std::span<const std::int64_t> rows, std::optional<Padding> padding = {}) const;
+  VarlenBatch varlen_batch(std::span<const std::int64_t> rows) const;
+
+ private:
+  struct Storage;
+  std::shared_ptr<const Storage> storage_;  // keeps the mappings or the owned vectors alive
+  Manifest manifest_;
+  std::size_t rows_ = 0;
+  std::span<const std::int32_t> input_ids_, token_type_ids_, labels_;
+  std::span<const std::int64_t> offsets_;
+  void check_row(std::int64_t row) const;
+};
+
+}  // namespace tuneserve::data

@@ -1,0 +1,25 @@
+// AdamW update for one parameter tensor, exactly as torch.optim.AdamW (single-tensor path) does it.
+// The optimizer (train/optimizer.h) calls it once per parameter tensor per optimizer step.
+//
+// Dimensions: N elements of one parameter tensor (flat).
+// Writes in place: param, m, v (all = , the new state). Reads grad.
+#pragma once
+
+#include <cstddef>
+
+namespace tuneserve::kernels::cpu {
+
+struct AdamWHyper {
+  double lr = 5e-5;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled: param *= 1 - lr * weight_decay before the Adam step
+  long step = 1;              // 1-based count of updates, for bias correction
+};
+
+// param (N), grad (N), m (N) first moment, v (N) second moment.
+void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t n,
+                  const AdamWHyper& hyper);
+
+}  // namespace tuneserve::kernels::cpu

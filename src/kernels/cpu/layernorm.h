@@ -1,0 +1,17 @@
+// LayerNorm over the last dimension, as torch.nn.LayerNorm (biased variance, eps inside the sqrt).
+//
+// Dimensions: N rows (tokens), C features.
+// Outputs: forward writes (=) out, mean, rstd (mean/rstd may be null at inference).
+// backward writes (=) dinp and ACCUMULATES (+=) dweight, dbias.
+#pragma once
+
+namespace tuneserve {
+
+// out (N, C) = (inp - mean) * rstd * weight + bias; mean, rstd (N) saved for backward.
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int N, int C, float eps);
+
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int N, int C);
+
+}  // namespace tuneserve

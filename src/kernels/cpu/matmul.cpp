@@ -1,0 +1,204 @@
+// oneDNN-backed linear layers: a small cache of matmul primitives keyed by shape, one stream per
+// thread, and PackedLinear for inference with weights reordered once into the blocked layout.
+#include "kernels/cpu/matmul.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "core/error.h"
+
+namespace tuneserve {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using dims = dnnl::memory::dims;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream stream(cpu_engine());
+  return stream;
+}
+
+dnnl::memory::desc strided(std::int64_t rows, std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride) {
+  return dnnl::memory::desc(dims{rows, cols}, dt::f32, dims{row_stride, col_stride});
+}
+
+enum class Kind { Forward, ForwardNoBias, BackwardData, BackwardWeights };
+
+// Primitives are immutable once built and may be executed from several threads.
+dnnl::matmul cached_primitive(Kind kind, int M, int K, int N) {
+  static std::mutex mutex;
+  static std::map<std::tuple<int, int, int, int>, dnnl::matmul> cache;
+  const auto key = std::make_tuple(static_cast<int>(kind), M, K, N);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  dnnl::primitive_attr attr;
+  dnnl::matmul::primitive_desc pd;
+  switch (kind) {
+    case Kind::Forward:
+    case Kind::ForwardNoBias: {
+      const auto src = strided(M, K, K, 1), wei = strided(K, N, 1, K), dst = strided(M, N, N, 1);
+      if (kind == Kind::Forward) {
+        const auto bias = strided(1, N, N, 1);
+        pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, bias, dst), attr, cpu_engine());
+      } else {
+        pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
+      }
+      break;
+    }
+    case Kind::BackwardData: {  // dinp (M,K) = dout (M,N) @ W (N,K)
+      const auto src = strided(M, N, N, 1), wei = strided(N, K, K, 1), dst = strided(M, K, K, 1);
+      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
+      break;
+    }
+    case Kind::BackwardWeights: {  // dW (N,K) += dout^T (N,M) @ inp (M,K)
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+      const auto src = strided(N, M, 1, N), wei = strided(M, K, K, 1), dst = strided(N, K, K, 1);
+      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
+      break;
+    }
+  }
+  auto prim = dnnl::matmul(pd);
+  cache.emplace(key, prim);
+  return prim;
+}
+
+dnnl::memory mem(const dnnl::memory::desc& md, const float* p) {
+  return dnnl::memory(md, cpu_engine(), const_cast<float*>(p));
+}
+
+}  // namespace
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N) {
+  if (M <= 0) return;
+  const auto src = strided(M, K, K, 1), wei = strided(K, N, 1, K), dst = strided(M, N, N, 1);
+  auto& stream = thread_stream();
+  if (bias) {
+    cached_primitive(Kind::Forward, M, K, N)
+        .execute(stream, {{DNNL_ARG_SRC, mem(src, inp)},
+                          {DNNL_ARG_WEIGHTS, mem(wei, weight)},
+                          {DNNL_ARG_BIAS, mem(strided(1, N, N, 1), bias)},
+                          {DNNL_ARG_DST, mem(dst, out)}});
+  } else {
+    cached_primitive(Kind::ForwardNoBias, M, K, N)
+        .execute(stream, {{DNNL_ARG_SRC, mem(src, inp)}, {DNNL_ARG_WEIGHTS, mem(wei, weight)},
+                          {DNNL_ARG_DST, mem(dst, out)}});
+  }
+  stream.wait();
+}
+
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N) {
+  if (M <= 0) return;
+  auto& stream = thread_stream();
+  if (dinp) {
+    cached_primitive(Kind::BackwardData, M, K, N)
+        .execute(stream, {{DNNL_ARG_SRC, mem(strided(M, N, N, 1), dout)},
+                          {DNNL_ARG_WEIGHTS, mem(strided(N, K, K, 1), weight)},
+                          {DNNL_ARG_DST, mem(strided(M, K, K, 1), dinp)}});
+  }
+  if (dweight) {
+    cached_primitive(Kind::BackwardWeights, M, K, N)
+        .execute(stream, {{DNNL_ARG_SRC, mem(strided(N, M, 1, N), dout)},
+                          {DNNL_ARG_WEIGHTS, mem(strided(M, K, K, 1), inp)},
+                          {DNNL_ARG_DST, mem(strided(N, K, K, 1), dweight)}});
+  }
+  stream.wait();
+  if (dbias) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      // double: column sums over thousands of rows lose digits in fp32
+      double sum = 0.0;
+      for (int m = 0; m < M; ++m) sum += dout[static_cast<std::size_t>(m) * N + n];
+      dbias[n] += static_cast<float>(sum);
+    }
+  }
+}
+
+// ---- PackedLinear ----
+
+struct PackedLinear::Impl {
+  const float* plain_weight;  // (N, K), owned by the model; used when a shape rejects the packed layout
+  Activation activation;
+  dnnl::memory::desc packed_md;
+  dnnl::memory packed;
+  dnnl::memory bias;
+  std::mutex mutex;
+  std::map<int, std::pair<dnnl::matmul, bool>> by_m;  // M -> (primitive, uses packed weights)
+
+  dnnl::primitive_attr attr() const {
+    dnnl::primitive_attr a;
+    if (activation == Activation::Gelu) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+      a.set_post_ops(ops);
+    }
+    return a;
+  }
+};
+
+PackedLinear::PackedLinear(const float* weight, const float* bias, int K, int N, Activation activation)
+    : impl_(std::make_unique<Impl>()), K_(K), N_(N) {
+  impl_->plain_weight = weight;
+  impl_->activation = activation;
+  // The blocked layout oneDNN picks for a large batch; other M reuse it when the kernel accepts it.
+  const int M0 = 1024;
+  const auto any_w = dnnl::memory::desc(dims{K, N}, dt::f32, dnnl::memory::format_tag::any);
+  const auto bias_md = strided(1, N, N, 1);
+  dnnl::matmul::primitive_desc pd(
+      dnnl::matmul::desc(strided(M0, K, K, 1), any_w, bias_md, strided(M0, N, N, 1)), impl_->attr(),
+      cpu_engine());
+  impl_->packed_md = pd.weights_desc();
+  impl_->packed = dnnl::memory(impl_->packed_md, cpu_engine());
+  auto plain = mem(strided(K, N, 1, K), weight);
+  auto& stream = thread_stream();
+  dnnl::reorder(plain, impl_->packed).execute(stream, plain, impl_->packed);
+  stream.wait();
+  impl_->bias = dnnl::memory(bias_md, cpu_engine());
+  float* b = static_cast<float*>(impl_->bias.get_data_handle());
+  for (int n = 0; n < N; ++n) b[n] = bias ? bias[n] : 0.0f;
+}
+
+PackedLinear::~PackedLinear() = default;
+
+void PackedLinear::forward(float* out, const float* inp, int M) const {
+  if (M <= 0) return;
+  std::pair<dnnl::matmul, bool> entry;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    auto it = impl_->by_m.find(M);
+    if (it == impl_->by_m.end()) {
+      const auto src = strided(M, K_, K_, 1), dst = strided(M, N_, N_, 1), bias_md = strided(1, N_, N_, 1);
+      try {
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, impl_->packed_md, bias_md, dst), impl_->attr(),
+                                        cpu_engine());
+        entry = {dnnl::matmul(pd), true};
+      } catch (const dnnl::error&) {
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, strided(K_, N_, 1, K_), bias_md, dst),
+                                        impl_->attr(), cpu_engine());
+        entry = {dnnl::matmul(pd), false};
+      }
+      it = impl_->by_m.emplace(M, entry).first;
+    }
+    entry = it->second;
+  }
+  auto& stream = thread_stream();
+  dnnl::memory weights = entry.second ? impl_->packed : mem(strided(K_, N_, 1, K_), impl_->plain_weight);
+  entry.first.execute(stream, {{DNNL_ARG_SRC, mem(strided(M, K_, K_, 1), inp)},
+                               {DNNL_ARG_WEIGHTS, weights},
+                               {DNNL_ARG_BIAS, impl_->bias},
+                               {DNNL_ARG_DST, mem(strided(M, N_, N_, 1), out)}});
+  stream.wait();
+}
+
+}  // namespace tuneserve

@@ -1,0 +1,45 @@
+// Linear layers on CPU through oneDNN: y = x W^T + b with W stored as PyTorch does (N, K).
+// Training uses W in place (it changes every step); inference packs W once into oneDNN's blocked
+// layout (PackedLinear), optionally fusing GELU into the product.
+//
+// Dimensions: M rows (B*T tokens), K input features, N output features.
+// Outputs: matmul_forward writes (=) out. matmul_backward writes (=) dinp and ACCUMULATES (+=)
+// dweight and dbias (parameter gradients), so gradient accumulation needs no extra buffers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace tuneserve {
+
+// out (M, N) = inp (M, K) @ weight(N, K)^T + bias (N); bias may be null.
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
+
+// dinp (M, K) = dout (M, N) @ weight (N, K)            (written; skipped when dinp is null)
+// dweight (N, K) += dout^T (N, M) @ inp (M, K)         (accumulated)
+// dbias (N) += sum over rows of dout                   (accumulated; skipped when null)
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int M, int K, int N);
+
+// A weight matrix reordered once into oneDNN's preferred layout for fast inference.
+// Thread-safe: forward may be called concurrently (primitives are cached per M under a lock).
+class PackedLinear {
+ public:
+  enum class Activation { None, Gelu };
+  PackedLinear(const float* weight, const float* bias, int K, int N, Activation activation = Activation::None);
+  ~PackedLinear();
+  PackedLinear(const PackedLinear&) = delete;
+  PackedLinear& operator=(const PackedLinear&) = delete;
+  // out (M, N) = act(inp (M, K) @ W^T + b)
+  void forward(float* out, const float* inp, int M) const;
+  int K() const { return K_; }
+  int N() const { return N_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int K_;
+  int N_;
+};
+
+}  // namespace tuneserve

@@ -1,0 +1,569 @@
+// BERT-family classifier on CPU: weights by Hugging Face name in one flat buffer, a forward that is
+// a straight list of kernel calls per layer, and a backward that is the same list reversed.
+//
+// Dimensions: B batch, T tokens, M tokens in the batch (B*T padded, or the real ones unpadded),
+// C hidden, NH heads, F ffn, L layers, V vocab, P positions, K labels.
+//
+// All three architectures are post-LayerNorm encoders with the same dataflow per layer:
+//   qkv = x Wqkv^T + b;  a = attention(qkv);  r1 = x + drop(a Wo^T + b);  h = LN1(r1)
+//   f = gelu(h W1^T + b1);  r2 = h + drop(f W2^T + b2);  y = LN2(r2)
+// (DistilBERT has no dropout after the attention projection.) Heads differ only in which
+// activation and where the dropouts sit (see HeadSpec).
+#include "model/model.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "checkpoint/safetensors.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/dropout.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cpu/matmul.h"
+#include "model/weights.h"
+
+namespace fs = std::filesystem;
+
+namespace tuneserve {
+
+namespace {
+
+// One layer's activations. Training keeps L of them; inference reuses one.
+struct LayerActs {
+  float* x;         // (M, C) layer input (not owned: the previous layer's ln2 or the embeddings)
+  float* qkv;       // (M, 3C)
+  float* att;       // (B, NH, T, T) softmax probabilities (training only)
+  float* atty;      // (M, C) attention output before the projection
+  float* ao;        // (M, C) attention projection (before dropout)
+  float* res1;      // (M, C) x + drop(ao)
+  float* ln1;       // (M, C)
+  float* ln1_mean;  // (M)
+  float* ln1_rstd;  // (M)
+  float* fch;       // (M, F) before GELU
+  float* fcg;       // (M, F) after GELU
+  float* fo;        // (M, C) second FFN linear (before dropout)
+  float* res2;      // (M, C) ln1 + drop(fo)
+  float* ln2;       // (M, C) layer output
+  float* ln2_mean;  // (M)
+  float* ln2_rstd;  // (M)
+};
+
+struct Acts {
+  std::vector<float> storage;
+  float* emb;        // (M, C) word + position (+ type)
+  float* emb_ln;     // (M, C)
+  float* emb_mean;   // (M)
+  float* emb_rstd;   // (M)
+  float* emb_out;    // (M, C) after dropout
+  std::vector<LayerActs> layers;
+  float* cls_in;     // (B, C) hidden state of each row's first token
+  float* head_a;     // (B, C) after the head's first dropout
+  float* head_pre;   // (B, C) dense output
+  float* head_act;   // (B, C) after tanh / relu
+  float* head_b;     // (B, C) after the second dropout
+  float* logits;     // (B, K)
+};
+
+// Dropout sites: one stream per (step, site) so every mask is independent and regenerable.
+constexpr std::uint64_t kSiteEmbedding = 0, kSiteHeadA = 1, kSiteHeadB = 2;
+std::uint64_t site_layer(int l, int which) { return 8 + static_cast<std::uint64_t>(l) * 4 + which; }
+
+struct DropoutPlan {
+  bool on = false;
+  std::uint64_t seed = 0;
+  std::uint64_t step = 0;
+  DropoutKey key(std::uint64_t site) const { return {seed, (step << 20) | site}; }
+};
+
+// Where the dropouts and which activation the classification head has.
+struct HeadSpec {
+  float p_before_dense;  // RoBERTa drops the [CLS] state before its dense layer
+  float p_after_act;
+  bool tanh;             // BERT pooler / RoBERTa dense: tanh; DistilBERT pre_classifier: ReLU
+};
+
+HeadSpec head_spec(const ModelConfig& c) {
+  switch (c.arch) {
+    case Arch::DistilBert: return {0.0f, c.classifier_dropout, false};
+    case Arch::Bert: return {0.0f, c.classifier_dropout, true};
+    case Arch::Roberta: return {c.classifier_dropout, c.classifier_dropout, true};
+  }
+  return {0.0f, 0.0f, true};
+}
+
+// Carves one float buffer into named slices: sizes first, then pointers.
+class Carver {
+ public:
+  void add(float** slot, std::size_t n) { items_.push_back({slot, n}); }
+  void allocate(std::vector<float>& storage) {
+    std::size_t total = 0;
+    for (auto& it : items_) total += it.n;
+    storage.assign(total, 0.0f);
+    std::size_t offset = 0;
+    for (auto& it : items_) {
+      *it.slot = storage.data() + offset;
+      offset += it.n;
+    }
+  }
+
+ private:
+  struct Item {
+    float** slot;
+    std::size_t n;
+  };
+  std::vector<Item> items_;
+};
+
+void allocate_acts(Acts& a, const ModelConfig& c, int B, int T, int M, bool training) {
+  const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = M;
+  Carver v;
+  v.add(&a.emb, Ms * C);
+  v.add(&a.emb_ln, Ms * C);
+  v.add(&a.emb_mean, Ms);
+  v.add(&a.emb_rstd, Ms);
+  v.add(&a.emb_out, Ms * C);
+  a.layers.assign(c.num_layers, {});
+  const int distinct = training ? c.num_layers : 1;
+  for (int l = 0; l < distinct; ++l) {
+    LayerActs& la = a.layers[l];
+    v.add(&la.qkv, Ms * 3 * C);
+    if (training) v.add(&la.att, static_cast<std::size_t>(B) * c.num_heads * T * T);
+    v.add(&la.atty, Ms * C);
+    v.add(&la.ao, Ms * C);
+    v.add(&la.res1, Ms * C);
+    v.add(&la.ln1, Ms * C);
+    v.add(&la.ln1_mean, Ms);
+    v.add(&la.ln1_rstd, Ms);
+    v.add(&la.fch, Ms * F);
+    v.add(&la.fcg, Ms * F);
+    v.add(&la.fo, Ms * C);
+    v.add(&la.res2, Ms * C);
+    v.add(&la.ln2, Ms * C);
+    v.add(&la.ln2_mean, Ms);
+    v.add(&la.ln2_rstd, Ms);
+  }
+  v.add(&a.cls_in, static_cast<std::size_t>(B) * C);
+  v.add(&a.head_a, static_cast<std::size_t>(B) * C);
+  v.add(&a.head_pre, static_cast<std::size_t>(B) * C);
+  v.add(&a.head_act, static_cast<std::size_t>(B) * C);
+  v.add(&a.head_b, static_cast<std::size_t>(B) * C);
+  v.add(&a.logits, static_cast<std::size_t>(B) * c.num_labels);
+  v.allocate(a.storage);
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (l >= distinct) {
+      a.layers[l] = a.layers[0];
+      a.layers[l].att = nullptr;
+    }
+    a.layers[l].x = l == 0 ? a.emb_out : a.layers[l - 1].ln2;
+  }
+  if (!training) a.layers[0].att = nullptr;
+}
+
+// Token-level inputs after validation: ids, positions, types, and which tokens are real.
+struct Tokens {
+  int B = 0, T = 0;
+  std::vector<std::int32_t> ids, pos, types, mask;
+};
+
+Tokens prepare_tokens(const ModelConfig& c, const Batch& batch) {
+  if (batch.B <= 0 || batch.T <= 0) fail("batch is empty (B={}, T={})", batch.B, batch.T);
+  if (!batch.input_ids) fail("batch has no input_ids");
+  Tokens tk;
+  tk.B = batch.B;
+  tk.T = batch.T;
+  const std::size_t N = static_cast<std::size_t>(batch.B) * batch.T;
+  tk.ids.assign(batch.input_ids, batch.input_ids + N);
+  tk.mask = batch.attention_mask ? std::vector<std::int32_t>(batch.attention_mask, batch.attention_mask + N)
+                                 : std::vector<std::int32_t>(N, 1);
+  tk.types = batch.token_type_ids ? std::vector<std::int32_t>(batch.token_type_ids, batch.token_type_ids + N)
+                                  : std::vector<std::int32_t>(N, 0);
+  tk.pos.resize(N);
+  for (int b = 0; b < batch.B; ++b) {
+    int running = 0;  // RoBERTa: positions count non-pad tokens from padding_idx + 1
+    for (int t = 0; t < batch.T; ++t) {
+      const std::size_t i = static_cast<std::size_t>(b) * batch.T + t;
+      const std::int32_t id = tk.ids[i];
+      if (id < 0 || id >= c.vocab_size)
+        fail("input_ids[{}][{}] = {} is outside the model's vocabulary [0, {})", b, t, id, c.vocab_size);
+      if (c.arch == Arch::Roberta) {
+        if (id != c.pad_token_id) ++running;
+        tk.pos[i] = id != c.pad_token_id ? running + c.pad_token_id : c.pad_token_id;
+      } else {
+        tk.pos[i] = t;
+      }
+      if (tk.pos[i] >= c.max_position_embeddings)
+        fail("sequence length {} exceeds the model's {} positions (max_position_embeddings{})", batch.T,
+             c.arch == Arch::Roberta ? c.max_position_embeddings - c.pad_token_id - 1 : c.max_position_embeddings,
+             c.arch == Arch::Roberta ? " - padding_idx - 1" : "");
+      if (c.type_vocab_size > 0 && (tk.types[i] < 0 || tk.types[i] >= c.type_vocab_size))
+        fail("token_type_ids[{}][{}] = {} is outside [0, {}) (type_vocab_size)", b, t, tk.types[i],
+             c.type_vocab_size);
+    }
+  }
+  return tk;
+}
+
+}  // namespace
+
+struct Model::Impl {
+  ModelConfig config;
+  ParamTable params;
+  DropoutPlan dropout;
+  bool dropout_enabled = true;
+  // Inference weights packed for oneDNN, built on first forward() after any weight change.
+  mutable std::mutex pack_mutex;
+  mutable std::shared_ptr<const PackedWeights> packed;
+  // Training scratch, kept between steps to avoid reallocating.
+  Acts train_acts;
+  std::vector<float> grad_scratch;
+
+  std::shared_ptr<const PackedWeights> packed_weights() const {
+    std::lock_guard<std::mutex> lock(pack_mutex);
+    if (!packed) packed = std::make_shared<PackedWeights>(params.w, config);
+    return packed;
+  }
+  void invalidate_packed() {
+    std::lock_guard<std::mutex> lock(pack_mutex);
+    packed.reset();
+  }
+
+  void forward_layers(Acts& a, const Tokens& tk, const std::vector<int>& seq_offsets,
+                      const std::vector<int>& seq_lengths, int M, const PackedWeights* pw,
+                      const DropoutPlan& drop, std::vector<std::vector<float>>* hidden) const;
+  void backward(Acts& a, const Tokens& tk, const float* dlogits, const DropoutPlan& drop);
+};
+
+// ---------------------------------------------------------------------------------------------
+// forward
+
+void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const std::vector<int>& seq_offsets,
+                                 const std::vector<int>& seq_lengths, int M, const PackedWeights* pw,
+                                 const DropoutPlan& drop, std::vector<std::vector<float>>* hidden) const {
+  const ModelConfig& c = config;
+  const Weights& w = params.w;
+  const int C = c.hidden_size, F = c.intermediate_size, NH = c.num_heads, K = c.num_labels;
+  const int B = tk.B, T = tk.T;
+  const bool padded = seq_offsets.empty();  // padded: (B, T) rows with a mask; else packed real tokens
+  const float p_hidden = drop.on ? c.hidden_dropout : 0.0f;
+  const float p_attn = drop.on ? c.attention_dropout : 0.0f;
+  auto save_hidden = [&](const float* h) {
+    if (hidden) hidden->emplace_back(h, h + static_cast<std::size_t>(M) * C);
+  };
+  auto linear = [&](float* out, const float* inp, int rows, const float* weight, const float* bias,
+                    const PackedLinear* packed, int in, int outn) {
+    if (packed) packed->forward(out, inp, rows);
+    else matmul_forward(out, inp, weight, bias, rows, in, outn);
+  };
+
+  // Embeddings (the caller filled ids/pos/types in the layout being run).
+  const std::int32_t* ids = tk.ids.data();
+  const std::int32_t* pos = tk.pos.data();
+  const std::int32_t* types = tk.types.data();
+  embedding_forward(a.emb, ids, pos, types, w.wte, w.wpe, w.wtt, M, C);
+  layernorm_forward(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, w.emb_ln_w, w.emb_ln_b, M, C, c.layer_norm_eps);
+  dropout_forward(a.emb_out, a.emb_ln, static_cast<std::size_t>(M) * C, p_hidden, drop.key(kSiteEmbedding));
+  save_hidden(a.emb_out);
+
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    const LayerActs& la = a.layers[l];
+    const PackedLayer* pl = pw ? &pw->layers[l] : nullptr;
+    const std::size_t MC = static_cast<std::size_t>(M) * C;
+    linear(la.qkv, la.x, M, lw.qkv_w, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C, 3 * C);
+    if (padded) {
+      attention_forward(la.atty, la.att, la.qkv, tk.mask.data(), B, T, C, NH, p_attn,
+                        drop.key(site_layer(l, 0)));
+    } else {
+      for (std::size_t s = 0; s < seq_offsets.size(); ++s) {
+        const std::size_t off = seq_offsets[s];
+        attention_forward(la.atty + off * C, nullptr, la.qkv + off * 3 * C, nullptr, 1, seq_lengths[s], C, NH, 0.0f,
+                          {});
+      }
+    }
+    linear(la.ao, la.atty, M, lw.attn_out_w, lw.attn_out_b, pl ? pl->attn_out.get() : nullptr, C, C);
+    const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
+    dropout_forward(la.res1, la.ao, MC, p_ao, drop.key(site_layer(l, 1)));
+    for (std::size_t i = 0; i < MC; ++i) la.res1[i] += la.x[i];
+    layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, la.res1, lw.ln1_w, lw.ln1_b, M, C, c.layer_norm_eps);
+    if (pl) {
+      pl->fc_gelu->forward(la.fcg, la.ln1, M);  // GELU fused into the product; fch not needed
+    } else {
+      matmul_forward(la.fch, la.ln1, lw.fc_w, lw.fc_b, M, C, F);
+      gelu_forward(la.fcg, la.fch, static_cast<std::size_t>(M) * F);
+    }
+    linear(la.fo, la.fcg, M, lw.proj_w, lw.proj_b, pl ? pl->proj.get() : nullptr, F, C);
+    dropout_forward(la.res2, la.fo, MC, p_hidden, drop.key(site_layer(l, 2)));
+    for (std::size_t i = 0; i < MC; ++i) la.res2[i] += la.ln1[i];
+    layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.res2, lw.ln2_w, lw.ln2_b, M, C, c.layer_norm_eps);
+    save_hidden(la.ln2);
+  }
+
+  // Head on each row's first token.
+  const float* last = a.layers[c.num_layers - 1].ln2;
+  for (int b = 0; b < B; ++b) {
+    const std::size_t row = padded ? static_cast<std::size_t>(b) * T : static_cast<std::size_t>(seq_offsets[b]);
+    std::memcpy(a.cls_in + static_cast<std::size_t>(b) * C, last + row * C, sizeof(float) * C);
+  }
+  const HeadSpec hs = head_spec(c);
+  const std::size_t BC = static_cast<std::size_t>(B) * C;
+  dropout_forward(a.head_a, a.cls_in, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA));
+  matmul_forward(a.head_pre, a.head_a, w.head_w, w.head_b, B, C, C);
+  if (hs.tanh) tanh_forward(a.head_act, a.head_pre, BC);
+  else relu_forward(a.head_act, a.head_pre, BC);
+  dropout_forward(a.head_b, a.head_act, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB));
+  matmul_forward(a.logits, a.head_b, w.cls_w, w.cls_b, B, C, K);
+}
+
+std::vector<float> Model::forward(const Batch& batch, const ForwardOptions& options) const {
+  const ModelConfig& c = impl_->config;
+  Tokens tk = prepare_tokens(c, batch);
+  const int B = tk.B, T = tk.T;
+  // Without hidden states asked for, padding is dropped: only real tokens go through the encoder
+  // (the logits do not depend on padding). A row whose first token is padding keeps the padded path,
+  // since the head reads that token.
+  bool unpad = options.hidden_states == nullptr;
+  for (int b = 0; b < B && unpad; ++b) unpad = tk.mask[static_cast<std::size_t>(b) * T] != 0;
+  std::vector<int> offsets, lengths;
+  int M = B * T;
+  if (unpad) {
+    Tokens packed;
+    packed.B = B;
+    packed.T = T;
+    int total = 0;
+    for (int b = 0; b < B; ++b) {
+      offsets.push_back(total);
+      int len = 0;
+      for (int t = 0; t < T; ++t) {
+        const std::size_t i = static_cast<std::size_t>(b) * T + t;
+        if (!tk.mask[i]) continue;
+        packed.ids.push_back(tk.ids[i]);
+        packed.pos.push_back(tk.pos[i]);
+        packed.types.push_back(tk.types[i]);
+        ++len;
+      }
+      lengths.push_back(len);
+      total += len;
+    }
+    M = total;
+    tk = std::move(packed);
+  }
+  Acts acts;
+  allocate_acts(acts, c, B, T, M, false);
+  const auto pw = impl_->packed_weights();
+  if (options.hidden_states) options.hidden_states->clear();
+  impl_->forward_layers(acts, tk, offsets, lengths, M, pw.get(), DropoutPlan{}, options.hidden_states);
+  return std::vector<float>(acts.logits, acts.logits + static_cast<std::size_t>(B) * c.num_labels);
+}
+
+// ---------------------------------------------------------------------------------------------
+// losses
+
+namespace {
+enum class Problem { SingleLabel, MultiLabel, Regression };
+
+Problem problem_of(const ModelConfig& c, const Labels& labels) {
+  if (c.problem_type == "regression") return Problem::Regression;
+  if (c.problem_type == "multi_label_classification") return Problem::MultiLabel;
+  if (c.problem_type == "single_label_classification") return Problem::SingleLabel;
+  if (c.num_labels == 1) return Problem::Regression;
+  return labels.class_ids ? Problem::SingleLabel : Problem::MultiLabel;
+}
+
+void require_labels(const ModelConfig& c, Problem p, const Labels& labels) {
+  if (p == Problem::SingleLabel && !labels.class_ids)
+    fail("single-label classification needs integer class ids (Labels::class_ids)");
+  if (p != Problem::SingleLabel && !labels.values)
+    fail("{} needs float targets (Labels::values, B x {})",
+         p == Problem::Regression ? "regression" : "multi-label classification", c.num_labels);
+}
+}  // namespace
+
+float Model::loss(const float* logits, int B, const Labels& labels) const {
+  const ModelConfig& c = impl_->config;
+  const Problem p = problem_of(c, labels);
+  require_labels(c, p, labels);
+  const int K = c.num_labels;
+  switch (p) {
+    case Problem::SingleLabel: return cross_entropy_forward(logits, labels.class_ids, B, K);
+    case Problem::MultiLabel: return bce_with_logits_forward(logits, labels.values, B * K);
+    case Problem::Regression: return mse_forward(logits, labels.values, B * K);
+  }
+  return 0.0f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward
+
+void Model::Impl::backward(Acts& a, const Tokens& tk, const float* dlogits, const DropoutPlan& drop) {
+  const ModelConfig& c = config;
+  const Weights& w = params.w;
+  const Weights& g = params.g;
+  const int C = c.hidden_size, F = c.intermediate_size, NH = c.num_heads, K = c.num_labels;
+  const int B = tk.B, T = tk.T, M = B * T;
+  const std::size_t MC = static_cast<std::size_t>(M) * C, MF = static_cast<std::size_t>(M) * F;
+  const std::size_t BC = static_cast<std::size_t>(B) * C;
+  const float p_hidden = drop.on ? c.hidden_dropout : 0.0f;
+  const float p_attn = drop.on ? c.attention_dropout : 0.0f;
+
+  // Scratch: gradient of the current layer output, two (M, C), one (M, F) x2, one (M, 3C), head (B, C) x2.
+  Carver v;
+  float *dx, *d1, *d2, *df1, *df2, *dqkv, *dh1, *dh2;
+  v.add(&dx, MC);
+  v.add(&d1, MC);
+  v.add(&d2, MC);
+  v.add(&df1, MF);
+  v.add(&df2, MF);
+  v.add(&dqkv, MC * 3);
+  v.add(&dh1, BC);
+  v.add(&dh2, BC);
+  v.allocate(grad_scratch);
+
+  // Head, reversed.
+  const HeadSpec hs = head_spec(c);
+  matmul_backward(dh1, g.cls_w, g.cls_b, dlogits, a.head_b, w.cls_w, B, C, K);
+  dropout_backward(dh1, dh1, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB));
+  if (hs.tanh) tanh_backward(dh1, a.head_act, dh1, BC);
+  else relu_backward(dh1, a.head_pre, dh1, BC);
+  matmul_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, w.head_w, B, C, C);
+  dropout_backward(dh2, dh2, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA));
+  std::fill(dx, dx + MC, 0.0f);
+  for (int b = 0; b < B; ++b)
+    std::memcpy(dx + static_cast<std::size_t>(b) * T * C, dh2 + static_cast<std::size_t>(b) * C, sizeof(float) * C);
+
+  for (int l = c.num_layers - 1; l >= 0; --l) {
+    const LayerWeights& lw = w.layers[l];
+    const LayerWeights& lg = g.layers[l];
+    const LayerActs& la = a.layers[l];
+    // y = LN2(r2), r2 = ln1 + drop(fo)
+    layernorm_backward(d1, lg.ln2_w, lg.ln2_b, dx, la.res2, lw.ln2_w, la.ln2_mean, la.ln2_rstd, M, C);
+    dropout_backward(d2, d1, MC, p_hidden, drop.key(site_layer(l, 2)));
+    matmul_backward(df2, lg.proj_w, lg.proj_b, d2, la.fcg, lw.proj_w, M, F, C);
+    gelu_backward(df1, la.fch, df2, MF);
+    matmul_backward(d2, lg.fc_w, lg.fc_b, df1, la.ln1, lw.fc_w, M, C, F);
+    for (std::size_t i = 0; i < MC; ++i) d1[i] += d2[i];  // residual into ln1
+    // ln1 = LN1(r1), r1 = x + drop(ao)
+    layernorm_backward(dx, lg.ln1_w, lg.ln1_b, d1, la.res1, lw.ln1_w, la.ln1_mean, la.ln1_rstd, M, C);
+    const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
+    dropout_backward(d2, dx, MC, p_ao, drop.key(site_layer(l, 1)));
+    matmul_backward(d1, lg.attn_out_w, lg.attn_out_b, d2, la.atty, lw.attn_out_w, M, C, C);
+    attention_backward(dqkv, d1, la.qkv, la.att, B, T, C, NH, p_attn, drop.key(site_layer(l, 0)));
+    matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C);
+    for (std::size_t i = 0; i < MC; ++i) dx[i] += d2[i];  // residual into x
+  }
+
+  // Embeddings.
+  dropout_backward(d1, dx, MC, p_hidden, drop.key(kSiteEmbedding));
+  layernorm_backward(d2, g.emb_ln_w, g.emb_ln_b, d1, a.emb, w.emb_ln_w, a.emb_mean, a.emb_rstd, M, C);
+  embedding_backward(g.wte, g.wpe, g.wtt, d2, tk.ids.data(), tk.pos.data(), tk.types.data(), M, C);
+}
+
+float Model::forward_backward(const Batch& batch, const Labels& labels, float grad_scale,
+                              std::vector<float>* logits) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.config;
+  m.invalidate_packed();  // the optimizer will change the weights after this step
+  const Tokens tk = prepare_tokens(c, batch);
+  const int B = tk.B, T = tk.T, K = c.num_labels;
+  const Problem p = problem_of(c, labels);
+  require_labels(c, p, labels);
+
+  DropoutPlan drop = m.dropout;
+  drop.on = m.dropout_enabled;
+  ++m.dropout.step;  // each training forward consumes one step of the stream
+
+  allocate_acts(m.train_acts, c, B, T, B * T, true);
+  m.forward_layers(m.train_acts, tk, {}, {}, B * T, nullptr, drop, nullptr);
+  const float* out = m.train_acts.logits;
+  if (logits) logits->assign(out, out + static_cast<std::size_t>(B) * K);
+
+  std::vector<float> dlogits(static_cast<std::size_t>(B) * K);
+  float value = 0.0f;
+  switch (p) {
+    case Problem::SingleLabel:
+      value = cross_entropy_forward(out, labels.class_ids, B, K);
+      cross_entropy_backward(dlogits.data(), out, labels.class_ids, B, K, grad_scale);
+      break;
+    case Problem::MultiLabel:
+      value = bce_with_logits_forward(out, labels.values, B * K);
+      bce_with_logits_backward(dlogits.data(), out, labels.values, B * K, grad_scale);
+      break;
+    case Problem::Regression:
+      value = mse_forward(out, labels.values, B * K);
+      mse_backward(dlogits.data(), out, labels.values, B * K, grad_scale);
+      break;
+  }
+  m.backward(m.train_acts, tk, dlogits.data(), drop);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// object plumbing, loading, saving
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+const ModelConfig& Model::config() const { return impl_->config; }
+ModelConfig& Model::mutable_config() { return impl_->config; }
+
+void Model::set_num_threads(int n) {
+  if (n > 0) omp_set_num_threads(n);
+}
+
+std::vector<Parameter>& Model::parameters() {
+  impl_->invalidate_packed();  // the caller may write through Parameter::data
+  return impl_->params.list;
+}
+
+void Model::zero_grad() { std::fill(impl_->params.grads.begin(), impl_->params.grads.end(), 0.0f); }
+
+void Model::set_dropout(std::uint64_t seed, std::uint64_t offset) {
+  impl_->dropout.seed = seed;
+  impl_->dropout.step = offset;
+}
+std::uint64_t Model::dropout_offset() const { return impl_->dropout.step; }
+void Model::set_dropout_enabled(bool enabled) { impl_->dropout_enabled = enabled; }
+void Model::mark_weights_changed() { impl_->invalidate_packed(); }
+
+Model Model::from_config(const ModelConfig& config, std::uint64_t init_seed) {
+  Model model;
+  model.impl_->config = config;
+  build_param_table(model.impl_->params, config);
+  init_all_parameters(model.impl_->params, config, init_seed);
+  return model;
+}
+
+Model Model::load(const std::string& dir, LoadReport* report, const LoadOptions& options) {
+  Model model;
+  ModelConfig config = load_config(dir);
+  if (!options.labels.empty()) set_labels(config, options.labels);
+  if (!options.problem_type.empty()) config.problem_type = options.problem_type;
+  if (config.architectures.empty() || config.architectures[0] != config.sequence_classification_class())
+    config.architectures = {config.sequence_classification_class()};
+  model.impl_->config = config;
+  build_param_table(model.impl_->params, config);
+  LoadReport local;
+  load_parameters(model.impl_->params, config, dir, options.init_seed, report ? *report : local);
+  return model;
+}
+
+void Model::save(const std::string& dir) const {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("{}: cannot create directory: {}", dir, ec.message());
+  save_parameters(impl_->params, (fs::path(dir) / "model.safetensors").string());
+  save_config(impl_->config, (fs::path(dir) / "config.json").string());
+}
+
+}  // namespace tuneserve

@@ -1,0 +1,117 @@
+// A BERT-family sequence classifier (DistilBERT, BERT, RoBERTa) loaded from a Hugging Face
+// directory: eval forward (logits), training forward+backward (loss, every parameter gradient), save.
+//
+// Dimensions: B batch, T tokens (padded length), C hidden, NH heads, HS head size, L layers,
+// F ffn size, V vocab, P max positions, K num_labels.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint/config.h"
+
+namespace tuneserve {
+
+// A padded batch, row-major (B, T). Rows may have different real lengths (attention_mask 0 on
+// padding). token_type_ids may be null (all zeros, as transformers does).
+struct Batch {
+  int B = 0;
+  int T = 0;
+  const std::int32_t* input_ids = nullptr;       // (B, T)
+  const std::int32_t* attention_mask = nullptr;  // (B, T); null = all ones
+  const std::int32_t* token_type_ids = nullptr;  // (B, T) or null
+};
+
+// Labels by problem type (see ModelConfig::problem_type; when it is empty transformers infers:
+// num_labels == 1 -> regression, integer class ids -> single label, else multi label).
+struct Labels {
+  const std::int32_t* class_ids = nullptr;  // (B) single_label_classification
+  const float* values = nullptr;            // (B, K): multi_label (0/1 targets) or regression (K = 1)
+};
+
+// One trainable tensor under its Hugging Face name (e.g. "distilbert.transformer.layer.0.ffn.lin1.weight").
+struct Parameter {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  float* data = nullptr;   // numel floats
+  float* grad = nullptr;   // numel floats; backward accumulates (+=) into it
+  std::size_t numel = 0;
+  bool weight_decay = true;  // false for biases and LayerNorm weights (Trainer's rule)
+};
+
+// What load() did besides a one-to-one name match.
+struct LoadReport {
+  std::vector<std::string> ignored;      // tensors in the file the classifier does not use (MLM heads...)
+  std::vector<std::string> initialized;  // tensors absent from the file, initialised as transformers does
+  std::vector<std::string> renamed;      // "file name -> HF name" (legacy gamma/beta, missing prefix)
+};
+
+struct ForwardOptions {
+  // When set, filled with L+1 tensors (B, T, C): embeddings output, then each layer's output
+  // (transformers' `hidden_states`).
+  std::vector<std::vector<float>>* hidden_states = nullptr;
+};
+
+struct LoadOptions {
+  std::uint64_t init_seed = 42;       // for tensors absent from the file (a new classification head)
+  std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
+  std::string problem_type;           // non-empty: override the config's problem_type
+};
+
+class Model {
+ public:
+  // Loads `dir`/config.json and `dir`/model.safetensors (or model.safetensors.index.json shards).
+  // Tensors absent from the file that transformers would create (classification head, pooler) are
+  // initialised normal(0, initializer_range) / zero bias and listed in the report.
+  static Model load(const std::string& dir, LoadReport* report = nullptr, const LoadOptions& options = {});
+  // Random weights as transformers initialises them (for benchmarks and tests).
+  static Model from_config(const ModelConfig& config, std::uint64_t init_seed = 42);
+
+  Model();
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+  const ModelConfig& config() const;
+  // For label names / label2id / problem_type edits only: num_labels must not change (the head's
+  // shape is fixed at load; pass LoadOptions::labels instead).
+  ModelConfig& mutable_config();
+
+  // OpenMP/oneDNN threads used by forward/backward (default: all cores).
+  static void set_num_threads(int n);
+
+  // Eval-mode forward: logits (B, K). Throws Error for ids outside [0, V), T > positions, etc.
+  // Safe to call from several threads at once (activations are per call).
+  std::vector<float> forward(const Batch& batch, const ForwardOptions& options = {}) const;
+
+  // Loss as transformers computes it for `logits` (B, K): mean cross-entropy, mean BCE-with-logits,
+  // or mean squared error, chosen by problem_type (or inferred from which label field is set).
+  float loss(const float* logits, int B, const Labels& labels) const;
+
+  // ---- training ----
+  std::vector<Parameter>& parameters();
+  void zero_grad();
+  // Training-mode forward (dropout on unless disabled) + backward. Gradients of loss*grad_scale
+  // are ADDED to each Parameter::grad. Returns the (unscaled) loss; logits written if non-null.
+  float forward_backward(const Batch& batch, const Labels& labels, float grad_scale = 1.0f,
+                         std::vector<float>* logits = nullptr);
+  // Dropout stream: a counter-based RNG keyed by seed; each forward_backward consumes one
+  // offset, so restoring (seed, offset) resumes the exact stream.
+  void set_dropout(std::uint64_t seed, std::uint64_t offset = 0);
+  std::uint64_t dropout_offset() const;
+  void set_dropout_enabled(bool enabled);  // false: training forward without dropout
+  // Call after changing Parameter::data outside forward_backward (optimizer step, restoring a
+  // checkpoint), so the next forward() repacks its inference weights.
+  void mark_weights_changed();
+
+  // Writes dir/config.json and dir/model.safetensors under transformers' names.
+  void save(const std::string& dir) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tuneserve

@@ -1,0 +1,350 @@
+// The text-classification pipeline: parameters, input parsing, postprocessing and JSON output with
+// transformers' TextClassificationPipeline semantics, plus the batched tokenize -> forward driver.
+//
+// Dimension legend: B batch, T tokens (padded length), NL num_labels.
+#include "model/pipeline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace tuneserve {
+
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string json_type_name(const nlohmann::json& value) { return value.type_name(); }
+
+}  // namespace
+
+// ---- parameters -----------------------------------------------------------------------------
+
+ScoreFunction parse_score_function(std::string_view name) {
+  const std::string key = lower(name);
+  if (key == "default") return ScoreFunction::Default;
+  if (key == "sigmoid") return ScoreFunction::Sigmoid;
+  if (key == "softmax") return ScoreFunction::Softmax;
+  if (key == "none") return ScoreFunction::None;
+  fail("function_to_apply: unknown value '{}' (expected default, sigmoid, softmax or none)", name);
+}
+
+std::string_view score_function_name(ScoreFunction function) {
+  switch (function) {
+    case ScoreFunction::Default: return "default";
+    case ScoreFunction::Sigmoid: return "sigmoid";
+    case ScoreFunction::Softmax: return "softmax";
+    case ScoreFunction::None: return "none";
+  }
+  return "default";
+}
+
+TopK parse_top_k(std::string_view text) {
+  const std::string key = lower(text);
+  if (key == "all" || key == "none" || key == "null") return TopK::all();
+  int k = -1;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), k);
+  if (error != std::errc() || end != text.data() + text.size() || k < 0)
+    fail("top_k: '{}' is not a non-negative integer or 'all'", text);
+  return TopK::best(k);
+}
+
+CallOptions parse_parameters(const nlohmann::json& parameters) {
+  CallOptions options;
+  if (parameters.is_null()) return options;
+  if (!parameters.is_object()) fail("parameters: expected an object, got {}", json_type_name(parameters));
+  for (const auto& [key, value] : parameters.items()) {
+    if (key == "top_k") {
+      if (value.is_null()) {
+        options.postprocess.top_k = TopK::all();
+      } else if (value.is_number_integer()) {
+        if (value.get<std::int64_t>() < 0 || value.get<std::int64_t>() > 1'000'000)
+          fail("parameters.top_k: {} is out of range (expected >= 0, or null for all labels)", value.dump());
+        options.postprocess.top_k = TopK::best(value.get<int>());
+      } else if (value.is_string()) {
+        options.postprocess.top_k = parse_top_k(value.get<std::string>());
+      } else {
+        fail("parameters.top_k: expected an integer or null, got {}", json_type_name(value));
+      }
+    } else if (key == "function_to_apply") {
+      if (!value.is_string()) fail("parameters.function_to_apply: expected a string, got {}", json_type_name(value));
+      options.postprocess.function = parse_score_function(value.get<std::string>());
+    } else if (key == "truncation") {
+      // The tokenizer's spellings: a bool, or a strategy name; strategies other than these two
+      // would change which side of a pair is cut, which the pipeline does not expose.
+      if (value.is_boolean()) {
+        options.tokenize.truncation = value.get<bool>();
+      } else if (value.is_string() && (value == "longest_first" || value == "do_not_truncate")) {
+        options.tokenize.truncation = value == "longest_first";
+      } else {
+        fail("parameters.truncation: expected true, false, \"longest_first\" or \"do_not_truncate\", got {}",
+             value.dump());
+      }
+    } else if (key == "max_length") {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 1 || value.get<std::int64_t>() > 1'000'000)
+        fail("parameters.max_length: expected a positive integer, got {}", value.dump());
+      options.tokenize.max_length = value.get<int>();
+    } else {
+      fail("parameters: unknown parameter '{}' (expected top_k, function_to_apply, truncation, max_length)", key);
+    }
+  }
+  return options;
+}
+
+// ---- inputs ---------------------------------------------------------------------------------
+
+namespace {
+
+TextInput parse_one_input(const nlohmann::json& value, const std::string& where) {
+  if (value.is_string()) return TextInput{value.get<std::string>(), std::nullopt};
+  if (value.is_object()) {
+    TextInput input;
+    bool has_text = false;
+    for (const auto& [key, field] : value.items()) {
+      if (key == "text") {
+        if (!field.is_string()) fail("{}.text: expected a string, got {}", where, json_type_name(field));
+        input.text = field.get<std::string>();
+        has_text = true;
+      } else if (key == "text_pair") {
+        if (field.is_null()) continue;
+        if (!field.is_string()) fail("{}.text_pair: expected a string, got {}", where, json_type_name(field));
+        input.text_pair = field.get<std::string>();
+      } else {
+        fail("{}: unknown key '{}' (expected \"text\" and optionally \"text_pair\")", where, key);
+      }
+    }
+    if (!has_text) fail("{}: missing \"text\"", where);
+    return input;
+  }
+  if (value.is_array())
+    fail("{}: a list is not a text; to classify a text pair send {{\"text\": ..., \"text_pair\": ...}}", where);
+  fail("{}: expected a string or {{\"text\", \"text_pair\"}}, got {}", where, json_type_name(value));
+}
+
+}  // namespace
+
+ParsedInputs parse_inputs(const nlohmann::json& inputs) {
+  ParsedInputs parsed;
+  if (inputs.is_array()) {
+    parsed.shape = CallShape::List;
+    parsed.inputs.reserve(inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      parsed.inputs.push_back(parse_one_input(inputs[i], fmt::format("inputs[{}]", i)));
+    return parsed;
+  }
+  parsed.shape = inputs.is_object() ? CallShape::Dict : CallShape::Text;
+  parsed.inputs.push_back(parse_one_input(inputs, "inputs"));
+  return parsed;
+}
+
+// ---- postprocessing -------------------------------------------------------------------------
+
+ScoreFunction resolve_score_function(ScoreFunction requested, const LabelInfo& labels) {
+  if (requested != ScoreFunction::Default) return requested;
+  // The order of transformers' checks: an explicit problem_type wins over the label count.
+  if (labels.problem_type == "regression") return ScoreFunction::None;
+  if (labels.problem_type == "multi_label_classification" || labels.num_labels() == 1) return ScoreFunction::Sigmoid;
+  if (labels.problem_type == "single_label_classification" || labels.num_labels() > 1) return ScoreFunction::Softmax;
+  return ScoreFunction::None;
+}
+
+std::vector<float> apply_score_function(ScoreFunction function, std::span<const float> logits) {
+  std::vector<float> scores(logits.begin(), logits.end());
+  switch (function) {
+    case ScoreFunction::Sigmoid:
+      for (float& s : scores) s = 1.0f / (1.0f + std::exp(-s));
+      break;
+    case ScoreFunction::Softmax: {
+      if (scores.empty()) break;
+      const float max = *std::max_element(scores.begin(), scores.end());
+      float sum = 0.0f;
+      for (float& s : scores) {
+        s = std::exp(s - max);
+        sum += s;
+      }
+      for (float& s : scores) s /= sum;
+      break;
+    }
+    case ScoreFunction::None:
+      break;
+    case ScoreFunction::Default:
+      fail("apply_score_function: resolve 'default' against the model config first");
+  }
+  return scores;
+}
+
+std::vector<LabelScore> postprocess(std::span<const float> logits, const LabelInfo& labels,
+                                    const PostprocessOptions& options) {
+  if (static_cast<int>(logits.size()) != labels.num_labels())
+    fail("postprocess: {} logits for a model with {} labels", logits.size(), labels.num_labels());
+  const std::vector<float> scores =
+      apply_score_function(resolve_score_function(options.function, labels), logits);
+  if (scores.empty()) return {};
+
+  if (options.top_k.kind == TopK::Kind::Unset) {
+    // numpy argmax: the first of equal maxima (NaN, if present, wins as in numpy).
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < scores.size(); ++i) {
+      if (std::isnan(scores[best])) break;
+      if (std::isnan(scores[i]) || scores[i] > scores[best]) best = i;
+    }
+    return {LabelScore{labels.id2label[best], scores[best]}};
+  }
+  if (options.top_k.kind == TopK::Kind::K && options.top_k.k < 0) fail("top_k: {} is negative", options.top_k.k);
+
+  std::vector<LabelScore> result;
+  result.reserve(scores.size());
+  for (std::size_t i = 0; i < scores.size(); ++i) result.push_back(LabelScore{labels.id2label[i], scores[i]});
+  std::stable_sort(result.begin(), result.end(),
+                   [](const LabelScore& a, const LabelScore& b) { return a.score > b.score; });
+  if (options.top_k.kind == TopK::Kind::K && static_cast<std::size_t>(options.top_k.k) < result.size())
+    result.resize(static_cast<std::size_t>(options.top_k.k));
+  return result;
+}
+
+nlohmann::json result_json(const std::vector<LabelScore>& result, const TopK& top_k) {
+  auto entry = [](const LabelScore& s) {
+    // The float32 score widened to double: what numpy's .item() hands to Python.
+    return nlohmann::json{{"label", s.label}, {"score", static_cast<double>(s.score)}};
+  };
+  if (top_k.kind == TopK::Kind::Unset) {
+    if (result.size() != 1) fail("result_json: the default top_k gives one label, got {}", result.size());
+    return entry(result[0]);
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (const LabelScore& s : result) list.push_back(entry(s));
+  return list;
+}
+
+nlohmann::json call_json(std::span<const std::vector<LabelScore>> results, CallShape shape, const TopK& top_k) {
+  if (shape == CallShape::List) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& result : results) list.push_back(result_json(result, top_k));
+    return list;
+  }
+  if (results.size() != 1) fail("call_json: a single-input call has {} results", results.size());
+  nlohmann::json one = result_json(results[0], top_k);
+  // transformers wraps only a plain string's legacy result in a list ("this pipeline is odd").
+  if (shape == CallShape::Text && top_k.kind == TopK::Kind::Unset) return nlohmann::json::array({one});
+  return one;
+}
+
+std::string python_float_repr(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  // fmt's shortest round-trip form uses Python's exponent thresholds; repr adds ".0" to integers.
+  std::string text = fmt::format("{}", value);
+  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  return text;
+}
+
+namespace {
+
+// Decodes one UTF-8 sequence at text[i]; returns U+FFFD (and advances one byte) on invalid input.
+char32_t next_code_point(std::string_view text, std::size_t& i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  int length = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 0;
+  if (length == 0 || i + length > text.size()) {
+    ++i;
+    return 0xFFFD;
+  }
+  char32_t cp = length == 1 ? b0 : b0 & (0x7F >> length);
+  for (int k = 1; k < length; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) {
+      ++i;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  i += length;
+  return cp;
+}
+
+void append_python_string(std::string& out, std::string_view text) {
+  out += '"';
+  for (std::size_t i = 0; i < text.size();) {
+    const char32_t cp = next_code_point(text, i);
+    switch (cp) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      default: break;
+    }
+    if (cp >= 0x20 && cp <= 0x7E) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x10000) {
+      out += fmt::format("\\u{:04x}", static_cast<std::uint32_t>(cp));
+    } else {  // ensure_ascii writes astral code points as a UTF-16 surrogate pair
+      const std::uint32_t v = static_cast<std::uint32_t>(cp) - 0x10000;
+      out += fmt::format("\\u{:04x}\\u{:04x}", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+    }
+  }
+  out += '"';
+}
+
+void append_python_json(std::string& out, const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::null: out += "null"; return;
+    case nlohmann::json::value_t::boolean: out += value.get<bool>() ? "true" : "false"; return;
+    case nlohmann::json::value_t::number_integer: out += std::to_string(value.get<std::int64_t>()); return;
+    case nlohmann::json::value_t::number_unsigned: out += std::to_string(value.get<std::uint64_t>()); return;
+    case nlohmann::json::value_t::number_float: {
+      const double v = value.get<double>();
+      if (std::isnan(v)) out += "NaN";
+      else if (std::isinf(v)) out += v > 0 ? "Infinity" : "-Infinity";
+      else out += python_float_repr(v);
+      return;
+    }
+    case nlohmann::json::value_t::string: append_python_string(out, value.get_ref<const std::string&>()); return;
+    case nlohmann::json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& element : value) {
+        if (!first) out += ", ";
+        first = false;
+        append_python_json(out, element);
+      }
+      out += ']';
+      return;
+    }
+    case nlohmann::json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [key, element] : value.items()) {
+        if (!first) out += ", ";
+        first = false;
+        append_python_string(out, key);
+        out += ": ";
+        append_python_json(out, element);
+      }
+      out += '}';
+      return;
+    }
+    default: fail("python_json: cannot serialize a {}", value.type_name());
+  }
+}
+
+}  // namespace
+
+std::string python_json(const nlohmann::json& value) {
+  std::string out;
+  append_python_json(out, value);
+  return out;
+}
+
+}  // namespace tuneserve

@@ -1,0 +1,291 @@
+// Hugging Face tensor names <-> the flat parameter buffer: building the table, initialising,
+// loading (legacy names, missing prefixes, pre-training checkpoints, shards) and saving.
+#include "model/weights.h"
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/safetensors.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/rng.h"
+
+namespace fs = std::filesystem;
+
+namespace tuneserve {
+
+namespace {
+
+enum class Init { Normal, Zero, One };
+
+struct Spec {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  float** w_slot;   // where Weights keeps the pointer (null: a slice inside a fused tensor)
+  float** g_slot;
+  Init init;
+  bool head;        // absent from pre-training checkpoints: initialised, not an error
+  int padding_row;  // embedding row zeroed at init (-1: none)
+};
+
+std::vector<Spec> make_specs(const ModelConfig& c, Weights& w, Weights& g) {
+  const std::int64_t C = c.hidden_size, F = c.intermediate_size, K = c.num_labels;
+  const std::string base = std::string(arch_name(c.arch)) + ".";
+  std::vector<Spec> s;
+  auto add = [&](std::string name, std::vector<std::int64_t> shape, float** ws, float** gs, Init init,
+                 bool head = false, int pad = -1) {
+    s.push_back({std::move(name), std::move(shape), ws, gs, init, head, pad});
+  };
+  const std::string e = base + "embeddings.";
+  add(e + "word_embeddings.weight", {c.vocab_size, C}, &w.wte, &g.wte, Init::Normal, false, c.pad_token_id);
+  add(e + "position_embeddings.weight", {c.max_position_embeddings, C}, &w.wpe, &g.wpe, Init::Normal, false,
+      c.arch == Arch::Roberta ? c.pad_token_id : -1);
+  if (c.arch != Arch::DistilBert)
+    add(e + "token_type_embeddings.weight", {c.type_vocab_size, C}, &w.wtt, &g.wtt, Init::Normal);
+  add(e + "LayerNorm.weight", {C}, &w.emb_ln_w, &g.emb_ln_w, Init::One);
+  add(e + "LayerNorm.bias", {C}, &w.emb_ln_b, &g.emb_ln_b, Init::Zero);
+  w.layers.assign(c.num_layers, {});
+  g.layers.assign(c.num_layers, {});
+  for (int l = 0; l < c.num_layers; ++l) {
+    LayerWeights& lw = w.layers[l];
+    LayerWeights& lg = g.layers[l];
+    const bool distil = c.arch == Arch::DistilBert;
+    const std::string p = base + (distil ? "transformer.layer." : "encoder.layer.") + std::to_string(l) + ".";
+    const std::string q = distil ? "attention.q_lin" : "attention.self.query";
+    const std::string k = distil ? "attention.k_lin" : "attention.self.key";
+    const std::string v = distil ? "attention.v_lin" : "attention.self.value";
+    // q, k, v weights then q, k, v biases: consecutive in memory, so they form one fused (3C, C) product.
+    add(p + q + ".weight", {C, C}, &lw.qkv_w, &lg.qkv_w, Init::Normal);
+    add(p + k + ".weight", {C, C}, nullptr, nullptr, Init::Normal);
+    add(p + v + ".weight", {C, C}, nullptr, nullptr, Init::Normal);
+    add(p + q + ".bias", {C}, &lw.qkv_b, &lg.qkv_b, Init::Zero);
+    add(p + k + ".bias", {C}, nullptr, nullptr, Init::Zero);
+    add(p + v + ".bias", {C}, nullptr, nullptr, Init::Zero);
+    const std::string o = distil ? "attention.out_lin" : "attention.output.dense";
+    add(p + o + ".weight", {C, C}, &lw.attn_out_w, &lg.attn_out_w, Init::Normal);
+    add(p + o + ".bias", {C}, &lw.attn_out_b, &lg.attn_out_b, Init::Zero);
+    const std::string n1 = distil ? "sa_layer_norm" : "attention.output.LayerNorm";
+    add(p + n1 + ".weight", {C}, &lw.ln1_w, &lg.ln1_w, Init::One);
+    add(p + n1 + ".bias", {C}, &lw.ln1_b, &lg.ln1_b, Init::Zero);
+    const std::string f1 = distil ? "ffn.lin1" : "intermediate.dense";
+    add(p + f1 + ".weight", {F, C}, &lw.fc_w, &lg.fc_w, Init::Normal);
+    add(p + f1 + ".bias", {F}, &lw.fc_b, &lg.fc_b, Init::Zero);
+    const std::string f2 = distil ? "ffn.lin2" : "output.dense";
+    add(p + f2 + ".weight", {C, F}, &lw.proj_w, &lg.proj_w, Init::Normal);
+    add(p + f2 + ".bias", {C}, &lw.proj_b, &lg.proj_b, Init::Zero);
+    const std::string n2 = distil ? "output_layer_norm" : "output.LayerNorm";
+    add(p + n2 + ".weight", {C}, &lw.ln2_w, &lg.ln2_w, Init::One);
+    add(p + n2 + ".bias", {C}, &lw.ln2_b, &lg.ln2_b, Init::Zero);
+  }
+  std::string dense, out;
+  switch (c.arch) {
+    case Arch::DistilBert: dense = "pre_classifier"; out = "classifier"; break;
+    case Arch::Bert: dense = "bert.pooler.dense"; out = "classifier"; break;
+    case Arch::Roberta: dense = "classifier.dense"; out = "classifier.out_proj"; break;
+  }
+  add(dense + ".weight", {C, C}, &w.head_w, &g.head_w, Init::Normal, true);
+  add(dense + ".bias", {C}, &w.head_b, &g.head_b, Init::Zero, true);
+  add(out + ".weight", {K, C}, &w.cls_w, &g.cls_w, Init::Normal, true);
+  add(out + ".bias", {K}, &w.cls_b, &g.cls_b, Init::Zero, true);
+  return s;
+}
+
+std::size_t numel_of(const std::vector<std::int64_t>& shape) {
+  std::size_t n = 1;
+  for (auto d : shape) n *= static_cast<std::size_t>(d);
+  return n;
+}
+
+bool is_layernorm_weight(const std::string& name) {
+  return name.find("LayerNorm.weight") != std::string::npos || name.find("layer_norm.weight") != std::string::npos;
+}
+
+// Every tensor of one checkpoint, possibly spread over shards.
+class TensorSource {
+ public:
+  explicit TensorSource(const std::string& dir) {
+    const fs::path d(dir);
+    const fs::path single = d / "model.safetensors", index = d / "model.safetensors.index.json";
+    if (fs::exists(single)) {
+      add_file(single.string());
+    } else if (fs::exists(index)) {
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(read_text_file(index.string()));
+      } catch (const nlohmann::json::exception& e) {
+        fail("{}: invalid JSON: {}", index.string(), e.what());
+      }
+      if (!j.contains("weight_map") || !j["weight_map"].is_object())
+        fail("{}: field 'weight_map' is missing or not an object", index.string());
+      std::set<std::string> files;
+      for (auto& [name, file] : j["weight_map"].items()) {
+        if (!file.is_string()) fail("{}: field 'weight_map.{}' must be a file name", index.string(), name);
+        files.insert(file.get<std::string>());
+      }
+      for (auto& f : files) add_file((d / f).string());
+    } else if (fs::exists(d / "pytorch_model.bin")) {
+      fail("{}: only pytorch_model.bin found; tuneserve reads safetensors. Convert it in Python: "
+           "AutoModelForSequenceClassification.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)",
+           dir);
+    } else {
+      fail("{}: no model.safetensors (or model.safetensors.index.json) in this directory", dir);
+    }
+  }
+
+  const SafeTensorsReader* find(const std::string& name) const {
+    auto it = where_.find(name);
+    return it == where_.end() ? nullptr : readers_[it->second].get();
+  }
+  std::string describe() const {
+    std::string s;
+    for (auto& r : readers_) s += (s.empty() ? "" : ", ") + r->path();
+    return s;
+  }
+  const std::map<std::string, std::size_t>& names() const { return where_; }
+
+ private:
+  void add_file(const std::string& path) {
+    readers_.push_back(std::make_unique<SafeTensorsReader>(path));
+    for (auto& t : readers_.back()->tensors()) where_[t.name] = readers_.size() - 1;
+  }
+  std::vector<std::unique_ptr<SafeTensorsReader>> readers_;
+  std::map<std::string, std::size_t> where_;
+};
+
+// Names a tensor may have on disk, most likely first: as transformers writes it, without the
+// base-model prefix, and with legacy LayerNorm gamma/beta.
+std::vector<std::string> candidate_names(const std::string& name, const std::string& base) {
+  std::vector<std::string> out = {name};
+  if (name.rfind(base, 0) == 0) out.push_back(name.substr(base.size()));
+  const std::size_t n = out.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string s = out[i];  // a copy: push_back below reallocates
+    for (auto [from, to] : {std::pair{"LayerNorm.weight", "LayerNorm.gamma"}, std::pair{"LayerNorm.bias", "LayerNorm.beta"}}) {
+      const std::string f = from;
+      if (s.size() >= f.size() && s.compare(s.size() - f.size(), f.size(), f) == 0)
+        out.push_back(s.substr(0, s.size() - f.size()) + to);
+    }
+  }
+  return out;
+}
+
+void init_tensor(float* p, const Spec& spec, float stddev, Rng& rng) {
+  const std::size_t n = numel_of(spec.shape);
+  switch (spec.init) {
+    case Init::Zero: std::fill(p, p + n, 0.0f); break;
+    case Init::One: std::fill(p, p + n, 1.0f); break;
+    case Init::Normal:
+      for (std::size_t i = 0; i < n; ++i) p[i] = rng.normal(0.0f, stddev);
+      if (spec.padding_row >= 0 && spec.padding_row < spec.shape[0]) {
+        const std::size_t cols = n / static_cast<std::size_t>(spec.shape[0]);
+        std::fill(p + spec.padding_row * cols, p + (spec.padding_row + 1) * cols, 0.0f);
+      }
+      break;
+  }
+}
+
+}  // namespace
+
+void build_param_table(ParamTable& t, const ModelConfig& c) {
+  t.w = {};
+  t.g = {};
+  const std::vector<Spec> specs = make_specs(c, t.w, t.g);
+  std::size_t total = 0;
+  for (auto& s : specs) total += numel_of(s.shape);
+  t.data.assign(total, 0.0f);
+  t.grads.assign(total, 0.0f);
+  t.list.clear();
+  t.is_head.clear();
+  std::size_t offset = 0;
+  for (auto& s : specs) {
+    Parameter p;
+    p.name = s.name;
+    p.shape = s.shape;
+    p.numel = numel_of(s.shape);
+    p.data = t.data.data() + offset;
+    p.grad = t.grads.data() + offset;
+    // Trainer's rule: no decay for biases and LayerNorm weights.
+    p.weight_decay = !(s.name.size() >= 5 && s.name.compare(s.name.size() - 5, 5, ".bias") == 0) &&
+                     !is_layernorm_weight(s.name);
+    if (s.w_slot) *s.w_slot = p.data;
+    if (s.g_slot) *s.g_slot = p.grad;
+    offset += p.numel;
+    t.list.push_back(std::move(p));
+    t.is_head.push_back(s.head);
+  }
+}
+
+void init_all_parameters(ParamTable& t, const ModelConfig& c, std::uint64_t seed) {
+  Weights w, g;
+  const std::vector<Spec> specs = make_specs(c, w, g);
+  Rng rng(seed);
+  for (std::size_t i = 0; i < specs.size(); ++i) init_tensor(t.list[i].data, specs[i], c.initializer_range, rng);
+}
+
+void load_parameters(ParamTable& t, const ModelConfig& c, const std::string& dir, std::uint64_t seed,
+                     LoadReport& report) {
+  Weights w, g;
+  const std::vector<Spec> specs = make_specs(c, w, g);
+  const TensorSource source(dir);
+  const std::string base = std::string(arch_name(c.arch)) + ".";
+  std::set<std::string> used;
+  Rng rng(seed);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const Spec& spec = specs[i];
+    Parameter& p = t.list[i];
+    const SafeTensorsReader* reader = nullptr;
+    std::string found;
+    for (const auto& cand : candidate_names(spec.name, base)) {
+      if ((reader = source.find(cand))) {
+        found = cand;
+        break;
+      }
+    }
+    if (!reader) {
+      if (!spec.head)
+        fail("{}: tensor '{}' is missing (expected shape {}); is this a {} checkpoint?", source.describe(), spec.name,
+             shape_string(spec.shape), arch_name(c.arch));
+      init_tensor(p.data, spec, c.initializer_range, rng);
+      report.initialized.push_back(spec.name);
+      continue;
+    }
+    const TensorInfo& info = reader->info(found);
+    if (info.shape != spec.shape) {
+      const bool labels = spec.head && (spec.name.find("classifier") != std::string::npos);
+      fail("{}: tensor '{}' has shape {}, expected {}{}", reader->path(), found, shape_string(info.shape),
+           shape_string(spec.shape),
+           labels ? fmt::format(" (the config has num_labels = {})", c.num_labels) : std::string());
+    }
+    const std::vector<float> values = reader->read_f32(found);
+    std::copy(values.begin(), values.end(), p.data);
+    used.insert(found);
+    if (found != spec.name) report.renamed.push_back(found + " -> " + spec.name);
+  }
+  for (auto& [name, index] : source.names())
+    if (!used.count(name)) report.ignored.push_back(name);
+}
+
+void save_parameters(const ParamTable& t, const std::string& path) {
+  SafeTensorsWriter writer;
+  writer.set_metadata("format", "pt");
+  for (auto& p : t.list) writer.add_f32(p.name, p.shape, p.data);
+  writer.write(path);
+}
+
+PackedWeights::PackedWeights(const Weights& w, const ModelConfig& c) {
+  const int C = c.hidden_size, F = c.intermediate_size;
+  layers.resize(c.num_layers);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& lw = w.layers[l];
+    PackedLayer& pl = layers[l];
+    pl.qkv = std::make_unique<PackedLinear>(lw.qkv_w, lw.qkv_b, C, 3 * C);
+    pl.attn_out = std::make_unique<PackedLinear>(lw.attn_out_w, lw.attn_out_b, C, C);
+    pl.fc_gelu = std::make_unique<PackedLinear>(lw.fc_w, lw.fc_b, C, F, PackedLinear::Activation::Gelu);
+    pl.proj = std::make_unique<PackedLinear>(lw.proj_w, lw.proj_b, F, C);
+  }
+}
+
+}  // namespace tuneserve

@@ -1,0 +1,84 @@
+// Encoder and head weights of a BERT-family classifier as plain structs of pointers into one flat
+// buffer, the table mapping each to its Hugging Face name, and loading/saving under those names.
+//
+// Dimensions: C hidden, F ffn, V vocab, P max positions, TV token types, K labels.
+//
+// Checkpoint layout read (model.safetensors, or model.safetensors.index.json + shards):
+//   <base>.embeddings.{word,position}_embeddings.weight, [bert/roberta: token_type_embeddings.weight]
+//   <base>.embeddings.LayerNorm.{weight,bias}      (legacy files: .gamma/.beta)
+//   distilbert: <base>.transformer.layer.i.attention.{q,k,v,out}_lin, .sa_layer_norm, .ffn.lin{1,2},
+//               .output_layer_norm;   head: pre_classifier, classifier
+//   bert/roberta: <base>.encoder.layer.i.attention.self.{query,key,value}, .attention.output.dense,
+//               .attention.output.LayerNorm, .intermediate.dense, .output.dense, .output.LayerNorm;
+//               head: bert.pooler.dense + classifier / roberta classifier.dense + classifier.out_proj
+// <base> is "distilbert" / "bert" / "roberta"; files of a base model may omit "<base>.". Tensors the
+// classifier does not use (MLM / NSP heads, position_ids buffers) are ignored and reported.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint/config.h"
+#include "kernels/cpu/matmul.h"
+#include "model/model.h"
+
+namespace tuneserve {
+
+struct LayerWeights {
+  float* qkv_w;       // (3C, C) query | key | value rows (q_lin | k_lin | v_lin)
+  float* qkv_b;       // (3C)
+  float* attn_out_w;  // (C, C)
+  float* attn_out_b;  // (C)
+  float* ln1_w;       // (C) attention.output.LayerNorm / sa_layer_norm
+  float* ln1_b;       // (C)
+  float* fc_w;        // (F, C) intermediate.dense / ffn.lin1
+  float* fc_b;        // (F)
+  float* proj_w;      // (C, F) output.dense / ffn.lin2
+  float* proj_b;      // (C)
+  float* ln2_w;       // (C) output.LayerNorm / output_layer_norm
+  float* ln2_b;       // (C)
+};
+
+struct Weights {
+  float* wte = nullptr;       // (V, C)
+  float* wpe = nullptr;       // (P, C)
+  float* wtt = nullptr;       // (TV, C); null for DistilBERT
+  float* emb_ln_w = nullptr;  // (C)
+  float* emb_ln_b = nullptr;  // (C)
+  std::vector<LayerWeights> layers;
+  float* head_w = nullptr;    // (C, C) pre_classifier / bert.pooler.dense / classifier.dense
+  float* head_b = nullptr;    // (C)
+  float* cls_w = nullptr;     // (K, C) classifier / classifier.out_proj
+  float* cls_b = nullptr;     // (K)
+};
+
+// Values and gradients share one layout: w.X and g.X point to the same offset in data / grads.
+struct ParamTable {
+  std::vector<float> data;
+  std::vector<float> grads;
+  Weights w;
+  Weights g;
+  std::vector<Parameter> list;  // by HF name, pointing into data / grads
+  std::vector<bool> is_head;    // per list entry: created (not an error) when absent from a checkpoint
+};
+
+void build_param_table(ParamTable& table, const ModelConfig& config);
+// Every tensor as transformers' _init_weights does: Linear/Embedding normal(0, initializer_range)
+// (padding row zero), biases zero, LayerNorm weight 1 / bias 0.
+void init_all_parameters(ParamTable& table, const ModelConfig& config, std::uint64_t seed);
+void load_parameters(ParamTable& table, const ModelConfig& config, const std::string& dir, std::uint64_t seed,
+                     LoadReport& report);
+void save_parameters(const ParamTable& table, const std::string& path);
+
+struct PackedLayer {
+  std::unique_ptr<PackedLinear> qkv, attn_out, fc_gelu, proj;
+};
+
+// Inference copies of the encoder's linear layers in oneDNN's blocked layout (GELU fused into fc).
+struct PackedWeights {
+  PackedWeights(const Weights& w, const ModelConfig& config);
+  std::vector<PackedLayer> layers;
+};
+
+}  // namespace tuneserve

@@ -1,0 +1,450 @@
+// The training loop (transformers Trainer semantics), evaluation, checkpoints and exact resume.
+//
+// Dimensions: N training rows, B batch size, S total optimizer steps, K labels.
+#include "train/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "checkpoint/safetensors.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+namespace tuneserve::train {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; i++) order[static_cast<std::size_t>(i)] = i;
+  std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                    static_cast<std::uint32_t>(epoch), 0x7472u /* "tr" */};
+  std::mt19937_64 rng(seq);
+  for (std::int64_t i = n - 1; i > 0; i--) {
+    // Unbiased draw in [0, i] by rejection (std::uniform_int_distribution differs between libraries).
+    const std::uint64_t bound = static_cast<std::uint64_t>(i) + 1;
+    const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % bound;
+    std::uint64_t r = rng();
+    while (r >= limit) r = rng();
+    std::swap(order[static_cast<std::size_t>(i)], order[r % bound]);
+  }
+  return order;
+}
+
+namespace {
+
+Batch model_batch(const data::Batch& b) {
+  Batch out;
+  out.B = static_cast<int>(b.B);
+  out.T = static_cast<int>(b.T);
+  out.input_ids = b.input_ids.data();
+  out.attention_mask = b.attention_mask.data();
+  out.token_type_ids = b.token_type_ids.data();
+  return out;
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) fail("cannot write {}", tmp);
+    out << j.dump(2) << "\n";
+    if (!out) fail("cannot write {}", tmp);
+  }
+  fs::rename(tmp, path);
+}
+
+nlohmann::json read_json(const std::string& path) {
+  nlohmann::json j = nlohmann::json::parse(read_text_file(path), nullptr, false);
+  if (j.is_discarded()) fail("{}: not valid JSON", path);
+  return j;
+}
+
+long checkpoint_step(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (!name.starts_with("checkpoint-")) return -1;
+  const std::string digits = name.substr(11);
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) return -1;
+  return std::stol(digits);
+}
+
+std::vector<fs::path> checkpoints_in(const std::string& dir) {
+  std::vector<fs::path> out;
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_directory() && checkpoint_step(e.path()) >= 0 && fs::exists(e.path() / "trainer_state.json"))
+      out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) { return checkpoint_step(a) < checkpoint_step(b); });
+  return out;
+}
+
+// Keeps the dataset's label names in the saved config when they mean something (strings mapped to
+// ids); integer labels keep the model's own names, as the Trainer does.
+void adopt_label_names(Model& model, const data::TokenizedDataset& train) {
+  const auto& names = train.manifest().id2label;
+  bool numeric = true;
+  for (std::size_t i = 0; i < names.size(); i++) numeric = numeric && names[i] == std::to_string(i);
+  if (!numeric && names.size() == static_cast<std::size_t>(model.config().num_labels))
+    set_labels(model.mutable_config(), names);
+  if (model.mutable_config().problem_type.empty())
+    model.mutable_config().problem_type = "single_label_classification";
+}
+
+struct LoopState {
+  long global_step = 0;
+  long epoch = 0;             // current epoch (0-based)
+  long next_batch = 0;        // index of the next batch in this epoch's order
+  std::uint64_t dropout_offset = 0;
+  double log_loss_sum = 0;    // sum of step losses since the last training log
+  long log_steps = 0;
+  double total_loss_sum = 0;  // sum of all step losses (train_loss = mean)
+  long total_loss_steps = 0;
+  std::optional<double> best_metric;
+  std::string best_checkpoint;
+  nlohmann::json log_history = nlohmann::json::array();
+
+  nlohmann::json to_json() const {
+    nlohmann::json j = {{"global_step", global_step}, {"epoch", epoch}, {"next_batch", next_batch},
+                        {"dropout_offset", dropout_offset}, {"log_loss_sum", log_loss_sum},
+                        {"log_steps", log_steps}, {"total_loss_sum", total_loss_sum},
+                        {"total_loss_steps", total_loss_steps}, {"best_checkpoint", best_checkpoint},
+                        {"log_history", log_history}};
+    j["best_metric"] = best_metric ? nlohmann::json(*best_metric) : nlohmann::json();
+    return j;
+  }
+  static LoopState from_json(const nlohmann::json& j, const std::string& where) {
+    LoopState s;
+    try {
+      s.global_step = j.at("global_step").get<long>();
+      s.epoch = j.at("epoch").get<long>();
+      s.next_batch = j.at("next_batch").get<long>();
+      s.dropout_offset = j.at("dropout_offset").get<std::uint64_t>();
+      s.log_loss_sum = j.at("log_loss_sum").get<double>();
+      s.log_steps = j.at("log_steps").get<long>();
+      s.total_loss_sum = j.at("total_loss_sum").get<double>();
+      s.total_loss_steps = j.at("total_loss_steps").get<long>();
+      s.best_checkpoint = j.at("best_checkpoint").get<std::string>();
+      if (!j.at("best_metric").is_null()) s.best_metric = j.at("best_metric").get<double>();
+      s.log_history = j.at("log_history");
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: trainer state is incomplete or malformed: {}", where, e.what());
+    }
+    return s;
+  }
+};
+
+// What must match between a checkpoint and the resuming run for the trajectory to be the same.
+nlohmann::json trajectory_identity(const TrainArgs& a, std::size_t rows, long total_steps) {
+  return {{"train_rows", rows}, {"train_batch_size", a.train_batch_size},
+          {"gradient_accumulation_steps", a.gradient_accumulation_steps}, {"seed", a.seed},
+          {"total_steps", total_steps}, {"learning_rate", a.learning_rate},
+          {"lr_scheduler_type", a.lr_scheduler_type}, {"dropout", a.dropout}};
+}
+
+}  // namespace
+
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
+  if (from_dir.empty() || !fs::is_directory(from_dir)) return;
+  for (const char* name : {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                           "vocab.json", "merges.txt", "added_tokens.json"}) {
+    const fs::path src = fs::path(from_dir) / name;
+    if (fs::exists(src) && fs::weakly_canonical(src) != fs::weakly_canonical(fs::path(to_dir) / name))
+      fs::copy_file(src, fs::path(to_dir) / name, fs::copy_options::overwrite_existing);
+  }
+}
+
+std::string latest_checkpoint(const std::string& dir) {
+  auto all = checkpoints_in(dir);
+  return all.empty() ? "" : all.back().string();
+}
+
+EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, long batch_size,
+                     std::vector<std::int64_t>* predictions) {
+  if (!dataset.has_labels()) fail("evaluation needs labels; the dataset has none");
+  const int K = model.config().num_labels;
+  const std::size_t n = dataset.size();
+  std::vector<std::int64_t> order(n);
+  for (std::size_t i = 0; i < n; i++) order[i] = static_cast<std::int64_t>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return dataset.length(a) < dataset.length(b); });
+  std::vector<std::int64_t> preds(n, 0), labels(n, 0);
+  double loss_sum = 0;
+  for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(batch_size)) {
+    const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(batch_size), n - start);
+    const data::Batch b = dataset.batch(std::span<const std::int64_t>(order.data() + start, count));
+    for (std::int32_t y : b.labels) {
+      if (y < 0 || y >= K) fail("evaluation: label {} outside the model's {} labels", y, K);
+    }
+    const std::vector<float> logits = model.forward(model_batch(b));
+    Labels l;
+    l.class_ids = b.labels.data();
+    loss_sum += static_cast<double>(model.loss(logits.data(), static_cast<int>(b.B), l)) * static_cast<double>(b.B);
+    for (std::int64_t r = 0; r < b.B; r++) {
+      const float* row = logits.data() + r * K;
+      const auto row_index = static_cast<std::size_t>(b.rows[static_cast<std::size_t>(r)]);
+      preds[row_index] = std::max_element(row, row + K) - row;
+      labels[row_index] = b.labels[static_cast<std::size_t>(r)];
+    }
+  }
+  if (predictions) *predictions = preds;
+  return compute_metrics(preds, labels, K, loss_sum);
+}
+
+TrainOutcome train_model(Model& model, const TrainArgs& args, const data::TokenizedDataset& train,
+                         const data::TokenizedDataset* test, const TrainPaths& paths, const TrainHooks& hooks) {
+  if (!train.has_labels()) fail("training data has no labels");
+  if (train.size() == 0) fail("training data has no rows");
+  const int K = model.config().num_labels;
+  if (train.num_labels() > static_cast<std::size_t>(K))
+    fail("the training data has {} labels but the model's head has {} (config num_labels / id2label)",
+         train.num_labels(), K);
+  for (std::int32_t y : train.labels()) {
+    if (y < 0 || y >= K) fail("training data: label {} outside the model's {} labels", y, K);
+  }
+  const std::string ckpt_root = paths.checkpoint_dir.empty() ? paths.output_dir : paths.checkpoint_dir;
+  fs::create_directories(paths.output_dir);
+  fs::create_directories(ckpt_root);
+  adopt_label_names(model, train);
+
+  const auto n = static_cast<std::int64_t>(train.size());
+  const long B = args.train_batch_size;
+  const long batches_per_epoch = static_cast<long>((n + B - 1) / B);
+  const long steps_per_epoch = update_steps_per_epoch(batches_per_epoch, args.gradient_accumulation_steps);
+  const long total_steps = args.max_steps > 0 ? args.max_steps
+                                              : static_cast<long>(std::ceil(args.epochs * static_cast<double>(steps_per_epoch)));
+  const long num_epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
+  Schedule schedule{parse_schedule(args.lr_scheduler_type), args.learning_rate,
+                    resolve_warmup_steps(total_steps, args.warmup_steps, args.warmup_ratio), total_steps};
+
+  std::vector<ParamRef> refs;
+  for (Parameter& p : model.parameters()) refs.push_back({p.name, p.data, p.grad, p.numel});
+  AdamW optimizer(refs, AdamWOptions{args.adam_beta1, args.adam_beta2, args.adam_epsilon, args.weight_decay});
+
+  const nlohmann::json identity = trajectory_identity(args, train.size(), total_steps);
+  LoopState st;
+  if (!args.resume.empty()) {
+    const std::string dir = args.resume == "latest" ? latest_checkpoint(ckpt_root) : args.resume;
+    if (dir.empty()) fail("--resume latest: no checkpoint-<step> folder under {}", ckpt_root);
+    const std::string state_path = (fs::path(dir) / "trainer_state.json").string();
+    if (!fs::exists(state_path)) fail("--resume {}: not a checkpoint (no trainer_state.json)", dir);
+    const nlohmann::json saved = read_json(state_path);
+    if (saved.value("identity", nlohmann::json()) != identity)
+      fail("--resume {}: the checkpoint was made with other settings ({}) than this run ({}); "
+           "resume with the same data, batch size, accumulation, seed, steps and schedule",
+           dir, saved.value("identity", nlohmann::json()).dump(), identity.dump());
+    st = LoopState::from_json(saved.at("state"), state_path);
+    Model restored = Model::load(dir, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}});
+    // Copy weights into the model the optimizer points at (parameter order is the model's own).
+    auto& dst = model.parameters();
+    auto& src = restored.parameters();
+    if (dst.size() != src.size()) fail("--resume {}: checkpoint has {} parameters, model {}", dir, src.size(), dst.size());
+    for (std::size_t i = 0; i < dst.size(); i++) {
+      if (dst[i].name != src[i].name || dst[i].numel != src[i].numel)
+        fail("--resume {}: parameter {} does not match the model's {}", dir, src[i].name, dst[i].name);
+      std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
+    }
+    model.mark_weights_changed();
+    optimizer.load_state(SafeTensorsReader((fs::path(dir) / "optimizer.safetensors").string()));
+    if (optimizer.steps_taken() != st.global_step)
+      fail("--resume {}: optimizer state is at step {} but the trainer state at {}", dir, optimizer.steps_taken(), st.global_step);
+    spdlog::info("resuming from {} at step {} (epoch {}, batch {})", dir, st.global_step, st.epoch, st.next_batch);
+  }
+  model.set_dropout_enabled(args.dropout);
+  model.set_dropout(static_cast<std::uint64_t>(args.seed), st.dropout_offset);
+
+  auto log = [&](nlohmann::json record) {
+    st.log_history.push_back(record);
+    std::ofstream out((fs::path(paths.output_dir) / "metrics.jsonl").string(), std::ios::app);
+    out << record.dump() << "\n";
+    if (hooks.on_log) hooks.on_log(record);
+  };
+  auto epoch_float = [&]() {
+    return static_cast<double>(st.epoch) + static_cast<double>(st.next_batch) / static_cast<double>(batches_per_epoch);
+  };
+  std::optional<nlohmann::json> last_eval;
+  auto run_eval = [&]() {
+    EvalMetrics m = evaluate(model, *test, args.eval_batch_size);
+    nlohmann::json record = metrics_to_json(m, "eval_", model.config().id2label);
+    record["step"] = st.global_step;
+    record["epoch"] = epoch_float();
+    log(record);
+    last_eval = record;
+    const std::string key = "eval_" + args.metric_for_best_model;
+    if (args.load_best_model_at_end) {
+      if (!record.contains(key) || !record[key].is_number())
+        fail("metric_for_best_model: evaluation has no metric '{}'", args.metric_for_best_model);
+      const double v = record[key].get<double>();
+      const bool better = !st.best_metric || (*args.greater_is_better ? v > *st.best_metric : v < *st.best_metric);
+      if (better) {
+        st.best_metric = v;
+        st.best_checkpoint = (fs::path(ckpt_root) / fmt::format("checkpoint-{}", st.global_step)).string();
+      }
+    }
+  };
+  std::string last_checkpoint;
+  auto save_checkpoint = [&]() {
+    const fs::path dir = fs::path(ckpt_root) / fmt::format("checkpoint-{}", st.global_step);
+    fs::create_directories(dir);
+    st.dropout_offset = model.dropout_offset();
+    model.save(dir.string());
+    copy_tokenizer_files(paths.tokenizer_dir, dir.string());
+    SafeTensorsWriter writer;
+    optimizer.save_state(writer);
+    writer.write((dir / "optimizer.safetensors").string());
+    write_json((dir / "trainer_state.json").string(),
+               {{"identity", identity}, {"state", st.to_json()}, {"args", args_to_json(args)}});
+    last_checkpoint = dir.string();
+    if (args.save_total_limit > 0) {
+      auto all = checkpoints_in(ckpt_root);
+      long excess = static_cast<long>(all.size()) - args.save_total_limit;
+      for (const fs::path& p : all) {
+        if (excess <= 0) break;
+        if (p == dir || (!st.best_checkpoint.empty() && fs::equivalent(p, st.best_checkpoint))) continue;
+        fs::remove_all(p);
+        excess--;
+      }
+    }
+  };
+
+  {  // metrics.jsonl holds exactly the history up to where this run starts
+    std::ofstream out((fs::path(paths.output_dir) / "metrics.jsonl").string(), std::ios::trunc);
+    for (const auto& record : st.log_history) out << record.dump() << "\n";
+  }
+  TrainOutcome outcome;
+  outcome.total_steps = total_steps;
+  const auto started = Clock::now();
+  auto window_start = Clock::now();
+  long window_samples = 0, samples_seen = 0;
+  double last_grad_norm = 0;
+  double last_lr = 0;
+  bool stopped = false;
+
+  while (st.global_step < total_steps && st.epoch < num_epochs && !stopped) {
+    const std::vector<std::int64_t> order = epoch_order(n, static_cast<std::uint64_t>(args.seed), st.epoch);
+    while (st.next_batch < batches_per_epoch && st.global_step < total_steps) {
+      const long group = std::min(args.gradient_accumulation_steps, batches_per_epoch - st.next_batch);
+      model.zero_grad();
+      double step_loss = 0;
+      for (long g = 0; g < group; g++) {
+        const long bi = st.next_batch + g;
+        const std::int64_t begin = bi * B;
+        const std::int64_t count = std::min<std::int64_t>(B, n - begin);
+        const data::Batch b = train.batch(std::span<const std::int64_t>(order.data() + begin, static_cast<std::size_t>(count)));
+        Labels l;
+        l.class_ids = b.labels.data();
+        const float loss = model.forward_backward(model_batch(b), l, 1.0f / static_cast<float>(group));
+        if (!std::isfinite(loss)) fail("training diverged: loss is {} at step {}", loss, st.global_step + 1);
+        step_loss += static_cast<double>(loss) / static_cast<double>(group);
+        window_samples += count;
+        samples_seen += count;
+      }
+      last_grad_norm = clip_grad_norm(optimizer.params(), args.max_grad_norm);
+      last_lr = schedule.lr(st.global_step);
+      optimizer.step(last_lr);
+      model.mark_weights_changed();
+      st.global_step++;
+      st.next_batch += group;
+      st.log_loss_sum += step_loss;
+      st.log_steps++;
+      st.total_loss_sum += step_loss;
+      st.total_loss_steps++;
+      if (hooks.on_step) hooks.on_step(st.global_step, total_steps, st.log_loss_sum / static_cast<double>(st.log_steps));
+
+      const bool epoch_end = st.next_batch >= batches_per_epoch;
+      const bool last = st.global_step >= total_steps;
+      auto due = [&](const std::string& strategy, long every) {
+        return (strategy == "steps" && st.global_step % every == 0) || (strategy == "epoch" && epoch_end);
+      };
+      if (due(args.logging_strategy, args.logging_steps) || (last && args.logging_strategy != "no")) {
+        const double seconds = std::chrono::duration<double>(Clock::now() - window_start).count();
+        log({{"step", st.global_step}, {"epoch", epoch_float()},
+             {"loss", st.log_loss_sum / static_cast<double>(st.log_steps)}, {"lr", last_lr},
+             {"grad_norm", last_grad_norm},
+             {"samples_per_second", seconds > 0 ? static_cast<double>(window_samples) / seconds : 0.0}});
+        st.log_loss_sum = 0;
+        st.log_steps = 0;
+        window_samples = 0;
+        window_start = Clock::now();
+      }
+      const auto pause_start = Clock::now();  // evaluation and saving do not count as training speed
+      if (test && due(args.eval_strategy, args.eval_steps)) run_eval();
+      const bool stop_requested = hooks.stop && hooks.stop->load();
+      if (due(args.save_strategy, args.save_steps) || stop_requested) {
+        if (epoch_end) {  // the checkpoint resumes at the start of the next epoch
+          st.epoch++;
+          st.next_batch = 0;
+          save_checkpoint();
+          st.epoch--;
+          st.next_batch = batches_per_epoch;
+        } else {
+          save_checkpoint();
+        }
+      }
+      window_start += Clock::now() - pause_start;
+      if (stop_requested) {
+        stopped = true;
+        break;
+      }
+    }
+    if (!stopped && st.next_batch >= batches_per_epoch) {
+      st.epoch++;
+      st.next_batch = 0;
+    }
+  }
+  const double runtime = std::chrono::duration<double>(Clock::now() - started).count();
+  outcome.global_step = st.global_step;
+  outcome.epoch = st.next_batch == 0 ? static_cast<double>(st.epoch) : epoch_float();
+  outcome.last_checkpoint = last_checkpoint;
+  outcome.best_checkpoint = st.best_checkpoint;
+  outcome.interrupted = stopped;
+  outcome.train_results = {{"epoch", outcome.epoch}, {"global_step", st.global_step},
+                           {"train_loss", st.total_loss_steps ? st.total_loss_sum / static_cast<double>(st.total_loss_steps) : 0.0},
+                           {"train_runtime", runtime}, {"train_samples", n},
+                           {"train_samples_per_second", runtime > 0 ? static_cast<double>(samples_seen) / runtime : 0.0},
+                           {"train_steps_per_second", runtime > 0 ? static_cast<double>(st.global_step) / runtime : 0.0}};
+  if (stopped) return outcome;
+
+  if (args.load_best_model_at_end && !st.best_checkpoint.empty()) {
+    spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
+    Model best = Model::load(st.best_checkpoint, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}});
+    auto& dst = model.parameters();
+    auto& src = best.parameters();
+    for (std::size_t i = 0; i < dst.size() && i < src.size(); i++)
+      std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
+    model.mark_weights_changed();
+    if (test) {
+      EvalMetrics m = evaluate(model, *test, args.eval_batch_size);
+      last_eval = metrics_to_json(m, "eval_", model.config().id2label);
+    }
+  } else if (test && args.eval_strategy != "no" && !(last_eval && (*last_eval)["step"] == st.global_step)) {
+    run_eval();
+  }
+  model.save(paths.output_dir);
+  copy_tokenizer_files(paths.tokenizer_dir, paths.output_dir);
+  write_json((fs::path(paths.output_dir) / "train_results.json").string(), outcome.train_results);
+  if (last_eval) {
+    nlohmann::json e = *last_eval;
+    e["epoch"] = outcome.epoch;
+    e.erase("step");
+    write_json((fs::path(paths.output_dir) / "eval_results.json").string(), e);
+    outcome.eval_results = e;
+  }
+  write_json((fs::path(paths.output_dir) / "trainer_state.json").string(),
+             {{"global_step", st.global_step}, {"epoch", outcome.epoch}, {"max_steps", total_steps},
+              {"num_train_epochs", num_epochs}, {"best_metric", st.best_metric ? nlohmann::json(*st.best_metric) : nlohmann::json()},
+              {"best_model_checkpoint", st.best_checkpoint}, {"log_history", st.log_history},
+              {"args", args_to_json(args)}});
+  return outcome;
+}
+
+}  // namespace tuneserve::train

@@ -1,0 +1,90 @@
+// Tests for config.json parsing and writing: the three goldens' configs, defaults, errors, round trip.
+#include "checkpoint/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "test_util.h"
+
+namespace tuneserve {
+namespace {
+
+TEST(Config, GoldenDistilBert) {
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
+  const auto c = load_config(testing::shared_path("goldens/distilbert"));
+  EXPECT_EQ(c.arch, Arch::DistilBert);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.num_layers, 2);
+  EXPECT_EQ(c.num_heads, 4);
+  EXPECT_EQ(c.intermediate_size, 256);
+  EXPECT_EQ(c.vocab_size, 1000);
+  EXPECT_EQ(c.type_vocab_size, 0);
+  EXPECT_EQ(c.num_labels, 2);  // no id2label in the file: default 2
+  EXPECT_EQ(c.id2label[1], "LABEL_1");
+  EXPECT_FLOAT_EQ(c.layer_norm_eps, 1e-12f);
+  EXPECT_FLOAT_EQ(c.classifier_dropout, 0.0f);
+  ASSERT_EQ(c.architectures.size(), 1u);
+  EXPECT_EQ(c.architectures[0], "DistilBertForSequenceClassification");
+}
+
+TEST(Config, GoldenBertAndRoberta) {
+  TUNESERVE_REQUIRE_SHARED("goldens/bert/config.json");
+  const auto b = load_config(testing::shared_path("goldens/bert/config.json"));
+  EXPECT_EQ(b.arch, Arch::Bert);
+  EXPECT_EQ(b.num_labels, 3);
+  EXPECT_EQ(b.label2id.at("LABEL_2"), 2);
+  EXPECT_EQ(b.type_vocab_size, 2);
+  EXPECT_FLOAT_EQ(b.classifier_dropout, b.hidden_dropout);  // null -> hidden dropout
+  const auto r = load_config(testing::shared_path("goldens/roberta"));
+  EXPECT_EQ(r.arch, Arch::Roberta);
+  EXPECT_EQ(r.pad_token_id, 1);
+  EXPECT_EQ(r.max_position_embeddings, 66);
+  EXPECT_EQ(r.type_vocab_size, 1);
+}
+
+TEST(Config, RoundTripKeepsUnknownKeys) {
+  nlohmann::json j = {{"model_type", "bert"}, {"hidden_size", 32}, {"num_hidden_layers", 1},
+                      {"num_attention_heads", 2}, {"intermediate_size", 64}, {"vocab_size", 50},
+                      {"my_custom_key", "kept"}, {"classifier_dropout", nullptr}};
+  auto c = parse_config(j, "mem");
+  set_labels(c, {"neg", "pos", "neutral"});
+  c.problem_type = "single_label_classification";
+  c.architectures = {c.sequence_classification_class()};
+  const auto path = (std::filesystem::temp_directory_path() / "tuneserve_config_rt.json").string();
+  save_config(c, path);
+  const auto back = load_config(path);
+  EXPECT_EQ(back.raw["my_custom_key"], "kept");
+  EXPECT_TRUE(back.raw["classifier_dropout"].is_null());
+  EXPECT_EQ(back.num_labels, 3);
+  EXPECT_EQ(back.id2label[2], "neutral");
+  EXPECT_EQ(back.label2id.at("pos"), 1);
+  EXPECT_EQ(back.problem_type, "single_label_classification");
+  EXPECT_EQ(back.architectures[0], "BertForSequenceClassification");
+  EXPECT_EQ(back.hidden_size, 32);
+  std::filesystem::remove(path);
+}
+
+TEST(Config, ErrorsNameFileAndField) {
+  nlohmann::json j = {{"model_type", "distilbert"}, {"dim", 64}, {"n_layers", 2}, {"hidden_dim", 10},
+                      {"vocab_size", 50}};
+  try {
+    parse_config(j, "dir/config.json");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dir/config.json"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("n_heads"), std::string::npos) << e.what();
+  }
+  j["n_heads"] = 5;  // 64 % 5 != 0
+  EXPECT_THROW(parse_config(j, "x"), Error);
+  j["n_heads"] = 4;
+  j["activation"] = "relu";
+  EXPECT_THROW(parse_config(j, "x"), Error);
+  nlohmann::json t = {{"model_type", "gpt2"}};
+  EXPECT_THROW(parse_config(t, "x"), Error);
+  EXPECT_THROW(load_config("/nonexistent/dir"), Error);
+}
+
+}  // namespace
+}  // namespace tuneserve
