@@ -47,90 +47,24 @@ void check_text(const std::string& text, const std::string& where) {
   if (!valid_utf8(text)) http_fail(400, "validation", "{}: text is not valid UTF-8", where);
 }
 
-Input input_from_json(const json& v, const std::string& where) {
-  Input input;
-  if (v.is_string()) {
-    input.text = v.get<std::string>();
-  } else if (v.is_object()) {
-    for (const auto& [key, value] : v.items()) {
-      if (key != "text" && key != "text_pair")
-        http_fail(400, "validation", "{}: unknown key \"{}\" (expected \"text\" and \"text_pair\")",
-                  where, key);
-      if (!value.is_string())
-        http_fail(400, "validation", "{}.{}: expected a string, got {}", where, key,
-                  json_type(value));
-    }
-    if (!v.contains("text"))
-      http_fail(400, "validation", "{}: missing \"text\" (a pair is {{\"text\", \"text_pair\"}})",
-                where);
-    input.text = v["text"].get<std::string>();
-    if (v.contains("text_pair")) input.text_pair = v["text_pair"].get<std::string>();
-  } else {
-    http_fail(400, "validation", "{}: expected a string or {{\"text\", \"text_pair\"}}, got {}",
-              where, json_type(v));
+void check_not_empty(const ParsedInputs& parsed, std::string_view where) {
+  for (std::size_t i = 0; i < parsed.inputs.size(); ++i) {
+    const TextInput& input = parsed.inputs[i];
+    if (input.text.empty() && (!input.text_pair || input.text_pair->empty()))
+      http_fail(400, "empty", "{}[{}]: input text is empty", where, i);
   }
-  if (input.text.empty() && (!input.text_pair || input.text_pair->empty()))
-    http_fail(400, "empty", "{}: input text is empty", where);
-  return input;
 }
 
-ClassifyParams params_from_json(const json& p) {
-  ClassifyParams params;
-  if (p.is_null()) return params;
-  if (!p.is_object())
-    http_fail(400, "validation", "parameters: expected an object, got {}", json_type(p));
-  for (const auto& [key, value] : p.items()) {
-    if (key == "top_k") {
-      params.top_k_given = true;
-      if (value.is_null()) continue;
-      if (!value.is_number_integer() || value.get<long long>() < 1 ||
-          value.get<long long>() > 1'000'000)
-        http_fail(400, "validation", "parameters.top_k: expected a positive integer or null, got {}",
-                  value.dump());
-      params.top_k = static_cast<int>(value.get<long long>());
-    } else if (key == "function_to_apply") {
-      if (!value.is_string())
-        http_fail(400, "validation", "parameters.function_to_apply: expected a string, got {}",
-                  json_type(value));
-      std::string f = lower_trim(value.get<std::string>());
-      if (f != "softmax" && f != "sigmoid" && f != "none")
-        http_fail(400, "validation",
-                  "parameters.function_to_apply: \"{}\" is not one of softmax, sigmoid, none",
-                  value.get<std::string>());
-      params.function_to_apply = f;
-    } else if (key == "truncation") {
-      if (value.is_boolean()) {
-        params.tokenize.truncation = value.get<bool>();
-      } else if (value.is_string()) {
-        const std::string s = value.get<std::string>();
-        if (s == "do_not_truncate") {
-          params.tokenize.truncation = false;
-        } else if (s == "longest_first" || s == "only_first" || s == "only_second") {
-          params.tokenize.truncation = true;
-        } else {
-          http_fail(400, "validation",
-                    "parameters.truncation: \"{}\" is not true, false, longest_first, only_first, "
-                    "only_second or do_not_truncate",
-                    s);
-        }
-      } else {
-        http_fail(400, "validation", "parameters.truncation: expected a boolean, got {}",
-                  json_type(value));
-      }
-    } else if (key == "max_length") {
-      if (!value.is_number_integer() || value.get<long long>() < 2 ||
-          value.get<long long>() > 1'000'000)
-        http_fail(400, "validation", "parameters.max_length: expected an integer >= 2, got {}",
-                  value.dump());
-      params.tokenize.max_length = static_cast<int>(value.get<long long>());
-    } else {
-      http_fail(400, "validation",
-                "parameters: unknown parameter \"{}\" (known: top_k, function_to_apply, truncation, "
-                "max_length)",
-                key);
-    }
+// The pipeline's parsers fail with tuneserve::Error naming the field; here that is a 400.
+template <typename F>
+auto client_error(F&& parse) {
+  try {
+    return parse();
+  } catch (const HttpError&) {
+    throw;
+  } catch (const Error& e) {
+    throw HttpError(400, "validation", e.what());
   }
-  return params;
 }
 
 ParsedRequest parse_json(std::string_view body, const RequestLimits& limits) {
@@ -153,18 +87,14 @@ ParsedRequest parse_json(std::string_view body, const RequestLimits& limits) {
   }
   if (!doc.contains("inputs")) http_fail(400, "validation", "body: missing \"inputs\"");
   const json& inputs = doc["inputs"];
-  if (inputs.is_array()) {
-    if (inputs.empty()) http_fail(400, "empty", "inputs: the list is empty");
-    if (inputs.size() > limits.max_inputs)
-      http_fail(413, "too_many_inputs", "inputs: {} inputs, more than the limit of {}",
-                inputs.size(), limits.max_inputs);
-    for (std::size_t i = 0; i < inputs.size(); ++i)
-      request.inputs.push_back(input_from_json(inputs[i], fmt::format("inputs[{}]", i)));
-  } else {
-    request.single = true;
-    request.inputs.push_back(input_from_json(inputs, "inputs"));
-  }
-  if (doc.contains("parameters")) request.params = params_from_json(doc["parameters"]);
+  if (inputs.is_array() && inputs.empty()) http_fail(400, "empty", "inputs: the list is empty");
+  if (inputs.is_array() && inputs.size() > limits.max_inputs)
+    http_fail(413, "too_many_inputs", "inputs: {} inputs, more than the limit of {}",
+              inputs.size(), limits.max_inputs);
+  request.inputs = client_error([&] { return parse_inputs(inputs); });
+  check_not_empty(request.inputs, "inputs");
+  if (doc.contains("parameters") && !doc["parameters"].is_null())
+    request.options = client_error([&] { return parse_parameters(doc["parameters"]); });
   return request;
 }
 
@@ -236,6 +166,7 @@ ParsedRequest parse_csv_request(std::string_view body, const RequestLimits& limi
               fmt::join(header, ","));
   auto pair_col = column("text_pair");
   ParsedRequest request;
+  request.inputs.shape = CallShape::List;
   if (rows.size() == 1) http_fail(400, "empty", "CSV body has a header but no rows");
   if (rows.size() - 1 > limits.max_inputs)
     http_fail(413, "too_many_inputs", "CSV: {} rows, more than the limit of {}", rows.size() - 1,
@@ -244,16 +175,17 @@ ParsedRequest parse_csv_request(std::string_view body, const RequestLimits& limi
     if (rows[r].size() != header.size())
       http_fail(400, "validation", "CSV row {}: {} fields, the header has {}", r + 1,
                 rows[r].size(), header.size());
-    Input input{rows[r][*text_col], std::nullopt};
+    TextInput input{rows[r][*text_col], std::nullopt};
     if (pair_col) input.text_pair = rows[r][*pair_col];
     if (input.text.empty()) http_fail(400, "empty", "CSV row {}: input text is empty", r + 1);
-    request.inputs.push_back(std::move(input));
+    request.inputs.inputs.push_back(std::move(input));
   }
   return request;
 }
 
 ParsedRequest parse_jsonlines(std::string_view body, const RequestLimits& limits) {
   ParsedRequest request;
+  request.inputs.shape = CallShape::List;
   std::size_t line_no = 0;
   while (!body.empty()) {
     ++line_no;
@@ -267,37 +199,24 @@ ParsedRequest parse_jsonlines(std::string_view body, const RequestLimits& limits
     } catch (const json::parse_error& e) {
       http_fail(400, "validation", "JSON lines line {}: malformed JSON: {}", line_no, e.what());
     }
-    const std::string where = fmt::format("line {}", line_no);
+    // A line is one input: "text", {"text", "text_pair"} or {"inputs": either of those}.
     if (v.is_object() && v.contains("inputs")) {
       if (v.size() != 1)
-        http_fail(400, "validation", "{}: expected {{\"inputs\": ...}} and nothing else", where);
-      request.inputs.push_back(input_from_json(v["inputs"], where + ".inputs"));
-    } else {
-      request.inputs.push_back(input_from_json(v, where));
+        http_fail(400, "validation", "line {}: expected {{\"inputs\": ...}} and nothing else",
+                  line_no);
+      v = json(v["inputs"]);
     }
-    if (request.inputs.size() > limits.max_inputs)
+    if (v.is_array())
+      http_fail(400, "validation", "line {}: one input per line, not a list", line_no);
+    ParsedInputs one = client_error([&] { return parse_inputs(v); });
+    check_not_empty(one, fmt::format("line {}", line_no));
+    request.inputs.inputs.push_back(std::move(one.inputs.front()));
+    if (request.inputs.inputs.size() > limits.max_inputs)
       http_fail(413, "too_many_inputs", "JSON lines: more than the limit of {} inputs",
                 limits.max_inputs);
   }
-  if (request.inputs.empty()) http_fail(400, "empty", "JSON lines body has no lines");
+  if (request.inputs.inputs.empty()) http_fail(400, "empty", "JSON lines body has no lines");
   return request;
-}
-
-json label_json(const LabelScore& s, const ModelInfo& info) {
-  std::string label = s.label >= 0 && static_cast<std::size_t>(s.label) < info.labels.size()
-                          ? info.labels[s.label]
-                          : fmt::format("LABEL_{}", s.label);
-  return json{{"label", std::move(label)}, {"score", static_cast<double>(s.score)}};
-}
-
-// The value for one input: a dict in the pipeline's legacy shape (top_k absent), else a list.
-json one_result(const std::vector<LabelScore>& r, const ModelInfo& info,
-                const ClassifyParams& params, Shape shape) {
-  if (shape == Shape::pipeline && !params.top_k_given)
-    return r.empty() ? json::object() : label_json(r.front(), info);
-  json list = json::array();
-  for (const auto& s : r) list.push_back(label_json(s, info));
-  return list;
 }
 
 std::string csv_field(std::string_view s) {
@@ -363,85 +282,51 @@ ParsedRequest parse_request(Format format, std::string_view body, const RequestL
     case Format::jsonlines: return parse_jsonlines(body, limits);
     case Format::text: {
       ParsedRequest request;
-      request.single = true;
+      request.inputs.shape = CallShape::Text;
       std::string text(body);
       check_text(text, "body");
       if (lower_trim(text).empty()) http_fail(400, "empty", "body: input text is empty");
-      request.inputs.push_back({std::move(text), std::nullopt});
+      request.inputs.inputs.push_back({std::move(text), std::nullopt});
       return request;
     }
   }
   http_fail(415, "unsupported_media_type", "unsupported content type");
 }
 
-void check_params(const ClassifyParams& params, const ModelInfo& info) {
-  if (params.tokenize.max_length && *params.tokenize.max_length > info.max_input_length)
-    http_fail(400, "validation", "parameters.max_length: {} is more than the model's limit of {}",
-              *params.tokenize.max_length, info.max_input_length);
+void check_options(const CallOptions& options, const ModelInfo& info) {
+  const auto& max_length = options.tokenize.max_length;
+  if (max_length && (*max_length < 2 || *max_length > info.max_input_length))
+    http_fail(400, "validation", "parameters.max_length: {} is outside 2..{} (the model's limit)",
+              *max_length, info.max_input_length);
 }
 
-std::vector<LabelScore> postprocess(std::span<const float> logits, const ModelInfo& info,
-                                    const ClassifyParams& params, Shape shape) {
-  const std::size_t K = logits.size();
-  std::string function = params.function_to_apply.value_or("");
-  if (function.empty()) {
-    if (info.problem_type == "multi_label_classification" || K == 1)
-      function = "sigmoid";
-    else
-      function = "softmax";
-  }
-  std::vector<LabelScore> scores(K);
-  if (function == "softmax") {
-    float max = *std::max_element(logits.begin(), logits.end());
-    double sum = 0;
-    for (std::size_t i = 0; i < K; ++i) sum += std::exp(static_cast<double>(logits[i] - max));
-    for (std::size_t i = 0; i < K; ++i)
-      scores[i] = {static_cast<int>(i),
-                   static_cast<float>(std::exp(static_cast<double>(logits[i] - max)) / sum)};
-  } else {
-    for (std::size_t i = 0; i < K; ++i)
-      scores[i] = {static_cast<int>(i),
-                   function == "sigmoid" ? 1.0f / (1.0f + std::exp(-logits[i])) : logits[i]};
-  }
-  if (shape == Shape::pipeline && !params.top_k_given) {
-    // The pipeline's legacy answer: the first arg-max only, no sorting.
-    auto best = std::max_element(scores.begin(), scores.end(),
-                                 [](const LabelScore& a, const LabelScore& b) { return a.score < b.score; });
-    return {*best};
-  }
-  std::stable_sort(scores.begin(), scores.end(),
-                   [](const LabelScore& a, const LabelScore& b) { return a.score > b.score; });
-  if (params.top_k && static_cast<std::size_t>(*params.top_k) < scores.size())
-    scores.resize(*params.top_k);
-  return scores;
+TopK effective_top_k(const CallOptions& options, Shape shape) {
+  const TopK& top_k = options.postprocess.top_k;
+  if (shape == Shape::inference_api && top_k.kind == TopK::Kind::Unset) return TopK::all();
+  return top_k;
 }
 
 std::string encode_response(const ParsedRequest& request,
-                            const std::vector<std::vector<LabelScore>>& results,
-                            const ModelInfo& info, Shape shape, Format format) {
+                            const std::vector<std::vector<LabelScore>>& results, Shape shape,
+                            Format format) {
+  const TopK top_k = effective_top_k(request.options, shape);
   if (format == Format::csv) {
     std::string out = "input,label,score\n";
     for (std::size_t i = 0; i < results.size(); ++i)
-      for (const auto& s : results[i]) {
-        json j = label_json(s, info);
-        out += fmt::format("{},{},{}\n", i, csv_field(j["label"].get<std::string>()),
-                           j["score"].dump());
-      }
+      for (const auto& s : results[i])
+        out += fmt::format("{},{},{}\n", i, csv_field(s.label), python_float_repr(s.score));
     return out;
   }
   if (format == Format::jsonlines) {
     std::string out;
-    for (const auto& r : results)
-      out += one_result(r, info, request.params, shape).dump() + "\n";
+    for (const auto& r : results) out += python_json(result_json(r, top_k)) + "\n";
     return out;
   }
+  if (shape == Shape::pipeline)
+    return python_json(call_json(results, request.inputs.shape, top_k));
   json out = json::array();
-  if (shape == Shape::pipeline && request.single && request.params.top_k_given) {
-    out = one_result(results.at(0), info, request.params, shape);
-  } else {
-    for (const auto& r : results) out.push_back(one_result(r, info, request.params, shape));
-  }
-  return out.dump();
+  for (const auto& r : results) out.push_back(result_json(r, top_k));
+  return python_json(out);
 }
 
 bool valid_utf8(std::string_view s) {

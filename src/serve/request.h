@@ -1,6 +1,6 @@
 // Request bodies in, response bodies out: decoding JSON / CSV / JSON lines / plain text into
-// classification inputs and parameters, and encoding scores as the clients expect them.
-// Pure functions (no I/O), so the fuzzer and the unit tests drive them directly.
+// classification inputs and parameters (model/pipeline.h's types and JSON parsing), and encoding
+// scores as each client expects them. Pure functions (no I/O): the fuzzer drives them directly.
 //   K labels, k = top_k
 #pragma once
 
@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "model/pipeline.h"
 #include "serve/backend.h"
 
 namespace tuneserve::serve {
@@ -47,57 +48,38 @@ Format content_format(std::string_view content_type);
 Format accept_format(std::string_view accept);
 const char* media_type(Format format);
 
-struct Input {
-  std::string text;
-  std::optional<std::string> text_pair;
-};
-
-struct ClassifyParams {
-  // top_k as the pipeline takes it: absent -> the legacy shape (top-1 dict per input);
-  // given as null -> every label; given as k -> the k best, sorted.
-  bool top_k_given = false;
-  std::optional<int> top_k;
-  std::optional<std::string> function_to_apply;  // "softmax" | "sigmoid" | "none"
-  TokenizeOptions tokenize;
-};
-
 // The shape of the answer. pipeline: what transformers' text-classification pipeline returns
 // (SageMaker Hugging Face toolkit, /invocations); inference_api: the Hugging Face Inference API,
-// one list per input with every label sorted (what @huggingface/inference accepts, POST /).
+// one list per input with every label sorted unless top_k says otherwise (what
+// @huggingface/inference accepts, POST /).
 enum class Shape { pipeline, inference_api };
 
 struct ParsedRequest {
-  std::vector<Input> inputs;
-  bool single = false;  // "inputs" was one string or one {text, text_pair}, not a list
-  ClassifyParams params;
+  ParsedInputs inputs;  // the texts and the call's shape (string, {text, text_pair}, list)
+  CallOptions options;  // parameters: top_k, function_to_apply, truncation, max_length
 };
 
 struct RequestLimits {
   std::size_t max_inputs = 32;  // max_client_batch_size
 };
 
-// Throws HttpError (400 with error_type validation/empty/too_many_inputs) on anything malformed:
-// bad JSON, wrong types, unknown keys or parameters, invalid UTF-8, empty or too many inputs.
+// Throws HttpError (400 validation/empty, 413 too_many_inputs) on anything malformed: bad JSON,
+// wrong types, unknown keys or parameters, invalid UTF-8, empty or too many inputs.
+// CSV (header "inputs", optional "text_pair") and JSON lines give a list; text/plain one string.
 ParsedRequest parse_request(Format format, std::string_view body, const RequestLimits& limits);
 
 // Validates parameters that depend on the model (max_length within the model's limit).
-void check_params(const ClassifyParams& params, const ModelInfo& info);
+void check_options(const CallOptions& options, const ModelInfo& info);
 
-struct LabelScore {
-  int label = 0;  // label id
-  float score = 0;
-};
+// The top_k an answer of this shape uses: the Inference API lists every label when none is given.
+TopK effective_top_k(const CallOptions& options, Shape shape);
 
-// Applies function_to_apply (default from the model's problem_type and label count, as the
-// pipeline does) to one row of K logits and keeps what the shape and top_k ask for.
-std::vector<LabelScore> postprocess(std::span<const float> logits, const ModelInfo& info,
-                                    const ClassifyParams& params, Shape shape);
-
-// Encodes one result list per input. CSV has columns input,label,score (input = index in the
-// request); JSON lines has one line per input.
+// Encodes one result list per input (each from tuneserve::postprocess with effective_top_k) as
+// Python's json.dumps prints the pipeline's return value. CSV has columns input,label,score
+// (input = index in the request); JSON lines has one line per input.
 std::string encode_response(const ParsedRequest& request,
-                            const std::vector<std::vector<LabelScore>>& results,
-                            const ModelInfo& info, Shape shape, Format format);
+                            const std::vector<std::vector<LabelScore>>& results, Shape shape,
+                            Format format);
 
 bool valid_utf8(std::string_view text);
 

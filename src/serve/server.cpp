@@ -130,7 +130,7 @@ json model_json(const Model& model) {
               {"version", model.version},
               {"model_id", info.id},
               {"model_type", info.model_type},
-              {"labels", info.labels},
+              {"labels", info.labels.id2label},
               {"max_input_length", info.max_input_length},
               {"workers", model.batcher->workers()},
               {"queued", model.batcher->admitted()},
@@ -225,6 +225,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_header(beast::error_code ec, std::size_t) {
     if (ec) {
+      if (ec == http::error::body_limit)  // Content-Length over the limit, seen in the header
+        return reply_and_close(413, "payload_too_large",
+                               fmt::format("the body is over the limit of {} bytes",
+                                           config().max_payload_bytes));
       if (ec == http::error::header_limit)
         return reply_and_close(431, "validation",
                                fmt::format("request header is over the limit of {} bytes",
@@ -417,9 +421,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) fail("serve: cannot listen on {}:{}: {}", host, port, ec.message());
+    port_ = acceptor_.local_endpoint().port();
   }
 
-  int port() const { return acceptor_.local_endpoint().port(); }
+  int port() const { return port_; }
 
   void accept() {
     acceptor_.async_accept(asio::make_strand(server_.ioc),
@@ -466,6 +471,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   Server::Impl& server_;
   tcp::acceptor acceptor_;
   bool management_;
+  int port_ = 0;
 };
 
 }  // namespace
@@ -631,7 +637,7 @@ Reply Server::Impl::info() const {
     const ModelInfo& info = model->backend->info();
     out["model_id"] = info.id;
     out["model_type"] = info.model_type;
-    out["labels"] = info.labels;
+    out["labels"] = info.labels.id2label;
     out["max_input_length"] = info.max_input_length;
     out["workers"] = model->batcher->workers();
   }
@@ -658,26 +664,24 @@ namespace {
 
 // Holds one of a model's job-queue places until the request's work is gone.
 struct Admission {
-  std::shared_ptr<Model> model;
+  explicit Admission(std::shared_ptr<Model> m) : model(std::move(m)) {}
+  Admission(const Admission&) = delete;
+  Admission& operator=(const Admission&) = delete;
   ~Admission() { model->batcher->release(); }
+  std::shared_ptr<Model> model;
 };
 
 std::vector<Encoding> tokenize_all(const Backend& backend, const ParsedRequest& request) {
   const ModelInfo& info = backend.info();
-  check_params(request.params, info);
+  check_options(request.options, info);
   std::vector<Encoding> encodings;
-  encodings.reserve(request.inputs.size());
-  for (std::size_t i = 0; i < request.inputs.size(); ++i) {
-    const Input& input = request.inputs[i];
-    std::optional<std::string_view> pair;
-    if (input.text_pair) pair = *input.text_pair;
-    Encoding e = backend.tokenize(input.text, pair, request.params.tokenize);
-    const int limit = request.params.tokenize.max_length.value_or(info.max_input_length);
-    if (static_cast<int>(e.size()) > limit)
-      http_fail(422, "too_long",
-                "inputs[{}]: {} tokens, more than the maximum of {} (truncation is off)", i,
-                e.size(), limit);
-    encodings.push_back(std::move(e));
+  encodings.reserve(request.inputs.inputs.size());
+  for (std::size_t i = 0; i < request.inputs.inputs.size(); ++i) {
+    try {
+      encodings.push_back(backend.tokenize(request.inputs.inputs[i], request.options.tokenize));
+    } catch (const InputTooLong& e) {
+      http_fail(422, "too_long", "inputs[{}]: {}", i, e.what());
+    }
   }
   return encodings;
 }
@@ -696,7 +700,7 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
   if (!model->batcher->try_admit())
     http_fail(503, "overloaded", "model {}: the job queue is full ({} requests); retry later",
               model->name, model->batcher->config().queue_size);
-  auto admission = std::make_shared<Admission>(Admission{model});
+  auto admission = std::make_shared<Admission>(model);
 
   asio::post(*pool, [this, ex, model, admission, shape, in, out, handler, content_type, accept,
                      body = std::move(req.body())]() mutable {
@@ -737,18 +741,20 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
         try {
           if (error) std::rethrow_exception(error);
           const ModelInfo& info = model->backend->info();
-          const std::size_t n = request->inputs.size();
+          const std::size_t n = request->inputs.inputs.size();
           const std::size_t K = logits.size() / n;
+          PostprocessOptions options = request->options.postprocess;
+          options.top_k = effective_top_k(request->options, shape);
           std::vector<std::vector<LabelScore>> results;
           for (std::size_t i = 0; i < n; ++i)
-            results.push_back(postprocess(std::span<const float>(logits).subspan(i * K, K), info,
-                                          request->params, shape));
+            results.push_back(tuneserve::postprocess(
+                std::span<const float>(logits).subspan(i * K, K), info.labels, options));
           if (handler && handler->has_output()) {
             auto result = handler->output(
-                encode_response(*request, results, info, Shape::pipeline, Format::json), accept);
+                encode_response(*request, results, Shape::pipeline, Format::json), accept);
             finish(*ex, Reply{200, std::move(result.body), std::move(result.content_type)});
           } else {
-            finish(*ex, Reply{200, encode_response(*request, results, info, shape, out),
+            finish(*ex, Reply{200, encode_response(*request, results, shape, out),
                               media_type(out)});
           }
         } catch (const HttpError& e) {
@@ -773,7 +779,7 @@ void Server::Impl::tokenize(Request& req, const std::shared_ptr<Exchange>& ex) {
   const Format in = content_format(header(req, "Content-Type"));
   if (!model->batcher->try_admit())
     http_fail(503, "overloaded", "model {}: the job queue is full; retry later", model->name);
-  auto admission = std::make_shared<Admission>(Admission{model});
+  auto admission = std::make_shared<Admission>(model);
   answer_on_pool(ex, [this, model, admission, in, body = std::move(req.body())] {
     const ParsedRequest request = parse_request(in, body, config.limits);
     const auto encodings = tokenize_all(*model->backend, request);

@@ -14,7 +14,7 @@ using testing::FakeBackend;
 
 std::vector<Encoding> encode(const FakeBackend& b, std::vector<std::string> texts) {
   std::vector<Encoding> out;
-  for (const auto& t : texts) out.push_back(b.tokenize(t, std::nullopt, {}));
+  for (const auto& t : texts) out.push_back(b.tokenize(TextInput{t, std::nullopt}, {}));
   return out;
 }
 

@@ -20,13 +20,13 @@ class FakeBackend : public serve::Backend {
   explicit FakeBackend(int num_labels = 2, int max_length = 32) {
     info_.id = "fake";
     info_.model_type = "fake";
-    for (int i = 0; i < num_labels; ++i) info_.labels.push_back(i == 0 ? "NEGATIVE" : i == 1 ? "POSITIVE" : "L" + std::to_string(i));
+    for (int i = 0; i < num_labels; ++i)
+      info_.labels.id2label.push_back(i == 0 ? "NEGATIVE" : i == 1 ? "POSITIVE" : fmt::format("L{}", i));
     info_.max_input_length = max_length;
   }
   const serve::ModelInfo& info() const override { return info_; }
 
-  Encoding tokenize(std::string_view text, std::optional<std::string_view> pair,
-                    const serve::TokenizeOptions& options) const override {
+  Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const override {
     Encoding e;
     auto add = [&](std::string_view s, int type) {
       std::istringstream words{std::string(s)};
@@ -41,10 +41,12 @@ class FakeBackend : public serve::Backend {
     };
     e.ids.push_back(101);
     e.type_ids.push_back(0);
-    add(text, 0);
-    if (pair) add(*pair, 1);
+    add(input.text, 0);
+    if (input.text_pair) add(*input.text_pair, 1);
     const std::size_t limit = options.max_length.value_or(info_.max_input_length);
-    if (options.truncation && e.ids.size() > limit) {
+    if (!options.truncation && e.ids.size() > limit)
+      throw serve::InputTooLong(fmt::format("input of {} tokens is longer than {}", e.ids.size(), limit));
+    if (e.ids.size() > limit) {
       e.ids.resize(limit);
       e.type_ids.resize(limit);
       e.ids.back() = 102;
@@ -76,7 +78,7 @@ class FakeBackend : public serve::Backend {
     std::vector<float> out;
     for (const Encoding* e : batch) {
       if (!e->ids.empty() && e->ids.size() > 2 && fail_all_) fail("fake backend: forward failed");
-      auto r = row(*e, info_.labels.size());
+      auto r = row(*e, info_.labels.id2label.size());
       out.insert(out.end(), r.begin(), r.end());
     }
     std::lock_guard lock(mutex_);
