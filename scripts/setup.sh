@@ -10,6 +10,7 @@ packages=(
   libdnnl-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev
   python3-numpy
+  python3-torch libopenblas0-openmp
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -256,6 +256,8 @@ void TokenizedDataset::write(const std::string& dir) const {
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) fail("{}: cannot create directory: {}", dir, ec.message());
+  // An old manifest must not vouch for half-rewritten arrays if this write stops midway.
+  fs::remove(root / "manifest.json", ec);
   write_array(root / "input_ids.bin", input_ids_);
   write_array(root / "token_type_ids.bin", token_type_ids_);
   write_array(root / "offsets.bin", offsets_);

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <thread>
 
 #include "core/error.h"
@@ -156,9 +157,11 @@ void assign_labels(const ReadOptions& options, const std::vector<std::string>& r
       skip.bad(ex.sources[static_cast<std::size_t>(ex.where[i].file)].path, ex.where[i].line, why[i]);
       continue;
     }
-    ex.text[kept] = std::move(ex.text[i]);
-    if (!ex.text_pair.empty()) ex.text_pair[kept] = std::move(ex.text_pair[i]);
-    ex.where[kept] = ex.where[i];
+    if (kept != i) {  // a self-move would empty the string
+      ex.text[kept] = std::move(ex.text[i]);
+      if (!ex.text_pair.empty()) ex.text_pair[kept] = std::move(ex.text_pair[i]);
+      ex.where[kept] = ex.where[i];
+    }
     ex.labels.push_back(*ids[i]);
     ++kept;
   }
@@ -354,10 +357,25 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
 }
 
 Prepared prepare(const PrepOptions& options, const Encoder& encoder) {
+  if (options.test_size != 0.0 && !options.test_files.empty())
+    fail("--test-size splits the input; it cannot be combined with a separate test file");
   const RawExamples ex = read_examples(options.read);
   const auto n = static_cast<std::int64_t>(ex.size());
   if (n == 0) fail("no rows to prepare in {}", options.read.files.front());
   const auto order = shuffle_select(n, options.shuffle, options.seed, options.select);
+  if (!options.test_files.empty()) {
+    ReadOptions test_read = options.read;
+    test_read.files = options.test_files;
+    // Number the test labels like the training labels (a map, if given, already does).
+    if (test_read.labels.map.empty() && !test_read.label_column.empty()) test_read.labels.names = ex.id2label;
+    const RawExamples test_ex = read_examples(test_read);
+    if (test_ex.size() == 0) fail("no rows to prepare in {}", options.test_files.front());
+    std::vector<std::int64_t> test_order(test_ex.size());
+    std::iota(test_order.begin(), test_order.end(), 0);
+    auto train = tokenize_rows(ex, order, encoder, options, "train");
+    auto test = tokenize_rows(test_ex, test_order, encoder, options, "test");
+    return {std::move(train), std::move(test)};
+  }
   if (options.test_size == 0.0) return {tokenize_rows(ex, order, encoder, options, "all"), std::nullopt};
   const auto split = train_test_split(static_cast<std::int64_t>(order.size()), options.test_size, options.seed);
   auto pick = [&](const std::vector<std::int64_t>& positions) {

@@ -21,6 +21,10 @@
 #include "data/reader.h"
 #include "tokenizer/encoding.h"
 
+namespace tuneserve {
+class Tokenizer;
+}
+
 namespace tuneserve::data {
 
 struct LabelOptions {
@@ -79,12 +83,19 @@ struct Encoder {
 // "fnv1a64:<16 hex digits>" of a file's bytes (Error naming the path when unreadable).
 std::string file_hash(const std::string& path);
 
+// An Encoder over a loaded tokenizer: special tokens added, truncation longest_first to
+// max_length (0 = none), no padding (batches pad), identity from `dir`'s tokenizer.json or vocab.txt.
+Encoder tokenizer_encoder(const Tokenizer& tokenizer, const std::string& dir, std::int64_t max_length);
+
 struct PrepOptions {
   ReadOptions read;
   bool shuffle = false;
   std::uint64_t seed = 42;
   std::int64_t select = -1;       // keep the first N rows (of the shuffled order); -1 = all
   double test_size = 0.0;         // 0: no split; (0,1): fraction; >= 1: test rows
+  // A separate test set (e.g. test.jsonl), read with the same columns, in file order, its labels
+  // numbered like the training rows'. Not combined with test_size.
+  std::vector<std::string> test_files;
   std::int64_t max_length = 512;  // truncation; 0 = none
   Padding padding = Padding::Longest;
   int threads = 2;                // tokenization threads; output order does not depend on it
@@ -92,14 +103,14 @@ struct PrepOptions {
 
 struct Prepared {
   TokenizedDataset train;                // the whole selection when there is no split
-  std::optional<TokenizedDataset> test;  // with test_size
+  std::optional<TokenizedDataset> test;  // with test_size or test_files
 };
 
 // Tokenizes rows `order` of `examples` (parallel, deterministic order) into a dataset.
 TokenizedDataset tokenize_rows(const RawExamples& examples, std::span<const std::int64_t> order,
                                const Encoder& encoder, const PrepOptions& options, const std::string& split);
 
-// read_examples + shuffle/select + split + tokenize_rows.
+// read_examples + shuffle/select + split (or test_files) + tokenize_rows.
 Prepared prepare(const PrepOptions& options, const Encoder& encoder);
 
 }  // namespace tuneserve::data

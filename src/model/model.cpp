@@ -213,6 +213,22 @@ Tokens prepare_tokens(const ModelConfig& c, const Batch& batch) {
   return tk;
 }
 
+// Tiny models (tests, goldens) run on the calling thread: waking an OpenMP team per kernel costs more
+// than the work, and much more when the cores are shared. The limit is per calling thread.
+class SmallWorkThreadLimit {
+ public:
+  SmallWorkThreadLimit(const ModelConfig& c, std::size_t tokens) : saved_(omp_get_max_threads()) {
+    const double macs_per_layer = static_cast<double>(tokens) * c.hidden_size * c.intermediate_size;
+    if (macs_per_layer < 4e6 && saved_ > 1) omp_set_num_threads(1);
+  }
+  ~SmallWorkThreadLimit() { omp_set_num_threads(saved_); }
+  SmallWorkThreadLimit(const SmallWorkThreadLimit&) = delete;
+  SmallWorkThreadLimit& operator=(const SmallWorkThreadLimit&) = delete;
+
+ private:
+  int saved_;
+};
+
 }  // namespace
 
 struct Model::Impl {
@@ -357,6 +373,7 @@ std::vector<float> Model::forward(const Batch& batch, const ForwardOptions& opti
     M = total;
     tk = std::move(packed);
   }
+  const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(M));
   Acts acts;
   allocate_acts(acts, c, B, T, M, false);
   const auto pw = impl_->packed_weights();
@@ -481,6 +498,7 @@ float Model::forward_backward(const Batch& batch, const Labels& labels, float gr
   drop.on = m.dropout_enabled;
   ++m.dropout.step;  // each training forward consumes one step of the stream
 
+  const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(B) * T);
   allocate_acts(m.train_acts, c, B, T, B * T, true);
   m.forward_layers(m.train_acts, tk, {}, {}, B * T, nullptr, drop, nullptr);
   const float* out = m.train_acts.logits;

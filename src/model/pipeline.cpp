@@ -10,9 +10,14 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <exception>
+#include <filesystem>
 #include <numeric>
 
+#include "checkpoint/config.h"
 #include "core/error.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tuneserve {
 
@@ -346,5 +351,192 @@ std::string python_json(const nlohmann::json& value) {
   append_python_json(out, value);
   return out;
 }
+
+// ---- the pipeline ---------------------------------------------------------------------------
+
+struct Pipeline::Impl {
+  Tokenizer tokenizer;
+  Model model;
+  Options options;
+  LabelInfo labels;
+  int positions = 0;   // the longest sequence the model can embed
+  int max_length = 0;  // default truncation length
+  std::vector<std::string> notes;
+};
+
+namespace {
+
+// Where the tokenizer's files live: tokenizer.json, or the older vocab.txt form.
+bool has_tokenizer_files(const std::filesystem::path& dir) {
+  return std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "vocab.txt");
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+// The input as tokens, checked against what the model can embed: ids in [0, V), length <= positions.
+void check_encoding(const Encoding& encoding, const ModelConfig& config, int positions, std::size_t index) {
+  if (encoding.size() > static_cast<std::size_t>(positions))
+    fail("input {}: {} tokens, but the model embeds at most {} positions", index, encoding.size(), positions);
+  for (std::size_t t = 0; t < encoding.size(); ++t) {
+    const std::int32_t id = encoding.ids[t];
+    if (id < 0 || id >= config.vocab_size)
+      fail("input {}: token id {} at position {} is outside the model's vocabulary of {} ids "
+           "(is the tokenizer the model's own?)",
+           index, id, t, config.vocab_size);
+  }
+}
+
+}  // namespace
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pipeline::~Pipeline() = default;
+
+std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std::string& tokenizer_dir,
+                                         const Options& options) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(model_dir)) fail("model directory {}: not found", model_dir);
+  if (!fs::exists(fs::path(model_dir) / "config.json")) fail("model directory {}: no config.json", model_dir);
+  const std::string tok_dir = tokenizer_dir.empty() ? model_dir : tokenizer_dir;
+  if (!fs::is_directory(tok_dir)) fail("tokenizer directory {}: not found", tok_dir);
+  if (!has_tokenizer_files(tok_dir)) {
+    if (tokenizer_dir.empty())
+      fail("model directory {}: no tokenizer (tokenizer.json or vocab.txt); give the tokenizer's directory "
+           "(--tokenizer DIR)", model_dir);
+    fail("tokenizer directory {}: no tokenizer.json or vocab.txt", tok_dir);
+  }
+  if (options.max_batch_size < 1 || options.max_batch_tokens < 1)
+    fail("pipeline: max_batch_size and max_batch_tokens must be positive (got {} and {})", options.max_batch_size,
+         options.max_batch_tokens);
+  if (options.threads > 0) Model::set_num_threads(options.threads);
+
+  LoadReport report;
+  auto impl = std::make_unique<Impl>(Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report), options,
+                                          {}, 0, 0, {}});
+  const ModelConfig& config = impl->model.config();
+  impl->labels.id2label = config.id2label;
+  impl->labels.problem_type = config.problem_type;
+  if (impl->labels.id2label.size() != static_cast<std::size_t>(config.num_labels)) {
+    impl->labels.id2label.clear();
+    for (int i = 0; i < config.num_labels; ++i) impl->labels.id2label.push_back(fmt::format("LABEL_{}", i));
+  }
+  // RoBERTa numbers positions from padding_idx + 1, so its table holds that many fewer tokens.
+  impl->positions = config.arch == Arch::Roberta ? config.max_position_embeddings - config.pad_token_id - 1
+                                                 : config.max_position_embeddings;
+  impl->max_length = impl->positions;
+  if (const auto tok_max = impl->tokenizer.model_max_length())
+    impl->max_length = static_cast<int>(std::min<std::size_t>(*tok_max, static_cast<std::size_t>(impl->positions)));
+
+  if (!report.initialized.empty())
+    impl->notes.push_back(fmt::format("{}: newly initialised (not in the checkpoint; fine-tune before use): {}",
+                                      model_dir, join(report.initialized)));
+  if (!report.ignored.empty())
+    impl->notes.push_back(fmt::format("{}: unused checkpoint tensors: {}", model_dir, join(report.ignored)));
+  if (impl->tokenizer.vocab_size() > static_cast<std::size_t>(config.vocab_size))
+    impl->notes.push_back(fmt::format("tokenizer {} has {} tokens but the model embeds {}: inputs with the extra "
+                                      "tokens will be rejected",
+                                      tok_dir, impl->tokenizer.vocab_size(), config.vocab_size));
+  return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
+}
+
+Encoding Pipeline::tokenize(const TextInput& input, const TokenizeOptions& options) const {
+  const int max_length = options.max_length.value_or(impl_->max_length);
+  if (max_length > impl_->positions)
+    fail("max_length {} is more than the {} positions the model embeds", max_length, impl_->positions);
+  EncodeOptions encode;
+  encode.truncation = options.truncation ? Truncation::LongestFirst : Truncation::None;
+  encode.max_length = static_cast<std::size_t>(max_length);
+  std::optional<std::string_view> pair;
+  if (input.text_pair) pair = *input.text_pair;
+  Encoding encoding = impl_->tokenizer.encode(input.text, pair, encode);
+  if (encoding.size() > static_cast<std::size_t>(max_length))
+    fail("input of {} tokens is longer than the maximum length {} and truncation is off", encoding.size(),
+         max_length);
+  return encoding;
+}
+
+std::vector<float> Pipeline::forward(std::span<const Encoding* const> batch) {
+  const ModelConfig& config = impl_->model.config();
+  const int B = static_cast<int>(batch.size());
+  if (B == 0) return {};
+  std::size_t T = 0;
+  for (int b = 0; b < B; ++b) {
+    check_encoding(*batch[b], config, impl_->positions, static_cast<std::size_t>(b));
+    T = std::max(T, batch[b]->size());
+  }
+  // Padding: pad id, mask 0, type 0 (what the tokenizer's own padding writes).
+  std::vector<std::int32_t> ids(B * T, config.pad_token_id), mask(B * T, 0), types(B * T, 0);
+  for (int b = 0; b < B; ++b) {
+    const Encoding& e = *batch[b];
+    for (std::size_t t = 0; t < e.size(); ++t) {
+      ids[b * T + t] = e.ids[t];
+      mask[b * T + t] = e.attention_mask.empty() ? 1 : e.attention_mask[t];
+      types[b * T + t] = e.type_ids.empty() ? 0 : e.type_ids[t];
+    }
+  }
+  // DistilBERT has no token-type table (its tokenizer does not even return type ids).
+  const bool use_types = config.type_vocab_size > 0;
+  return impl_->model.forward(Batch{B, static_cast<int>(T), ids.data(), mask.data(), use_types ? types.data() : nullptr});
+}
+
+std::vector<LabelScore> Pipeline::postprocess(std::span<const float> logits, const PostprocessOptions& options) const {
+  return tuneserve::postprocess(logits, impl_->labels, options);
+}
+
+std::vector<std::vector<LabelScore>> Pipeline::predict(std::span<const TextInput> inputs, const CallOptions& options) {
+  const std::size_t N = inputs.size();
+  std::vector<Encoding> encodings(N);
+  // Tokenizing is independent per input (Tokenizer::encode is const); the first error by input wins.
+  std::vector<std::exception_ptr> errors(N);
+#pragma omp parallel for schedule(dynamic, 16)
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(N); ++i) {
+    try {
+      encodings[i] = tokenize(inputs[i], options.tokenize);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  }
+  for (std::size_t i = 0; i < N; ++i) {
+    if (!errors[i]) continue;
+    try {
+      std::rethrow_exception(errors[i]);
+    } catch (const std::exception& e) {
+      fail("input {}: {}", i, e.what());
+    }
+  }
+  // Errors from here on name the caller's input index, not a position inside a batch.
+  for (std::size_t i = 0; i < N; ++i) check_encoding(encodings[i], impl_->model.config(), impl_->positions, i);
+
+  // Sorted by length, batches pad little; a batch closes at max_batch_size inputs or when its
+  // padded size (count x longest) would pass max_batch_tokens.
+  std::vector<std::size_t> order(N);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return encodings[a].size() < encodings[b].size(); });
+  const int K = num_labels();
+  std::vector<std::vector<LabelScore>> results(N);
+  std::vector<const Encoding*> batch;
+  std::size_t begin = 0;
+  while (begin < N) {
+    std::size_t end = begin + 1;
+    while (end < N && static_cast<int>(end - begin) < impl_->options.max_batch_size &&
+           (end - begin + 1) * encodings[order[end]].size() <= static_cast<std::size_t>(impl_->options.max_batch_tokens))
+      ++end;
+    batch.clear();
+    for (std::size_t j = begin; j < end; ++j) batch.push_back(&encodings[order[j]]);
+    const std::vector<float> logits = forward(batch);
+    for (std::size_t j = begin; j < end; ++j)
+      results[order[j]] = postprocess(std::span<const float>(logits).subspan((j - begin) * K, K), options.postprocess);
+    begin = end;
+  }
+  return results;
+}
+
+const LabelInfo& Pipeline::labels() const { return impl_->labels; }
+int Pipeline::max_length() const { return impl_->max_length; }
+const std::vector<std::string>& Pipeline::load_notes() const { return impl_->notes; }
 
 }  // namespace tuneserve

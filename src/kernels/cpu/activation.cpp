@@ -8,10 +8,12 @@ namespace tuneserve {
 namespace {
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+// Below this many elements a parallel region costs more than it saves.
+constexpr std::size_t kParallelMin = 16384;
 }  // namespace
 
 void gelu_forward(float* out, const float* inp, std::size_t N) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > kParallelMin)
   for (std::size_t i = 0; i < N; ++i) {
     const float x = inp[i];
     out[i] = 0.5f * x * (1.0f + std::erf(x * kInvSqrt2));
@@ -19,7 +21,7 @@ void gelu_forward(float* out, const float* inp, std::size_t N) {
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, std::size_t N) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > kParallelMin)
   for (std::size_t i = 0; i < N; ++i) {
     const float x = inp[i];
     const float cdf = 0.5f * (1.0f + std::erf(x * kInvSqrt2));

@@ -13,6 +13,10 @@ namespace {
 inline std::size_t idx3(int b, int t, int T, int width) {
   return (static_cast<std::size_t>(b) * T + t) * width;
 }
+// Small problems run on the calling thread: waking a team costs more than the work.
+inline bool parallel_worthwhile(int B, int NH, int T, int HS) {
+  return B * NH > 1 && static_cast<std::size_t>(B) * NH * T * T * HS > (1u << 16);
+}
 }  // namespace
 
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
@@ -20,7 +24,7 @@ void attention_forward(float* out, float* att, const float* qkv, const std::int3
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-#pragma omp parallel
+#pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
   {
     std::vector<float> kt(static_cast<std::size_t>(HS) * T);  // K^T of one head (HS, T)
     std::vector<float> scratch(att ? 0 : T);
@@ -84,7 +88,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-#pragma omp parallel
+#pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
   {
     std::vector<float> dp(T), ds(T), keep(T);
 #pragma omp for collapse(2) schedule(static)

@@ -12,7 +12,7 @@ void apply_mask(float* out, const float* inp, std::size_t N, float p, const Drop
   }
   const float scale = 1.0f / (1.0f - p);
   const std::size_t blocks = (N + 3) / 4;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (blocks > 4096)
   for (std::size_t b = 0; b < blocks; ++b) {
     const Philox4x32 r = philox4x32(static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b >> 32),
                                     static_cast<std::uint32_t>(key.stream),

@@ -8,7 +8,7 @@ namespace tuneserve {
 
 void embedding_forward(float* out, const std::int32_t* ids, const std::int32_t* pos, const std::int32_t* types,
                        const float* wte, const float* wpe, const float* wtt, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int i = 0; i < N; ++i) {
     const float* w = wte + static_cast<std::size_t>(ids[i]) * C;
     const float* p = wpe + static_cast<std::size_t>(pos[i]) * C;
@@ -24,7 +24,7 @@ void embedding_forward(float* out, const std::int32_t* ids, const std::int32_t* 
 
 void embedding_backward(float* dwte, float* dwpe, float* dwtt, const float* dout, const std::int32_t* ids,
                         const std::int32_t* pos, const std::int32_t* types, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int c0 = 0; c0 < C; c0 += 16) {
     const int c1 = c0 + 16 < C ? c0 + 16 : C;
     for (int i = 0; i < N; ++i) {

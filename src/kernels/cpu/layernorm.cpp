@@ -9,7 +9,7 @@ namespace tuneserve {
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int i = 0; i < N; ++i) {
     const float* x = inp + static_cast<std::size_t>(i) * C;
     float* y = out + static_cast<std::size_t>(i) * C;
@@ -31,7 +31,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int N, int C) {
-#pragma omp parallel
+#pragma omp parallel if (N * C > 16384)
   {
 #pragma omp for schedule(static) nowait
     for (int i = 0; i < N; ++i) {

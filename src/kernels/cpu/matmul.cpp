@@ -115,7 +115,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   }
   stream.wait();
   if (dbias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * N > 16384)
     for (int n = 0; n < N; ++n) {
       // double: column sums over thousands of rows lose digits in fp32
       double sum = 0.0;

@@ -1,0 +1,119 @@
+// CPU inference benchmark of a DistilBERT-family classifier: checks logits against a reference file
+// written by the PyTorch peer (bench/torch_distilbert.py), then times batch 1 and batch 32 forwards.
+// Run through bench/inference.sh, which runs both sides on the same weights and prints the ratio.
+//
+// Dimensions: B batch, T tokens, K num_labels.
+//   bench_inference MODEL_DIR [--threads N] [--tokens T] [--reps-b1 N] [--reps-b32 N]
+// MODEL_DIR holds config.json, model.safetensors and reference.safetensors (input_ids, attention_mask,
+// logits). Prints one JSON line: {"parity": {...}, "runs": [{"batch", "tokens", "ms", "seq_per_s", "gflops"}]}.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "checkpoint/safetensors.h"
+#include "core/error.h"
+#include "model/model.h"
+
+namespace {
+
+using namespace tuneserve;
+
+// Encoder multiply-adds x 2 for one T-token sequence: QKV + output projections (4 C^2), the FFN
+// (2 C F), and the two attention products (2 T C), per token and layer. Same formula as the peer's.
+double flops_per_sequence(const ModelConfig& c, int T) {
+  const double C = c.hidden_size, F = c.intermediate_size, L = c.num_layers;
+  return 2.0 * T * L * (4 * C * C + 2 * C * F + 2.0 * T * C);
+}
+
+std::vector<std::int32_t> to_i32(const std::vector<std::int64_t>& v) { return {v.begin(), v.end()}; }
+
+nlohmann::json check_parity(const Model& model, const std::string& reference_path) {
+  SafeTensorsReader reference(reference_path);
+  const auto& shape = reference.info("input_ids").shape;
+  if (shape.size() != 2) fail("{}: input_ids must be (B, T), got {}", reference_path, shape_string(shape));
+  const auto ids = to_i32(reference.read_i64("input_ids"));
+  const auto mask = to_i32(reference.read_i64("attention_mask"));
+  const auto expected = reference.read_f32("logits");
+  Batch batch{static_cast<int>(shape[0]), static_cast<int>(shape[1]), ids.data(), mask.data(), nullptr};
+  const auto logits = model.forward(batch);
+  if (logits.size() != expected.size())
+    fail("{}: {} logits, reference has {}", reference_path, logits.size(), expected.size());
+  // fp32 with different GEMM blockings and summation orders over 6 layers: agree to ~1e-5 relative.
+  const double atol = 1e-4, rtol = 1e-4;
+  double max_abs = 0;
+  bool ok = true;
+  for (std::size_t i = 0; i < logits.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(logits[i]) - expected[i]);
+    max_abs = std::max(max_abs, d);
+    ok = ok && d <= atol + rtol * std::fabs(expected[i]);
+  }
+  return {{"logits", logits.size()}, {"max_abs_err", max_abs}, {"atol", atol}, {"rtol", rtol}, {"ok", ok}};
+}
+
+double median_seconds(const Model& model, const Batch& batch, int reps) {
+  for (int i = 0; i < 2; ++i) model.forward(batch);  // warm-up: first-touch, weight packing, caches
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model.forward(batch);
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+}
+
+int run(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s MODEL_DIR [--threads N] [--tokens T] [--reps-b1 N] [--reps-b32 N]\n", argv[0]);
+    return 2;
+  }
+  const std::string dir = argv[1];
+  int threads = 2, T = 128, reps_b1 = 20, reps_b32 = 5;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const int value = std::atoi(argv[i + 1]);
+    if (value <= 0) fail("{}: expected a positive integer, got '{}'", flag, argv[i + 1]);
+    if (flag == "--threads") threads = value;
+    else if (flag == "--tokens") T = value;
+    else if (flag == "--reps-b1") reps_b1 = value;
+    else if (flag == "--reps-b32") reps_b32 = value;
+    else fail("unknown flag {}", flag);
+  }
+
+  Model::set_num_threads(threads);
+  const Model model = Model::load(dir);
+  nlohmann::json out;
+  out["threads"] = threads;
+  out["parity"] = check_parity(model, dir + "/reference.safetensors");
+
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<std::int32_t> token(1, model.config().vocab_size - 1);
+  out["runs"] = nlohmann::json::array();
+  for (const auto& [B, reps] : {std::pair{1, reps_b1}, std::pair{32, reps_b32}}) {
+    std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T), mask(ids.size(), 1);
+    for (auto& id : ids) id = token(rng);
+    const double s = median_seconds(model, Batch{B, T, ids.data(), mask.data(), nullptr}, reps);
+    out["runs"].push_back({{"batch", B}, {"tokens", T}, {"ms", s * 1e3}, {"seq_per_s", B / s},
+                           {"gflops", B * flops_per_sequence(model.config(), T) / s / 1e9}});
+  }
+  std::printf("%s\n", out.dump().c_str());
+  return out["parity"]["ok"].get<bool>() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_inference: %s\n", e.what());
+    return 1;
+  }
+}

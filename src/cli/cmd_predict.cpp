@@ -1,0 +1,156 @@
+// `tuneserve predict`: classify texts with a Hugging Face model directory and print exactly what
+// transformers' text-classification pipeline returns, as Python's json.dumps would print it.
+//
+//   tuneserve predict --model DIR [--tokenizer DIR] TEXT...          one JSON value on stdout
+//   tuneserve predict --model DIR --input IN.jsonl [--output OUT.jsonl]   one JSON line per line
+// One TEXT prints pipeline("TEXT"); several print pipeline([TEXT, ...]). An input line is
+// {"text": ..., "text_pair"?: ...} (other keys ignored) -> pipeline({"text", "text_pair"}), or
+// {"inputs": str | {...} | [...]} -> pipeline(inputs). All lines are batched together.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "model/pipeline.h"
+
+namespace tuneserve::cli {
+namespace {
+
+struct PredictArgs {
+  std::string model_dir;
+  std::string tokenizer_dir;
+  std::vector<std::string> texts;
+  std::string text_pair;
+  std::string input_path;
+  std::string output_path;
+  std::string function_to_apply = "default";
+  std::string top_k;
+  int max_length = 0;
+  bool no_truncation = false;
+  int threads = 0;
+  int batch_size = 32;
+};
+
+// One JSONL line: which inputs it contributes and the call shape its output takes.
+struct Line {
+  std::size_t first = 0;
+  std::size_t count = 0;
+  CallShape shape = CallShape::Dict;
+};
+
+Line parse_line(const std::string& text, const std::string& path, std::size_t line_number,
+                std::vector<TextInput>& inputs) {
+  nlohmann::json value;
+  try {
+    value = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("{}: line {}: not valid JSON ({})", path, line_number, e.what());
+  }
+  if (!value.is_object()) fail("{}: line {}: expected an object with \"text\" or \"inputs\"", path, line_number);
+  ParsedInputs parsed;
+  try {
+    if (value.contains("inputs")) {
+      parsed = parse_inputs(value["inputs"]);
+    } else if (value.contains("text")) {
+      // Dataset rows carry other fields (label, id...): only the pipeline's keys are passed on.
+      nlohmann::json dict = {{"text", value["text"]}};
+      if (value.contains("text_pair")) dict["text_pair"] = value["text_pair"];
+      parsed = parse_inputs(dict);
+    } else {
+      fail("expected \"text\" (and optionally \"text_pair\") or \"inputs\"");
+    }
+  } catch (const Error& e) {
+    fail("{}: line {}: {}", path, line_number, e.what());
+  }
+  Line line{inputs.size(), parsed.inputs.size(), parsed.shape};
+  for (auto& input : parsed.inputs) inputs.push_back(std::move(input));
+  return line;
+}
+
+int run_predict(const PredictArgs& args) {
+  if (args.texts.empty() == args.input_path.empty())
+    fail("predict: give either TEXT arguments or --input FILE.jsonl");
+  if (!args.text_pair.empty() && args.texts.size() != 1) fail("predict: --text-pair goes with exactly one TEXT");
+
+  CallOptions options;
+  options.postprocess.function = parse_score_function(args.function_to_apply);
+  if (!args.top_k.empty()) options.postprocess.top_k = parse_top_k(args.top_k);
+  options.tokenize.truncation = !args.no_truncation;
+  if (args.max_length > 0) options.tokenize.max_length = args.max_length;
+
+  // Read (and validate) the input before the slower model load.
+  std::vector<TextInput> inputs;
+  std::vector<Line> lines;
+  if (!args.input_path.empty()) {
+    std::ifstream in(args.input_path);
+    if (!in) fail("{}: cannot open", args.input_path);
+    std::string text;
+    for (std::size_t number = 1; std::getline(in, text); ++number) {
+      if (text.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines carry no input
+      lines.push_back(parse_line(text, args.input_path, number, inputs));
+    }
+  } else if (!args.text_pair.empty()) {
+    inputs.push_back(TextInput{args.texts[0], args.text_pair});
+    lines.push_back(Line{0, 1, CallShape::Dict});
+  } else {
+    for (const auto& text : args.texts) inputs.push_back(TextInput{text, std::nullopt});
+    lines.push_back(Line{0, inputs.size(), inputs.size() == 1 ? CallShape::Text : CallShape::List});
+  }
+
+  Pipeline::Options pipeline_options;
+  pipeline_options.threads = args.threads;
+  pipeline_options.max_batch_size = args.batch_size;
+  auto pipeline = Pipeline::load(args.model_dir, args.tokenizer_dir, pipeline_options);
+  for (const auto& note : pipeline->load_notes()) spdlog::warn("{}", note);
+
+  const auto results = pipeline->predict(inputs, options);
+
+  std::ofstream file;
+  if (!args.output_path.empty()) {
+    file.open(args.output_path);
+    if (!file) fail("{}: cannot open for writing", args.output_path);
+  }
+  std::ostream& out = args.output_path.empty() ? std::cout : file;
+  for (const Line& line : lines) {
+    const auto span = std::span(results).subspan(line.first, line.count);
+    out << python_json(call_json(span, line.shape, options.postprocess.top_k)) << '\n';
+  }
+  out.flush();
+  if (!out) fail("{}: write failed", args.output_path.empty() ? "stdout" : args.output_path);
+  return 0;
+}
+
+const Registration registration{Command{
+    "predict", "Classify texts; prints what transformers' text-classification pipeline returns",
+    [](CLI::App& app) -> std::function<int()> {
+      auto args = std::make_shared<PredictArgs>();
+      app.add_option("--model", args->model_dir, "Model directory (config.json + model.safetensors)")->required();
+      app.add_option("--tokenizer", args->tokenizer_dir,
+                     "Tokenizer directory (tokenizer.json or vocab.txt); default: the model directory");
+      app.add_option("texts", args->texts, "Texts to classify (one: pipeline(text); several: pipeline([...]))");
+      app.add_option("--text-pair", args->text_pair, "Second text of a pair, with exactly one TEXT");
+      app.add_option("--input", args->input_path,
+                     "JSONL input: {\"text\", \"text_pair\"?} or {\"inputs\": ...} per line");
+      app.add_option("--output", args->output_path, "Write the JSON lines here instead of stdout");
+      app.add_option("--function-to-apply", args->function_to_apply, "default | sigmoid | softmax | none")
+          ->capture_default_str();
+      app.add_option("--top-k", args->top_k, "K best labels, or 'all' (default: the best label, legacy shape)");
+      app.add_option("--max-length", args->max_length, "Truncate to this many tokens (default: the model's)")
+          ->check(CLI::PositiveNumber);
+      app.add_flag("--no-truncation", args->no_truncation, "Reject over-long inputs instead of truncating");
+      app.add_option("--threads", args->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+      app.add_option("--batch-size", args->batch_size, "Inputs per forward pass")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+      return [args] { return run_predict(*args); };
+    }}};
+
+}  // namespace
+}  // namespace tuneserve::cli

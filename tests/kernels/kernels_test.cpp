@@ -1,0 +1,304 @@
+// CPU kernels: every backward against central finite differences of its forward on small shapes,
+// forwards against naive double-precision loops, accumulate-vs-write semantics, guard floats
+// around every output to catch out-of-bounds writes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "core/error.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/dropout.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cpu/matmul.h"
+
+namespace tuneserve {
+namespace {
+
+constexpr int kGuard = 16;
+constexpr float kSentinel = -12345.678f;
+
+// A buffer with sentinel floats on both sides.
+struct Buf {
+  explicit Buf(std::size_t n, float fill = 0.0f) : n(n), v(n + 2 * kGuard, kSentinel) {
+    std::fill(data(), data() + n, fill);
+  }
+  float* data() { return v.data() + kGuard; }
+  const float* data() const { return v.data() + kGuard; }
+  float& operator[](std::size_t i) { return data()[i]; }
+  bool guards_intact() const {
+    for (int i = 0; i < kGuard; ++i)
+      if (v[i] != kSentinel || v[kGuard + n + i] != kSentinel) return false;
+    return true;
+  }
+  std::size_t n;
+  std::vector<float> v;
+};
+
+Buf random_buf(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
+  Buf b(n);
+  std::normal_distribution<float> d(0.0f, scale);
+  for (std::size_t i = 0; i < n; ++i) b[i] = d(rng);
+  return b;
+}
+
+// d/dx of L(x) = sum(f(x) * R) by central differences, in double for the sum.
+std::vector<double> numeric_grad(Buf& x, const std::function<double()>& loss, float eps = 1e-2f) {
+  std::vector<double> g(x.n);
+  for (std::size_t i = 0; i < x.n; ++i) {
+    const float keep = x[i];
+    x[i] = keep + eps;
+    const double up = loss();
+    x[i] = keep - eps;
+    const double down = loss();
+    x[i] = keep;
+    g[i] = (up - down) / (2.0 * eps);
+  }
+  return g;
+}
+
+double dot(const Buf& a, const Buf& r) {
+  double s = 0.0;
+  for (std::size_t i = 0; i < a.n; ++i) s += static_cast<double>(a.data()[i]) * r.data()[i];
+  return s;
+}
+
+// Analytic vs numeric within `rel` of the largest numeric entry.
+void expect_grad(const Buf& analytic, const std::vector<double>& numeric, double rel, const char* what) {
+  double scale = 1e-6;
+  for (double v : numeric) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < numeric.size(); ++i)
+    ASSERT_NEAR(analytic.data()[i], numeric[i], rel * scale) << what << " [" << i << "]";
+  EXPECT_TRUE(analytic.guards_intact()) << what;
+}
+
+TEST(Matmul, ForwardMatchesNaiveAndBackwardMatchesFiniteDifferences) {
+  std::mt19937 rng(1);
+  const int M = 5, K = 7, N = 3;
+  Buf x = random_buf(M * K, rng), w = random_buf(N * K, rng), b = random_buf(N, rng), r = random_buf(M * N, rng);
+  Buf out(M * N);
+  matmul_forward(out.data(), x.data(), w.data(), b.data(), M, K, N);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = b[n];
+      for (int k = 0; k < K; ++k) s += static_cast<double>(x[m * K + k]) * w[n * K + k];
+      EXPECT_NEAR(out[m * N + n], s, 1e-5);
+    }
+  EXPECT_TRUE(out.guards_intact());
+  auto loss = [&] {
+    matmul_forward(out.data(), x.data(), w.data(), b.data(), M, K, N);
+    return dot(out, r);
+  };
+  // Parameter grads accumulate: start from 1 and subtract it after.
+  Buf dx(M * K, 7.0f), dw(N * K, 1.0f), db(N, 1.0f);
+  matmul_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), M, K, N);
+  for (std::size_t i = 0; i < dw.n; ++i) dw[i] -= 1.0f;
+  for (std::size_t i = 0; i < db.n; ++i) db[i] -= 1.0f;
+  expect_grad(dx, numeric_grad(x, loss), 1e-3, "dinp");
+  expect_grad(dw, numeric_grad(w, loss), 1e-3, "dweight");
+  expect_grad(db, numeric_grad(b, loss), 1e-3, "dbias");
+}
+
+TEST(Matmul, PackedLinearEqualsPlainForManyRowCounts) {
+  std::mt19937 rng(2);
+  const int K = 96, N = 80;
+  Buf w = random_buf(N * K, rng, 0.1f), b = random_buf(N, rng);
+  PackedLinear plain(w.data(), b.data(), K, N);
+  PackedLinear fused(w.data(), b.data(), K, N, PackedLinear::Activation::Gelu);
+  for (int M : {1, 3, 37, 128, 1024, 1500}) {
+    Buf x = random_buf(static_cast<std::size_t>(M) * K, rng);
+    Buf want(static_cast<std::size_t>(M) * N), got(static_cast<std::size_t>(M) * N), got_gelu(want.n), want_gelu(want.n);
+    matmul_forward(want.data(), x.data(), w.data(), b.data(), M, K, N);
+    plain.forward(got.data(), x.data(), M);
+    fused.forward(got_gelu.data(), x.data(), M);
+    gelu_forward(want_gelu.data(), want.data(), want.n);
+    for (std::size_t i = 0; i < want.n; ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-4f * (1 + std::abs(want[i]))) << "M=" << M << " i=" << i;
+      ASSERT_NEAR(got_gelu[i], want_gelu[i], 1e-4f * (1 + std::abs(want_gelu[i]))) << "gelu M=" << M;
+    }
+    EXPECT_TRUE(got.guards_intact() && got_gelu.guards_intact());
+  }
+}
+
+TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
+  std::mt19937 rng(3);
+  const int N = 4, C = 9;
+  Buf x = random_buf(N * C, rng), w = random_buf(C, rng), b = random_buf(C, rng), r = random_buf(N * C, rng);
+  Buf out(N * C), mean(N), rstd(N);
+  auto loss = [&] {
+    layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+    return dot(out, r);
+  };
+  loss();
+  for (int i = 0; i < N; ++i) {  // forward against the definition
+    double m = 0, v = 0;
+    for (int c = 0; c < C; ++c) m += x[i * C + c];
+    m /= C;
+    for (int c = 0; c < C; ++c) v += (x[i * C + c] - m) * (x[i * C + c] - m);
+    v /= C;
+    for (int c = 0; c < C; ++c)
+      EXPECT_NEAR(out[i * C + c], (x[i * C + c] - m) / std::sqrt(v + 1e-5) * w[c] + b[c], 1e-5);
+  }
+  EXPECT_TRUE(out.guards_intact() && mean.guards_intact() && rstd.guards_intact());
+  Buf dx(N * C), dw(C), db(C);
+  layernorm_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C);
+  expect_grad(dx, numeric_grad(x, loss, 1e-3f), 2e-3, "dinp");
+  expect_grad(dw, numeric_grad(w, loss), 1e-3, "dweight");
+  expect_grad(db, numeric_grad(b, loss), 1e-3, "dbias");
+}
+
+TEST(Activations, BackwardsMatchFiniteDifferences) {
+  std::mt19937 rng(4);
+  const std::size_t N = 33;
+  Buf x = random_buf(N, rng, 2.0f), r = random_buf(N, rng), out(N), dx(N);
+  for (std::size_t i = 0; i < N; ++i)
+    if (std::abs(x[i]) < 0.05f) x[i] = 0.5f;  // keep ReLU's kink out of the difference stencil
+  gelu_forward(out.data(), x.data(), N);
+  for (std::size_t i = 0; i < N; ++i)
+    EXPECT_NEAR(out[i], 0.5 * x[i] * (1.0 + std::erf(x[i] / std::sqrt(2.0))), 1e-6);
+  auto gelu_loss = [&] { gelu_forward(out.data(), x.data(), N); return dot(out, r); };
+  gelu_backward(dx.data(), x.data(), r.data(), N);
+  expect_grad(dx, numeric_grad(x, gelu_loss, 1e-3f), 1e-3, "gelu");
+  auto tanh_loss = [&] { tanh_forward(out.data(), x.data(), N); return dot(out, r); };
+  tanh_loss();
+  tanh_backward(dx.data(), out.data(), r.data(), N);
+  expect_grad(dx, numeric_grad(x, tanh_loss, 1e-3f), 1e-3, "tanh");
+  auto relu_loss = [&] { relu_forward(out.data(), x.data(), N); return dot(out, r); };
+  relu_backward(dx.data(), x.data(), r.data(), N);
+  expect_grad(dx, numeric_grad(x, relu_loss, 1e-3f), 1e-3, "relu");
+  EXPECT_TRUE(out.guards_intact());
+}
+
+void attention_case(float p_drop) {
+  std::mt19937 rng(5);
+  const int B = 2, T = 5, C = 8, NH = 2;
+  Buf qkv = random_buf(B * T * 3 * C, rng), r = random_buf(B * T * C, rng);
+  const std::vector<std::int32_t> mask = {1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
+  const DropoutKey key{99, 7};
+  Buf out(B * T * C), att(B * NH * T * T);
+  auto loss = [&] {
+    attention_forward(out.data(), att.data(), qkv.data(), mask.data(), B, T, C, NH, p_drop, key);
+    return dot(out, r);
+  };
+  loss();
+  EXPECT_TRUE(out.guards_intact() && att.guards_intact());
+  // Probabilities: rows sum to 1 and masked keys get 0.
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < NH; ++h)
+      for (int t = 0; t < T; ++t) {
+        double s = 0;
+        for (int t2 = 0; t2 < T; ++t2) {
+          const float p = att[((b * NH + h) * T + t) * T + t2];
+          if (!mask[b * T + t2]) {
+            EXPECT_EQ(p, 0.0f);
+          }
+          s += p;
+        }
+        EXPECT_NEAR(s, 1.0, 1e-5);
+      }
+  Buf dqkv(B * T * 3 * C, 3.0f);  // written, not accumulated: the fill must vanish
+  attention_backward(dqkv.data(), r.data(), qkv.data(), att.data(), B, T, C, NH, p_drop, key);
+  expect_grad(dqkv, numeric_grad(qkv, loss, 1e-3f), 2e-3, "dqkv");
+  // Unmasked attention over only the real tokens equals the masked padded result (the unpadded path).
+  Buf short_out(3 * C);
+  std::vector<float> short_qkv(qkv.data(), qkv.data() + 3 * 3 * C);
+  attention_forward(short_out.data(), nullptr, short_qkv.data(), nullptr, 1, 3, C, NH, 0.0f, {});
+  attention_forward(out.data(), att.data(), qkv.data(), mask.data(), B, T, C, NH, 0.0f, key);
+  for (int i = 0; i < 3 * C; ++i) EXPECT_NEAR(short_out[i], out[i], 1e-6);
+}
+
+TEST(Attention, BackwardMatchesFiniteDifferences) { attention_case(0.0f); }
+TEST(Attention, BackwardWithDropoutMatchesFiniteDifferences) { attention_case(0.3f); }
+
+TEST(Embedding, ForwardSumsRowsAndBackwardAccumulatesRepeatedIds) {
+  std::mt19937 rng(6);
+  const int V = 6, P = 5, TV = 2, C = 20, N = 7;
+  Buf wte = random_buf(V * C, rng), wpe = random_buf(P * C, rng), wtt = random_buf(TV * C, rng);
+  const std::vector<std::int32_t> ids = {1, 3, 3, 0, 5, 3, 1}, pos = {0, 1, 2, 3, 4, 0, 1}, types = {0, 0, 1, 1, 0, 1, 0};
+  Buf out(N * C), r = random_buf(N * C, rng);
+  embedding_forward(out.data(), ids.data(), pos.data(), types.data(), wte.data(), wpe.data(), wtt.data(), N, C);
+  for (int i = 0; i < N; ++i)
+    for (int c = 0; c < C; ++c)
+      EXPECT_FLOAT_EQ(out[i * C + c], wte[ids[i] * C + c] + wtt[types[i] * C + c] + wpe[pos[i] * C + c]);
+  Buf dwte(V * C, 0.5f), dwpe(P * C), dwtt(TV * C);
+  embedding_backward(dwte.data(), dwpe.data(), dwtt.data(), r.data(), ids.data(), pos.data(), types.data(), N, C);
+  std::vector<double> want(V * C, 0.5);
+  for (int i = 0; i < N; ++i)
+    for (int c = 0; c < C; ++c) want[ids[i] * C + c] += r[i * C + c];
+  for (int i = 0; i < V * C; ++i) EXPECT_NEAR(dwte[i], want[i], 1e-5);
+  auto loss = [&] {
+    embedding_forward(out.data(), ids.data(), pos.data(), types.data(), wte.data(), wpe.data(), wtt.data(), N, C);
+    return dot(out, r);
+  };
+  expect_grad(dwpe, numeric_grad(wpe, loss), 1e-3, "dwpe");
+  expect_grad(dwtt, numeric_grad(wtt, loss), 1e-3, "dwtt");
+  EXPECT_TRUE(dwte.guards_intact() && out.guards_intact());
+}
+
+TEST(Dropout, ReproducibleScaledAndBackwardUsesTheSameMask) {
+  const std::size_t N = 100000;
+  Buf x(N, 1.0f), a(N), b(N), other(N), g(N);
+  const float p = 0.1f;
+  dropout_forward(a.data(), x.data(), N, p, {42, 3});
+  dropout_forward(b.data(), x.data(), N, p, {42, 3});
+  dropout_forward(other.data(), x.data(), N, p, {42, 4});
+  std::size_t dropped = 0, differ = 0;
+  for (std::size_t i = 0; i < N; ++i) {
+    ASSERT_EQ(a[i], b[i]);
+    ASSERT_TRUE(a[i] == 0.0f || std::abs(a[i] - 1.0f / 0.9f) < 1e-6f);
+    ASSERT_EQ(a[i], dropout_scale({42, 3}, i, p));
+    dropped += a[i] == 0.0f;
+    differ += a[i] != other[i];
+  }
+  EXPECT_NEAR(static_cast<double>(dropped) / N, p, 0.005);  // 5 standard deviations
+  EXPECT_GT(differ, N / 10);  // another stream gives another mask
+  dropout_backward(g.data(), x.data(), N, p, {42, 3});
+  for (std::size_t i = 0; i < N; ++i) ASSERT_EQ(g[i], a[i]);
+  EXPECT_TRUE(a.guards_intact() && g.guards_intact());
+}
+
+TEST(Loss, CrossEntropyMatchesDefinitionAndFiniteDifferences) {
+  std::mt19937 rng(7);
+  const int B = 4, K = 3;
+  Buf logits = random_buf(B * K, rng);
+  const std::vector<std::int32_t> y = {2, 0, -100, 1};
+  double want = 0;
+  for (int b : {0, 1, 3}) {
+    double s = 0;
+    for (int k = 0; k < K; ++k) s += std::exp(static_cast<double>(logits[b * K + k]));
+    want += std::log(s) - logits[b * K + y[b]];
+  }
+  EXPECT_NEAR(cross_entropy_forward(logits.data(), y.data(), B, K), want / 3, 1e-6);
+  Buf d(B * K);
+  cross_entropy_backward(d.data(), logits.data(), y.data(), B, K, 2.0f);
+  auto loss = [&] { return 2.0 * cross_entropy_forward(logits.data(), y.data(), B, K); };
+  expect_grad(d, numeric_grad(logits, loss, 1e-3f), 1e-3, "cross entropy");
+  const std::vector<std::int32_t> bad = {0, 3, 0, 0};
+  EXPECT_THROW(cross_entropy_forward(logits.data(), bad.data(), B, K), Error);
+}
+
+TEST(Loss, BceAndMseMatchFiniteDifferences) {
+  std::mt19937 rng(8);
+  const int N = 6;
+  Buf x = random_buf(N, rng, 3.0f), y(N), d(N);
+  for (int i = 0; i < N; ++i) y[i] = static_cast<float>(i % 2);
+  double want = 0;
+  for (int i = 0; i < N; ++i) {
+    const double s = 1 / (1 + std::exp(-static_cast<double>(x[i])));
+    want -= y[i] * std::log(s) + (1 - y[i]) * std::log(1 - s);
+  }
+  EXPECT_NEAR(bce_with_logits_forward(x.data(), y.data(), N), want / N, 1e-6);
+  bce_with_logits_backward(d.data(), x.data(), y.data(), N, 1.0f);
+  expect_grad(d, numeric_grad(x, [&] { return double(bce_with_logits_forward(x.data(), y.data(), N)); }, 1e-3f),
+              1e-3, "bce");
+  mse_backward(d.data(), x.data(), y.data(), N, 1.0f);
+  expect_grad(d, numeric_grad(x, [&] { return double(mse_forward(x.data(), y.data(), N)); }, 1e-3f), 1e-3, "mse");
+}
+
+}  // namespace
+}  // namespace tuneserve
