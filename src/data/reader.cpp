@@ -93,7 +93,7 @@ std::size_t invalid_utf8_at(std::string_view text) {
 // LineReader
 
 namespace {
-constexpr std::size_t kChunk = 1 << 20;
+constexpr std::size_t kChunk = 1 << 16;  // grows (doubling) for longer lines
 constexpr std::size_t kMaxLine = 64u << 20;  // a longer "line" is almost surely a binary file
 }  // namespace
 

@@ -458,7 +458,7 @@ Encoding Pipeline::tokenize(const TextInput& input, const TokenizeOptions& optio
   return encoding;
 }
 
-std::vector<float> Pipeline::forward(std::span<const Encoding* const> batch) {
+std::vector<float> Pipeline::forward(std::span<const Encoding* const> batch) const {
   const ModelConfig& config = impl_->model.config();
   const int B = static_cast<int>(batch.size());
   if (B == 0) return {};
@@ -486,7 +486,8 @@ std::vector<LabelScore> Pipeline::postprocess(std::span<const float> logits, con
   return tuneserve::postprocess(logits, impl_->labels, options);
 }
 
-std::vector<std::vector<LabelScore>> Pipeline::predict(std::span<const TextInput> inputs, const CallOptions& options) {
+std::vector<std::vector<LabelScore>> Pipeline::predict(std::span<const TextInput> inputs,
+                                                      const CallOptions& options) const {
   const std::size_t N = inputs.size();
   std::vector<Encoding> encodings(N);
   // Tokenizing is independent per input (Tokenizer::encode is const); the first error by input wins.

@@ -5,7 +5,7 @@
 //
 // Three layers, usable separately (the server runs them on different threads):
 //   1. tokenize(input, options)       const, thread-safe: truncation on by default to max_length().
-//   2. forward(encodings)             one model thread at a time: pads a batch, returns logits (B, NL).
+//   2. forward(encodings)             thread-safe: pads a batch, returns logits (B, NL).
 //   3. postprocess(logits row, opts)  pure: function_to_apply + top_k + id2label, per request.
 // predict() chains them for many inputs, sorted by length into batches, results in input order.
 // call_json()/python_json() give exactly what `pipeline("text-classification")(inputs, ...)` returns
@@ -157,17 +157,17 @@ class Pipeline {
   // input longer than that is an error giving both lengths.
   Encoding tokenize(const TextInput& input, const TokenizeOptions& options = {}) const;
 
-  // One caller at a time (the model thread). Pads the encodings to the longest, checks every id
-  // against the model's vocabulary (an error names the input, position and id), returns logits
-  // (B, NL) row-major in the order given.
-  std::vector<float> forward(std::span<const Encoding* const> batch);
+  // Thread-safe (activations are per call; each call uses the OpenMP threads it is given). Pads the
+  // encodings to the longest, checks every id against the model's vocabulary (an error names the
+  // input, position and id), returns logits (B, NL) row-major in the order given.
+  std::vector<float> forward(std::span<const Encoding* const> batch) const;
 
   // Thread-safe and pure: one input's logits row (NL) -> its result.
   std::vector<LabelScore> postprocess(std::span<const float> logits, const PostprocessOptions& options) const;
 
   // All three steps for many inputs: tokenized, sorted by length into batches of at most
   // max_batch_size inputs and max_batch_tokens padded tokens, results returned in input order.
-  std::vector<std::vector<LabelScore>> predict(std::span<const TextInput> inputs, const CallOptions& options);
+  std::vector<std::vector<LabelScore>> predict(std::span<const TextInput> inputs, const CallOptions& options) const;
 
   const LabelInfo& labels() const;
   int num_labels() const { return labels().num_labels(); }
