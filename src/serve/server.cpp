@@ -10,9 +10,7 @@
 #include <boost/version.hpp>
 
 #include <condition_variable>
-#include <csignal>
 #include <filesystem>
-#include <future>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -940,17 +938,6 @@ int Server::port() const { return impl_->listener ? impl_->listener->port() : -1
 
 int Server::management_port() const {
   return impl_->management ? impl_->management->port() : -1;
-}
-
-void Server::run_until_signal() {
-  std::promise<int> signalled;
-  asio::signal_set signals(impl_->ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](beast::error_code ec, int sig) {
-    if (!ec) signalled.set_value(sig);
-  });
-  const int sig = signalled.get_future().get();
-  spdlog::info("serve: signal {}: draining in-flight requests", sig);
-  stop();
 }
 
 void Server::stop() {

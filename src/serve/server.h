@@ -47,8 +47,6 @@ class Server {
   void start();  // binds and starts the I/O threads; fails (Error) if a port is taken
   int port() const;
   int management_port() const;  // -1 when off
-  // Blocks until SIGTERM/SIGINT, then shuts down gracefully (see stop()).
-  void run_until_signal();
   // Stops accepting, closes idle connections, lets in-flight requests finish (up to
   // drain_timeout), then stops every thread. Safe to call twice.
   void stop();
