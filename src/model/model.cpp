@@ -58,8 +58,24 @@ struct LayerActs {
   float* ln2_rstd;  // (M)
 };
 
+// Reusable uninitialised float memory: repeated forwards reuse warm pages instead of faulting in
+// and zeroing hundreds of MB each time. Every kernel writes its outputs before they are read.
+class Arena {
+ public:
+  float* reserve(std::size_t n) {
+    if (n > capacity_) {
+      data_.reset(new float[n]);
+      capacity_ = n;
+    }
+    return data_.get();
+  }
+
+ private:
+  std::unique_ptr<float[]> data_;
+  std::size_t capacity_ = 0;
+};
+
 struct Acts {
-  std::vector<float> storage;
   float* emb;        // (M, C) word + position (+ type)
   float* emb_ln;     // (M, C)
   float* emb_mean;   // (M)
@@ -105,14 +121,14 @@ HeadSpec head_spec(const ModelConfig& c) {
 class Carver {
  public:
   void add(float** slot, std::size_t n) { items_.push_back({slot, n}); }
-  void allocate(std::vector<float>& storage) {
+  void allocate(Arena& arena) {
     std::size_t total = 0;
-    for (auto& it : items_) total += it.n;
-    storage.assign(total, 0.0f);
+    for (auto& it : items_) total += (it.n + 15) / 16 * 16;  // 64-byte aligned slices
+    float* base = arena.reserve(total);
     std::size_t offset = 0;
     for (auto& it : items_) {
-      *it.slot = storage.data() + offset;
-      offset += it.n;
+      *it.slot = base + offset;
+      offset += (it.n + 15) / 16 * 16;
     }
   }
 
@@ -124,7 +140,7 @@ class Carver {
   std::vector<Item> items_;
 };
 
-void allocate_acts(Acts& a, const ModelConfig& c, int B, int T, int M, bool training) {
+void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, int B, int T, int M, bool training) {
   const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = M;
   Carver v;
   v.add(&a.emb, Ms * C);
@@ -140,14 +156,14 @@ void allocate_acts(Acts& a, const ModelConfig& c, int B, int T, int M, bool trai
     if (training) v.add(&la.att, static_cast<std::size_t>(B) * c.num_heads * T * T);
     v.add(&la.atty, Ms * C);
     v.add(&la.ao, Ms * C);
-    v.add(&la.res1, Ms * C);
+    if (training) v.add(&la.res1, Ms * C);  // inference: the residual sum overwrites ao in place
     v.add(&la.ln1, Ms * C);
     v.add(&la.ln1_mean, Ms);
     v.add(&la.ln1_rstd, Ms);
-    v.add(&la.fch, Ms * F);
+    if (training) v.add(&la.fch, Ms * F);  // inference: GELU in place (fch == fcg)
     v.add(&la.fcg, Ms * F);
     v.add(&la.fo, Ms * C);
-    v.add(&la.res2, Ms * C);
+    if (training) v.add(&la.res2, Ms * C);
     v.add(&la.ln2, Ms * C);
     v.add(&la.ln2_mean, Ms);
     v.add(&la.ln2_rstd, Ms);
@@ -158,7 +174,12 @@ void allocate_acts(Acts& a, const ModelConfig& c, int B, int T, int M, bool trai
   v.add(&a.head_act, static_cast<std::size_t>(B) * C);
   v.add(&a.head_b, static_cast<std::size_t>(B) * C);
   v.add(&a.logits, static_cast<std::size_t>(B) * c.num_labels);
-  v.allocate(a.storage);
+  v.allocate(arena);
+  if (!training) {
+    a.layers[0].res1 = a.layers[0].ao;
+    a.layers[0].fch = a.layers[0].fcg;
+    a.layers[0].res2 = a.layers[0].fo;
+  }
   for (int l = 0; l < c.num_layers; ++l) {
     if (l >= distinct) {
       a.layers[l] = a.layers[0];
@@ -239,9 +260,10 @@ struct Model::Impl {
   // Inference weights packed for oneDNN, built on first forward() after any weight change.
   mutable std::mutex pack_mutex;
   mutable std::shared_ptr<const PackedWeights> packed;
-  // Training scratch, kept between steps to avoid reallocating.
+  // Training activations and gradient scratch, kept between steps.
   Acts train_acts;
-  std::vector<float> grad_scratch;
+  Arena train_arena;
+  Arena grad_arena;
 
   std::shared_ptr<const PackedWeights> packed_weights() const {
     std::lock_guard<std::mutex> lock(pack_mutex);
@@ -374,8 +396,9 @@ std::vector<float> Model::forward(const Batch& batch, const ForwardOptions& opti
     tk = std::move(packed);
   }
   const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(M));
+  thread_local Arena arena;  // per calling thread, so concurrent forwards never share activations
   Acts acts;
-  allocate_acts(acts, c, B, T, M, false);
+  allocate_acts(acts, arena, c, B, T, M, false);
   const auto pw = impl_->packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
   impl_->forward_layers(acts, tk, offsets, lengths, M, pw.get(), DropoutPlan{}, options.hidden_states);
@@ -443,7 +466,7 @@ void Model::Impl::backward(Acts& a, const Tokens& tk, const float* dlogits, cons
   v.add(&dqkv, MC * 3);
   v.add(&dh1, BC);
   v.add(&dh2, BC);
-  v.allocate(grad_scratch);
+  v.allocate(grad_arena);
 
   // Head, reversed.
   const HeadSpec hs = head_spec(c);
@@ -499,7 +522,7 @@ float Model::forward_backward(const Batch& batch, const Labels& labels, float gr
   ++m.dropout.step;  // each training forward consumes one step of the stream
 
   const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(B) * T);
-  allocate_acts(m.train_acts, c, B, T, B * T, true);
+  allocate_acts(m.train_acts, m.train_arena, c, B, T, B * T, true);
   m.forward_layers(m.train_acts, tk, {}, {}, B * T, nullptr, drop, nullptr);
   const float* out = m.train_acts.logits;
   if (logits) logits->assign(out, out + static_cast<std::size_t>(B) * K);

@@ -27,6 +27,7 @@ struct TrainArgs {
   std::string label = "label";
   std::string label_map;      // "1:0,2:1" raw label -> id
   long max_length = 512;      // truncation when preparing raw files
+  bool skip_bad_rows = false; // raw files: count and skip malformed rows instead of stopping
   std::string output_dir = "out";
   // Optimisation.
   double epochs = 3;

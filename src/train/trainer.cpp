@@ -88,13 +88,14 @@ std::vector<fs::path> checkpoints_in(const std::string& dir) {
   return out;
 }
 
-// Keeps the dataset's label names in the saved config when they mean something (strings mapped to
-// ids); integer labels keep the model's own names, as the Trainer does.
+// Keeps the dataset's label names in the saved config when they are words (strings mapped to
+// ids); integer labels (also mapped ones, "1:0,2:1") keep the model's own names, as the Trainer does.
 void adopt_label_names(Model& model, const data::TokenizedDataset& train) {
   const auto& names = train.manifest().id2label;
-  bool numeric = true;
-  for (std::size_t i = 0; i < names.size(); i++) numeric = numeric && names[i] == std::to_string(i);
-  if (!numeric && names.size() == static_cast<std::size_t>(model.config().num_labels))
+  const bool words = std::any_of(names.begin(), names.end(), [](const std::string& n) {
+    return n.empty() || n.find_first_not_of("-0123456789") != std::string::npos;
+  });
+  if (words && names.size() == static_cast<std::size_t>(model.config().num_labels))
     set_labels(model.mutable_config(), names);
   if (model.mutable_config().problem_type.empty())
     model.mutable_config().problem_type = "single_label_classification";

@@ -215,6 +215,23 @@ void attention_case(float p_drop) {
 TEST(Attention, BackwardMatchesFiniteDifferences) { attention_case(0.0f); }
 TEST(Attention, BackwardWithDropoutMatchesFiniteDifferences) { attention_case(0.3f); }
 
+TEST(Attention, FastPathEqualsGenericLoops) {
+  std::mt19937 rng(9);
+  for (const float p_drop : {0.0f, 0.2f}) {
+    const int B = 3, T = 37, C = 96, NH = 3;  // HS = 32; T not a multiple of the 4-row / 64-key tiles
+    Buf qkv = random_buf(static_cast<std::size_t>(B) * T * 3 * C, rng, 2.0f);
+    std::vector<std::int32_t> mask(B * T, 1);
+    for (int t = 20; t < T; ++t) mask[T + t] = 0;   // row 1 padded after 20 tokens
+    for (int t = 0; t < T; ++t) mask[2 * T + t] = 0;  // row 2: no key at all (uniform)
+    Buf out_fast(B * T * C), out_ref(B * T * C), att_fast(B * NH * T * T), att_ref(B * NH * T * T);
+    attention_forward(out_fast.data(), att_fast.data(), qkv.data(), mask.data(), B, T, C, NH, p_drop, {5, 6});
+    attention_forward_generic(out_ref.data(), att_ref.data(), qkv.data(), mask.data(), B, T, C, NH, p_drop, {5, 6});
+    for (std::size_t i = 0; i < att_ref.n; ++i) ASSERT_NEAR(att_fast[i], att_ref[i], 1e-6f * (1 + att_ref[i])) << i;
+    for (std::size_t i = 0; i < out_ref.n; ++i) ASSERT_NEAR(out_fast[i], out_ref[i], 2e-5f * (1 + std::abs(out_ref[i]))) << i;
+    EXPECT_TRUE(out_fast.guards_intact() && att_fast.guards_intact());
+  }
+}
+
 TEST(Embedding, ForwardSumsRowsAndBackwardAccumulatesRepeatedIds) {
   std::mt19937 rng(6);
   const int V = 6, P = 5, TV = 2, C = 20, N = 7;

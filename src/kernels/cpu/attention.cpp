@@ -2,6 +2,7 @@
 // transposed copy of K so the inner loop runs over keys in SIMD lanes with no horizontal sums.
 #include "kernels/cpu/attention.h"
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -19,8 +20,9 @@ inline bool parallel_worthwhile(int B, int NH, int T, int HS) {
 }
 }  // namespace
 
-void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
-                       int NH, float dropout_p, const DropoutKey& key) {
+// Any head size: the reference the fast path is tested against.
+void attention_forward_generic(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T,
+                               int C, int NH, float dropout_p, const DropoutKey& key) {
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
@@ -81,6 +83,154 @@ void attention_forward(float* out, float* att, const float* qkv, const std::int3
       }
     }
   }
+}
+
+namespace {
+
+// GCC/Clang vector extensions: 16 floats, lowered to AVX-512, AVX2 or SSE by the compiler.
+typedef float v16 __attribute__((vector_size(64)));
+typedef std::int32_t v16i __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));  // unaligned access
+
+inline v16 load(const float* p) { return *reinterpret_cast<const v16u*>(p); }
+inline void store(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
+inline v16 splat(float x) { return v16{} + x; }
+
+// exp(x) for x <= 0 (scores minus their max), Cephes' expf: range reduction by ln 2 in two parts,
+// degree-6 polynomial; within 2 ulp of std::exp over the range softmax uses.
+inline v16 exp_nonpositive(v16 x) {
+  x = x < splat(-87.0f) ? splat(-87.0f) : x;
+  const v16 magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const v16 nm = x * splat(1.44269504088896341f) + magic;
+  const v16 n = nm - magic;
+  v16 r = x - n * splat(0.693359375f);
+  r = r - n * splat(-2.12194440e-4f);
+  v16 p = splat(1.9875691500e-4f);
+  p = p * r + splat(1.3981999507e-3f);
+  p = p * r + splat(8.3334519073e-3f);
+  p = p * r + splat(4.1665795894e-2f);
+  p = p * r + splat(1.6666665459e-1f);
+  p = p * r + splat(5.0000001201e-1f);
+  p = p * r * r + r + splat(1.0f);
+  const v16i bits = (std::bit_cast<v16i>(nm) - std::bit_cast<v16i>(magic) + 127) << 23;
+  return p * std::bit_cast<v16>(bits);
+}
+
+// One (batch, head) with HS a multiple of 16: four query rows at a time, their scores against
+// all keys (K^T tile, padded to 64 keys), softmax, then P V, all in registers / L1.
+//   q_base: row t of Q at q_base + t*row_stride (likewise k_base, v_base), out rows at out_stride.
+//   keymask (Tp): 1 for keys to attend to, 0 for masked keys and padding beyond T.
+void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, const float* q_base,
+                       const float* k_base, const float* v_base, std::size_t row_stride, const float* keymask,
+                       bool any_key, int T, int HS, float scale, float* kt, float* prob, float dropout_p,
+                       const DropoutKey& key, std::size_t att_index0) {
+  const int Tp = (T + 63) / 64 * 64;
+  for (int d = 0; d < HS; ++d) {
+    float* row = kt + static_cast<std::size_t>(d) * Tp;
+    for (int t2 = 0; t2 < T; ++t2) row[t2] = k_base[t2 * row_stride + d];
+    for (int t2 = T; t2 < Tp; ++t2) row[t2] = 0.0f;
+  }
+  for (int t0 = 0; t0 < T; t0 += 4) {
+    const float* q[4];
+    for (int r = 0; r < 4; ++r) q[r] = q_base + static_cast<std::size_t>(t0 + r < T ? t0 + r : T - 1) * row_stride;
+    // Scores: prob[r][t2] for 4 rows.
+    for (int j = 0; j < Tp; j += 64) {
+      v16 acc[4][4] = {};
+      for (int d = 0; d < HS; ++d) {
+        const float* kd = kt + static_cast<std::size_t>(d) * Tp + j;
+        const v16 k0 = load(kd), k1 = load(kd + 16), k2 = load(kd + 32), k3 = load(kd + 48);
+        for (int r = 0; r < 4; ++r) {
+          const v16 qb = splat(q[r][d] * scale);
+          acc[r][0] += qb * k0;
+          acc[r][1] += qb * k1;
+          acc[r][2] += qb * k2;
+          acc[r][3] += qb * k3;
+        }
+      }
+      for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 4; ++c) store(prob + static_cast<std::size_t>(r) * Tp + j + 16 * c, acc[r][c]);
+    }
+    // Softmax per row over unmasked keys.
+    for (int r = 0; r < 4; ++r) {
+      float* pr = prob + static_cast<std::size_t>(r) * Tp;
+      if (!any_key) {
+        for (int t2 = 0; t2 < Tp; ++t2) pr[t2] = t2 < T ? 1.0f / static_cast<float>(T) : 0.0f;
+      } else {
+        float maxv = -std::numeric_limits<float>::infinity();
+        for (int t2 = 0; t2 < T; ++t2)
+          if (keymask[t2] != 0.0f && pr[t2] > maxv) maxv = pr[t2];
+        v16 sum = {};
+        for (int t2 = 0; t2 < Tp; t2 += 16) {
+          const v16 e = exp_nonpositive(load(pr + t2) - splat(maxv)) * load(keymask + t2);
+          store(pr + t2, e);
+          sum += e;
+        }
+        float total = 0.0f;
+        for (int i = 0; i < 16; ++i) total += sum[i];
+        const v16 inv = splat(1.0f / total);
+        for (int t2 = 0; t2 < Tp; t2 += 16) store(pr + t2, load(pr + t2) * inv);
+      }
+      if (att_rows && t0 + r < T) {
+        float* dst = att_rows + static_cast<std::size_t>(t0 + r) * T;
+        for (int t2 = 0; t2 < T; ++t2) dst[t2] = pr[t2];
+      }
+      if (dropout_p > 0.0f && t0 + r < T)
+        for (int t2 = 0; t2 < T; ++t2)
+          pr[t2] *= dropout_scale(key, att_index0 + static_cast<std::size_t>(t0 + r) * T + t2, dropout_p);
+    }
+    // out rows = P V, 64 output columns at a time.
+    for (int c0 = 0; c0 < HS; c0 += 64) {
+      const int nv = (HS - c0) >= 64 ? 4 : (HS - c0) / 16;
+      v16 acc[4][4] = {};
+      for (int t2 = 0; t2 < T; ++t2) {
+        const float* v = v_base + static_cast<std::size_t>(t2) * row_stride + c0;
+        v16 vv[4];
+        for (int c = 0; c < nv; ++c) vv[c] = load(v + 16 * c);
+        for (int r = 0; r < 4; ++r) {
+          const v16 pb = splat(prob[static_cast<std::size_t>(r) * Tp + t2]);
+          for (int c = 0; c < nv; ++c) acc[r][c] += pb * vv[c];
+        }
+      }
+      for (int r = 0; r < 4 && t0 + r < T; ++r)
+        for (int c = 0; c < nv; ++c) store(out + static_cast<std::size_t>(t0 + r) * out_stride + c0 + 16 * c, acc[r][c]);
+    }
+  }
+}
+
+}  // namespace
+
+void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
+                       int NH, float dropout_p, const DropoutKey& key) {
+  const int HS = C / NH;
+  const int C3 = 3 * C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  if (HS % 16 == 0) {
+    const int Tp = (T + 63) / 64 * 64;
+    // Per row: 1 for keys to attend to, 0 for masked keys and the padding up to Tp.
+    std::vector<float> keymask(static_cast<std::size_t>(B) * Tp, 0.0f);
+    std::vector<char> any(B, 0);
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T; ++t) {
+        const bool on = !mask || mask[static_cast<std::size_t>(b) * T + t];
+        keymask[static_cast<std::size_t>(b) * Tp + t] = on ? 1.0f : 0.0f;
+        any[b] |= on;
+      }
+#pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
+    {
+      std::vector<float> kt(static_cast<std::size_t>(HS) * Tp), prob(static_cast<std::size_t>(4) * Tp);
+#pragma omp for collapse(2) schedule(static)
+      for (int b = 0; b < B; ++b)
+        for (int h = 0; h < NH; ++h) {
+          const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
+          const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * T * T;
+          head_forward_fast(out + idx3(b, 0, T, C) + h * HS, C, att ? att + att0 : nullptr, base, base + C,
+                            base + 2 * C, C3, keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], T, HS, scale,
+                            kt.data(), prob.data(), dropout_p, key, att0);
+        }
+    }
+    return;
+  }
+  attention_forward_generic(out, att, qkv, mask, B, T, C, NH, dropout_p, key);
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,

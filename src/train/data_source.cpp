@@ -1,0 +1,104 @@
+// Training/evaluation data: raw files go through data::prepare in memory, prepared directories
+// are memory-mapped. Label numbering is shared between a training set and its test set.
+#include "train/data_source.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "core/error.h"
+#include "data/prep.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tuneserve::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_prepared(const std::string& path) { return fs::is_directory(path) && fs::exists(fs::path(path) / "manifest.json"); }
+
+std::vector<std::string> split_columns(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string part; std::getline(ss, part, ',');) {
+    if (part.empty()) fail("--text '{}': empty column name", text);
+    out.push_back(part);
+  }
+  if (out.empty() || out.size() > 2) fail("--text '{}': give one column, or two for text pairs", text);
+  return out;
+}
+
+data::PrepOptions prep_options(const std::string& file, const DataSpec& spec) {
+  if (!fs::exists(file)) fail("data file {} does not exist", file);
+  data::PrepOptions o;
+  o.read.files = {file};
+  o.read.text_columns = split_columns(spec.text);
+  o.read.label_column = spec.label;
+  if (!spec.label_map.empty()) o.read.labels.map = data::parse_label_map(spec.label_map);
+  o.read.progress = spec.progress;
+  o.read.skip_bad_rows = spec.skip_bad_rows;
+  o.max_length = spec.max_length;
+  o.threads = spec.threads;
+  return o;
+}
+
+data::Encoder make_encoder(const DataSpec& spec, std::optional<Tokenizer>& holder) {
+  if (spec.tokenizer.empty()) fail("raw data files need a tokenizer (--tokenizer DIR)");
+  holder.emplace(Tokenizer::from_dir(spec.tokenizer));
+  return data::tokenizer_encoder(*holder, spec.tokenizer, spec.max_length);
+}
+
+void require_labels(const data::TokenizedDataset& d, const std::string& path) {
+  if (!d.has_labels()) fail("{}: the data has no labels (--label names the label column)", path);
+}
+
+}  // namespace
+
+long model_max_tokens(const ModelConfig& config) {
+  const long positions = config.max_position_embeddings;
+  return config.arch == Arch::Roberta ? positions - config.pad_token_id - 1 : positions;
+}
+
+TrainingData load_training_data(const std::string& train, const std::string& test, const DataSpec& spec) {
+  std::optional<Tokenizer> tokenizer;
+  if (is_prepared(train)) {
+    TrainingData out{data::TokenizedDataset::open(train), std::nullopt};
+    require_labels(out.train, train);
+    if (!test.empty()) out.test = load_labelled_data(test, spec, out.train.manifest().id2label);
+    return out;
+  }
+  data::PrepOptions o = prep_options(train, spec);
+  const bool raw_test = !test.empty() && !is_prepared(test);
+  if (raw_test) {
+    if (!fs::exists(test)) fail("data file {} does not exist", test);
+    o.test_files = {test};
+  }
+  data::Prepared p = data::prepare(o, make_encoder(spec, tokenizer));
+  TrainingData out{std::move(p.train), std::move(p.test)};
+  require_labels(out.train, train);
+  if (!test.empty() && !raw_test) out.test = load_labelled_data(test, spec, out.train.manifest().id2label);
+  return out;
+}
+
+data::TokenizedDataset load_labelled_data(const std::string& path, const DataSpec& spec,
+                                          const std::vector<std::string>& label_names) {
+  if (is_prepared(path)) {
+    data::TokenizedDataset d = data::TokenizedDataset::open(path);
+    require_labels(d, path);
+    const auto& names = d.manifest().id2label;
+    for (std::size_t i = 0; i < names.size() && i < label_names.size(); i++) {
+      if (names[i] != label_names[i])
+        fail("{}: label {} is '{}' here but '{}' in the training data/model; prepare both with the same labels",
+             path, i, names[i], label_names[i]);
+    }
+    return d;
+  }
+  std::optional<Tokenizer> tokenizer;
+  data::PrepOptions o = prep_options(path, spec);
+  o.read.labels.names = label_names;
+  data::Prepared p = data::prepare(o, make_encoder(spec, tokenizer));
+  require_labels(p.train, path);
+  return std::move(p.train);
+}
+
+}  // namespace tuneserve::train

@@ -1,0 +1,188 @@
+// `tuneserve train` end to end on a slice of the Amazon reviews: the Hugging Face output directory
+// and result files, the SageMaker job contract in a temporary root (hyperparameters.json with
+// JSON-encoded values, channels, model dir, failure file), and Ctrl-C: SIGINT saves a checkpoint,
+// exits 130, and --resume latest finishes the run.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/safetensors.h"
+#include "test_util.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using tuneserve::testing::binary_path;
+using tuneserve::testing::shared_path;
+
+// The first `n` lines of a shared data file, as a file of their own.
+std::string head(const std::string& relative, int n, const fs::path& to) {
+  std::ifstream in(shared_path(relative));
+  std::ofstream out(to);
+  std::string line;
+  for (int i = 0; i < n && std::getline(in, line); i++) out << line << "\n";
+  return to.string();
+}
+
+int run(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+std::size_t count_lines(const fs::path& p) {
+  std::ifstream in(p);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) n++;
+  return n;
+}
+
+class TrainCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(shared_path("models/distilbert-tiny-init/model.safetensors")) ||
+        !fs::exists(shared_path("data/amazon_polarity/train.jsonl")))
+      GTEST_SKIP() << "reference material missing under " << shared_path("");
+    dir = fs::temp_directory_path() / ("tuneserve_cli_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    train = head("data/amazon_polarity/train.jsonl", 64, dir / "train.jsonl");
+    test = head("data/amazon_polarity/test.jsonl", 32, dir / "test.jsonl");
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string base() const {
+    return binary_path() + " train --model " + shared_path("models/distilbert-tiny-init") + " --tokenizer " +
+           shared_path("tokenizers/bert-base-cased") + " --text content --label label --max-length 64 --seed 0";
+  }
+  fs::path dir;
+  std::string train, test;
+};
+
+TEST_F(TrainCli, WritesAHuggingFaceModelDirectoryAndResults) {
+  const fs::path out = dir / "out";
+  ASSERT_EQ(run(base() + " --train " + train + " --test " + test + " --epochs 1 --train_batch_size 16" +
+                " --learning-rate 5e-4 --logging-steps 2 --output-dir " + out.string() + " > " + (dir / "log").string() + " 2>&1"),
+            0) << std::ifstream(dir / "log").rdbuf();
+  const auto config = read_json(out / "config.json");
+  EXPECT_EQ(config["architectures"][0], "DistilBertForSequenceClassification");
+  EXPECT_EQ(config["problem_type"], "single_label_classification");
+  EXPECT_TRUE(config.contains("id2label"));
+  EXPECT_TRUE(config.contains("label2id"));
+  tuneserve::SafeTensorsReader model((out / "model.safetensors").string());
+  EXPECT_TRUE(model.contains("classifier.weight"));
+  EXPECT_TRUE(fs::exists(out / "tokenizer.json"));
+  EXPECT_TRUE(fs::exists(out / "vocab.txt"));
+  const auto train_results = read_json(out / "train_results.json");
+  EXPECT_EQ(train_results["global_step"], 4);
+  EXPECT_EQ(train_results["train_samples"], 64);
+  const auto eval = read_json(out / "eval_results.json");
+  EXPECT_EQ(eval["eval_samples"], 32);
+  EXPECT_GE(eval["eval_accuracy"].get<double>(), 0.0);
+  // 2 training logs (steps 2, 4) + 1 evaluation at the epoch's end.
+  EXPECT_EQ(count_lines(out / "metrics.jsonl"), 3u);
+  EXPECT_TRUE(fs::exists(out / "checkpoint-4/optimizer.safetensors"));  // save_strategy epoch
+}
+
+TEST_F(TrainCli, SageMakerJobContract) {
+  const fs::path root = dir / "opt_ml";
+  fs::create_directories(root / "input/config");
+  fs::create_directories(root / "input/data/train");
+  fs::create_directories(root / "input/data/test");
+  fs::copy_file(train, root / "input/data/train/train.jsonl");
+  fs::copy_file(test, root / "input/data/test/test.jsonl");
+  nlohmann::json hp = {{"model", nlohmann::json(shared_path("models/distilbert-tiny-init")).dump()},
+                       {"tokenizer", nlohmann::json(shared_path("tokenizers/bert-base-cased")).dump()},
+                       {"text", "\"content\""}, {"label", "\"label\""}, {"epochs", "1"},
+                       {"train_batch_size", "32"}, {"max_length", "64"}, {"learning_rate", "5e-4"},
+                       {"sagemaker_program", "\"train.py\""}};
+  std::ofstream(root / "input/config/hyperparameters.json") << hp.dump();
+  const std::string env = "SM_NUM_CPUS=2 SM_NUM_GPUS=0 ";
+  ASSERT_EQ(run(env + binary_path() + " train --sagemaker-root " + root.string() + " > " + (dir / "log").string() + " 2>&1"), 0)
+      << std::ifstream(dir / "log").rdbuf();
+  EXPECT_TRUE(fs::exists(root / "model/config.json"));
+  EXPECT_TRUE(fs::exists(root / "model/model.safetensors"));
+  EXPECT_TRUE(fs::exists(root / "output/data/metrics.jsonl"));
+  EXPECT_TRUE(fs::exists(root / "output/data/eval_results.json"));
+  EXPECT_TRUE(fs::exists(root / "checkpoints/checkpoint-2/trainer_state.json"));
+  EXPECT_FALSE(fs::exists(root / "output/failure"));
+  EXPECT_EQ(read_json(root / "model/train_results.json")["global_step"], 2);
+
+  // A failing job leaves the reason in output/failure and exits non-zero.
+  hp["learning_rate"] = "\"fast\"";
+  std::ofstream(root / "input/config/hyperparameters.json", std::ios::trunc) << hp.dump();
+  EXPECT_NE(run(binary_path() + " train --sagemaker-root " + root.string() + " > /dev/null 2>&1"), 0);
+  std::ifstream failure(root / "output/failure");
+  std::string reason((std::istreambuf_iterator<char>(failure)), std::istreambuf_iterator<char>());
+  EXPECT_NE(reason.find("learning_rate"), std::string::npos) << reason;
+}
+
+TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) {
+  const fs::path out = dir / "out";
+  const std::string train_rows = head("data/amazon_polarity/train.jsonl", 256, dir / "train256.jsonl");
+  const std::string cmd = base() + " --train " + train_rows + " --epochs 2 --train-batch-size 8 --logging-steps 1" +
+                          " --save-strategy no --output-dir " + out.string();
+  pid_t pid = 0;
+  const std::string shell = cmd + " > " + (dir / "log").string() + " 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
+  // exec so that the signal reaches tuneserve itself, not only the shell.
+  const std::string exec_shell = "exec " + shell;
+  argv[2] = exec_shell.c_str();
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (count_lines(out / "metrics.jsonl") < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GE(count_lines(out / "metrics.jsonl"), 2u) << "training did not start";
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << std::ifstream(dir / "log").rdbuf();
+  bool found = false;
+  long step = 0;
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (e.path().filename().string().starts_with("checkpoint-")) {
+      found = true;
+      step = std::stol(e.path().filename().string().substr(11));
+    }
+  }
+  ASSERT_TRUE(found) << "no checkpoint after SIGINT";
+  EXPECT_LT(step, 64);
+  EXPECT_FALSE(fs::exists(out / "model.safetensors"));
+  ASSERT_EQ(run(cmd + " --resume latest > " + (dir / "log2").string() + " 2>&1"), 0) << std::ifstream(dir / "log2").rdbuf();
+  EXPECT_EQ(read_json(out / "train_results.json")["global_step"], 64);
+  EXPECT_EQ(count_lines(out / "metrics.jsonl"), 64u);  // one log per step, none twice
+}
+
+TEST_F(TrainCli, ClearErrors) {
+  const std::string log = (dir / "log").string();
+  EXPECT_EQ(run(base() + " --train " + (dir / "missing.jsonl").string() + " --output-dir " + (dir / "o").string() + " > " + log + " 2>&1"), 1);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("missing.jsonl"), std::string::npos) << text;
+  std::string no_text = base();
+  no_text.replace(no_text.find("--text content"), 14, "--text nosuchcolumn");
+  EXPECT_NE(run(no_text + " --train " + train + " --output-dir " + (dir / "o").string() + " > " + log + " 2>&1"), 0);
+  std::ifstream in2(log);
+  text.assign((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("nosuchcolumn"), std::string::npos) << text;
+}
+
+}  // namespace
