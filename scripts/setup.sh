@@ -13,7 +13,8 @@ packages=(
   python3-torch libopenblas0-openmp
   curl awscli nodejs clang-14 libclang-rt-14-dev  # serve: end-to-end clients, fuzzer
 )
-# npm ships inside NodeSource's nodejs; Debian's nodejs needs the separate npm package.
+# npm (serve's JS client test, the report page's Chart.js) ships inside NodeSource's nodejs;
+# Debian's nodejs needs the separate npm package, which conflicts with NodeSource's.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
@@ -25,6 +26,13 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# `tuneserve report` embeds Chart.js from npm (pinned) so its pages work offline.
+chartjs=third_party/npm/node_modules/chart.js/dist/chart.umd.js
+if [ ! -f "$chartjs" ]; then
+  npm install --prefix third_party/npm --no-audit --no-fund --silent chart.js@4.5.1 ||
+    echo "setup: could not install chart.js from npm; tuneserve report will say so when run"
 fi
 
 build_dir="${BUILD_DIR:-build}"

@@ -6,8 +6,6 @@
 // One TEXT prints pipeline("TEXT"); several print pipeline([TEXT, ...]). An input line is
 // {"text": ..., "text_pair"?: ...} (other keys ignored) -> pipeline({"text", "text_pair"}), or
 // {"inputs": str | {...} | [...]} -> pipeline(inputs). All lines are batched together.
-#include <spdlog/spdlog.h>
-
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -108,7 +106,8 @@ int run_predict(const PredictArgs& args) {
   pipeline_options.threads = args.threads;
   pipeline_options.max_batch_size = args.batch_size;
   auto pipeline = Pipeline::load(args.model_dir, args.tokenizer_dir, pipeline_options);
-  for (const auto& note : pipeline->load_notes()) spdlog::warn("{}", note);
+  // stderr, not spdlog's default stdout sink: stdout carries only the JSON results.
+  for (const auto& note : pipeline->load_notes()) std::fprintf(stderr, "warning: %s\n", note.c_str());
 
   const auto results = pipeline->predict(inputs, options);
 

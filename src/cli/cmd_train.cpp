@@ -113,6 +113,7 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env) {
   spec.text = args.text;
   spec.label = args.label;
   spec.label_map = args.label_map;
+  spec.columns = args.columns;
   spec.tokenizer = args.tokenizer;
   spec.skip_bad_rows = args.skip_bad_rows;
   spec.max_length = std::min(args.max_length, train::model_max_tokens(config));

@@ -17,14 +17,13 @@ namespace {
 
 bool is_prepared(const std::string& path) { return fs::is_directory(path) && fs::exists(fs::path(path) / "manifest.json"); }
 
-std::vector<std::string> split_columns(const std::string& text) {
+std::vector<std::string> split_list(const std::string& what, const std::string& text) {
   std::vector<std::string> out;
   std::stringstream ss(text);
   for (std::string part; std::getline(ss, part, ',');) {
-    if (part.empty()) fail("--text '{}': empty column name", text);
+    if (part.empty()) fail("--{} '{}': empty column name", what, text);
     out.push_back(part);
   }
-  if (out.empty() || out.size() > 2) fail("--text '{}': give one column, or two for text pairs", text);
   return out;
 }
 
@@ -32,7 +31,10 @@ data::PrepOptions prep_options(const std::string& file, const DataSpec& spec) {
   if (!fs::exists(file)) fail("data file {} does not exist", file);
   data::PrepOptions o;
   o.read.files = {file};
-  o.read.text_columns = split_columns(spec.text);
+  o.read.text_columns = split_list("text", spec.text);
+  if (o.read.text_columns.empty() || o.read.text_columns.size() > 2)
+    fail("--text '{}': give one column, or two for text pairs", spec.text);
+  if (!spec.columns.empty()) o.read.table.columns = split_list("columns", spec.columns);
   o.read.label_column = spec.label;
   if (!spec.label_map.empty()) o.read.labels.map = data::parse_label_map(spec.label_map);
   o.read.progress = spec.progress;

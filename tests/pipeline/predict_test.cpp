@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "core/error.h"
+#include "model/model.h"
 #include "model/pipeline.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -195,6 +196,18 @@ TEST(PredictCli, ClearErrors) {
   EXPECT_EQ(nothing.status, 1);
 }
 
+// A checkpoint without a classification head loads with the head initialised; the notes say so on
+// stderr and stdout stays pure JSON.
+TEST(PredictCli, LoadNotesGoToStderr) {
+  TUNESERVE_REQUIRE_SHARED("models/distilbert-mini-mlm");
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  const Process run = predict({"--model", shared_path("models/distilbert-mini-mlm"), "--tokenizer",
+                               shared_path(kCased), kText});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(nlohmann::json::parse(run.out).size(), 1u) << run.out;
+  EXPECT_NE(run.err.find("classifier.weight"), std::string::npos) << run.err;
+}
+
 TEST(PredictCli, JsonlLinesKeepThePipelineShapes) {
   TUNESERVE_REQUIRE_SHARED(kModel);
   TUNESERVE_REQUIRE_SHARED(kCased);
@@ -281,6 +294,47 @@ TEST(Pipeline, BatchedEqualsOneAtATimeInInputOrder) {
   EXPECT_EQ(pipeline->tokenize(inputs[0], cut).size(), 8u);
   cut.truncation = false;
   EXPECT_THROW(pipeline->tokenize(inputs[0], cut), Error);
+}
+
+// BERT uses token types: a text pair through the pipeline must give the model's logits for the
+// tokenizer's ids AND type ids (single characters keep the ids inside the golden model's 1,000).
+TEST(Pipeline, PairsCarryTokenTypesToBert) {
+  TUNESERVE_REQUIRE_SHARED("goldens/bert/model.safetensors");
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  auto pipeline = Pipeline::load(shared_path("goldens/bert"), shared_path(kCased));
+  EXPECT_EQ(pipeline->num_labels(), 3);
+  const TextInput pair{"a b c !", std::string("x y z ?")};
+  const Encoding e = pipeline->tokenize(pair);
+  ASSERT_EQ(e.ids.size(), e.type_ids.size());
+  ASSERT_EQ(e.type_ids.back(), 1);
+  const Encoding* one[] = {&e};
+  const auto logits = pipeline->forward(one);
+
+  const Model model = Model::load(shared_path("goldens/bert"));
+  const int T = static_cast<int>(e.size());
+  const auto with_types = model.forward(Batch{1, T, e.ids.data(), nullptr, e.type_ids.data()});
+  const auto without_types = model.forward(Batch{1, T, e.ids.data(), nullptr, nullptr});
+  ASSERT_EQ(logits.size(), 3u);
+  double differs = 0;
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NEAR(logits[k], with_types[k], 1e-6) << k;
+    differs = std::max(differs, static_cast<double>(std::fabs(with_types[k] - without_types[k])));
+  }
+  EXPECT_GT(differs, 1e-6) << "type ids should matter for this check to mean anything";
+}
+
+// RoBERTa numbers positions from padding_idx + 1: 66 table rows embed 64 tokens.
+TEST(Pipeline, RobertaMaxLengthLeavesRoomForThePaddingOffset) {
+  TUNESERVE_REQUIRE_SHARED("goldens/roberta/model.safetensors");
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  auto pipeline = Pipeline::load(shared_path("goldens/roberta"), shared_path(kCased));
+  EXPECT_EQ(pipeline->max_length(), 64);
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "a ";
+  EXPECT_EQ(pipeline->tokenize({text, std::nullopt}).size(), 64u);
+  TokenizeOptions too_long;
+  too_long.max_length = 65;
+  EXPECT_THROW(pipeline->tokenize({text, std::nullopt}, too_long), Error);
 }
 
 }  // namespace

@@ -99,6 +99,23 @@ TEST_F(TrainCli, WritesAHuggingFaceModelDirectoryAndResults) {
   // 2 training logs (steps 2, 4) + 1 evaluation at the epoch's end.
   EXPECT_EQ(count_lines(out / "metrics.jsonl"), 3u);
   EXPECT_TRUE(fs::exists(out / "checkpoint-4/optimizer.safetensors"));  // save_strategy epoch
+
+  // `tuneserve eval` on the saved directory (its own tokenizer files) agrees with the trainer's
+  // final evaluation, in JSON and as a table.
+  ASSERT_EQ(run(binary_path() + " eval --model " + out.string() + " --data " + test +
+                " --text content --label label --max-length 64 --json > " + (dir / "eval.json").string()), 0);
+  const auto cli_eval = read_json(dir / "eval.json");
+  EXPECT_DOUBLE_EQ(cli_eval["accuracy"].get<double>(), eval["eval_accuracy"].get<double>());
+  EXPECT_NEAR(cli_eval["loss"].get<double>(), eval["eval_loss"].get<double>(), 1e-6);
+  EXPECT_DOUBLE_EQ(cli_eval["f1_macro"].get<double>(), eval["eval_f1_macro"].get<double>());
+  long total = 0;
+  for (const auto& row : cli_eval["confusion_matrix"]) total += row[0].get<long>() + row[1].get<long>();
+  EXPECT_EQ(total, 32);
+  ASSERT_EQ(run(binary_path() + " eval --model " + out.string() + " --data " + test +
+                " --text content --label label > " + (dir / "eval.txt").string()), 0);
+  std::ifstream table(dir / "eval.txt");
+  const std::string text((std::istreambuf_iterator<char>(table)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("confusion matrix"), std::string::npos) << text;
 }
 
 TEST_F(TrainCli, SageMakerJobContract) {

@@ -1,0 +1,72 @@
+// `tuneserve eval`: accuracy, precision, recall, F1 (binary and macro), loss and the confusion
+// matrix of a model on a labelled file or prepared dataset, as a table or one JSON object.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "train/data_source.h"
+#include "train/metrics.h"
+#include "train/trainer.h"
+
+namespace tuneserve::cli {
+namespace {
+
+struct EvalArgs {
+  std::string model, tokenizer, data, text = "text", label = "label", label_map, columns;
+  long max_length = 512, batch_size = 32;
+  int threads = 0;
+  bool json = false, skip_bad_rows = false;
+};
+
+int run(const EvalArgs& a) {
+  if (a.batch_size < 1) fail("--batch-size must be >= 1, got {}", a.batch_size);
+  if (a.threads > 0) Model::set_num_threads(a.threads);
+  const Model model = Model::load(a.model);
+  train::DataSpec spec;
+  spec.text = a.text;
+  spec.label = a.label;
+  spec.label_map = a.label_map;
+  spec.columns = a.columns;
+  spec.tokenizer = a.tokenizer.empty() ? a.model : a.tokenizer;
+  spec.max_length = std::min(a.max_length, train::model_max_tokens(model.config()));
+  spec.threads = a.threads > 0 ? a.threads : 2;
+  spec.skip_bad_rows = a.skip_bad_rows;
+  const auto& names = model.config().id2label;
+  const data::TokenizedDataset dataset = train::load_labelled_data(a.data, spec, names);
+  if (dataset.num_labels() > names.size())
+    fail("{}: the data has {} labels but the model {} has {}", a.data, dataset.num_labels(), a.model, names.size());
+  const train::EvalMetrics m = train::evaluate(model, dataset, a.batch_size);
+  if (a.json) {
+    std::printf("%s\n", train::metrics_to_json(m, "", names).dump().c_str());
+  } else {
+    std::printf("%s on %s\n\n%s", a.model.c_str(), a.data.c_str(), train::metrics_table(m, names).c_str());
+  }
+  return 0;
+}
+
+const Registration registration{Command{
+    "eval", "Evaluate a classifier on labelled data: accuracy, precision, recall, F1, loss, confusion matrix",
+    [](CLI::App& app) -> std::function<int()> {
+      auto a = std::make_shared<EvalArgs>();
+      app.add_option("--model", a->model, "Hugging Face model directory")->required();
+      app.add_option("--data", a->data, "Labelled data: csv/tsv/jsonl(.gz) file or a `tuneserve prep` directory")->required();
+      app.add_option("--tokenizer", a->tokenizer, "Tokenizer directory (default: the model directory)");
+      app.add_option("--text", a->text, "Text column, or two comma-separated for pairs")->capture_default_str();
+      app.add_option("--label", a->label, "Label column")->capture_default_str();
+      app.add_option("--label-map,--label_map", a->label_map, "Raw label to id, e.g. 1:0,2:1");
+      app.add_option("--columns", a->columns, "Column names of a header-less CSV/TSV, e.g. class,title,content");
+      app.add_option("--max-length,--max_length", a->max_length, "Truncate to this many tokens (at most the model's)")
+          ->capture_default_str();
+      app.add_option("--batch-size,--batch_size,--eval-batch-size,--eval_batch_size", a->batch_size, "Rows per batch")
+          ->capture_default_str();
+      app.add_option("--threads", a->threads, "CPU threads (0 = all cores)");
+      app.add_flag("--skip-bad-rows,--skip_bad_rows", a->skip_bad_rows, "Skip malformed rows (counted) instead of stopping");
+      app.add_flag("--json", a->json, "Print one JSON object instead of a table");
+      return [a] { return run(*a); };
+    }}};
+
+}  // namespace
+}  // namespace tuneserve::cli
