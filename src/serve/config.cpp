@@ -128,7 +128,7 @@ void apply_config_file(ServeOptions& options, const std::string& path) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed JSON: {}", path, e.what());
   }
   if (!doc.is_object()) fail("{}: expected a JSON object of settings", path);

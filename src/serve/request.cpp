@@ -71,7 +71,7 @@ ParsedRequest parse_json(std::string_view body, const RequestLimits& limits) {
   json doc;
   try {
     doc = json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     http_fail(400, "validation", "malformed JSON: {}", e.what());
   }
   if (!doc.is_object())
@@ -196,7 +196,7 @@ ParsedRequest parse_jsonlines(std::string_view body, const RequestLimits& limits
     json v;
     try {
       v = json::parse(line.begin(), line.end());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
       http_fail(400, "validation", "JSON lines line {}: malformed JSON: {}", line_no, e.what());
     }
     // A line is one input: "text", {"text", "text_pair"} or {"inputs": either of those}.

@@ -829,7 +829,7 @@ void Server::Impl::route_management(Request& req, const std::shared_ptr<Exchange
   if (!req.body().empty()) {
     try {
       body = json::parse(req.body());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
       http_fail(400, "validation", "malformed JSON: {}", e.what());
     }
     if (!body.is_object()) http_fail(400, "validation", "body: expected a JSON object");

@@ -73,6 +73,9 @@ TEST(Request, JsonErrorsNameTheProblem) {
   error_of(R"({"inputs": "x", "parameters": {"max_length": -4}})", 400, "validation");
   error_of(R"({"inputs": "x", "parameters": []})", 400, "validation");
   error_of(R"({"inputs": {"text_pair": "x"}})", 400, "validation");
+  // nlohmann reports a number it cannot hold as out_of_range, not parse_error (found by the fuzzer).
+  error_of(R"({"inputs": "x", "parameters": {"top_k": 1e999}})", 400, "validation");
+  error_of("\"a\"\n49999e999\n", 400, "validation", Format::jsonlines);
   // Invalid UTF-8 inside a JSON string (a lone continuation byte).
   error_of(std::string("{\"inputs\": \"a\x80z\"}"), 400, "validation");
 }
