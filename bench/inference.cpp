@@ -5,7 +5,8 @@
 // Dimensions: B batch, T tokens, K num_labels.
 //   bench_inference MODEL_DIR [--threads N] [--tokens T] [--reps-b1 N] [--reps-b32 N]
 // MODEL_DIR holds config.json, model.safetensors and reference.safetensors (input_ids, attention_mask,
-// logits). Prints one JSON line: {"parity": {...}, "runs": [{"batch", "tokens", "ms", "seq_per_s", "gflops"}]}.
+// logits). Prints one JSON line: {"parity": {...}, "runs": [{"batch", "tokens", "ms", "cpu_ms", "seq_per_s",
+// "gflops"}]}.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -57,16 +59,31 @@ nlohmann::json check_parity(const Model& model, const std::string& reference_pat
   return {{"logits", logits.size()}, {"max_abs_err", max_abs}, {"atol", atol}, {"rtol", rtol}, {"ok", ok}};
 }
 
-double median_seconds(const Model& model, const Batch& batch, int reps) {
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Median wall seconds and median process CPU seconds (all threads) per forward. CPU time is the
+// figure that survives a shared machine: other processes stretch wall time, not our CPU time.
+std::pair<double, double> time_forward(const Model& model, const Batch& batch, int reps) {
   for (int i = 0; i < 2; ++i) model.forward(batch);  // warm-up: first-touch, weight packing, caches
-  std::vector<double> times;
+  std::vector<double> wall, cpu;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = process_cpu_seconds();
     model.forward(batch);
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    cpu.push_back(process_cpu_seconds() - c0);
   }
-  std::sort(times.begin(), times.end());
-  return reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+  return {median(wall), median(cpu)};
 }
 
 int run(int argc, char** argv) {
@@ -99,8 +116,8 @@ int run(int argc, char** argv) {
   for (const auto& [B, reps] : {std::pair{1, reps_b1}, std::pair{32, reps_b32}}) {
     std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T), mask(ids.size(), 1);
     for (auto& id : ids) id = token(rng);
-    const double s = median_seconds(model, Batch{B, T, ids.data(), mask.data(), nullptr}, reps);
-    out["runs"].push_back({{"batch", B}, {"tokens", T}, {"ms", s * 1e3}, {"seq_per_s", B / s},
+    const auto [s, cpu] = time_forward(model, Batch{B, T, ids.data(), mask.data(), nullptr}, reps);
+    out["runs"].push_back({{"batch", B}, {"tokens", T}, {"ms", s * 1e3}, {"cpu_ms", cpu * 1e3}, {"seq_per_s", B / s},
                            {"gflops", B * flops_per_sequence(model.config(), T) / s / 1e9}});
   }
   std::printf("%s\n", out.dump().c_str());

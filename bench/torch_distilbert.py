@@ -194,15 +194,17 @@ def logits(args):
 
 
 def time_forward(model, ids, mask, reps):
+    """Median wall seconds and median process CPU seconds (all threads) per forward."""
     with torch.inference_mode():
         for _ in range(2):
             model(ids, mask)
-        times = []
+        wall, cpu = [], []
         for _ in range(reps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             model(ids, mask)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def bench(args):
@@ -226,8 +228,9 @@ def bench(args):
     for B, reps in ((1, args.reps_b1), (32, args.reps_b32)):
         x = torch.randint(1, config["vocab_size"], (B, T), generator=g)
         m = torch.ones(B, T, dtype=torch.long)
-        seconds = time_forward(model, x, m, reps)
-        result["runs"].append({"batch": B, "tokens": T, "ms": seconds * 1e3, "seq_per_s": B / seconds,
+        seconds, cpu_seconds = time_forward(model, x, m, reps)
+        result["runs"].append({"batch": B, "tokens": T, "ms": seconds * 1e3, "cpu_ms": cpu_seconds * 1e3,
+                               "seq_per_s": B / seconds,
                                "gflops": B * flops_per_sequence(config, T) / seconds / 1e9})
     print(json.dumps(result))
     return 0

@@ -16,7 +16,7 @@ namespace {
 
 struct PrepArgs {
   std::vector<std::string> inputs, test_inputs, text, columns;
-  std::string format = "auto", label, label_map, tokenizer, output, padding = "longest";
+  std::string format = "auto", label_type = "class", label, label_map, tokenizer, output, padding = "longest";
   std::vector<std::string> label_names;
   std::int64_t max_length = 0, select = -1;
   std::uint64_t seed = 42;
@@ -31,7 +31,9 @@ void print_summary(const data::TokenizedDataset& d, const std::string& dir) {
   const auto& m = d.manifest();
   std::printf("%s: %lld rows, %lld tokens -> %s\n", m.split.c_str(), static_cast<long long>(m.rows),
               static_cast<long long>(m.tokens), dir.c_str());
-  if (m.has_labels) {
+  if (m.has_labels && m.regression()) {
+    std::printf("  labels: float regression targets\n");
+  } else if (m.has_labels) {
     std::string labels;
     for (std::size_t i = 0; i < m.id2label.size(); ++i)
       labels += fmt::format("{}{}={} ({})", i ? ", " : "", i, m.id2label[i], m.label_counts[i]);
@@ -58,6 +60,8 @@ int run(PrepArgs& a) {
   o.read.label_column = a.label;
   if (!a.label_map.empty()) o.read.labels.map = data::parse_label_map(a.label_map);
   o.read.labels.names = a.label_names;
+  if (a.label_type != "class" && a.label_type != "float") fail("--label-type {}: expected class or float", a.label_type);
+  o.read.regression = a.label_type == "float";
   o.read.skip_bad_rows = a.skip_bad_rows;
   o.read.progress = !a.quiet;
   o.shuffle = a.shuffle;
@@ -104,6 +108,8 @@ const Registration registration{Command{
       app.add_flag("--header", a->header, "The first line is a header (default when columns are chosen by name)");
       app.add_flag("--no-header", a->no_header, "The file has no header line");
       app.add_option("--quoting", a->quoting, "yes|no: honour \"quotes\" (default: yes for CSV, no for TSV)");
+      app.add_option("--label-type", a->label_type, "class (ids, single-label classification) or float (regression targets)")
+          ->capture_default_str();
       app.add_option("--label-map", a->label_map, "Raw label value to id, e.g. 1:0,2:1");
       app.add_option("--label-names", a->label_names, "id2label names in id order, e.g. negative,positive")
           ->delimiter(',');

@@ -3,6 +3,7 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -67,6 +68,7 @@ json Manifest::to_json() const {
   j["rows"] = rows;
   j["tokens"] = tokens;
   j["has_labels"] = has_labels;
+  j["problem_type"] = problem_type;
   j["id2label"] = id2label;
   j["label_counts"] = label_counts;
   j["text_columns"] = text_columns;
@@ -106,6 +108,7 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
     m.rows = j.at("rows").get<std::int64_t>();
     m.tokens = j.at("tokens").get<std::int64_t>();
     m.has_labels = j.at("has_labels").get<bool>();
+    m.problem_type = j.value("problem_type", "single_label_classification");
     m.id2label = j.at("id2label").get<std::vector<std::string>>();
     m.label_counts = j.at("label_counts").get<std::vector<std::int64_t>>();
     m.text_columns = j.at("text_columns").get<std::vector<std::string>>();
@@ -143,18 +146,21 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
     fail("{}: {}", where, e.what());
   }
   if (m.rows < 0 || m.tokens < 0) fail("{}: negative row or token count", where);
-  if (m.has_labels && m.id2label.empty()) fail("{}: has_labels but id2label is empty", where);
+  if (m.problem_type != "single_label_classification" && m.problem_type != "regression")
+    fail("{}: problem_type '{}' is not single_label_classification or regression", where, m.problem_type);
+  if (m.has_labels && !m.regression() && m.id2label.empty()) fail("{}: has_labels but id2label is empty", where);
   return m;
 }
 
 void TokenizedRows::add(std::span<const std::int32_t> ids, std::span<const std::int32_t> type_ids,
-                        std::optional<std::int32_t> label) {
+                        std::optional<std::int32_t> label, std::optional<float> value) {
   if (ids.size() != type_ids.size())
     fail("row {}: {} token ids but {} type ids", size(), ids.size(), type_ids.size());
   input_ids.insert(input_ids.end(), ids.begin(), ids.end());
   token_type_ids.insert(token_type_ids.end(), type_ids.begin(), type_ids.end());
   offsets.push_back(static_cast<std::int64_t>(input_ids.size()));
   if (label) labels.push_back(*label);
+  if (value) values.push_back(*value);
 }
 
 // Either the four mappings of an opened directory or the vectors of an in-memory dataset.
@@ -211,19 +217,22 @@ TokenizedDataset TokenizedDataset::open(const std::string& dir) {
   check_size(storage->types, tokens, sizeof(std::int32_t), "type ids");
   if (d.manifest_.has_labels) {
     storage->labels = MappedFile((root / "labels.bin").string());
-    check_size(storage->labels, n, sizeof(std::int32_t), "labels");
+    check_size(storage->labels, n, 4, d.manifest_.regression() ? "float32 targets" : "int32 labels");
   }
   d.rows_ = n;
   d.offsets_ = typed<std::int64_t>(storage->offsets);
   d.input_ids_ = typed<std::int32_t>(storage->ids);
   d.token_type_ids_ = typed<std::int32_t>(storage->types);
-  if (d.manifest_.has_labels) d.labels_ = typed<std::int32_t>(storage->labels);
+  if (d.manifest_.has_labels && d.manifest_.regression()) d.values_ = typed<float>(storage->labels);
+  else if (d.manifest_.has_labels) d.labels_ = typed<std::int32_t>(storage->labels);
   // A truncated or corrupted offsets file must not turn into reads past the token arrays.
   if (d.offsets_[0] != 0 || d.offsets_[n] != d.manifest_.tokens)
     fail("{}: offsets must start at 0 and end at {} tokens", storage->offsets.path(), tokens);
   for (std::size_t r = 0; r < n; ++r)
     if (d.offsets_[r + 1] < d.offsets_[r])
       fail("{}: row {} ends before it starts", storage->offsets.path(), r);
+  for (std::size_t r = 0; r < d.values_.size(); ++r)
+    if (!std::isfinite(d.values_[r])) fail("{}: row {} has target {}", storage->labels.path(), r, d.values_[r]);
   const auto num_labels = static_cast<std::int32_t>(d.manifest_.id2label.size());
   for (std::size_t r = 0; r < d.labels_.size(); ++r)
     if (d.labels_[r] < 0 || d.labels_[r] >= num_labels)
@@ -233,8 +242,8 @@ TokenizedDataset TokenizedDataset::open(const std::string& dir) {
 }
 
 TokenizedDataset TokenizedDataset::from_rows(TokenizedRows rows, Manifest manifest) {
-  if (manifest.has_labels && rows.labels.size() != rows.size())
-    fail("dataset: {} rows but {} labels", rows.size(), rows.labels.size());
+  const std::size_t have = manifest.regression() ? rows.values.size() : rows.labels.size();
+  if (manifest.has_labels && have != rows.size()) fail("dataset: {} rows but {} labels", rows.size(), have);
   TokenizedDataset d;
   auto storage = std::make_shared<Storage>();
   storage->owned = std::move(rows);
@@ -243,7 +252,8 @@ TokenizedDataset TokenizedDataset::from_rows(TokenizedRows rows, Manifest manife
   d.offsets_ = o.offsets;
   d.input_ids_ = o.input_ids;
   d.token_type_ids_ = o.token_type_ids;
-  if (manifest.has_labels) d.labels_ = o.labels;
+  if (manifest.has_labels && manifest.regression()) d.values_ = o.values;
+  else if (manifest.has_labels) d.labels_ = o.labels;
   manifest.rows = static_cast<std::int64_t>(d.rows_);
   manifest.tokens = static_cast<std::int64_t>(o.input_ids.size());
   d.manifest_ = std::move(manifest);
@@ -261,7 +271,8 @@ void TokenizedDataset::write(const std::string& dir) const {
   write_array(root / "input_ids.bin", input_ids_);
   write_array(root / "token_type_ids.bin", token_type_ids_);
   write_array(root / "offsets.bin", offsets_);
-  if (manifest_.has_labels) write_array(root / "labels.bin", labels_);
+  if (manifest_.has_labels && regression()) write_array(root / "labels.bin", values_);
+  else if (manifest_.has_labels) write_array(root / "labels.bin", labels_);
   Manifest m = manifest_;
   m.rows = static_cast<std::int64_t>(rows_);
   m.tokens = total_tokens();
@@ -303,8 +314,15 @@ std::int64_t TokenizedDataset::length(std::size_t row) const {
 
 std::int32_t TokenizedDataset::label(std::size_t row) const {
   check_row(static_cast<std::int64_t>(row));
-  if (!has_labels()) fail("dataset has no labels (column '{}' was not given)", manifest_.label_column);
+  if (!has_labels()) fail("dataset has no labels (no label column was given)");
+  if (regression()) fail("dataset row {}: a regression dataset has float targets (value()), not class ids", row);
   return labels_[row];
+}
+
+float TokenizedDataset::value(std::size_t row) const {
+  check_row(static_cast<std::int64_t>(row));
+  if (!has_labels() || !regression()) fail("dataset row {}: not a regression dataset (no float targets)", row);
+  return values_[row];
 }
 
 Batch TokenizedDataset::batch(std::span<const std::int64_t> rows, std::optional<Padding> padding) const {
@@ -332,7 +350,8 @@ Batch TokenizedDataset::batch(std::span<const std::int64_t> rows, std::optional<
     std::copy(types.begin(), types.end(), b.token_type_ids.begin() + static_cast<std::ptrdiff_t>(at));
     std::fill_n(b.attention_mask.begin() + static_cast<std::ptrdiff_t>(at), ids.size(), 1);
     b.lengths.push_back(static_cast<std::int32_t>(ids.size()));
-    if (has_labels()) b.labels.push_back(labels_[row]);
+    if (!labels_.empty()) b.labels.push_back(labels_[row]);
+    if (!values_.empty()) b.values.push_back(values_[row]);
   }
   return b;
 }
@@ -350,7 +369,8 @@ VarlenBatch TokenizedDataset::varlen_batch(std::span<const std::int64_t> rows) c
     b.token_type_ids.insert(b.token_type_ids.end(), types.begin(), types.end());
     b.cu_seqlens.push_back(static_cast<std::int32_t>(b.input_ids.size()));
     b.rows.push_back(r);
-    if (has_labels()) b.labels.push_back(labels_[row]);
+    if (!labels_.empty()) b.labels.push_back(labels_[row]);
+    if (!values_.empty()) b.values.push_back(values_[row]);
   }
   return b;
 }

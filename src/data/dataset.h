@@ -7,7 +7,8 @@
 //   input_ids.bin       int32 [total tokens]   every row's token ids, rows back to back, unpadded
 //   token_type_ids.bin  int32 [total tokens]   segment ids, same layout as input_ids.bin
 //   offsets.bin         int64 [N + 1]          row r is [offsets[r], offsets[r+1]); offsets[0] = 0
-//   labels.bin          int32 [N]              class id per row (absent when the data has no labels)
+//   labels.bin          int32 [N]              class id per row (absent when the data has no labels),
+//                       or float32 [N] target values when the manifest's problem_type is "regression"
 //   manifest.json       row/token counts, label names and counts, tokenizer identity, max_length,
 //                       padding policy, length statistics, source files, skipped rows (Manifest)
 // Rows are stored unpadded; padding happens when a batch is made, to the batch's longest row
@@ -56,6 +57,10 @@ struct Manifest {
   std::vector<std::string> id2label;       // index = label id; empty when unlabelled
   std::vector<std::int64_t> label_counts;  // per id, rows of this split
   bool has_labels = true;
+  // "single_label_classification" (class ids) or "regression" (one float target per row, no
+  // id2label), as transformers' config.problem_type names them.
+  std::string problem_type = "single_label_classification";
+  bool regression() const { return problem_type == "regression"; }
   std::vector<std::string> text_columns;   // one, or two for pairs
   std::string label_column;
   // Tokenizer identity: where it was and a hash of the vocabulary file, so a trainer can refuse
@@ -89,9 +94,10 @@ struct TokenizedRows {
   std::vector<std::int32_t> input_ids;       // [total tokens]
   std::vector<std::int32_t> token_type_ids;  // [total tokens]
   std::vector<std::int64_t> offsets{0};      // [N + 1]
-  std::vector<std::int32_t> labels;          // [N] (empty when unlabelled)
+  std::vector<std::int32_t> labels;          // [N] class ids (empty when unlabelled or regression)
+  std::vector<float> values;                 // [N] regression targets (empty otherwise)
   void add(std::span<const std::int32_t> ids, std::span<const std::int32_t> type_ids,
-           std::optional<std::int32_t> label);
+           std::optional<std::int32_t> label, std::optional<float> value = std::nullopt);
   std::size_t size() const { return offsets.size() - 1; }
 };
 
@@ -101,7 +107,8 @@ struct Batch {
   std::vector<std::int32_t> input_ids;       // (B, T)
   std::vector<std::int32_t> attention_mask;  // (B, T)
   std::vector<std::int32_t> token_type_ids;  // (B, T)
-  std::vector<std::int32_t> labels;          // (B), empty when the dataset has no labels
+  std::vector<std::int32_t> labels;          // (B) class ids; empty when unlabelled or regression
+  std::vector<float> values;                 // (B) regression targets; empty otherwise
   std::vector<std::int32_t> lengths;         // (B) real tokens per row
   std::vector<std::int64_t> rows;            // (B) dataset row of each batch row
 };
@@ -112,7 +119,8 @@ struct VarlenBatch {
   std::vector<std::int32_t> input_ids;       // (sum of lengths)
   std::vector<std::int32_t> token_type_ids;  // (sum of lengths)
   std::vector<std::int32_t> cu_seqlens;      // (B + 1)
-  std::vector<std::int32_t> labels;          // (B)
+  std::vector<std::int32_t> labels;          // (B) as in Batch
+  std::vector<float> values;                 // (B) as in Batch
   std::vector<std::int64_t> rows;            // (B)
 };
 
@@ -134,7 +142,10 @@ class TokenizedDataset {
   std::int64_t length(std::size_t row) const;
   bool has_labels() const { return manifest_.has_labels; }
   std::int32_t label(std::size_t row) const;
-  std::span<const std::int32_t> labels() const { return labels_; }
+  std::span<const std::int32_t> labels() const { return labels_; }  // empty for regression
+  bool regression() const { return manifest_.regression(); }
+  float value(std::size_t row) const;                              // regression target
+  std::span<const float> values() const { return values_; }
   std::size_t num_labels() const { return manifest_.id2label.size(); }
   const Manifest& manifest() const { return manifest_; }
 
@@ -149,6 +160,7 @@ class TokenizedDataset {
   Manifest manifest_;
   std::size_t rows_ = 0;
   std::span<const std::int32_t> input_ids_, token_type_ids_, labels_;
+  std::span<const float> values_;
   std::span<const std::int64_t> offsets_;
   void check_row(std::int64_t row) const;
 };

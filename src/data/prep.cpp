@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -221,14 +223,24 @@ RawExamples read_examples(const ReadOptions& options) {
         skip.bad(path, row.line, fmt::format("label column '{}' is empty", options.label_column));
         continue;
       }
+      if (labelled && options.regression) {
+        const std::string& raw = row.values.back();
+        char* end = nullptr;
+        const double v = std::strtod(raw.c_str(), &end);
+        if (end != raw.c_str() + raw.size() || !std::isfinite(v) || std::isspace(static_cast<unsigned char>(raw[0]))) {
+          skip.bad(path, row.line, fmt::format("regression target '{}' is not a finite number", raw));
+          continue;
+        }
+        ex.values.push_back(static_cast<float>(v));
+      }
       ex.text.push_back(std::move(row.values[0]));
       if (pairs) ex.text_pair.push_back(std::move(row.values[1]));
-      if (labelled) raw_labels.push_back(std::move(row.values.back()));
+      if (labelled && !options.regression) raw_labels.push_back(std::move(row.values.back()));
       ex.where.push_back({static_cast<std::int32_t>(f), row.line});
       progress.update(static_cast<std::int64_t>(ex.text.size()), 0, "rows");
     }
   }
-  if (labelled) assign_labels(options, raw_labels, ex);
+  if (labelled && !options.regression) assign_labels(options, raw_labels, ex);
   progress.finish(static_cast<std::int64_t>(ex.text.size()), 0, "rows");
   if (ex.skipped_rows > 0) {
     std::fprintf(stderr, "prep: skipped %lld bad rows%s\n", static_cast<long long>(ex.skipped_rows),
@@ -251,6 +263,7 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
                                const PrepOptions& options, const std::string& split) {
   const bool pairs = !ex.text_pair.empty();
   const bool labelled = !options.read.label_column.empty();
+  const bool regression = options.read.regression;
   // Fixed-size chunks claimed by whichever thread is free; each chunk fills its own buffers, so
   // the concatenation in chunk order is the same whatever the thread count or timing.
   constexpr std::size_t kChunkRows = 256;
@@ -280,12 +293,14 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
           const Encoding e = pairs ? encoder.encode(ex.text[row], std::string_view(ex.text_pair[row]))
                                    : encoder.encode(ex.text[row], std::nullopt);
           std::optional<std::int32_t> label;
-          if (labelled) label = ex.labels[row];
+          std::optional<float> value;
+          if (labelled && regression) value = ex.values[row];
+          else if (labelled) label = ex.labels[row];
           if (e.type_ids.empty() && !e.ids.empty()) {
             const std::vector<std::int32_t> zeros(e.ids.size(), 0);
-            part.add(e.ids, zeros, label);
+            part.add(e.ids, zeros, label, value);
           } else {
-            part.add(e.ids, e.type_ids, label);
+            part.add(e.ids, e.type_ids, label, value);
           }
         } catch (const std::exception& err) {
           std::lock_guard lock(error_mutex);
@@ -327,12 +342,14 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
       lengths.push_back(p.offsets[r] - p.offsets[r - 1]);
     }
     rows.labels.insert(rows.labels.end(), p.labels.begin(), p.labels.end());
+    rows.values.insert(rows.values.end(), p.values.begin(), p.values.end());
     p = TokenizedRows{};
   }
 
   Manifest m;
   m.split = split;
   m.has_labels = labelled;
+  if (regression) m.problem_type = "regression";
   m.id2label = labelled ? ex.id2label : std::vector<std::string>{};
   m.label_counts.assign(m.id2label.size(), 0);
   for (auto l : rows.labels) m.label_counts[static_cast<std::size_t>(l)]++;
@@ -367,7 +384,8 @@ Prepared prepare(const PrepOptions& options, const Encoder& encoder) {
     ReadOptions test_read = options.read;
     test_read.files = options.test_files;
     // Number the test labels like the training labels (a map, if given, already does).
-    if (test_read.labels.map.empty() && !test_read.label_column.empty()) test_read.labels.names = ex.id2label;
+    if (test_read.labels.map.empty() && !test_read.label_column.empty() && !test_read.regression)
+      test_read.labels.names = ex.id2label;
     const RawExamples test_ex = read_examples(test_read);
     if (test_ex.size() == 0) fail("no rows to prepare in {}", options.test_files.front());
     std::vector<std::int64_t> test_order(test_ex.size());

@@ -44,6 +44,7 @@ struct ReadOptions {
   std::vector<std::string> text_columns;  // one column, or two for a text pair
   std::string label_column;               // empty: unlabelled data
   LabelOptions labels;
+  bool regression = false;                // labels are float targets (problem_type regression)
   bool skip_bad_rows = false;
   bool progress = false;                  // progress lines on stderr
 };
@@ -52,7 +53,8 @@ struct ReadOptions {
 struct RawExamples {
   std::vector<std::string> text;
   std::vector<std::string> text_pair;     // empty unless two text columns
-  std::vector<std::int32_t> labels;       // ids; empty when unlabelled
+  std::vector<std::int32_t> labels;       // ids; empty when unlabelled or regression
+  std::vector<float> values;              // regression targets
   std::vector<std::string> id2label;
   struct Where {
     std::int32_t file;

@@ -181,9 +181,19 @@ bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
+// Column names for an error message; a "header" that is really a data row can be long.
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  for (const auto& n : names) {
+    if (!out.empty()) out += ", ";
+    if (n.size() <= 40) {
+      out += n;
+      continue;
+    }
+    std::size_t cut = 37;
+    while (cut > 0 && (static_cast<unsigned char>(n[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    out += n.substr(0, cut) + "...";
+  }
   return out;
 }
 
@@ -208,6 +218,7 @@ struct TableReader::Impl {
   std::string line;
   std::vector<std::string> fields;
   std::int64_t record_start = 0;  // first line of the record being read (0 before it starts)
+  bool seen_record = false;
 
   Impl(const std::string& path, Format f) : lines(path), format(f) {}
 
@@ -338,6 +349,11 @@ struct TableReader::Impl {
       }
     } while (line.find_first_not_of(" \t") == std::string::npos);
     row.line = record_start = lines.line_number();
+    if (!seen_record && line.find_first_not_of(" \t") != std::string::npos && line[line.find_first_not_of(" \t")] == '[')
+      fail("{}: line {}: this is a JSON array, not JSON Lines (one object per line); convert it with "
+           "jq -c '.[]' {}",
+           lines.path(), row.line, lines.path());
+    seen_record = true;
     json j;
     try {
       j = json::parse(line);
@@ -351,12 +367,12 @@ struct TableReader::Impl {
       if (it == j.end()) throw BadRecord{fmt::format("field '{}' is missing", key)};
       if (it->is_string()) {
         row.values.push_back(it->get<std::string>());
-      } else if (it->is_number_integer() || it->is_boolean()) {
+      } else if (it->is_number() || it->is_boolean()) {
         row.values.push_back(it->dump());
       } else if (it->is_null()) {
         throw BadRecord{fmt::format("field '{}' is null", key)};
       } else {
-        throw BadRecord{fmt::format("field '{}' is a {}, expected a string or an integer", key, it->type_name())};
+        throw BadRecord{fmt::format("field '{}' is a {}, expected a string or a number", key, it->type_name())};
       }
     }
   }

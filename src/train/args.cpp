@@ -82,6 +82,7 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("label", {"label_column"}, "label column", &TrainArgs::label),
       spec("label_map", {}, "raw label to id, e.g. 1:0,2:1", &TrainArgs::label_map),
       spec("max_length", {"max_seq_length"}, "truncate token sequences to this length", &TrainArgs::max_length),
+      spec("label_names", {}, "names of the label ids in order, e.g. negative,positive (saved as id2label)", &TrainArgs::label_names),
       spec("columns", {}, "column names of a header-less CSV/TSV, e.g. class,title,content", &TrainArgs::columns),
       spec("skip_bad_rows", {}, "raw files: skip malformed rows (counted and reported) instead of stopping", &TrainArgs::skip_bad_rows),
       spec("output_dir", {}, "where the model, metrics and checkpoints go", &TrainArgs::output_dir),
@@ -210,7 +211,7 @@ void finalize_args(TrainArgs& args) {
 nlohmann::json args_to_json(const TrainArgs& a) {
   nlohmann::json j = {
       {"model", a.model}, {"tokenizer", a.tokenizer}, {"train", a.train}, {"test", a.test},
-      {"text", a.text}, {"label", a.label}, {"label_map", a.label_map}, {"columns", a.columns}, {"max_length", a.max_length}, {"skip_bad_rows", a.skip_bad_rows},
+      {"text", a.text}, {"label", a.label}, {"label_map", a.label_map}, {"columns", a.columns}, {"label_names", a.label_names}, {"max_length", a.max_length}, {"skip_bad_rows", a.skip_bad_rows},
       {"output_dir", a.output_dir}, {"epochs", a.epochs}, {"max_steps", a.max_steps},
       {"train_batch_size", a.train_batch_size}, {"eval_batch_size", a.eval_batch_size},
       {"learning_rate", a.learning_rate}, {"warmup_steps", a.warmup_steps},

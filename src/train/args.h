@@ -26,6 +26,7 @@ struct TrainArgs {
   std::string text = "text";  // text column, or "a,b" for pairs
   std::string label = "label";
   std::string label_map;      // "1:0,2:1" raw label -> id
+  std::string label_names;    // "negative,positive": id2label for the data's label ids
   std::string columns;        // names of a header-less CSV/TSV's columns, "class,title,content"
   long max_length = 512;      // truncation when preparing raw files
   bool skip_bad_rows = false; // raw files: count and skip malformed rows instead of stopping

@@ -35,6 +35,7 @@ data::PrepOptions prep_options(const std::string& file, const DataSpec& spec) {
   if (o.read.text_columns.empty() || o.read.text_columns.size() > 2)
     fail("--text '{}': give one column, or two for text pairs", spec.text);
   if (!spec.columns.empty()) o.read.table.columns = split_list("columns", spec.columns);
+  if (!spec.label_names.empty()) o.read.labels.names = split_list("label-names", spec.label_names);
   o.read.label_column = spec.label;
   if (!spec.label_map.empty()) o.read.labels.map = data::parse_label_map(spec.label_map);
   o.read.progress = spec.progress;

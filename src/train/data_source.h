@@ -16,6 +16,7 @@ struct DataSpec {
   std::string label = "label";
   std::string label_map;       // "1:0,2:1"
   std::string columns;         // "class,title,content" for a header-less CSV/TSV
+  std::string label_names;     // "negative,positive": id2label (raw files)
   std::string tokenizer;       // directory (raw files only)
   long max_length = 512;       // truncation (raw files only)
   int threads = 2;             // tokenization threads

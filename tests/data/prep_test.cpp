@@ -249,3 +249,29 @@ TEST(Prep, UnlabelledDataAndSeparateTestFile) {
   EXPECT_FALSE(TokenizedDataset::open(dir.string()).has_labels());
   EXPECT_FALSE(std::filesystem::exists(dir / "labels.bin"));
 }
+
+TEST(Prep, RegressionTargetsAreFloats) {
+  const auto path = write_file("stsb.jsonl",
+                               "{\"a\":\"x\",\"b\":\"y\",\"score\":3.8}\n{\"a\":\"p\",\"b\":\"q\",\"score\":\"0.25\"}\n"
+                               "{\"a\":\"p\",\"b\":\"q\",\"score\":\"high\"}\n{\"a\":\"s\",\"b\":\"t\",\"score\":5}\n");
+  PrepOptions o;
+  o.read = read_options(path, {"a", "b"}, "score");
+  o.read.regression = true;
+  const auto msg = error_of([&] { prepare(o, word_encoder(0)); });
+  EXPECT_NE(msg.find("stsb.jsonl: line 3: regression target 'high' is not a finite number"), std::string::npos) << msg;
+  o.read.skip_bad_rows = true;
+  auto d = prepare(o, word_encoder(0)).train;
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_TRUE(d.regression());
+  EXPECT_FLOAT_EQ(d.value(0), 3.8f);
+  EXPECT_FLOAT_EQ(d.value(1), 0.25f);
+  EXPECT_FLOAT_EQ(d.value(2), 5.0f);
+  EXPECT_THROW(d.label(0), tuneserve::Error);
+  const auto dir = tuneserve::testing::data_temp_dir() / "regression";
+  d.write(dir.string());
+  auto back = TokenizedDataset::open(dir.string());
+  EXPECT_EQ(back.manifest().problem_type, "regression");
+  const auto b = back.batch(std::vector<std::int64_t>{2, 0});
+  EXPECT_EQ(b.values, (std::vector<float>{5.0f, 3.8f}));
+  EXPECT_TRUE(b.labels.empty());
+}

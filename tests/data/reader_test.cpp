@@ -179,6 +179,12 @@ TEST(Jsonl, FieldsTypesAndErrors) {
   EXPECT_NE(r.bad[4].second.find("array"), std::string::npos);
 }
 
+TEST(Jsonl, AJsonArrayFileGetsAClearError) {
+  const auto path = write_file("array.json", "[\n  {\"text\": \"a\", \"label\": 0}\n]\n");
+  const auto msg = error_of([&] { read_all(path, {}, {"text", "label"}); });
+  EXPECT_NE(msg.find("array.json: line 1: this is a JSON array, not JSON Lines"), std::string::npos) << msg;
+}
+
 TEST(Gzip, ReadsCompressedAndRejectsTruncated) {
   std::string content = "{\"text\": \"row\", \"label\": 0}\n";
   std::string big;

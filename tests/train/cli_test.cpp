@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/safetensors.h"
+#include "train/report.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -186,6 +187,24 @@ TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) {
   ASSERT_EQ(run(cmd + " --resume latest > " + (dir / "log2").string() + " 2>&1"), 0) << std::ifstream(dir / "log2").rdbuf();
   EXPECT_EQ(read_json(out / "train_results.json")["global_step"], 64);
   EXPECT_EQ(count_lines(out / "metrics.jsonl"), 64u);  // one log per step, none twice
+}
+
+TEST_F(TrainCli, QuickstartRunsEveryStepOnOverriddenPaths) {
+  const fs::path out = dir / "qs";
+  ASSERT_EQ(run(binary_path() + " quickstart --model " + shared_path("models/distilbert-tiny-init") + " --tokenizer " +
+                shared_path("tokenizers/bert-base-cased") + " --train " + train + " --test " + test +
+                " --epochs 1 --max-length 64 --output " + out.string() + " --sentence 'Great value.' > " +
+                (dir / "log").string() + " 2>&1"),
+            0) << std::ifstream(dir / "log").rdbuf();
+  std::ifstream log(dir / "log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("[5/5] report"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"Great value.\" -> {\"label\": \""), std::string::npos) << text;
+  EXPECT_TRUE(fs::exists(out / "data/train/manifest.json"));
+  EXPECT_TRUE(fs::exists(out / "data/test/input_ids.bin"));
+  EXPECT_TRUE(fs::exists(out / "model/model.safetensors"));
+  EXPECT_EQ(read_json(out / "model/config.json")["id2label"]["1"], "positive");
+  EXPECT_EQ(fs::exists(out / "model/report.html"), !tuneserve::embedded_chartjs().empty());
 }
 
 TEST_F(TrainCli, ClearErrors) {
