@@ -6,6 +6,9 @@
 # The peer is Debian's python3-torch in its best configuration here: the OpenMP build of OpenBLAS
 # first on LD_LIBRARY_PATH, OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for it only, 2 threads,
 # torch.inference_mode(). Targets (issue 2): batch 32 throughput >= 1.3x, batch 1 latency <= 0.6x.
+# Both sides use libgomp, whose threads spin at barriers: on a machine shared with other busy
+# processes that spinning dominates both (measured here at load 11: 8x wall time on `predict`), so
+# there run `OMP_WAIT_POLICY=passive bench/inference.sh` for a steadier (if slightly pessimistic) comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -453,8 +453,8 @@ Encoding Pipeline::tokenize(const TextInput& input, const TokenizeOptions& optio
   if (input.text_pair) pair = *input.text_pair;
   Encoding encoding = impl_->tokenizer.encode(input.text, pair, encode);
   if (encoding.size() > static_cast<std::size_t>(max_length))
-    fail("input of {} tokens is longer than the maximum length {} and truncation is off", encoding.size(),
-         max_length);
+    throw InputTooLongError(fmt::format("input of {} tokens is longer than the maximum length {} and truncation is off",
+                                        encoding.size(), max_length));
   return encoding;
 }
 
@@ -537,6 +537,7 @@ std::vector<std::vector<LabelScore>> Pipeline::predict(std::span<const TextInput
 }
 
 const LabelInfo& Pipeline::labels() const { return impl_->labels; }
+const ModelConfig& Pipeline::config() const { return impl_->model.config(); }
 int Pipeline::max_length() const { return impl_->max_length; }
 const std::vector<std::string>& Pipeline::load_notes() const { return impl_->notes; }
 

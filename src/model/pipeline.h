@@ -22,9 +22,18 @@
 #include <string_view>
 #include <vector>
 
+#include "checkpoint/config.h"
+#include "core/error.h"
 #include "tokenizer/encoding.h"
 
 namespace tuneserve {
+
+// Thrown by Pipeline::tokenize when truncation is off and the input is longer than max_length, so
+// a server can answer 422 for it and 400 for other bad input.
+class InputTooLongError : public Error {
+ public:
+  using Error::Error;
+};
 
 // ---- parameters -----------------------------------------------------------------------------
 
@@ -154,7 +163,7 @@ class Pipeline {
   Pipeline& operator=(const Pipeline&) = delete;
 
   // Thread-safe. Truncates to options.max_length (default max_length()); with truncation off an
-  // input longer than that is an error giving both lengths.
+  // input longer than that throws InputTooLongError giving both lengths.
   Encoding tokenize(const TextInput& input, const TokenizeOptions& options = {}) const;
 
   // Thread-safe (activations are per call; each call uses the OpenMP threads it is given). Pads the
@@ -170,6 +179,7 @@ class Pipeline {
   std::vector<std::vector<LabelScore>> predict(std::span<const TextInput> inputs, const CallOptions& options) const;
 
   const LabelInfo& labels() const;
+  const ModelConfig& config() const;  // the model's config.json (model_type: arch_name(config().arch))
   int num_labels() const { return labels().num_labels(); }
   // Default truncation length: min(tokenizer model_max_length, positions the model can embed).
   int max_length() const;

@@ -293,7 +293,8 @@ TEST(Pipeline, BatchedEqualsOneAtATimeInInputOrder) {
   cut.max_length = 8;
   EXPECT_EQ(pipeline->tokenize(inputs[0], cut).size(), 8u);
   cut.truncation = false;
-  EXPECT_THROW(pipeline->tokenize(inputs[0], cut), Error);
+  EXPECT_THROW(pipeline->tokenize(inputs[0], cut), InputTooLongError);
+  EXPECT_EQ(pipeline->config().arch, Arch::DistilBert);
 }
 
 // BERT uses token types: a text pair through the pipeline must give the model's logits for the
