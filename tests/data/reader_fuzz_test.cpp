@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "core/error.h"
 #include "data/reader.h"
 #include "temp_files.h"
 
@@ -73,7 +74,14 @@ TEST(ReaderFuzz, RandomBytesNeverCrashOrHang) {
       std::int64_t last_line = 0;
       for (int guard = 0;; ++guard) {
         ASSERT_LT(guard, 1000) << "reader does not finish";
-        const auto s = reader.next(row, reason);
+        TableReader::Status s;
+        try {
+          s = reader.next(row, reason);
+        } catch (const tuneserve::Error& e) {
+          // The one whole-file error: a JSONL file whose first line opens a JSON array.
+          ASSERT_NE(std::string(e.what()).find("JSON array"), std::string::npos) << e.what();
+          break;
+        }
         if (s == TableReader::Status::End) break;
         ASSERT_GE(row.line, last_line);
         last_line = row.line;
