@@ -215,7 +215,7 @@ void attention_case(float p_drop) {
 TEST(Attention, BackwardMatchesFiniteDifferences) { attention_case(0.0f); }
 TEST(Attention, BackwardWithDropoutMatchesFiniteDifferences) { attention_case(0.3f); }
 
-TEST(Attention, FastPathEqualsGenericLoops) {
+TEST(Attention, FastPathsEqualGenericLoops) {
   std::mt19937 rng(9);
   for (const float p_drop : {0.0f, 0.2f}) {
     const int B = 3, T = 37, C = 96, NH = 3;  // HS = 32; T not a multiple of the 4-row / 64-key tiles
@@ -229,6 +229,13 @@ TEST(Attention, FastPathEqualsGenericLoops) {
     for (std::size_t i = 0; i < att_ref.n; ++i) ASSERT_NEAR(att_fast[i], att_ref[i], 1e-6f * (1 + att_ref[i])) << i;
     for (std::size_t i = 0; i < out_ref.n; ++i) ASSERT_NEAR(out_fast[i], out_ref[i], 2e-5f * (1 + std::abs(out_ref[i]))) << i;
     EXPECT_TRUE(out_fast.guards_intact() && att_fast.guards_intact());
+    Buf dout = random_buf(out_ref.n, rng), dqkv_fast(qkv.n, 9.0f), dqkv_ref(qkv.n, 9.0f);
+    attention_backward(dqkv_fast.data(), dout.data(), qkv.data(), att_ref.data(), B, T, C, NH, p_drop, {5, 6});
+    attention_backward_generic(dqkv_ref.data(), dout.data(), qkv.data(), att_ref.data(), B, T, C, NH, p_drop, {5, 6});
+    float scale = 0.0f;
+    for (std::size_t i = 0; i < dqkv_ref.n; ++i) scale = std::max(scale, std::abs(dqkv_ref[i]));
+    for (std::size_t i = 0; i < dqkv_ref.n; ++i) ASSERT_NEAR(dqkv_fast[i], dqkv_ref[i], 1e-5f * scale) << i;
+    EXPECT_TRUE(dqkv_fast.guards_intact());
   }
 }
 

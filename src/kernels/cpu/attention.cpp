@@ -3,6 +3,7 @@
 #include "kernels/cpu/attention.h"
 
 #include <bit>
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -116,41 +117,99 @@ inline v16 exp_nonpositive(v16 x) {
   return p * std::bit_cast<v16>(bits);
 }
 
-// One (batch, head) with HS a multiple of 16: four query rows at a time, their scores against
-// all keys (K^T tile, padded to 64 keys), softmax, then P V, all in registers / L1.
-//   q_base: row t of Q at q_base + t*row_stride (likewise k_base, v_base), out rows at out_stride.
+// Register-blocked building blocks for one (batch, head) with HS a multiple of 16. Rows of Q, K,
+// V, dO live at `row_stride` apart; key tiles are padded to Tp (a multiple of 64) with zeros.
+
+// tile (HS, Tp) = rows^T: row t2 of `base` becomes column t2.
+void transpose_rows(float* tile, const float* base, std::size_t row_stride, int T, int Tp, int HS) {
+  for (int d = 0; d < HS; ++d) {
+    float* row = tile + static_cast<std::size_t>(d) * Tp;
+    for (int t2 = 0; t2 < T; ++t2) row[t2] = base[t2 * row_stride + d];
+    for (int t2 = T; t2 < Tp; ++t2) row[t2] = 0.0f;
+  }
+}
+
+// out (4, Tp) = scale * rows[r] . tile[:, t2]  (scores, or dO V^T)
+void block_times_tile(float* out, const float* const rows[4], const float* tile, int Tp, int HS, float scale) {
+  for (int j = 0; j < Tp; j += 64) {
+    v16 acc[4][4] = {};
+    for (int d = 0; d < HS; ++d) {
+      const float* td = tile + static_cast<std::size_t>(d) * Tp + j;
+      const v16 k0 = load(td), k1 = load(td + 16), k2 = load(td + 32), k3 = load(td + 48);
+      for (int r = 0; r < 4; ++r) {
+        const v16 qb = splat(rows[r][d] * scale);
+        acc[r][0] += qb * k0;
+        acc[r][1] += qb * k1;
+        acc[r][2] += qb * k2;
+        acc[r][3] += qb * k3;
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+      for (int c = 0; c < 4; ++c) store(out + static_cast<std::size_t>(r) * Tp + j + 16 * c, acc[r][c]);
+  }
+}
+
+// out row r (r < valid) = (accumulate ? out : 0) + sum_t2 w[r][t2] * src[t2]   (P V, or dS K)
+void weights_times_rows(float* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
+                        std::size_t src_stride, int T, int HS, bool accumulate) {
+  for (int c0 = 0; c0 < HS; c0 += 64) {
+    const int nv = (HS - c0) >= 64 ? 4 : (HS - c0) / 16;
+    v16 acc[4][4] = {};
+    for (int t2 = 0; t2 < T; ++t2) {
+      const float* v = src + static_cast<std::size_t>(t2) * src_stride + c0;
+      v16 vv[4];
+      for (int c = 0; c < nv; ++c) vv[c] = load(v + 16 * c);
+      for (int r = 0; r < 4; ++r) {
+        const v16 pb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
+        for (int c = 0; c < nv; ++c) acc[r][c] += pb * vv[c];
+      }
+    }
+    for (int r = 0; r < valid; ++r)
+      for (int c = 0; c < nv; ++c) {
+        float* o = out + static_cast<std::size_t>(r) * out_stride + c0 + 16 * c;
+        store(o, accumulate ? load(o) + acc[r][c] : acc[r][c]);
+      }
+  }
+}
+
+// dst[t2] += sum_{r < valid} w[r][t2] * rows[r]   (dV += P^T dO, dK += dS^T Q)
+void accumulate_outer(float* dst, std::size_t dst_stride, const float* w, int Tp, const float* const rows[4],
+                      int valid, int T, int HS) {
+  for (int c0 = 0; c0 < HS; c0 += 64) {
+    const int nv = (HS - c0) >= 64 ? 4 : (HS - c0) / 16;
+    v16 rv[4][4] = {};
+    for (int r = 0; r < valid; ++r)
+      for (int c = 0; c < nv; ++c) rv[r][c] = load(rows[r] + c0 + 16 * c);
+    for (int t2 = 0; t2 < T; ++t2) {
+      float* o = dst + static_cast<std::size_t>(t2) * dst_stride + c0;
+      v16 acc[4];
+      for (int c = 0; c < nv; ++c) acc[c] = load(o + 16 * c);
+      for (int r = 0; r < 4; ++r) {
+        const v16 wb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
+        for (int c = 0; c < nv; ++c) acc[c] += wb * rv[r][c];
+      }
+      for (int c = 0; c < nv; ++c) store(o + 16 * c, acc[c]);
+    }
+  }
+}
+
+// Row pointers of a 4-row block starting at t0; rows past T repeat the last row (results unused).
+void block_rows(const float* rows[4], const float* base, std::size_t row_stride, int t0, int T) {
+  for (int r = 0; r < 4; ++r) rows[r] = base + static_cast<std::size_t>(t0 + r < T ? t0 + r : T - 1) * row_stride;
+}
+
+// Forward of one (batch, head): four query rows at a time, scores, softmax, dropout, P V.
 //   keymask (Tp): 1 for keys to attend to, 0 for masked keys and padding beyond T.
 void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, const float* q_base,
                        const float* k_base, const float* v_base, std::size_t row_stride, const float* keymask,
                        bool any_key, int T, int HS, float scale, float* kt, float* prob, float dropout_p,
-                       const DropoutKey& key, std::size_t att_index0) {
+                       const DropoutKey& key, std::size_t att_index0, float* keep) {
   const int Tp = (T + 63) / 64 * 64;
-  for (int d = 0; d < HS; ++d) {
-    float* row = kt + static_cast<std::size_t>(d) * Tp;
-    for (int t2 = 0; t2 < T; ++t2) row[t2] = k_base[t2 * row_stride + d];
-    for (int t2 = T; t2 < Tp; ++t2) row[t2] = 0.0f;
-  }
+  transpose_rows(kt, k_base, row_stride, T, Tp, HS);
   for (int t0 = 0; t0 < T; t0 += 4) {
     const float* q[4];
-    for (int r = 0; r < 4; ++r) q[r] = q_base + static_cast<std::size_t>(t0 + r < T ? t0 + r : T - 1) * row_stride;
-    // Scores: prob[r][t2] for 4 rows.
-    for (int j = 0; j < Tp; j += 64) {
-      v16 acc[4][4] = {};
-      for (int d = 0; d < HS; ++d) {
-        const float* kd = kt + static_cast<std::size_t>(d) * Tp + j;
-        const v16 k0 = load(kd), k1 = load(kd + 16), k2 = load(kd + 32), k3 = load(kd + 48);
-        for (int r = 0; r < 4; ++r) {
-          const v16 qb = splat(q[r][d] * scale);
-          acc[r][0] += qb * k0;
-          acc[r][1] += qb * k1;
-          acc[r][2] += qb * k2;
-          acc[r][3] += qb * k3;
-        }
-      }
-      for (int r = 0; r < 4; ++r)
-        for (int c = 0; c < 4; ++c) store(prob + static_cast<std::size_t>(r) * Tp + j + 16 * c, acc[r][c]);
-    }
-    // Softmax per row over unmasked keys.
+    block_rows(q, q_base, row_stride, t0, T);
+    block_times_tile(prob, q, kt, Tp, HS, scale);
     for (int r = 0; r < 4; ++r) {
       float* pr = prob + static_cast<std::size_t>(r) * Tp;
       if (!any_key) {
@@ -174,26 +233,54 @@ void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, cons
         float* dst = att_rows + static_cast<std::size_t>(t0 + r) * T;
         for (int t2 = 0; t2 < T; ++t2) dst[t2] = pr[t2];
       }
-      if (dropout_p > 0.0f && t0 + r < T)
-        for (int t2 = 0; t2 < T; ++t2)
-          pr[t2] *= dropout_scale(key, att_index0 + static_cast<std::size_t>(t0 + r) * T + t2, dropout_p);
-    }
-    // out rows = P V, 64 output columns at a time.
-    for (int c0 = 0; c0 < HS; c0 += 64) {
-      const int nv = (HS - c0) >= 64 ? 4 : (HS - c0) / 16;
-      v16 acc[4][4] = {};
-      for (int t2 = 0; t2 < T; ++t2) {
-        const float* v = v_base + static_cast<std::size_t>(t2) * row_stride + c0;
-        v16 vv[4];
-        for (int c = 0; c < nv; ++c) vv[c] = load(v + 16 * c);
-        for (int r = 0; r < 4; ++r) {
-          const v16 pb = splat(prob[static_cast<std::size_t>(r) * Tp + t2]);
-          for (int c = 0; c < nv; ++c) acc[r][c] += pb * vv[c];
-        }
+      if (dropout_p > 0.0f && t0 + r < T) {
+        dropout_scales(keep, key, att_index0 + static_cast<std::size_t>(t0 + r) * T, T, dropout_p);
+        for (int t2 = 0; t2 < T; ++t2) pr[t2] *= keep[t2];
       }
-      for (int r = 0; r < 4 && t0 + r < T; ++r)
-        for (int c = 0; c < nv; ++c) store(out + static_cast<std::size_t>(t0 + r) * out_stride + c0 + 16 * c, acc[r][c]);
     }
+    weights_times_rows(out + static_cast<std::size_t>(t0) * out_stride, out_stride, std::min(4, T - t0), prob, Tp,
+                       v_base, row_stride, T, HS, false);
+  }
+}
+
+// Backward of one (batch, head). dq/dk/dv rows (at row_stride) are written here; they start zeroed.
+//   P (T, T) saved probabilities; Pd = P * keep; dPd = dO V^T; dP = dPd * keep;
+//   dS = P * (dP - rowsum(dP * P)) * scale; dQ = dS K; dK = dS^T Q; dV = Pd^T dO.
+void head_backward_fast(float* dq, float* dk, float* dv, const float* dout, std::size_t out_stride, const float* p,
+                        const float* q_base, const float* k_base, const float* v_base, std::size_t row_stride, int T,
+                        int HS, float scale, float* vt, float* dp, float* pd, float dropout_p, const DropoutKey& key,
+                        std::size_t att_index0, float* keep) {
+  const int Tp = (T + 63) / 64 * 64;
+  transpose_rows(vt, v_base, row_stride, T, Tp, HS);
+  for (int t0 = 0; t0 < T; t0 += 4) {
+    const int valid = std::min(4, T - t0);
+    const float *go[4], *q[4];
+    block_rows(go, dout, out_stride, t0, T);
+    block_rows(q, q_base, row_stride, t0, T);
+    block_times_tile(dp, go, vt, Tp, HS, 1.0f);
+    for (int r = 0; r < 4; ++r) {
+      float* dpr = dp + static_cast<std::size_t>(r) * Tp;
+      float* pdr = pd + static_cast<std::size_t>(r) * Tp;
+      if (r >= valid) {  // rows past T contribute nothing to dK, dV
+        for (int t2 = 0; t2 < Tp; ++t2) dpr[t2] = pdr[t2] = 0.0f;
+        continue;
+      }
+      const float* pr = p + static_cast<std::size_t>(t0 + r) * T;
+      if (dropout_p > 0.0f) dropout_scales(keep, key, att_index0 + static_cast<std::size_t>(t0 + r) * T, T, dropout_p);
+      float dot = 0.0f;
+      for (int t2 = 0; t2 < T; ++t2) {
+        const float k = dropout_p > 0.0f ? keep[t2] : 1.0f;
+        pdr[t2] = pr[t2] * k;
+        dpr[t2] *= k;
+        dot += dpr[t2] * pr[t2];
+      }
+      for (int t2 = 0; t2 < T; ++t2) dpr[t2] = pr[t2] * (dpr[t2] - dot) * scale;  // now dS
+      for (int t2 = T; t2 < Tp; ++t2) dpr[t2] = pdr[t2] = 0.0f;
+    }
+    weights_times_rows(dq + static_cast<std::size_t>(t0) * row_stride, row_stride, valid, dp, Tp, k_base, row_stride,
+                       T, HS, false);
+    accumulate_outer(dk, row_stride, dp, Tp, q, valid, T, HS);
+    accumulate_outer(dv, row_stride, pd, Tp, go, valid, T, HS);
   }
 }
 
@@ -217,7 +304,7 @@ void attention_forward(float* out, float* att, const float* qkv, const std::int3
       }
 #pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
     {
-      std::vector<float> kt(static_cast<std::size_t>(HS) * Tp), prob(static_cast<std::size_t>(4) * Tp);
+      std::vector<float> kt(static_cast<std::size_t>(HS) * Tp), prob(static_cast<std::size_t>(4) * Tp), keep(Tp);
 #pragma omp for collapse(2) schedule(static)
       for (int b = 0; b < B; ++b)
         for (int h = 0; h < NH; ++h) {
@@ -225,7 +312,7 @@ void attention_forward(float* out, float* att, const float* qkv, const std::int3
           const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * T * T;
           head_forward_fast(out + idx3(b, 0, T, C) + h * HS, C, att ? att + att0 : nullptr, base, base + C,
                             base + 2 * C, C3, keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], T, HS, scale,
-                            kt.data(), prob.data(), dropout_p, key, att0);
+                            kt.data(), prob.data(), dropout_p, key, att0, keep.data());
         }
     }
     return;
@@ -233,8 +320,8 @@ void attention_forward(float* out, float* att, const float* qkv, const std::int3
   attention_forward_generic(out, att, qkv, mask, B, T, C, NH, dropout_p, key);
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
-                        int NH, float dropout_p, const DropoutKey& key) {
+void attention_backward_generic(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T,
+                                int C, int NH, float dropout_p, const DropoutKey& key) {
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
@@ -287,6 +374,37 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
         }
       }
     }
+  }
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
+                        int NH, float dropout_p, const DropoutKey& key) {
+  const int HS = C / NH;
+  if (HS % 16 != 0) {
+    attention_backward_generic(dqkv, dout, qkv, att, B, T, C, NH, dropout_p, key);
+    return;
+  }
+  const int C3 = 3 * C;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  const int Tp = (T + 63) / 64 * 64;
+#pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
+  {
+    std::vector<float> vt(static_cast<std::size_t>(HS) * Tp), dp(static_cast<std::size_t>(4) * Tp),
+        pd(static_cast<std::size_t>(4) * Tp), keep(Tp);
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < NH; ++h) {
+        float* g = dqkv + idx3(b, 0, T, C3) + h * HS;
+        for (int t = 0; t < T; ++t) {
+          float* gt = g + static_cast<std::size_t>(t) * C3;
+          for (int d = 0; d < HS; ++d) gt[d] = gt[C + d] = gt[2 * C + d] = 0.0f;
+        }
+        const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
+        const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * T * T;
+        head_backward_fast(g, g + C, g + 2 * C, dout + idx3(b, 0, T, C) + h * HS, C, att + att0, base, base + C,
+                           base + 2 * C, C3, T, HS, scale, vt.data(), dp.data(), pd.data(), dropout_p, key, att0,
+                           keep.data());
+      }
   }
 }
 

@@ -18,10 +18,13 @@ namespace tuneserve {
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
                        int NH, float dropout_p, const DropoutKey& key);
 
-// The same for any head size with plain loops; attention_forward uses a register-blocked path
-// when HS is a multiple of 16, and this otherwise (and as its test reference).
+// The same for any head size with plain loops; attention_forward/backward use register-blocked
+// paths when HS is a multiple of 16, and these otherwise (and as their test reference).
 void attention_forward_generic(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T,
                                int C, int NH, float dropout_p, const DropoutKey& key);
+
+void attention_backward_generic(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T,
+                                int C, int NH, float dropout_p, const DropoutKey& key);
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
                         int NH, float dropout_p, const DropoutKey& key);

@@ -25,6 +25,20 @@ void apply_mask(float* out, const float* inp, std::size_t N, float p, const Drop
 }
 }  // namespace
 
+void dropout_scales(float* scales, const DropoutKey& key, std::uint64_t index0, std::size_t n, float p) {
+  const float keep = 1.0f / (1.0f - p);
+  std::size_t i = 0;
+  while (i < n) {
+    const std::uint64_t index = index0 + i;
+    const std::uint64_t block = index >> 2;
+    const Philox4x32 r = philox4x32(static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+                                    static_cast<std::uint32_t>(key.stream),
+                                    static_cast<std::uint32_t>(key.stream >> 32), key.seed);
+    for (std::uint64_t lane = index & 3; lane < 4 && i < n; ++lane, ++i)
+      scales[i] = uniform01(r.v[lane]) < p ? 0.0f : keep;
+  }
+}
+
 void dropout_forward(float* out, const float* inp, std::size_t N, float p, const DropoutKey& key) {
   apply_mask(out, inp, N, p, key);
 }

@@ -26,6 +26,9 @@ inline float dropout_scale(const DropoutKey& key, std::uint64_t i, float p) {
   return uniform01(r.v[i & 3]) < p ? 0.0f : 1.0f / (1.0f - p);
 }
 
+// scales[i] = dropout_scale(key, index0 + i, p) for i < n, one Philox call per block of 4 indices.
+void dropout_scales(float* scales, const DropoutKey& key, std::uint64_t index0, std::size_t n, float p);
+
 // out (N) = inp * keep/(1-p); p == 0 copies.
 void dropout_forward(float* out, const float* inp, std::size_t N, float p, const DropoutKey& key);
 // dinp (N) = dout * keep/(1-p) with the same mask.
