@@ -147,7 +147,7 @@ void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, int B, int T, in
   v.add(&a.emb_ln, Ms * C);
   v.add(&a.emb_mean, Ms);
   v.add(&a.emb_rstd, Ms);
-  v.add(&a.emb_out, Ms * C);
+  if (training) v.add(&a.emb_out, Ms * C);  // inference: no dropout, emb_out == emb_ln
   a.layers.assign(c.num_layers, {});
   const int distinct = training ? c.num_layers : 1;
   for (int l = 0; l < distinct; ++l) {
@@ -176,6 +176,7 @@ void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, int B, int T, in
   v.add(&a.logits, static_cast<std::size_t>(B) * c.num_labels);
   v.allocate(arena);
   if (!training) {
+    a.emb_out = a.emb_ln;
     a.layers[0].res1 = a.layers[0].ao;
     a.layers[0].fch = a.layers[0].fcg;
     a.layers[0].res2 = a.layers[0].fo;
@@ -331,8 +332,8 @@ void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const std::vector<in
     linear(la.ao, la.atty, M, lw.attn_out_w, lw.attn_out_b, pl ? pl->attn_out.get() : nullptr, C, C);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
     dropout_forward(la.res1, la.ao, MC, p_ao, drop.key(site_layer(l, 1)));
-    for (std::size_t i = 0; i < MC; ++i) la.res1[i] += la.x[i];
-    layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, la.res1, lw.ln1_w, lw.ln1_b, M, C, c.layer_norm_eps);
+    residual_layernorm_forward(la.ln1, la.res1, la.ln1_mean, la.ln1_rstd, la.res1, la.x, lw.ln1_w, lw.ln1_b, M, C,
+                               c.layer_norm_eps);
     if (pl) {
       pl->fc_gelu->forward(la.fcg, la.ln1, M);  // GELU fused into the product; fch not needed
     } else {
@@ -341,8 +342,8 @@ void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const std::vector<in
     }
     linear(la.fo, la.fcg, M, lw.proj_w, lw.proj_b, pl ? pl->proj.get() : nullptr, F, C);
     dropout_forward(la.res2, la.fo, MC, p_hidden, drop.key(site_layer(l, 2)));
-    for (std::size_t i = 0; i < MC; ++i) la.res2[i] += la.ln1[i];
-    layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.res2, lw.ln2_w, lw.ln2_b, M, C, c.layer_norm_eps);
+    residual_layernorm_forward(la.ln2, la.res2, la.ln2_mean, la.ln2_rstd, la.res2, la.ln1, lw.ln2_w, lw.ln2_b, M, C,
+                               c.layer_norm_eps);
     save_hidden(la.ln2);
   }
 

@@ -152,6 +152,27 @@ TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
   expect_grad(db, numeric_grad(b, loss), 1e-3, "dbias");
 }
 
+TEST(LayerNorm, ResidualFusedEqualsAddThenNormalize) {
+  std::mt19937 rng(10);
+  const int N = 70, C = 300;  // past the parallel threshold
+  Buf a = random_buf(N * C, rng), b = random_buf(N * C, rng), w = random_buf(C, rng), bias = random_buf(C, rng);
+  Buf sum(N * C), want(N * C), got(N * C), res(N * C), mean(N), rstd(N), mean2(N), rstd2(N);
+  for (int i = 0; i < N * C; ++i) sum[i] = a[i] + b[i];
+  layernorm_forward(want.data(), mean.data(), rstd.data(), sum.data(), w.data(), bias.data(), N, C, 1e-12f);
+  residual_layernorm_forward(got.data(), res.data(), mean2.data(), rstd2.data(), a.data(), b.data(), w.data(),
+                             bias.data(), N, C, 1e-12f);
+  for (int i = 0; i < N * C; ++i) {
+    ASSERT_EQ(res[i], sum[i]);
+    ASSERT_EQ(got[i], want[i]);
+  }
+  for (int i = 0; i < N; ++i) ASSERT_EQ(rstd2[i], rstd[i]);
+  // In place: the residual sum overwrites `a`.
+  residual_layernorm_forward(got.data(), a.data(), nullptr, nullptr, a.data(), b.data(), w.data(), bias.data(), N, C,
+                             1e-12f);
+  for (int i = 0; i < N * C; ++i) ASSERT_EQ(got[i], want[i]);
+  EXPECT_TRUE(got.guards_intact() && res.guards_intact() && a.guards_intact());
+}
+
 TEST(Activations, BackwardsMatchFiniteDifferences) {
   std::mt19937 rng(4);
   const std::size_t N = 33;

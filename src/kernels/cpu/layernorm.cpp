@@ -7,25 +7,42 @@
 
 namespace tuneserve {
 
+namespace {
+// One row: y = (x - mean) * rstd * weight + bias, statistics in two passes over the cached row.
+inline void normalize_row(float* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias,
+                          int C, float eps) {
+  float m = 0.0f;
+  for (int c = 0; c < C; ++c) m += x[c];
+  m /= static_cast<float>(C);
+  float v = 0.0f;
+  for (int c = 0; c < C; ++c) {
+    const float d = x[c] - m;
+    v += d * d;
+  }
+  v /= static_cast<float>(C);
+  const float s = 1.0f / std::sqrt(v + eps);
+  for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+  if (mean) *mean = m;
+  if (rstd) *rstd = s;
+}
+}  // namespace
+
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps) {
 #pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int i = 0; i < N; ++i) {
-    const float* x = inp + static_cast<std::size_t>(i) * C;
-    float* y = out + static_cast<std::size_t>(i) * C;
-    float m = 0.0f;
-    for (int c = 0; c < C; ++c) m += x[c];
-    m /= static_cast<float>(C);
-    float v = 0.0f;
-    for (int c = 0; c < C; ++c) {
-      const float d = x[c] - m;
-      v += d * d;
-    }
-    v /= static_cast<float>(C);
-    const float s = 1.0f / std::sqrt(v + eps);
-    for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
-    if (mean) mean[i] = m;
-    if (rstd) rstd[i] = s;
+    const std::size_t row = static_cast<std::size_t>(i) * C;
+    normalize_row(out + row, mean ? mean + i : nullptr, rstd ? rstd + i : nullptr, inp + row, weight, bias, C, eps);
+  }
+}
+
+void residual_layernorm_forward(float* out, float* res, float* mean, float* rstd, const float* a, const float* b,
+                                const float* weight, const float* bias, int N, int C, float eps) {
+#pragma omp parallel for schedule(static) if (N * C > 16384)
+  for (int i = 0; i < N; ++i) {
+    const std::size_t row = static_cast<std::size_t>(i) * C;
+    for (int c = 0; c < C; ++c) res[row + c] = a[row + c] + b[row + c];
+    normalize_row(out + row, mean ? mean + i : nullptr, rstd ? rstd + i : nullptr, res + row, weight, bias, C, eps);
   }
 }
 

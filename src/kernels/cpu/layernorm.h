@@ -11,6 +11,11 @@ namespace tuneserve {
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps);
 
+// The residual sum and the LayerNorm in one pass: res (N, C) = a + b (res may alias a or b),
+// then out = LayerNorm(res) as above. Post-LN encoders do this twice per layer.
+void residual_layernorm_forward(float* out, float* res, float* mean, float* rstd, const float* a, const float* b,
+                                const float* weight, const float* bias, int N, int C, float eps);
+
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int N, int C);
 
