@@ -391,7 +391,10 @@ Prepared prepare(const PrepOptions& options, const Encoder& encoder) {
     std::vector<std::int64_t> test_order(test_ex.size());
     std::iota(test_order.begin(), test_order.end(), 0);
     auto train = tokenize_rows(ex, order, encoder, options, "train");
-    auto test = tokenize_rows(test_ex, test_order, encoder, options, "test");
+    PrepOptions as_read = options;  // the test file is taken whole, in file order
+    as_read.shuffle = false;
+    as_read.select = -1;
+    auto test = tokenize_rows(test_ex, test_order, encoder, as_read, "test");
     return {std::move(train), std::move(test)};
   }
   if (options.test_size == 0.0) return {tokenize_rows(ex, order, encoder, options, "all"), std::nullopt};

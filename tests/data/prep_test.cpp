@@ -12,6 +12,7 @@
 #include "temp_files.h"
 
 using namespace tuneserve::data;
+using tuneserve::testing::error_of;
 using tuneserve::testing::write_file;
 
 namespace {
@@ -45,15 +46,6 @@ Encoder word_encoder(std::int64_t max_length) {
     return enc;
   };
   return e;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const tuneserve::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 ReadOptions read_options(const std::string& path, std::vector<std::string> text, std::string label) {
@@ -234,6 +226,7 @@ TEST(Prep, UnlabelledDataAndSeparateTestFile) {
   EXPECT_EQ(p.test->manifest().id2label, (std::vector<std::string>{"neg", "pos"}));
   EXPECT_EQ(p.test->label(0), 1);  // "pos" keeps the training set's id even though it is alone here
   EXPECT_EQ(p.test->manifest().label_counts, (std::vector<std::int64_t>{0, 2}));
+  EXPECT_EQ(p.test->manifest().sources.at(0).path, test);
   o.test_size = 0.5;
   EXPECT_THROW(prepare(o, word_encoder(0)), tuneserve::Error);
 

@@ -19,16 +19,23 @@ namespace {
 
 const char* kCased = "tokenizers/bert-base-cased";
 
-// Runs a command line; returns its exit code and stdout+stderr.
-int run(const std::string& cmd, std::string& out) {
-  FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  out.clear();
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, got);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+// Amazon reviews with the integer "label" column, truncated at max_length.
+PrepOptions amazon(const std::string& file, std::vector<std::string> text, std::int64_t max_length) {
+  PrepOptions o;
+  o.read.files = {shared_path("data/amazon_polarity/" + file)};
+  o.read.text_columns = std::move(text);
+  o.read.label_column = "label";
+  o.max_length = max_length;
+  return o;
+}
+
+// What prep must store for a row: the tokenizer's own encode with longest_first truncation.
+tuneserve::Encoding direct_encode(const tuneserve::Tokenizer& tok, const std::string& text,
+                                  std::optional<std::string_view> pair, std::size_t max_length) {
+  tuneserve::EncodeOptions eo;
+  eo.truncation = tuneserve::Truncation::LongestFirst;
+  eo.max_length = max_length;
+  return tok.encode(text, pair, eo);
 }
 
 void expect_same_rows(const TokenizedDataset& a, const TokenizedDataset& b) {
@@ -50,11 +57,7 @@ TEST(PrepTokenizer, AmazonLengthsMatchTheReference) {
   TUNESERVE_REQUIRE_SHARED("data/amazon_polarity/train.jsonl");
   TUNESERVE_REQUIRE_SHARED(kCased);
   const auto tok = tuneserve::Tokenizer::from_dir(shared_path(kCased));
-  PrepOptions o;
-  o.read.files = {shared_path("data/amazon_polarity/train.jsonl")};
-  o.read.text_columns = {"content"};
-  o.read.label_column = "label";
-  o.max_length = 512;
+  const PrepOptions o = amazon("train.jsonl", {"content"}, 512);
   const auto enc = tokenizer_encoder(tok, shared_path(kCased), o.max_length);
   const auto p = prepare(o, enc);
   const auto& m = p.train.manifest();
@@ -71,10 +74,7 @@ TEST(PrepTokenizer, AmazonLengthsMatchTheReference) {
   // Every stored row is what the tokenizer gives for that text (a sample, to stay fast).
   const auto ex = read_examples(o.read);
   for (std::size_t r = 0; r < ex.size(); r += 97) {
-    tuneserve::EncodeOptions eo;
-    eo.truncation = tuneserve::Truncation::LongestFirst;
-    eo.max_length = 512;
-    const auto want = tok.encode(ex.text[r], std::nullopt, eo);
+    const auto want = direct_encode(tok, ex.text[r], std::nullopt, 512);
     const auto got = p.train.input_ids(r);
     ASSERT_EQ(std::vector<std::int32_t>(got.begin(), got.end()), want.ids) << "row " << r;
   }
@@ -84,19 +84,12 @@ TEST(PrepTokenizer, PairsTruncateLongestFirst) {
   TUNESERVE_REQUIRE_SHARED("data/amazon_polarity/test.jsonl");
   TUNESERVE_REQUIRE_SHARED(kCased);
   const auto tok = tuneserve::Tokenizer::from_dir(shared_path(kCased));
-  PrepOptions o;
-  o.read.files = {shared_path("data/amazon_polarity/test.jsonl")};
-  o.read.text_columns = {"title", "content"};
-  o.read.label_column = "label";
+  PrepOptions o = amazon("test.jsonl", {"title", "content"}, 32);
   o.select = 200;
-  o.max_length = 32;
   const auto p = prepare(o, tokenizer_encoder(tok, shared_path(kCased), 32));
   const auto ex = read_examples(o.read);
   for (std::size_t r = 0; r < 200; ++r) {
-    tuneserve::EncodeOptions eo;
-    eo.truncation = tuneserve::Truncation::LongestFirst;
-    eo.max_length = 32;
-    const auto want = tok.encode(ex.text[r], std::string_view(ex.text_pair[r]), eo);
+    const auto want = direct_encode(tok, ex.text[r], std::string_view(ex.text_pair[r]), 32);
     const auto got = p.train.input_ids(r);
     const auto types = p.train.token_type_ids(r);
     ASSERT_EQ(std::vector<std::int32_t>(got.begin(), got.end()), want.ids) << "row " << r;
@@ -113,7 +106,7 @@ TEST(PrepCli, CsvCommandEqualsJsonlInProcess) {
   const auto out = tuneserve::testing::data_temp_dir() / "cli_amazon";
   std::filesystem::remove_all(out);
   std::string log;
-  const int rc = run(binary_path() + " prep --input " + shared_path("data/amazon_polarity/train.csv") +
+  const int rc = tuneserve::testing::run_command(binary_path() + " prep --input " + shared_path("data/amazon_polarity/train.csv") +
                          " --columns class,title,content --text content --label class --label-map 1:0,2:1"
                          " --label-names negative,positive --tokenizer " + shared_path(kCased) +
                          " --max-length 128 --shuffle --seed 3 --select 1000 --test-size 0.1 --quiet --output " +
@@ -127,15 +120,11 @@ TEST(PrepCli, CsvCommandEqualsJsonlInProcess) {
   EXPECT_EQ(test.size(), 100u);
 
   const auto tok = tuneserve::Tokenizer::from_dir(shared_path(kCased));
-  PrepOptions o;
-  o.read.files = {shared_path("data/amazon_polarity/train.jsonl")};
-  o.read.text_columns = {"content"};
-  o.read.label_column = "label";
+  PrepOptions o = amazon("train.jsonl", {"content"}, 128);
   o.shuffle = true;
   o.seed = 3;
   o.select = 1000;
   o.test_size = 0.1;
-  o.max_length = 128;
   const auto p = prepare(o, tokenizer_encoder(tok, shared_path(kCased), 128));
   expect_same_rows(train, p.train);
   expect_same_rows(test, *p.test);
@@ -149,10 +138,10 @@ TEST(PrepCli, BadRowStopsWithFileAndLine) {
   std::string log;
   const std::string cmd = binary_path() + " prep --input " + bad + " --text text --label label --tokenizer " +
                           shared_path(kCased) + " --quiet --output " + out.string();
-  EXPECT_EQ(run(cmd, log), 1) << log;
+  EXPECT_EQ(tuneserve::testing::run_command(cmd, log), 1) << log;
   EXPECT_NE(log.find("cli_bad.jsonl: line 2: invalid JSON"), std::string::npos) << log;
   EXPECT_FALSE(std::filesystem::exists(out / "manifest.json"));
-  EXPECT_EQ(run(cmd + " --skip-bad-rows", log), 0) << log;
+  EXPECT_EQ(tuneserve::testing::run_command(cmd + " --skip-bad-rows", log), 0) << log;
   EXPECT_NE(log.find("skipped 1 bad rows"), std::string::npos) << log;
   EXPECT_EQ(TokenizedDataset::open(out.string()).manifest().skipped_rows, 1);
 }

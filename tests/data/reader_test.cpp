@@ -14,6 +14,7 @@
 
 using namespace tuneserve::data;
 using tuneserve::testing::shared_path;
+using tuneserve::testing::error_of;
 using tuneserve::testing::write_file;
 
 namespace {
@@ -35,15 +36,6 @@ Read read_all(const std::string& path, const TableOptions& options, std::vector<
     else out.rows.push_back(row);
   }
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const tuneserve::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

@@ -2,14 +2,13 @@
 // and sizes (run through Debian's /usr/bin/python3), and datasets' split arithmetic.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <sstream>
 #include <string>
 
 #include "core/error.h"
 #include "data/shuffle.h"
+#include "temp_files.h"
 
 using namespace tuneserve::data;
 
@@ -17,20 +16,13 @@ namespace {
 
 const char* kPython = "/usr/bin/python3";
 
-// Runs python with numpy; returns false (and why) when numpy is not importable.
+// Runs python code; false (and why in `out`) when it fails, e.g. numpy is not importable.
 bool run_python(const std::string& code, std::string& out) {
   if (!std::filesystem::exists(kPython)) {
     out = std::string(kPython) + " not found";
     return false;
   }
-  const std::string cmd = std::string(kPython) + " -c '" + code + "' 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) return false;
-  std::array<char, 65536> buf;
-  out.clear();
-  std::size_t got;
-  while ((got = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), got);
-  return ::pclose(pipe) == 0;
+  return tuneserve::testing::run_command(std::string(kPython) + " -c '" + code + "'", out) == 0;
 }
 
 bool have_numpy(std::string& why) { return run_python("import numpy", why); }
