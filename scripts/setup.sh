@@ -11,8 +11,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev
   python3-numpy
   python3-torch libopenblas0-openmp
-  npm
+  curl awscli nodejs clang-14 libclang-rt-14-dev  # serve: end-to-end clients, fuzzer
 )
+# npm (serve's JS client test, the report page's Chart.js) ships inside NodeSource's nodejs;
+# Debian's nodejs needs the separate npm package, which conflicts with NodeSource's.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

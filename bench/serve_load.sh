@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Load benchmark of `tuneserve serve` with wrk on loopback: full-size distilbert-base-cased
+# (random weights, bench/torch_distilbert.py), CPU. Throughput and p50/p99 latency at concurrency
+# 1, 8, 32, 128 with dynamic batching versus --max-batch-requests 1 (the peer: the same server
+# without batching, in the same run), then an overload run (far past the sustainable rate)
+# sampling the server's RSS each second and counting 503s.
+#   bench/serve_load.sh            (after scripts/setup.sh; DURATION=10 seconds per point)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir="${BUILD_DIR:-build}"
+duration="${DURATION:-10}"
+config="${CONFIG:-../shared/goldens/configs/distilbert-base-cased/config.json}"
+tokenizer="${TOKENIZER:-../shared/tokenizers/bert-base-cased}"
+command -v wrk >/dev/null || { echo "serve_load.sh: wrk is not installed (Debian wrk)" >&2; exit 1; }
+[ -f "$config" ] || { echo "serve_load.sh: $config not found (../shared beside the checkout)" >&2; exit 1; }
+
+cmake --build "$build_dir" --target tuneserve_cli >/dev/null
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== random weights for $(basename "$(dirname "$config")") -> $work/model"
+/usr/bin/python3 bench/torch_distilbert.py write-model "$work/model" --config "$config" --seed 0 >/dev/null
+
+# start_server NAME FLAGS...: starts the server on a free port, waits for /ping, sets $url.
+start_server() {
+  local log="$work/$1.log"
+  shift
+  "$build_dir/tuneserve" serve --model "$work/model" --tokenizer "$tokenizer" --host 127.0.0.1 \
+    --port 0 "$@" >"$log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 600); do
+    port="$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" | head -1)"
+    if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/ping" >/dev/null; then
+      url="http://127.0.0.1:$port"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "serve_load.sh: the server did not start; its log:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+stop_server() {
+  kill -TERM "$server_pid"
+  wait "$server_pid" || true
+  server_pid=""
+}
+
+# run_wrk CONCURRENCY: prints "requests/s p50 p99 non2xx"
+run_wrk() {
+  local c="$1" threads=$(( $1 < 2 ? 1 : 2 ))
+  wrk -t"$threads" -c"$c" -d"${duration}s" --timeout 30s --latency -s bench/serve_post.lua "$url" \
+    >"$work/wrk.txt" 2>&1
+  local rps p50 p99 bad
+  rps="$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")"
+  p50="$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")"
+  p99="$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")"
+  bad="$(awk '/Non-2xx/ {print $5}' "$work/wrk.txt")"
+  echo "$rps $p50 $p99 ${bad:-0}"
+}
+
+declare -A result
+printf "\n%-22s %6s %12s %10s %10s %8s\n" mode conc "requests/s" p50 p99 non-2xx
+for mode in batched unbatched; do
+  if [ "$mode" = batched ]; then
+    start_server "$mode" --max-batch-requests 64 --max-batch-delay-ms 5 --job-queue-size 1024
+  else
+    start_server "$mode" --max-batch-requests 1 --job-queue-size 1024
+  fi
+  for c in 1 8 32 128; do
+    read -r rps p50 p99 bad < <(run_wrk "$c")
+    result[$mode,$c]="$rps"
+    printf "%-22s %6s %12s %10s %10s %8s\n" "$mode" "$c" "$rps" "$p50" "$p99" "$bad"
+  done
+  stop_server
+done
+awk -v b="${result[batched,32]}" -v u="${result[unbatched,32]}" \
+  'BEGIN { printf "\nconcurrency 32: batching gives %.2fx the requests/s (target >= 3x)\n", b / u }'
+
+echo
+echo "== overload: 512 connections against --job-queue-size 64, RSS sampled each second"
+start_server overload --max-batch-requests 64 --max-batch-delay-ms 5 --job-queue-size 64
+rss() { awk '/VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+echo "RSS before: $(rss) kB"
+(for _ in $(seq 1 "$((duration * 2))"); do rss; sleep 1; done) >"$work/rss.txt" &
+sampler=$!
+wrk -t2 -c512 -d"$((duration * 2))s" --timeout 30s --latency -s bench/serve_post.lua "$url" >"$work/wrk.txt" 2>&1 || true
+wait "$sampler" || true
+grep -E "Requests/sec|Non-2xx|50%|99%|Socket errors" "$work/wrk.txt" || true
+echo "RSS kB during the run (min / max): $(sort -n "$work/rss.txt" | head -1) / $(sort -n "$work/rss.txt" | tail -1)"
+start=$(date +%s%N)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/invocations" -H 'Content-Type: application/json' -d '{"inputs": "still serving?"}')
+echo "after the overload: /invocations answers $code in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+stop_server

@@ -1,0 +1,116 @@
+// `tuneserve serve`: an HTTP endpoint for a text classifier that SageMaker's and Hugging Face's
+// clients talk to (see serve/server.h for the routes, serve/config.h for every setting).
+//
+//   tuneserve serve --model DIR [--tokenizer DIR] [--host 0.0.0.0] [--port 8080] [--workers N]
+//                   [--config serve.json] [--handler lib.so] [--management-port P --model-store D]
+// Settings come from flags > environment (SAGEMAKER_*, HF_TASK, MAX_BATCH_TOKENS, ...) > --config
+// file > defaults. SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "serve/config.h"
+#include "serve/pipeline_backend.h"
+#include "serve/server.h"
+
+namespace tuneserve::cli {
+namespace {
+
+using namespace tuneserve::serve;
+
+int run_serve(ServeOptions options) {
+  if (options.model.empty()) fail("serve: --model DIR is required (or HF_MODEL_DIR)");
+  // Every thread started from here inherits a blocked SIGTERM/SIGINT; the main thread takes
+  // them with sigwait, so a signal during model loading is not lost and never kills a worker.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  Pipeline::Options pipeline_options;
+  pipeline_options.threads =
+      options.threads > 0 ? options.threads : std::max(1, cores / std::max(1, options.batch.workers));
+  const std::string tokenizer = options.tokenizer;
+  options.server.loader = [pipeline_options, tokenizer](const std::string& dir) {
+    // A model from the store brings its own tokenizer when it has one.
+    const bool own = std::filesystem::exists(dir + "/tokenizer.json") ||
+                     std::filesystem::exists(dir + "/vocab.txt");
+    auto backend = std::make_shared<PipelineBackend>(dir, own || tokenizer.empty() ? dir : tokenizer,
+                                                     pipeline_options);
+    for (const auto& note : backend->load_notes()) spdlog::warn("{}: {}", dir, note);
+    return backend;
+  };
+  if (!options.handler.empty()) options.server.handler = HandlerPlugin::open(options.handler);
+
+  Metrics metrics;
+  ModelRegistry models(metrics, options.batch);
+  Server server(options.server, models, metrics);
+  // Listening before the model is loaded: /ping answers 503 until it is.
+  server.start();
+  std::printf("tuneserve: listening on http://%s:%d\n", options.server.host.c_str(), server.port());
+  if (server.management_port() >= 0)
+    std::printf("tuneserve: management API on http://%s:%d\n",
+                options.server.management_host.c_str(), server.management_port());
+  std::fflush(stdout);
+
+  try {
+    auto model = models.load(options.model_name, options.model, options.server.loader);
+    if (options.server.handler) options.server.handler->model_fn(options.model);
+    spdlog::info("serve: model {} ({}, {} labels) loaded in {:.2f} s; {} workers x {} threads",
+                 model->name, model->backend->info().model_type,
+                 model->backend->info().labels.num_labels(), model->load_seconds,
+                 options.batch.workers, pipeline_options.threads);
+  } catch (...) {
+    server.stop();
+    throw;
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("serve: signal {}: finishing in-flight requests", sig);
+  server.stop();
+  return 0;
+}
+
+const Registration registration{Command{
+    "serve", "serve a text classifier over HTTP (SageMaker and Hugging Face clients)",
+    [](CLI::App& app) -> std::function<int()> {
+      auto config_path = std::make_shared<std::string>();
+      auto values = std::make_shared<std::map<std::string, std::string>>();
+      app.add_option("--config", *config_path,
+                     "JSON file of settings, keys as the flags with '_' (e.g. max_batch_tokens)");
+      std::vector<std::pair<const Setting*, CLI::Option*>> flags;
+      for (const auto& setting : serve_settings()) {
+        std::string help = setting.help;
+        if (!setting.env.empty()) {
+          help += " [env:";
+          for (const auto& e : setting.env) help += " " + e;
+          help += "]";
+        }
+        flags.emplace_back(&setting, app.add_option(flag_of(setting), (*values)[setting.name], help));
+      }
+      return [config_path, values, flags]() {
+        ServeOptions options;
+        if (!config_path->empty()) apply_config_file(options, *config_path);
+        apply_environment(options, [](const char* name) { return std::getenv(name); });
+        for (const auto& [setting, option] : flags)
+          if (option->count() > 0)
+            apply_setting(options, *setting, values->at(setting->name), flag_of(*setting));
+        return run_serve(std::move(options));
+      };
+    }}};
+
+}  // namespace
+}  // namespace tuneserve::cli

@@ -1,0 +1,42 @@
+// What the server needs from a model: tokenize one input, run the forward pass on a batch of
+// tokenized inputs, and describe itself. The real backend adapts model/pipeline.h
+// (pipeline_backend.h); tests use fakes.
+//   B inputs in a batch, T tokens of one input, K labels (num_labels)
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "model/pipeline.h"
+#include "tokenizer/encoding.h"
+
+namespace tuneserve::serve {
+
+struct ModelInfo {
+  std::string id;          // the directory it was loaded from
+  std::string model_type;  // config.json model_type: distilbert, bert, roberta, ...
+  LabelInfo labels;        // id2label (K) and problem_type, for postprocessing
+  int max_input_length = 512;  // default truncation length (Pipeline::max_length())
+};
+
+// Truncation was off and the input is longer than allowed: the client's 422, not a 400.
+class InputTooLong : public Error {
+ public:
+  using Error::Error;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const ModelInfo& info() const = 0;
+  // Thread-safe; called from the server's request threads. Throws tuneserve::Error on bad input,
+  // InputTooLong when truncation is off and the input has more than max_length tokens.
+  virtual Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const = 0;
+  // Returns logits (B, K), row-major. Each row depends only on its own input (a batched result
+  // equals the single-input result). Thread-safe: every worker calls it concurrently.
+  virtual std::vector<float> forward(std::span<const Encoding* const> batch) = 0;
+};
+
+}  // namespace tuneserve::serve

@@ -1,0 +1,202 @@
+// Token-budget batching (see batcher.h): workers share one queue; whichever is free packs the
+// oldest requests into the next batch, so a batch never waits for a busy worker.
+//   B inputs in a batch, T tokens of the longest input, K labels
+#include "serve/batcher.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace tuneserve::serve {
+namespace {
+
+std::size_t longest_of(const Job& job) {
+  std::size_t longest = 0;
+  for (const auto& e : job.encodings) longest = std::max(longest, e.size());
+  return longest;
+}
+
+bool is_cancelled(const Job& job) { return job.cancelled && job.cancelled->load(); }
+
+}  // namespace
+
+Batcher::Batcher(std::shared_ptr<Backend> backend, BatchConfig config, Metrics* metrics,
+                 std::string model)
+    : backend_(std::move(backend)), config_(config), metrics_(metrics), model_(std::move(model)) {
+  if (config_.max_batch_requests == 0) fail("max_batch_requests must be at least 1");
+  if (config_.max_batch_tokens == 0) fail("max_batch_tokens must be at least 1");
+  if (config_.queue_size == 0) fail("job queue size must be at least 1");
+  set_workers(std::max(1, config_.workers));
+}
+
+Batcher::~Batcher() { stop(); }
+
+bool Batcher::try_admit() {
+  std::size_t current = admitted_.load();
+  do {
+    if (current >= config_.queue_size) return false;
+  } while (!admitted_.compare_exchange_weak(current, current + 1));
+  if (metrics_) metrics_->set("tuneserve_queue_depth", {{"model", model_}}, double(current + 1));
+  return true;
+}
+
+void Batcher::release() {
+  const std::size_t now = --admitted_;
+  if (metrics_) metrics_->set("tuneserve_queue_depth", {{"model", model_}}, double(now));
+}
+
+void Batcher::push(Job job) {
+  job.enqueued = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      queue_.push_back(std::move(job));
+      job.done = nullptr;
+    }
+  }
+  // A model being unloaded takes no new work; the request gets an error, not silence.
+  if (job.done) {
+    job.done({}, std::make_exception_ptr(Error(fmt::format("model {} is unloading", model_))));
+    return;
+  }
+  cv_.notify_all();
+}
+
+void Batcher::set_workers(int n) {
+  if (n < 1) fail("workers must be at least 1, got {}", n);
+  std::vector<std::thread> retired;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    target_workers_ = n;
+    while (static_cast<int>(threads_.size()) < n) {
+      const int index = static_cast<int>(threads_.size());
+      threads_.emplace_back([this, index] { worker_loop(index); });
+    }
+    while (static_cast<int>(threads_.size()) > n) {
+      retired.push_back(std::move(threads_.back()));
+      threads_.pop_back();
+    }
+  }
+  cv_.notify_all();
+  for (auto& t : retired) t.join();
+  if (metrics_) metrics_->set("tuneserve_workers", {{"model", model_}}, n);
+}
+
+int Batcher::workers() const {
+  std::lock_guard lock(mutex_);
+  return target_workers_;
+}
+
+void Batcher::stop() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    threads.swap(threads_);
+  }
+  cv_.notify_all();
+  for (auto& t : threads) t.join();
+}
+
+void Batcher::worker_loop(int index) {
+  std::unique_lock lock(mutex_);
+  // A full batch is one that cannot take the next queued request anyway.
+  auto batch_ready = [&] {
+    std::size_t requests = 0, inputs = 0, longest = 0;
+    for (const Job& job : queue_) {
+      if (is_cancelled(job)) continue;
+      ++requests;
+      inputs += job.encodings.size();
+      longest = std::max(longest, longest_of(job));
+      if (requests >= config_.max_batch_requests || cost(inputs, longest) >= config_.max_batch_tokens)
+        return true;
+    }
+    return false;
+  };
+  for (;;) {
+    cv_.wait(lock, [&] { return index >= target_workers_ || stopping_ || !queue_.empty(); });
+    if (index >= target_workers_ && !stopping_) return;
+    if (queue_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    const auto deadline = queue_.front().enqueued + config_.max_batch_delay;
+    while (!stopping_ && !queue_.empty() && !batch_ready() &&
+           std::chrono::steady_clock::now() < deadline) {
+      cv_.wait_until(lock, deadline);
+    }
+    if (queue_.empty()) continue;
+
+    std::vector<Job> batch, dropped;
+    std::size_t inputs = 0, longest = 0;
+    while (!queue_.empty()) {
+      Job& job = queue_.front();
+      if (is_cancelled(job)) {
+        dropped.push_back(std::move(job));
+        queue_.pop_front();
+        continue;
+      }
+      const std::size_t n = job.encodings.size();
+      const std::size_t l = std::max(longest, longest_of(job));
+      // The first request always goes, even one over the budget on its own.
+      if (!batch.empty() && cost(inputs + n, l) > config_.max_batch_tokens) break;
+      inputs += n;
+      longest = l;
+      batch.push_back(std::move(job));
+      queue_.pop_front();
+      if (batch.size() >= config_.max_batch_requests) break;
+    }
+    const bool more = !queue_.empty();
+    lock.unlock();
+    if (more) cv_.notify_one();
+
+    dropped_ += dropped.size();
+    for (Job& job : dropped) job.done({}, nullptr);
+    if (!batch.empty()) {
+      const auto start = std::chrono::steady_clock::now();
+      std::vector<const Encoding*> items;
+      items.reserve(inputs);
+      for (const Job& job : batch) {
+        for (const auto& e : job.encodings) items.push_back(&e);
+        if (metrics_)
+          metrics_->observe("tuneserve_queue_duration_seconds", {{"model", model_}},
+                            std::chrono::duration<double>(start - job.enqueued).count());
+      }
+      std::vector<float> logits;
+      std::exception_ptr error;
+      try {
+        logits = backend_->forward(items);
+        if (items.empty() || logits.size() % items.size() != 0 || logits.empty())
+          fail("model {}: forward returned {} logits for {} inputs", model_, logits.size(),
+               items.size());
+      } catch (...) {
+        error = std::current_exception();
+      }
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      batches_++;
+      if (metrics_) {
+        const Labels labels{{"model", model_}};
+        metrics_->observe("tuneserve_inference_duration_seconds", labels, seconds);
+        metrics_->observe("tuneserve_batch_size", labels, double(items.size()));
+        metrics_->observe("tuneserve_batch_tokens", labels, double(cost(inputs, longest)));
+      }
+      const std::size_t K = error ? 0 : logits.size() / items.size();
+      std::size_t row = 0;
+      for (Job& job : batch) {
+        const std::size_t n = job.encodings.size();
+        if (error) {
+          job.done({}, error);
+        } else {
+          job.done(std::vector<float>(logits.begin() + row * K, logits.begin() + (row + n) * K),
+                   nullptr);
+        }
+        row += n;
+      }
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace tuneserve::serve

@@ -1,0 +1,86 @@
+// The token-budget batcher of one model: a bounded queue of tokenized requests and the worker
+// threads that pack them into batches (up to max_batch_tokens / max_batch_requests, waiting at
+// most max_batch_delay for company), drop cancelled ones, and run the backend's forward pass.
+//   B inputs in a batch, T tokens of the longest input, K labels
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "serve/backend.h"
+#include "serve/metrics.h"
+
+namespace tuneserve::serve {
+
+struct BatchConfig {
+  std::size_t max_batch_tokens = 16384;   // padded tokens (B x T) per forward pass
+  std::size_t max_batch_requests = 64;    // requests per forward pass
+  std::chrono::microseconds max_batch_delay{5000};  // how long the oldest request waits for company
+  std::size_t queue_size = 256;           // requests admitted at once (tokenizing, queued, running)
+  int workers = 1;                        // forward passes that run concurrently
+};
+
+// One request's work. `done` gets logits (n_inputs, K) or the error; it is called exactly once,
+// from a worker thread, unless the job was cancelled (then with an empty vector and no error).
+struct Job {
+  std::vector<Encoding> encodings;
+  std::shared_ptr<std::atomic<bool>> cancelled;  // set when the client left or timed out
+  std::function<void(std::vector<float> logits, std::exception_ptr error)> done;
+  std::chrono::steady_clock::time_point enqueued{};
+};
+
+class Batcher {
+ public:
+  Batcher(std::shared_ptr<Backend> backend, BatchConfig config, Metrics* metrics, std::string model);
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Admission: reserves one of queue_size places, false when all are taken (answer 503 then).
+  // Every successful try_admit is paired with one release(), after the answer is known.
+  bool try_admit();
+  void release();
+  // Queues an admitted job. Never blocks on the model.
+  void push(Job job);
+  // Changes the number of worker threads; fewer finish their current batch first.
+  void set_workers(int n);
+  int workers() const;
+  std::size_t admitted() const { return admitted_.load(); }
+  const BatchConfig& config() const { return config_; }
+  // Finishes every queued job, then joins the workers.
+  void stop();
+
+  // Counters for tests and /info.
+  std::size_t batches_run() const { return batches_.load(); }
+  std::size_t jobs_dropped() const { return dropped_.load(); }
+
+ private:
+  void worker_loop(int index);
+  std::size_t cost(std::size_t inputs, std::size_t longest) const { return inputs * longest; }
+
+  std::shared_ptr<Backend> backend_;
+  BatchConfig config_;
+  Metrics* metrics_;
+  std::string model_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  int target_workers_ = 0;
+  std::vector<std::thread> threads_;
+  std::atomic<std::size_t> admitted_{0};
+  std::atomic<std::size_t> batches_{0};
+  std::atomic<std::size_t> dropped_{0};
+};
+
+}  // namespace tuneserve::serve

@@ -1,0 +1,157 @@
+// The settings table of `tuneserve serve` (see config.h).
+#include "serve/config.h"
+
+#include <charconv>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace tuneserve::serve {
+namespace {
+
+long long to_int(const std::string& value, long long min, long long max) {
+  long long n = 0;
+  const char* end = value.data() + value.size();
+  auto [p, ec] = std::from_chars(value.data(), end, n);
+  if (ec != std::errc() || p != end || n < min || n > max)
+    fail("expected an integer in {}..{}, got \"{}\"", min, max, value);
+  return n;
+}
+
+double to_number(const std::string& value, double min, double max) {
+  std::size_t used = 0;
+  double d = 0;
+  try {
+    d = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || !(d >= min && d <= max))
+    fail("expected a number in {}..{}, got \"{}\"", min, max, value);
+  return d;
+}
+
+std::chrono::milliseconds seconds(const std::string& value) {
+  return std::chrono::milliseconds(static_cast<long long>(to_number(value, 0.001, 86400) * 1000));
+}
+
+using O = ServeOptions;
+using S = const std::string&;
+
+}  // namespace
+
+const std::vector<Setting>& serve_settings() {
+  static const std::vector<Setting> settings = {
+      {"model", {"HF_MODEL_DIR"}, "model directory (config.json + model.safetensors)",
+       [](O& o, S v) { o.model = v; }},
+      {"tokenizer", {}, "tokenizer directory (default: the model directory)",
+       [](O& o, S v) { o.tokenizer = v; }},
+      {"model_name", {}, "name the model is served under (/predictions/NAME)",
+       [](O& o, S v) { o.model_name = v; }},
+      {"task", {"HF_TASK"}, "pipeline task: text-classification (sentiment-analysis is an alias)",
+       [](O& o, S v) {
+         if (v != "text-classification" && v != "sentiment-analysis")
+           fail("only text-classification (or sentiment-analysis) is served, not \"{}\"", v);
+         o.task = v;
+       }},
+      {"host", {}, "address to listen on", [](O& o, S v) { o.server.host = v; }},
+      {"port", {"SAGEMAKER_BIND_TO_PORT", "PORT"}, "port (0: any free port, printed at start)",
+       [](O& o, S v) { o.server.port = static_cast<int>(to_int(v, 0, 65535)); }},
+      {"workers", {"SAGEMAKER_MODEL_SERVER_WORKERS"}, "concurrent forward passes per model",
+       [](O& o, S v) { o.batch.workers = static_cast<int>(to_int(v, 1, 256)); }},
+      {"threads", {}, "OpenMP threads per forward pass (0: cores / workers)",
+       [](O& o, S v) { o.threads = static_cast<int>(to_int(v, 0, 1024)); }},
+      {"job_queue_size", {"MAX_CONCURRENT_REQUESTS"},
+       "requests admitted per model at once; more get 503 + Retry-After",
+       [](O& o, S v) { o.batch.queue_size = static_cast<std::size_t>(to_int(v, 1, 1'000'000)); }},
+      {"response_timeout", {"SAGEMAKER_MODEL_SERVER_TIMEOUT"},
+       "seconds until a request is answered 504 and its work dropped",
+       [](O& o, S v) { o.server.response_timeout = seconds(v); }},
+      {"max_payload_mb", {"SAGEMAKER_MAX_PAYLOAD_IN_MB"}, "largest request body in MB (413 above)",
+       [](O& o, S v) {
+         o.server.max_payload_bytes = static_cast<std::size_t>(to_number(v, 0.001, 4096) * 1024 * 1024);
+       }},
+      {"max_batch_tokens", {"MAX_BATCH_TOKENS"}, "padded tokens (inputs x longest) per forward pass",
+       [](O& o, S v) { o.batch.max_batch_tokens = static_cast<std::size_t>(to_int(v, 1, 10'000'000)); }},
+      {"max_batch_requests", {"MAX_BATCH_REQUESTS"}, "requests per forward pass (1: no batching)",
+       [](O& o, S v) { o.batch.max_batch_requests = static_cast<std::size_t>(to_int(v, 1, 100'000)); }},
+      {"max_batch_delay_ms", {"MAX_BATCH_DELAY_MS"}, "longest wait for a batch to fill, in ms",
+       [](O& o, S v) {
+         o.batch.max_batch_delay = std::chrono::microseconds(static_cast<long long>(to_number(v, 0, 60'000) * 1000));
+       }},
+      {"max_client_batch_size", {"MAX_CLIENT_BATCH_SIZE"}, "inputs in one request (413 above)",
+       [](O& o, S v) { o.server.limits.max_inputs = static_cast<std::size_t>(to_int(v, 1, 100'000)); }},
+      {"io_threads", {}, "HTTP I/O threads", [](O& o, S v) { o.server.io_threads = static_cast<int>(to_int(v, 1, 256)); }},
+      {"request_threads", {"TOKENIZATION_WORKERS"}, "decode + tokenize threads (0: one per core)",
+       [](O& o, S v) { o.server.request_threads = static_cast<int>(to_int(v, 0, 1024)); }},
+      {"max_connections", {}, "open connections; more get 503",
+       [](O& o, S v) { o.server.max_connections = static_cast<std::size_t>(to_int(v, 1, 1'000'000)); }},
+      {"max_header_kb", {}, "largest request header in KB (431 above)",
+       [](O& o, S v) { o.server.max_header_bytes = static_cast<std::size_t>(to_int(v, 1, 1024)) * 1024; }},
+      {"idle_timeout", {}, "seconds a connection may wait between requests or send a header",
+       [](O& o, S v) { o.server.idle_timeout = seconds(v); }},
+      {"read_timeout", {}, "seconds a client has to send a body or read an answer",
+       [](O& o, S v) { o.server.read_timeout = seconds(v); }},
+      {"api_key", {"API_KEY"}, "require Authorization: Bearer KEY (all but /ping, /health)",
+       [](O& o, S v) { o.server.api_key = v; }},
+      {"management_port", {}, "port of the management API (off unless given; 0: any free port)",
+       [](O& o, S v) { o.server.management_port = static_cast<int>(to_int(v, 0, 65535)); }},
+      {"model_store", {}, "directory the management API loads models from",
+       [](O& o, S v) { o.server.model_store = v; }},
+      {"handler", {}, "handler plugin: a shared library with the tuneserve_handler.h hooks",
+       [](O& o, S v) { o.handler = v; }},
+  };
+  return settings;
+}
+
+std::string flag_of(const Setting& setting) {
+  std::string flag = "--" + setting.name;
+  for (char& c : flag)
+    if (c == '_') c = '-';
+  return flag;
+}
+
+void apply_setting(ServeOptions& options, const Setting& setting, const std::string& value,
+                   const std::string& where) {
+  try {
+    setting.set(options, value);
+  } catch (const Error& e) {
+    fail("{}: {}", where, e.what());
+  }
+}
+
+void apply_config_file(ServeOptions& options, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("{}: cannot open the config file", path);
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed JSON: {}", path, e.what());
+  }
+  if (!doc.is_object()) fail("{}: expected a JSON object of settings", path);
+  for (const auto& [key, value] : doc.items()) {
+    const Setting* setting = nullptr;
+    for (const auto& s : serve_settings())
+      if (s.name == key) setting = &s;
+    if (!setting) fail("{}: unknown setting \"{}\"", path, key);
+    if (!value.is_string() && !value.is_number() && !value.is_boolean())
+      fail("{}: {}: expected a string or a number, got {}", path, key, value.type_name());
+    apply_setting(options, *setting, value.is_string() ? value.get<std::string>() : value.dump(),
+                  fmt::format("{}: {}", path, key));
+  }
+}
+
+void apply_environment(ServeOptions& options,
+                       const std::function<const char*(const char*)>& getenv) {
+  for (const auto& setting : serve_settings())
+    for (const auto& name : setting.env)
+      if (const char* value = getenv(name.c_str()); value && *value) {
+        apply_setting(options, setting, value, "environment " + name);
+        break;
+      }
+}
+
+}  // namespace tuneserve::serve

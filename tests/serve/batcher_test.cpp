@@ -1,0 +1,175 @@
+// The token-budget batcher: batched logits equal single-input logits, batches respect the token
+// and request budgets, cancelled requests never reach the model, and admission is bounded.
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "serve/batcher.h"
+#include "serve/fake_backend.h"
+
+namespace tuneserve::serve {
+namespace {
+
+using testing::FakeBackend;
+
+std::vector<Encoding> encode(const FakeBackend& b, std::vector<std::string> texts) {
+  std::vector<Encoding> out;
+  for (const auto& t : texts) out.push_back(b.tokenize(TextInput{t, std::nullopt}, {}));
+  return out;
+}
+
+struct Result {
+  std::promise<std::vector<float>> promise;
+};
+
+TEST(Batcher, BatchedEqualsSingle) {
+  auto backend = std::make_shared<FakeBackend>(3);
+  BatchConfig config;
+  config.max_batch_delay = std::chrono::milliseconds(50);
+  config.max_batch_requests = 64;
+  config.max_batch_tokens = 100000;
+  Batcher batcher(backend, config, nullptr, "m");
+  backend->hold();  // everything queues while the first batch is held, then goes as one batch
+  const std::vector<std::vector<std::string>> requests = {
+      {"a b c"}, {"one"}, {"x y", "a longer input with many words in it"}, {"z"}, {"q w e r t y"}};
+  std::vector<std::future<std::vector<float>>> futures;
+  std::vector<std::shared_ptr<std::promise<std::vector<float>>>> promises;
+  for (const auto& texts : requests) {
+    auto p = std::make_shared<std::promise<std::vector<float>>>();
+    futures.push_back(p->get_future());
+    Job job;
+    job.encodings = encode(*backend, texts);
+    job.done = [p](std::vector<float> logits, std::exception_ptr e) {
+      if (e) {
+        p->set_exception(e);
+      } else {
+        p->set_value(std::move(logits));
+      }
+    };
+    ASSERT_TRUE(batcher.try_admit());
+    batcher.push(std::move(job));
+  }
+  ASSERT_TRUE(backend->wait_running(1));
+  backend->release();
+  for (std::size_t r = 0; r < requests.size(); ++r) {
+    auto logits = futures[r].get();
+    auto encodings = encode(*backend, requests[r]);
+    ASSERT_EQ(logits.size(), encodings.size() * 3);
+    for (std::size_t i = 0; i < encodings.size(); ++i) {
+      auto single = FakeBackend::row(encodings[i], 3);  // the request alone, as its own batch
+      for (std::size_t k = 0; k < 3; ++k) EXPECT_FLOAT_EQ(logits[i * 3 + k], single[k]);
+    }
+    batcher.release();
+  }
+  // Some batch held more than one request: batching happened.
+  std::size_t largest = 0;
+  for (auto [n, t] : backend->batches()) largest = std::max(largest, n);
+  EXPECT_GT(largest, 1u);
+}
+
+TEST(Batcher, RespectsTokenAndRequestBudgets) {
+  auto backend = std::make_shared<FakeBackend>();
+  BatchConfig config;
+  config.max_batch_delay = std::chrono::milliseconds(20);
+  config.max_batch_tokens = 24;  // padded tokens: inputs x longest
+  config.max_batch_requests = 3;
+  Batcher batcher(backend, config, nullptr, "m");
+  backend->hold();
+  std::atomic<int> done{0};
+  for (int i = 0; i < 12; ++i) {
+    Job job;
+    job.encodings = encode(*backend, {std::string(i % 3 == 0 ? "a b c d e f" : "a b")});
+    job.done = [&](std::vector<float>, std::exception_ptr) { ++done; };
+    batcher.push(std::move(job));
+  }
+  ASSERT_TRUE(backend->wait_running(1));
+  backend->release();
+  batcher.stop();  // finishes everything queued
+  EXPECT_EQ(done.load(), 12);
+  std::size_t total = 0;
+  for (auto [n, longest] : backend->batches()) {
+    total += n;
+    EXPECT_LE(n, 3u);
+    if (n > 1) {
+      EXPECT_LE(n * longest, 24u) << n << " x " << longest;
+    }
+  }
+  EXPECT_EQ(total, 12u);
+}
+
+TEST(Batcher, DropsCancelledBeforeCompute) {
+  auto backend = std::make_shared<FakeBackend>();
+  BatchConfig config;
+  config.max_batch_delay = std::chrono::milliseconds(1);
+  Batcher batcher(backend, config, nullptr, "m");
+  backend->hold();
+  Job first;
+  first.encodings = encode(*backend, {"first"});
+  first.done = [](std::vector<float>, std::exception_ptr) {};
+  batcher.push(std::move(first));
+  ASSERT_TRUE(backend->wait_running(1));
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  bool called_empty = false;
+  Job gone;
+  gone.encodings = encode(*backend, {"gone"});
+  gone.cancelled = cancelled;
+  gone.done = [&](std::vector<float> logits, std::exception_ptr e) { called_empty = logits.empty() && !e; };
+  batcher.push(std::move(gone));
+  cancelled->store(true);  // the client left while the model was busy
+  backend->release();
+  batcher.stop();
+  EXPECT_TRUE(called_empty);
+  EXPECT_EQ(batcher.jobs_dropped(), 1u);
+  EXPECT_EQ(backend->batches().size(), 1u);  // only the first request reached the model
+}
+
+TEST(Batcher, AdmissionIsBoundedAndErrorsReachEveryJob) {
+  auto backend = std::make_shared<FakeBackend>();
+  BatchConfig config;
+  config.queue_size = 2;
+  Batcher batcher(backend, config, nullptr, "m");
+  EXPECT_TRUE(batcher.try_admit());
+  EXPECT_TRUE(batcher.try_admit());
+  EXPECT_FALSE(batcher.try_admit());
+  batcher.release();
+  EXPECT_TRUE(batcher.try_admit());
+
+  backend->set_fail(true);
+  std::promise<std::string> p;
+  Job job;
+  job.encodings = encode(*backend, {"a b c"});
+  job.done = [&](std::vector<float>, std::exception_ptr e) {
+    try {
+      if (e) std::rethrow_exception(e);
+      p.set_value("no error");
+    } catch (const std::exception& x) {
+      p.set_value(x.what());
+    }
+  };
+  batcher.push(std::move(job));
+  EXPECT_NE(p.get_future().get().find("forward failed"), std::string::npos);
+}
+
+TEST(Batcher, ScalesWorkers) {
+  auto backend = std::make_shared<FakeBackend>();
+  BatchConfig config;
+  config.max_batch_requests = 1;
+  Batcher batcher(backend, config, nullptr, "m");
+  batcher.set_workers(3);
+  EXPECT_EQ(batcher.workers(), 3);
+  backend->hold();
+  for (int i = 0; i < 3; ++i) {
+    Job job;
+    job.encodings = encode(*backend, {"w"});
+    job.done = [](std::vector<float>, std::exception_ptr) {};
+    batcher.push(std::move(job));
+  }
+  EXPECT_TRUE(backend->wait_running(3));  // three forward passes at once
+  backend->release();
+  batcher.set_workers(1);
+  EXPECT_EQ(batcher.workers(), 1);
+  EXPECT_THROW(batcher.set_workers(0), Error);
+}
+
+}  // namespace
+}  // namespace tuneserve::serve
