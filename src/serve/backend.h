@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "model/pipeline.h"
 #include "tokenizer/encoding.h"
 
@@ -21,18 +20,12 @@ struct ModelInfo {
   int max_input_length = 512;  // default truncation length (Pipeline::max_length())
 };
 
-// Truncation was off and the input is longer than allowed: the client's 422, not a 400.
-class InputTooLong : public Error {
- public:
-  using Error::Error;
-};
-
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const ModelInfo& info() const = 0;
   // Thread-safe; called from the server's request threads. Throws tuneserve::Error on bad input,
-  // InputTooLong when truncation is off and the input has more than max_length tokens.
+  // InputTooLongError (pipeline.h) when truncation is off and the input is over max_length.
   virtual Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const = 0;
   // Returns logits (B, K), row-major. Each row depends only on its own input (a batched result
   // equals the single-input result). Thread-safe: every worker calls it concurrently.

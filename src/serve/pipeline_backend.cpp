@@ -6,7 +6,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
 
 namespace tuneserve::serve {
 
@@ -26,14 +25,7 @@ PipelineBackend::PipelineBackend(std::string model_dir, std::string tokenizer_di
 }
 
 Encoding PipelineBackend::tokenize(const TextInput& input, const TokenizeOptions& options) const {
-  if (options.truncation) return first_->tokenize(input, options);
-  try {
-    return first_->tokenize(input, options);
-  } catch (const Error& e) {
-    // The server has checked max_length against the model already: with truncation off, what
-    // is left to fail is an input that is too long.
-    throw InputTooLong(e.what());
-  }
+  return first_->tokenize(input, options);
 }
 
 std::unique_ptr<Pipeline> PipelineBackend::acquire() {

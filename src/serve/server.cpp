@@ -677,7 +677,7 @@ std::vector<Encoding> tokenize_all(const Backend& backend, const ParsedRequest& 
   for (std::size_t i = 0; i < request.inputs.inputs.size(); ++i) {
     try {
       encodings.push_back(backend.tokenize(request.inputs.inputs[i], request.options.tokenize));
-    } catch (const InputTooLong& e) {
+    } catch (const InputTooLongError& e) {
       http_fail(422, "too_long", "inputs[{}]: {}", i, e.what());
     }
   }

@@ -45,7 +45,7 @@ class FakeBackend : public serve::Backend {
     if (input.text_pair) add(*input.text_pair, 1);
     const std::size_t limit = options.max_length.value_or(info_.max_input_length);
     if (!options.truncation && e.ids.size() > limit)
-      throw serve::InputTooLong(fmt::format("input of {} tokens is longer than {}", e.ids.size(), limit));
+      throw InputTooLongError(fmt::format("input of {} tokens is longer than {}", e.ids.size(), limit));
     if (e.ids.size() > limit) {
       e.ids.resize(limit);
       e.type_ids.resize(limit);

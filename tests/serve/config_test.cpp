@@ -1,0 +1,90 @@
+// Settings of `tuneserve serve`: config file, SageMaker/TEI environment, and errors that name
+// where a bad value came from.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "core/error.h"
+#include "serve/config.h"
+
+namespace tuneserve::serve {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const fs::path path = fs::temp_directory_path() / fmt::format("tuneserve_{}_{}", getpid(), name);
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ServeConfig, FileThenEnvironment) {
+  ServeOptions o;
+  const std::string path = write_temp("serve.json", R"({"port": 9000, "workers": 3, "max_batch_tokens": "4096",
+      "response_timeout": 2.5, "max_payload_mb": 1, "model": "/m", "max_batch_delay_ms": 0.5})");
+  apply_config_file(o, path);
+  fs::remove(path);
+  EXPECT_EQ(o.server.port, 9000);
+  EXPECT_EQ(o.batch.workers, 3);
+  EXPECT_EQ(o.batch.max_batch_tokens, 4096u);
+  EXPECT_EQ(o.server.response_timeout.count(), 2500);
+  EXPECT_EQ(o.server.max_payload_bytes, 1024u * 1024u);
+  EXPECT_EQ(o.batch.max_batch_delay.count(), 500);
+  EXPECT_EQ(o.model, "/m");
+
+  // The environment overrides the file (the CLI applies flags last).
+  const std::map<std::string, std::string> env = {
+      {"SAGEMAKER_BIND_TO_PORT", "8081"}, {"SAGEMAKER_MODEL_SERVER_WORKERS", "2"},
+      {"SAGEMAKER_MODEL_SERVER_TIMEOUT", "30"}, {"SAGEMAKER_MAX_PAYLOAD_IN_MB", "6"},
+      {"HF_TASK", "sentiment-analysis"}, {"MAX_BATCH_TOKENS", "8192"}, {"API_KEY", "k"},
+      {"PORT", "1"}};  // SAGEMAKER_BIND_TO_PORT is listed first and wins
+  apply_environment(o, [&](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+  EXPECT_EQ(o.server.port, 8081);
+  EXPECT_EQ(o.batch.workers, 2);
+  EXPECT_EQ(o.server.response_timeout.count(), 30000);
+  EXPECT_EQ(o.server.max_payload_bytes, 6u * 1024u * 1024u);
+  EXPECT_EQ(o.task, "sentiment-analysis");
+  EXPECT_EQ(o.batch.max_batch_tokens, 8192u);
+  EXPECT_EQ(o.server.api_key, "k");
+}
+
+TEST(ServeConfig, ErrorsNameTheSource) {
+  ServeOptions o;
+  auto env = [](const char* value) {
+    return [value](const char* name) -> const char* {
+      return std::string(name) == "SAGEMAKER_MODEL_SERVER_WORKERS" ? value : nullptr;
+    };
+  };
+  EXPECT_NE(error_of([&] { apply_environment(o, env("two")); }).find("SAGEMAKER_MODEL_SERVER_WORKERS"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_environment(o, env("0")); }).find("1..256"), std::string::npos);
+  std::string path = write_temp("bad.json", R"({"max_batch_tokenz": 5})");
+  EXPECT_NE(error_of([&] { apply_config_file(o, path); }).find("unknown setting \"max_batch_tokenz\""), std::string::npos);
+  fs::remove(path);
+  path = write_temp("bad2.json", R"({"task": "translation"})");
+  EXPECT_NE(error_of([&] { apply_config_file(o, path); }).find("task"), std::string::npos);
+  fs::remove(path);
+  path = write_temp("bad3.json", "{not json");
+  EXPECT_NE(error_of([&] { apply_config_file(o, path); }).find("malformed JSON"), std::string::npos);
+  fs::remove(path);
+  EXPECT_NE(error_of([&] { apply_config_file(o, "/nonexistent/serve.json"); }).find("/nonexistent/serve.json"), std::string::npos);
+  for (const auto& s : serve_settings()) EXPECT_EQ(flag_of(s).find('_'), std::string::npos) << flag_of(s);
+}
+
+}  // namespace
+}  // namespace tuneserve::serve
