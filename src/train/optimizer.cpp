@@ -49,13 +49,15 @@ double global_grad_norm(std::span<const ParamRef> params) {
   return std::sqrt(total);
 }
 
+float clip_coefficient(double norm, double max_norm) {
+  if (max_norm <= 0 || !std::isfinite(norm)) return 1.0f;  // torch scales by nan; the trainer reports it
+  return static_cast<float>(std::min(1.0, max_norm / (norm + 1e-6)));
+}
+
 double clip_grad_norm(std::span<const ParamRef> params, double max_norm) {
   const double norm = global_grad_norm(params);
-  if (max_norm <= 0) return norm;
-  if (!std::isfinite(norm)) return norm;  // torch scales by nan too; the trainer reports it instead
-  const double coef = std::min(1.0, max_norm / (norm + 1e-6));
-  if (coef < 1.0) {
-    const float c = static_cast<float>(coef);
+  const float c = clip_coefficient(norm, max_norm);
+  if (c < 1.0f) {
     for (const ParamRef& p : params) {
       for (std::size_t i = 0; i < p.numel; i++) p.grad[i] *= c;
     }
@@ -77,7 +79,7 @@ AdamW::AdamW(std::vector<ParamRef> params, AdamWOptions options)
   }
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, float grad_scale) {
   step_++;
   for (std::size_t i = 0; i < params_.size(); i++) {
     kernels::cpu::AdamWHyper hyper;
@@ -87,6 +89,7 @@ void AdamW::step(double lr) {
     hyper.eps = options_.eps;
     hyper.weight_decay = decay_[i] ? options_.weight_decay : 0.0;
     hyper.step = step_;
+    hyper.grad_scale = grad_scale;
     kernels::cpu::adamw_update(params_[i].value, params_[i].grad, exp_avg_[i].data(),
                                exp_avg_sq_[i].data(), params_[i].numel, hyper);
   }

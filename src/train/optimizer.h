@@ -33,8 +33,12 @@ bool uses_weight_decay(const std::string& name);
 // sqrt(sum over tensors of ||grad_p||^2), accumulated in double.
 double global_grad_norm(std::span<const ParamRef> params);
 
-// clip_grad_norm_: returns the norm before clipping; when max_norm > 0 scales every gradient by
-// min(1, max_norm / (norm + 1e-6)). max_norm <= 0 disables clipping (the norm is still returned).
+// clip_grad_norm_'s factor for gradients of global norm `norm`: min(1, max_norm / (norm + 1e-6));
+// 1 when max_norm <= 0 (clipping off) or the norm is not finite.
+float clip_coefficient(double norm, double max_norm);
+
+// clip_grad_norm_: returns the norm before clipping and scales every gradient by clip_coefficient.
+// (The trainer instead passes the coefficient to AdamW::step, which applies it on the fly.)
 double clip_grad_norm(std::span<const ParamRef> params, double max_norm);
 
 void zero_grads(std::span<const ParamRef> params);
@@ -50,8 +54,9 @@ class AdamW {
  public:
   AdamW(std::vector<ParamRef> params, AdamWOptions options);
 
-  // One update of every parameter at learning rate `lr` (the schedule's value for this step).
-  void step(double lr);
+  // One update of every parameter at learning rate `lr` (the schedule's value for this step), with
+  // every gradient taken as grad * grad_scale (the clip coefficient).
+  void step(double lr, float grad_scale = 1.0f);
   long steps_taken() const { return step_; }
   const std::vector<ParamRef>& params() const { return params_; }
   const AdamWOptions& options() const { return options_; }

@@ -349,9 +349,9 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
         window_samples += count;
         samples_seen += count;
       }
-      last_grad_norm = clip_grad_norm(optimizer.params(), args.max_grad_norm);
+      last_grad_norm = global_grad_norm(optimizer.params());
       last_lr = schedule.lr(st.global_step);
-      optimizer.step(last_lr);
+      optimizer.step(last_lr, clip_coefficient(last_grad_norm, args.max_grad_norm));
       model.mark_weights_changed();
       st.global_step++;
       st.next_batch += group;

@@ -86,6 +86,21 @@ TEST(Optimizer, ClipScalesOnlyAboveMaxNorm) {
   EXPECT_EQ(global_grad_norm(refs), 0.0);
 }
 
+TEST(Optimizer, FusedClipEqualsClippingTheBuffersFirst) {
+  std::vector<float> w1{0.5f, -1.5f, 2.0f, 0.1f}, g1{3.0f, -4.0f, 0.5f, 1e-3f};
+  std::vector<float> w2 = w1, g2 = g1;
+  AdamW a({{"x.weight", w1.data(), g1.data(), 4}}, AdamWOptions{0.9, 0.999, 1e-8, 0.01});
+  AdamW b({{"x.weight", w2.data(), g2.data(), 4}}, AdamWOptions{0.9, 0.999, 1e-8, 0.01});
+  std::vector<ParamRef> ra{a.params()[0]}, rb{b.params()[0]};
+  const double norm = clip_grad_norm(ra, 1.0);  // scales g1 in place
+  a.step(1e-2);
+  EXPECT_DOUBLE_EQ(global_grad_norm(rb), norm);
+  b.step(1e-2, clip_coefficient(norm, 1.0));     // g2 untouched, scaled on the fly
+  for (int i = 0; i < 4; i++) EXPECT_EQ(w1[i], w2[i]) << i;  // bitwise
+  EXPECT_EQ(clip_coefficient(0.5, 1.0), 1.0f);
+  EXPECT_EQ(clip_coefficient(5.0, 0.0), 1.0f);
+}
+
 TEST(Optimizer, DecayAppliesOnlyToDecayGroup) {
   // Zero gradients: Adam's step is 0, so only decoupled decay moves the weights.
   std::vector<float> w{1.0f}, wb{1.0f}, g{0.0f}, gb{0.0f};

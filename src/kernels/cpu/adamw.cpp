@@ -25,7 +25,8 @@ void adamw_update(float* param, const float* grad, float* m, float* v, std::size
   for (std::ptrdiff_t i = 0; i < count; i++) {
     float p = param[i];
     if (apply_decay) p *= decay;
-    const float g = grad[i];
+    // Same fp32 product as scaling the gradient buffer first (clip_grad_norm_), one pass fewer.
+    const float g = grad[i] * h.grad_scale;
     // torch's lerp(m, g, w) for w < 0.5 is m + w * (g - m).
     const float mi = m[i] + one_minus_beta1 * (g - m[i]);
     const float vi = v[i] * beta2 + one_minus_beta2 * g * g;

@@ -16,6 +16,7 @@ struct AdamWHyper {
   double eps = 1e-8;
   double weight_decay = 0.0;  // decoupled: param *= 1 - lr * weight_decay before the Adam step
   long step = 1;              // 1-based count of updates, for bias correction
+  float grad_scale = 1.0f;    // gradients are used as grad * grad_scale (grad-norm clipping fused in)
 };
 
 // param (N), grad (N), m (N) first moment, v (N) second moment.
