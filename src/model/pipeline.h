@@ -134,8 +134,10 @@ nlohmann::json result_json(const std::vector<LabelScore>& result, const TopK& to
 // ([{"label","score"}]); a Dict call is not; a List call is one result_json per input.
 nlohmann::json call_json(std::span<const std::vector<LabelScore>> results, CallShape shape, const TopK& top_k);
 
-// Serializes like Python's json.dumps (", " and ": " separators, ensure_ascii, floats as repr()), so
-// scores print digit for digit as the Python pipeline's would: [{"label": "LABEL_1", "score": 0.99}].
+// Serializes like Python's json.dumps (", " and ": " separators, ensure_ascii, floats as repr()): a
+// float32 score prints exactly as Python prints that value, [{"label": "LABEL_1", "score": 0.99}].
+// (The values themselves agree with PyTorch's to fp32 rounding, not bit for bit: the logits come
+// from other GEMM orderings, and numpy's float32 exp differs from libm's in the last place.)
 std::string python_json(const nlohmann::json& value);
 
 // repr() of a Python float: shortest round-trip digits, ".0" on integral values, e+XX exponents.
