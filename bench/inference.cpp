@@ -21,6 +21,7 @@
 
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
+#include "bench_util.h"
 #include "model/model.h"
 
 namespace {
@@ -59,17 +60,8 @@ nlohmann::json check_parity(const Model& model, const std::string& reference_pat
   return {{"logits", logits.size()}, {"max_abs_err", max_abs}, {"atol", atol}, {"rtol", rtol}, {"ok", ok}};
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
+using bench::median;
+using bench::process_cpu_seconds;
 
 // Median wall seconds and median process CPU seconds (all threads) per forward. CPU time is the
 // figure that survives a shared machine: other processes stretch wall time, not our CPU time.

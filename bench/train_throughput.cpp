@@ -23,6 +23,7 @@
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
 #include "data/prep.h"
+#include "bench_util.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
@@ -31,17 +32,8 @@ namespace {
 
 using namespace tuneserve;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
+using bench::median;
+using bench::process_cpu_seconds;
 
 struct HostBatch {
   int B = 0, T = 0;
