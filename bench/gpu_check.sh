@@ -55,7 +55,7 @@ if BUILD_DIR="$build_dir" JOBS="${JOBS:-$(nproc)}" timeout 330 scripts/build_cud
     ln -sf "$(realpath "$(find "$build_dir" -name "$t" -type f -perm -u+x | head -n 1)")" "$bin/$t"
   done
 else
-  grep -E "Could NOT find|not found|Error" "$out/build.log" | head -n 5
+  grep -E "Could NOT find|not found|Error" "$out/build.log" | head -n 5 || tail -n 3 "$out/build.log"
   echo "BUILD FAILED here (full log: $out/build.log)"
   # Prebuilt binaries made on a development machine: BUNDLE=build-cuda-bundle scripts/build_cuda.sh
   bundle="${BUNDLE:-build-cuda-bundle}/bundle.tar.xz"
@@ -75,10 +75,10 @@ if [ -n "$bin" ]; then
   timeout 150 "$bin/test_cuda" >"$out/test_cuda.log" 2>&1
   test_rc=$?
   grep -A 6 "Failure" "$out/test_cuda.log" | head -n 120  # each message names the op, shape, worst element
-  grep -E "^\[ +(OK|FAILED|SKIPPED) +\]" "$out/test_cuda.log" | head -n 40
-  tail -n 4 "$out/test_cuda.log"
+  grep -E "^\[ +(OK|FAILED) +\] [A-Za-z]" "$out/test_cuda.log" | head -n 40  # per test, with its time
+  grep -E "^\[(==========|  PASSED  |  FAILED  |  SKIPPED ) *\] [0-9]+ test" "$out/test_cuda.log"
   timeout 30 "$bin/test_core" 2>&1 | tail -n 3
-  grep -q "SKIPPED" "$out/test_cuda.log" && echo "SKIPPED tests: the GPU was not usable (their message says why)"
+  grep -q "SKIPPED" "$out/test_cuda.log" && grep -m 1 "no usable GPU" "$out/test_cuda.log"
 
   step "tuneserve CUDA kernels: bench_cuda_kernels"
   timeout 90 "$bin/bench_cuda_kernels" 2>&1 | tee "$out/kernels.txt"
