@@ -6,8 +6,24 @@
 # later ones; the exit status is that of the tests.
 #   bench/gpu_check.sh                  (from the repository root; OUT=dir keeps logs and JSON there)
 #   SHARED=../shared BUILD_DIR=build-cuda JOBS=16 SECONDS_PER_WORKLOAD=6 bench/gpu_check.sh
+#   bench/gpu_check.sh prepare          on a development machine first: ../shared and build outputs do
+#                                       not travel, so copy what the check reads into .gpu_shared/ and pack
+#                                       prebuilt binaries into build-cuda-bundle/ (both git-ignored); then
+#                                       run `SHARED=.gpu_shared bench/gpu_check.sh` on the GPU machine,
+#                                       carrying build-cuda-bundle and .gpu_shared, timeout 540 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = prepare ]; then
+  src="${SHARED:-../shared}"
+  for f in data/amazon_polarity/train.jsonl tokenizers/bert-base-cased/tokenizer.json \
+           goldens/configs/distilbert-base-cased/config.json; do
+    mkdir -p ".gpu_shared/$(dirname "$f")" && cp "$src/$f" ".gpu_shared/$f" || exit 1
+  done
+  BUNDLE=build-cuda-bundle scripts/build_cuda.sh || exit 1
+  echo "ready: run 'SHARED=.gpu_shared bench/gpu_check.sh' there, carry build-cuda-bundle and .gpu_shared"
+  exit 0
+fi
 
 out="${OUT:-build-cuda/gpu_check}"
 mkdir -p "$out"
@@ -22,9 +38,9 @@ step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | head -5
 /usr/local/cuda/bin/nvcc --version 2>&1 | tail -2
 cmake --version 2>&1 | head -1
-"$python" -c 'import torch, sys; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available())' 2>&1
+"$python" -c 'import torch as t; print("torch", t.__version__, "cuda", t.version.cuda, t.cuda.is_available())' 2>&1
 "$python" -c 'import transformers; print("transformers", transformers.__version__)' 2>&1 | tail -1
-echo "shared: $shared $([ -d "$shared" ] && echo present || echo MISSING: tests needing it skip, the benchmark uses built-in settings)"
+echo "shared: $shared $([ -d "$shared" ] && echo present || echo "MISSING: the benchmark uses built-in settings")"
 
 # The CPU build's Debian packages (scripts/setup.sh); without internet they cannot be installed here,
 # so report them: CMake's configure names the first one it cannot find.
@@ -36,7 +52,8 @@ for p in cmake ninja-build libdnnl-dev libutf8proc-dev nlohmann-json3-dev libcli
 done
 if ((${#missing[@]})); then
   echo "missing Debian packages: ${missing[*]}"
-  if [ "$(id -u)" -eq 0 ] && timeout 60 apt-get install -y -q --no-install-recommends "${missing[@]}" >"$out/apt.log" 2>&1; then
+  if [ "$(id -u)" -eq 0 ] &&
+     timeout 60 apt-get install -y -q --no-install-recommends "${missing[@]}" >"$out/apt.log" 2>&1; then
     echo "installed them from the local apt cache"
   else
     echo "could not install them (no network?); the configure below says which one stops the build"

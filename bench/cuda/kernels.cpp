@@ -111,7 +111,8 @@ int run(int B, int reps) {
   for (const Linear& lin : {Linear{"qkv", C, 3 * C}, Linear{"attn out", C, C}, Linear{"ffn lin1", C, F},
                             Linear{"ffn lin2", F, C}}) {
     const double flops = 2.0 * R * lin.K * lin.N;
-    const double f = time_ms(reps, [&] { cuda::matmul_forward_bf16(y.f(), x16.h(), w16.h(), bias.f(), R, lin.K, lin.N); });
+    const double f =
+        time_ms(reps, [&] { cuda::matmul_forward_bf16(y.f(), x16.h(), w16.h(), bias.f(), R, lin.K, lin.N); });
     const double b = time_ms(reps, [&] {
       cuda::matmul_backward_bf16(g.f(), dw.f(), dbias.f(), y.f(), x16.h(), w16.h(), R, lin.K, lin.N);
     });
@@ -126,8 +127,8 @@ int run(int B, int reps) {
   row("to_bf16 (R, C)", cast, 0, 6.0 * R * C);
   layer_ms += cast * (3 + 4.0);  // x, ln1 (C wide) + gelu output (F = 4C wide)
 
-  Buf qkv(static_cast<std::size_t>(R) * 3 * C), out(static_cast<std::size_t>(R) * C), lse(static_cast<std::size_t>(R) * NH),
-      dqkv(static_cast<std::size_t>(R) * 3 * C);
+  const std::size_t Rs = static_cast<std::size_t>(R);
+  Buf qkv(Rs * 3 * C), out(Rs * C), lse(Rs * NH), dqkv(Rs * 3 * C);
   const double attn_flops = [&] {
     double s = 0;
     for (int n : lens) s += 4.0 * n * n * C;  // QK^T and PV
@@ -183,8 +184,8 @@ int run(int B, int reps) {
   row("fused AdamW (65.8M)", opt, 0, 28.0 * P);
 
   const double step_ms = L * layer_ms + gn + opt;
-  std::printf("\nkernel-sum estimate of one bf16 training step (B %d, real lengths, unpadded): %.2f ms = %.0f samples/s\n",
-              B, step_ms, B / step_ms * 1e3);
+  std::printf("\nkernel-sum estimate of one bf16 training step (B %d, real lengths, unpadded): %.2f ms = %.0f "
+              "samples/s\n", B, step_ms, B / step_ms * 1e3);
   std::printf("(L x one layer's kernels + grad norm + AdamW; embeddings, head, loss and launch gaps not included:\n"
               " an estimate to compare with torch_gpu.py's train_real_b%d, not a measured model step)\n", B);
   return 0;

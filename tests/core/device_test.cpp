@@ -1,8 +1,8 @@
 // core/device.h: parsing --device values, the error a CPU-only build gives for cuda, and host
 // DeviceBuffer copies. The CUDA side of DeviceBuffer is tested in tests/cuda.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,14 +12,8 @@
 namespace tuneserve {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
 
 TEST(Device, ParsesCpuCudaAndOrdinals) {
   EXPECT_EQ(parse_device("cpu"), Device{});
@@ -30,10 +24,10 @@ TEST(Device, ParsesCpuCudaAndOrdinals) {
 }
 
 TEST(Device, RejectsMalformedValuesNamingThem) {
-  for (const char* bad : {"", "gpu", "CUDA", "cuda:", "cuda:-1", "cuda:1x", "cuda:0:1", "cpu:0", " cuda"}) {
-    const std::string msg = error_of([&] { parse_device(bad); });
-    EXPECT_NE(msg.find(std::string("device '") + bad + "'"), std::string::npos) << bad << " -> " << msg;
-    EXPECT_NE(msg.find("cuda:N"), std::string::npos) << msg;
+  for (const std::string bad : {"", "gpu", "CUDA", "cuda:", "cuda:-1", "cuda:1x", "cuda:0:1", "cpu:0", " cuda"}) {
+    const std::string named = fmt::format("device '{}'", bad);
+    EXPECT_THAT([&] { parse_device(bad); }, ThrowsMessage<Error>(HasSubstr(named))) << bad;
+    EXPECT_THAT([&] { parse_device(bad); }, ThrowsMessage<Error>(HasSubstr("expected cpu, cuda or cuda:N")));
   }
 }
 
@@ -42,11 +36,9 @@ TEST(Device, CudaWithoutBackendOrGpuIsAClearError) {
   const int gpus = cuda_device_count(&why);
   if (gpus > 0) GTEST_SKIP() << gpus << " GPU(s) present: the no-GPU error cannot be observed";
   EXPECT_FALSE(why.empty());
-  const std::string msg = error_of([] { require_device(parse_device("cuda:0")); });
-  if (built_with_cuda())
-    EXPECT_NE(msg.find("no usable GPU"), std::string::npos) << msg;
-  else
-    EXPECT_NE(msg.find("built without CUDA; rebuild with -DTUNESERVE_CUDA=ON"), std::string::npos) << msg;
+  const std::string want = built_with_cuda() ? "device cuda:0: no usable GPU"
+                                             : "built without CUDA; rebuild with -DTUNESERVE_CUDA=ON";
+  EXPECT_THAT([] { require_device(parse_device("cuda:0")); }, ThrowsMessage<Error>(HasSubstr(want)));
   EXPECT_NO_THROW(require_device(Device{}));
 }
 
@@ -58,8 +50,8 @@ TEST(Device, HostBufferRoundTripsAndChecksSizes) {
   EXPECT_EQ(buf.data(), nullptr);
   moved.download(out.data(), out.size() * sizeof(float));
   EXPECT_EQ(in, out);
-  const std::string msg = error_of([&] { moved.upload(in.data(), 64); });
-  EXPECT_NE(msg.find("upload of 64 bytes into a 12-byte buffer on cpu"), std::string::npos) << msg;
+  EXPECT_THAT([&] { moved.upload(in.data(), 64); },
+              ThrowsMessage<Error>(HasSubstr("upload of 64 bytes into a 12-byte buffer on cpu")));
 }
 
 }  // namespace

@@ -63,6 +63,20 @@ TEST(CudaAttention, PaddedMatchesCpuWithMaskAndDropout) {
     cuda::attention_backward(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_att.get(), B, T, C, c.NH, c.p, key);
     expect_close(d_dqkv.back(), dqkv, kAtol, kRtol, "padded dqkv " + name(c));
 
+    // A query prefix (the pruned last layer) with the dropout index moved (a packed sequence).
+    const AttentionRows rows{std::max(1, T / 3), T + 5, 12345};
+    const std::size_t BTq = static_cast<std::size_t>(B) * rows.queries;
+    std::vector<float> out_q(BTq * C), att_q(BTq * c.NH * T), dqkv_q(BT * 3 * C);
+    const std::vector<float> dout_q(dout.begin(), dout.begin() + static_cast<std::ptrdiff_t>(BTq * C));
+    attention_forward_generic(out_q.data(), att_q.data(), qkv.data(), mask.data(), B, T, C, c.NH, c.p, key, rows);
+    attention_backward_generic(dqkv_q.data(), dout_q.data(), qkv.data(), att_q.data(), B, T, C, c.NH, c.p, key, rows);
+    DeviceVec<float> dq_out(out_q.size()), dq_att(att_q.size()), dq_dout(dout_q), dq_dqkv(dqkv_q.size());
+    cuda::attention_forward(dq_out.get(), dq_att.get(), d_qkv.get(), d_mask.get(), B, T, C, c.NH, c.p, key, rows);
+    expect_close(dq_out.back(), out_q, kAtol, kRtol, "query-prefix out " + name(c));
+    expect_close(dq_att.back(), att_q, 1e-6, 1e-4, "query-prefix att " + name(c));
+    cuda::attention_backward(dq_dqkv.get(), dq_dout.get(), d_qkv.get(), dq_att.get(), B, T, C, c.NH, c.p, key, rows);
+    expect_close(dq_dqkv.back(), dqkv_q, kAtol, kRtol, "query-prefix dqkv " + name(c));
+
     // No mask, no att (inference).
     attention_forward_generic(out.data(), nullptr, qkv.data(), nullptr, B, T, C, c.NH, 0.0f, key);
     cuda::attention_forward(d_out.get(), nullptr, d_qkv.get(), nullptr, B, T, C, c.NH, 0.0f, key);

@@ -25,12 +25,21 @@ constexpr int kKeysPerWarp = 8;                 // dK/dV: keys per warp
 constexpr int kKeyBlock = kWarps * kKeysPerWarp;  // 32 keys per block
 constexpr int kQueryChunk = 32;                 // dK/dV: query rows per tile, one per lane
 
-// Where sequence s lives: packed (cu_seqlens) or padded (rows s*T.., length T, optional key mask).
+// Where sequence s lives: packed (cu_seqlens; every token a query) or padded (tokens at rows s*T..,
+// length T, optional key mask; the first Tq tokens are queries, their outputs at rows s*Tq..).
+// Dropout index of (s, h, t, t2): key_offset + ((s*NH + h)*W + t)*W + t2.
 struct Geometry {
   const std::int32_t* cu_seqlens;
-  int T;
+  int T, Tq;
   const std::int32_t* mask;
-  int W;  // dropout width
+  int W;
+  std::uint64_t key_offset;
+};
+
+// A sequence: its tokens at rows start.., len of them; its nq query rows' outputs (out, dout, lse,
+// delta) at rows qbase...
+struct Seq {
+  int start, len, nq, qbase;
 };
 
 struct DropoutArgs {
@@ -38,20 +47,19 @@ struct DropoutArgs {
   std::uint64_t seed, stream;
 };
 
-__device__ __forceinline__ void sequence(const Geometry& g, int s, int& start, int& len) {
+__device__ __forceinline__ Seq sequence(const Geometry& g, int s) {
   if (g.cu_seqlens) {
-    start = g.cu_seqlens[s];
-    len = g.cu_seqlens[s + 1] - start;
-  } else {
-    start = s * g.T;
-    len = g.T;
+    const int start = g.cu_seqlens[s], len = g.cu_seqlens[s + 1] - start;
+    return {start, len, len, start};
   }
+  return {s * g.T, g.T, g.Tq, s * g.Tq};
 }
 
 __device__ __forceinline__ float keep(const DropoutArgs& d, const Geometry& g, int s, int h, int NH, int t, int t2) {
   if (d.p <= 0.0f) return 1.0f;
   const std::uint64_t W = static_cast<std::uint64_t>(g.W);
-  return dropout_keep(d.seed, d.stream, ((static_cast<std::uint64_t>(s) * NH + h) * W + t) * W + t2, d.p);
+  return dropout_keep(d.seed, d.stream, g.key_offset + ((static_cast<std::uint64_t>(s) * NH + h) * W + t) * W + t2,
+                      d.p);
 }
 
 // rows x HS from qkv (part 0 q, 1 k, 2 v) or from a (rows, C) tensor, into shared memory with
@@ -63,6 +71,15 @@ __device__ void load_rows(float* dst, const float* src, std::size_t row_stride, 
     const int r = e / HS, d = e % HS, t = first + r;
     dst[r * (HS + 1) + d] = t < len ? src[static_cast<std::size_t>(start + t) * row_stride + offset + d] : 0.0f;
   }
+}
+
+// The K and V rows of keys first.. of head h (rows past len zero).
+template <int HS>
+__device__ void load_kv(float* sK, float* sV, const float* qkv, int C, int h, int start, int first, int rows,
+                        int len) {
+  const std::size_t C3 = 3 * static_cast<std::size_t>(C);
+  load_rows<HS>(sK, qkv, C3, static_cast<std::size_t>(C) + h * HS, start, first, rows, len);
+  load_rows<HS>(sV, qkv, C3, 2 * static_cast<std::size_t>(C) + h * HS, start, first, rows, len);
 }
 
 template <int HS>
@@ -83,9 +100,9 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(float* out, float* ls
   float* sK = sQ + kQueryTile * LD;
   float* sV = sK + kKeyTile * LD;
   const int s = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * kQueryTile;
-  int start, len;
-  sequence(g, s, start, len);
-  if (q0 >= len) return;
+  const Seq q = sequence(g, s);
+  const int start = q.start, len = q.len;
+  if (q0 >= q.nq) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
   // A padded row whose mask has no key attends uniformly to all T positions (the CPU twin's rule).
@@ -95,7 +112,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(float* out, float* ls
     for (int j = threadIdx.x; j < len; j += blockDim.x) any |= g.mask[start + j] != 0;
     uniform = !__syncthreads_or(any);
   }
-  load_rows<HS>(sQ, qkv, C3, static_cast<std::size_t>(h) * HS, start, q0, kQueryTile, len);
+  load_rows<HS>(sQ, qkv, C3, static_cast<std::size_t>(h) * HS, start, q0, kQueryTile, q.nq);
 
   float m[kRowsPerWarp], l[kRowsPerWarp], o[kRowsPerWarp][SLOTS];
 #pragma unroll
@@ -107,13 +124,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(float* out, float* ls
   }
   for (int k0 = 0; k0 < len; k0 += kKeyTile) {
     __syncthreads();
-    load_rows<HS>(sK, qkv, C3, static_cast<std::size_t>(C) + h * HS, start, k0, kKeyTile, len);
-    load_rows<HS>(sV, qkv, C3, 2 * static_cast<std::size_t>(C) + h * HS, start, k0, kKeyTile, len);
+    load_kv<HS>(sK, sV, qkv, C, h, start, k0, kKeyTile, len);
     __syncthreads();
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int qr = warp * kRowsPerWarp + r, t = q0 + qr;
-      if (t >= len) continue;  // warp-uniform
+      if (t >= q.nq) continue;  // warp-uniform
       float sc[CHUNKS];
       float mx = -INFINITY;
 #pragma unroll
@@ -154,8 +170,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(float* out, float* ls
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
     const int t = q0 + warp * kRowsPerWarp + r;
-    if (t >= len) continue;
-    const std::size_t row = static_cast<std::size_t>(start + t);
+    if (t >= q.nq) continue;
+    const std::size_t row = static_cast<std::size_t>(q.qbase + t);
     const float inv = 1.0f / l[r];
 #pragma unroll
     for (int i = 0; i < SLOTS; ++i) out[row * C + h * HS + i * 32 + lane] = o[r][i] * inv;
@@ -163,22 +179,23 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(float* out, float* ls
   }
 }
 
-// att (B, NH, T, T) of the padded API from lse: one warp per (b, h, t) row, lanes over keys.
+// att (B, NH, Tq, T) of the padded API from lse: one warp per (b, h, t) row, lanes over keys.
 template <int HS>
 __global__ void probabilities_kernel(float* att, const float* qkv, const float* lse, Geometry g, int B, int C, int NH,
                                      float scale) {
-  const int T = g.T;
-  const std::size_t rows = static_cast<std::size_t>(B) * NH * T;
+  const int T = g.T, Tq = g.Tq;
+  const std::size_t rows = static_cast<std::size_t>(B) * NH * Tq;
   const std::size_t warp_id = grid_index() / 32;
   const int lane = threadIdx.x % 32;
   if (warp_id >= rows) return;
-  const int t = static_cast<int>(warp_id % T), h = static_cast<int>(warp_id / T % NH), b = static_cast<int>(warp_id / T / NH);
+  const int t = static_cast<int>(warp_id % Tq), h = static_cast<int>(warp_id / Tq % NH),
+            b = static_cast<int>(warp_id / Tq / NH);
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
   const float* q = qkv + (static_cast<std::size_t>(b) * T + t) * C3 + h * HS;
   bool any = g.mask == nullptr;
   for (int j = lane; j < T && !any; j += 32) any = g.mask[b * T + j] != 0;
   any = __any_sync(0xffffffffu, any);
-  const float L = lse[(static_cast<std::size_t>(b) * T + t) * NH + h];
+  const float L = lse[(static_cast<std::size_t>(b) * Tq + t) * NH + h];
   float* row = att + warp_id * T;
   for (int t2 = lane; t2 < T; t2 += 32) {
     float p;
@@ -197,12 +214,12 @@ __global__ void probabilities_kernel(float* att, const float* qkv, const float* 
 // ---- backward ---------------------------------------------------------------------------------
 // P of (query t, key t2): saved (padded API) or recomputed from the scores and lse (varlen API).
 template <int HS, bool kStored>
-__device__ __forceinline__ float probability(const float* att, int s, int h, int NH, int len, int t, int t2,
-                                             const float* q, const float* k, float scale, float L) {
+__device__ __forceinline__ float probability(const float* att, int s, int h, int NH, const Seq& q, int t, int t2,
+                                             const float* qrow, const float* k, float scale, float L) {
   if constexpr (kStored)
-    return att[((static_cast<std::size_t>(s) * NH + h) * len + t) * len + t2];
+    return att[((static_cast<std::size_t>(s) * NH + h) * q.nq + t) * q.len + t2];
   else
-    return expf(dot_rows<HS>(q, k) * scale - L);
+    return expf(dot_rows<HS>(qrow, k) * scale - L);
 }
 
 // delta (rows, NH) = sum over keys of P * dP = dO . O per (row, head): from out (varlen) ...
@@ -224,13 +241,14 @@ __global__ void delta_from_out_kernel(float* delta, const float* dout, const flo
 template <int HS>
 __global__ void delta_from_att_kernel(float* delta, const float* dout, const float* qkv, const float* att, Geometry g,
                                       int B, int C, int NH, DropoutArgs drop) {
-  const int T = g.T;
+  const int T = g.T, Tq = g.Tq;
   const std::size_t warp_id = grid_index() / 32;
   const int lane = threadIdx.x % 32;
-  if (warp_id >= static_cast<std::size_t>(B) * NH * T) return;
-  const int t = static_cast<int>(warp_id % T), h = static_cast<int>(warp_id / T % NH), b = static_cast<int>(warp_id / T / NH);
+  if (warp_id >= static_cast<std::size_t>(B) * NH * Tq) return;
+  const int t = static_cast<int>(warp_id % Tq), h = static_cast<int>(warp_id / Tq % NH),
+            b = static_cast<int>(warp_id / Tq / NH);
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
-  const float* go = dout + (static_cast<std::size_t>(b) * T + t) * C + h * HS;
+  const float* go = dout + (static_cast<std::size_t>(b) * Tq + t) * C + h * HS;
   const float* p = att + warp_id * T;
   float acc = 0.0f;
   for (int t2 = lane; t2 < T; t2 += 32) {
@@ -239,14 +257,14 @@ __global__ void delta_from_att_kernel(float* delta, const float* dout, const flo
     acc += p[t2] * dot_rows<HS>(go, v) * keep(drop, g, b, h, NH, t, t2);
   }
   acc = warp_sum(acc);
-  if (lane == 0) delta[(static_cast<std::size_t>(b) * T + t) * NH + h] = acc;
+  if (lane == 0) delta[(static_cast<std::size_t>(b) * Tq + t) * NH + h] = acc;
 }
 
 // dQ rows: dq_t = sum_t2 dS(t, t2) k_t2, dS = P (z dO.v - delta) scale. Same tiling as forward.
 template <int HS, bool kStored>
-__global__ void __launch_bounds__(kThreads) dq_kernel(float* dqkv, const float* dout, const float* qkv, const float* att,
-                                                       const float* lse, const float* delta, Geometry g, int C, int NH,
-                                                       float scale, DropoutArgs drop) {
+__global__ void __launch_bounds__(kThreads) dq_kernel(float* dqkv, const float* dout, const float* qkv,
+                                                       const float* att, const float* lse, const float* delta,
+                                                       Geometry g, int C, int NH, float scale, DropoutArgs drop) {
   constexpr int LD = HS + 1, SLOTS = HS / 32, CHUNKS = kKeyTile / 32;
   extern __shared__ float smem[];
   float* sQ = smem;
@@ -254,24 +272,23 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(float* dqkv, const float* 
   float* sK = sdO + kQueryTile * LD;
   float* sV = sK + kKeyTile * LD;
   const int s = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * kQueryTile;
-  int start, len;
-  sequence(g, s, start, len);
-  if (q0 >= len) return;
+  const Seq q = sequence(g, s);
+  const int start = q.start, len = q.len;
+  if (q0 >= len) return;  // every token's dq row is written: zero past the queries
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
-  load_rows<HS>(sQ, qkv, C3, static_cast<std::size_t>(h) * HS, start, q0, kQueryTile, len);
-  load_rows<HS>(sdO, dout, C, static_cast<std::size_t>(h) * HS, start, q0, kQueryTile, len);
+  load_rows<HS>(sQ, qkv, C3, static_cast<std::size_t>(h) * HS, start, q0, kQueryTile, q.nq);
+  load_rows<HS>(sdO, dout, C, static_cast<std::size_t>(h) * HS, q.qbase, q0, kQueryTile, q.nq);
   float dq[kRowsPerWarp][SLOTS] = {};
   for (int k0 = 0; k0 < len; k0 += kKeyTile) {
     __syncthreads();
-    load_rows<HS>(sK, qkv, C3, static_cast<std::size_t>(C) + h * HS, start, k0, kKeyTile, len);
-    load_rows<HS>(sV, qkv, C3, 2 * static_cast<std::size_t>(C) + h * HS, start, k0, kKeyTile, len);
+    load_kv<HS>(sK, sV, qkv, C, h, start, k0, kKeyTile, len);
     __syncthreads();
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int qr = warp * kRowsPerWarp + r, t = q0 + qr;
-      if (t >= len) continue;  // warp-uniform
-      const std::size_t row = static_cast<std::size_t>(start + t);
+      if (t >= q.nq) continue;  // warp-uniform
+      const std::size_t row = static_cast<std::size_t>(q.qbase + t);
       const float L = kStored ? 0.0f : lse[row * NH + h];
       const float D = delta[row * NH + h];
       float ds[CHUNKS];
@@ -280,7 +297,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(float* dqkv, const float* 
         const int j = c * 32 + lane, t2 = k0 + j;
         ds[c] = 0.0f;
         if (t2 < len) {
-          const float p = probability<HS, kStored>(att, s, h, NH, len, t, t2, sQ + qr * LD, sK + j * LD, scale, L);
+          const float p = probability<HS, kStored>(att, s, h, NH, q, t, t2, sQ + qr * LD, sK + j * LD, scale, L);
           if (p != 0.0f) {
             const float dp = dot_rows<HS>(sdO + qr * LD, sV + j * LD) * keep(drop, g, s, h, NH, t, t2);
             ds[c] = p * (dp - D) * scale;
@@ -323,23 +340,22 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(float* dqkv, const float
   float* sL = sdO + kQueryChunk * LD;
   float* sD = sL + kQueryChunk;
   const int s = blockIdx.z, h = blockIdx.y, k0 = blockIdx.x * kKeyBlock;
-  int start, len;
-  sequence(g, s, start, len);
+  const Seq q = sequence(g, s);
+  const int start = q.start, len = q.len;
   if (k0 >= len) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const std::size_t C3 = 3 * static_cast<std::size_t>(C);
-  load_rows<HS>(sK, qkv, C3, static_cast<std::size_t>(C) + h * HS, start, k0, kKeyBlock, len);
-  load_rows<HS>(sV, qkv, C3, 2 * static_cast<std::size_t>(C) + h * HS, start, k0, kKeyBlock, len);
+  load_kv<HS>(sK, sV, qkv, C, h, start, k0, kKeyBlock, len);
   float dk[kKeysPerWarp][SLOTS] = {}, dv[kKeysPerWarp][SLOTS] = {};
-  for (int q0 = 0; q0 < len; q0 += kQueryChunk) {
+  for (int q0 = 0; q0 < q.nq; q0 += kQueryChunk) {
     __syncthreads();
-    load_rows<HS>(sQ, qkv, C3, static_cast<std::size_t>(h) * HS, start, q0, kQueryChunk, len);
-    load_rows<HS>(sdO, dout, C, static_cast<std::size_t>(h) * HS, start, q0, kQueryChunk, len);
+    load_rows<HS>(sQ, qkv, C3, static_cast<std::size_t>(h) * HS, start, q0, kQueryChunk, q.nq);
+    load_rows<HS>(sdO, dout, C, static_cast<std::size_t>(h) * HS, q.qbase, q0, kQueryChunk, q.nq);
     for (int i = threadIdx.x; i < kQueryChunk; i += blockDim.x) {
       const int t = q0 + i;
-      const std::size_t row = static_cast<std::size_t>(start + min(t, len - 1));
-      sL[i] = (kStored || t >= len) ? 0.0f : lse[row * NH + h];
-      sD[i] = t < len ? delta[row * NH + h] : 0.0f;
+      const std::size_t row = static_cast<std::size_t>(q.qbase + min(t, q.nq - 1));
+      sL[i] = (kStored || t >= q.nq) ? 0.0f : lse[row * NH + h];
+      sD[i] = t < q.nq ? delta[row * NH + h] : 0.0f;
     }
     __syncthreads();
     const int t = q0 + lane;  // this lane's query row while scoring
@@ -348,8 +364,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(float* dqkv, const float
       const int j = warp * kKeysPerWarp + jj, t2 = k0 + j;
       if (t2 >= len) continue;  // warp-uniform
       float pz = 0.0f, ds = 0.0f;
-      if (t < len) {
-        const float p = probability<HS, kStored>(att, s, h, NH, len, t, t2, sQ + lane * LD, sK + j * LD, scale, sL[lane]);
+      if (t < q.nq) {
+        const float p = probability<HS, kStored>(att, s, h, NH, q, t, t2, sQ + lane * LD, sK + j * LD, scale, sL[lane]);
         if (p != 0.0f) {
           const float z = keep(drop, g, s, h, NH, t, t2);
           const float dp = dot_rows<HS>(sdO + lane * LD, sV + j * LD) * z;
@@ -444,36 +460,51 @@ void with_head_size(int HS, F&& f) {
 }
 
 unsigned warp_blocks(std::size_t warps) { return blocks_for(warps * 32, 256); }
+
+// The padded API's geometry from the CPU twin's AttentionRows (queries 0: all T; key_T 0: T).
+Geometry padded_geometry(int T, const std::int32_t* mask, const AttentionRows& rows, const char* api) {
+  const int Tq = rows.queries == 0 ? T : rows.queries;
+  if (Tq < 0 || Tq > T)
+    fail_message(std::string(api) + ": " + std::to_string(Tq) + " query rows for " + std::to_string(T) + " tokens");
+  const int W = rows.key_T == 0 ? T : rows.key_T;
+  if (W < T) fail_message(std::string(api) + ": key_T " + std::to_string(W) + " < T " + std::to_string(T));
+  return {nullptr, T, Tq, mask, W, rows.key_offset};
+}
 }  // namespace
 
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
-                       int NH, float dropout_p, const DropoutKey& key) {
+                       int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
   check_shapes(C, NH, T, "attention_forward");
-  if (B <= 0 || T <= 0) return;
-  const Geometry g{nullptr, T, mask, T};
-  Scratch lse(static_cast<std::size_t>(B) * T * NH * sizeof(float));
+  const Geometry g = padded_geometry(T, mask, rows, "attention_forward");
+  if (B <= 0 || T <= 0 || g.Tq == 0) return;
+  Scratch lse(static_cast<std::size_t>(B) * g.Tq * NH * sizeof(float));
   with_head_size(C / NH, [&]<int HS>() {
-    forward_impl<HS>(out, lse.as<float>(), qkv, g, B, T, C, NH, dropout_args(dropout_p, key));
+    forward_impl<HS>(out, lse.as<float>(), qkv, g, B, g.Tq, C, NH, dropout_args(dropout_p, key));
     if (att) {
-      const std::size_t rows = static_cast<std::size_t>(B) * NH * T;
-      probabilities_kernel<HS><<<warp_blocks(rows), 256, 0, stream()>>>(att, qkv, lse.as<float>(), g, B, C, NH,
-                                                                       1.0f / std::sqrt(float{HS}));
+      const std::size_t count = static_cast<std::size_t>(B) * NH * g.Tq;
+      probabilities_kernel<HS><<<warp_blocks(count), 256, 0, stream()>>>(att, qkv, lse.as<float>(), g, B, C, NH,
+                                                                        1.0f / std::sqrt(float{HS}));
       TUNESERVE_CUDA_LAUNCHED();
     }
   });
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
-                        int NH, float dropout_p, const DropoutKey& key) {
+                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
   check_shapes(C, NH, T, "attention_backward");
+  // The saved probabilities carry the mask; the uniform-row rule needs none here.
+  const Geometry g = padded_geometry(T, nullptr, rows, "attention_backward");
   if (B <= 0 || T <= 0) return;
-  const Geometry g{nullptr, T, nullptr, T};
+  if (g.Tq == 0) {
+    zero(dqkv, static_cast<std::size_t>(B) * T * 3 * C * sizeof(float));
+    return;
+  }
   const DropoutArgs drop = dropout_args(dropout_p, key);
-  Scratch delta(static_cast<std::size_t>(B) * T * NH * sizeof(float));
+  Scratch delta(static_cast<std::size_t>(B) * g.Tq * NH * sizeof(float));
   with_head_size(C / NH, [&]<int HS>() {
-    const std::size_t rows = static_cast<std::size_t>(B) * NH * T;
-    delta_from_att_kernel<HS><<<warp_blocks(rows), 256, 0, stream()>>>(delta.as<float>(), dout, qkv, att, g, B, C, NH,
-                                                                      drop);
+    const std::size_t count = static_cast<std::size_t>(B) * NH * g.Tq;
+    delta_from_att_kernel<HS><<<warp_blocks(count), 256, 0, stream()>>>(delta.as<float>(), dout, qkv, att, g, B, C,
+                                                                       NH, drop);
     TUNESERVE_CUDA_LAUNCHED();
     backward_impl<HS, true>(dqkv, dout, qkv, att, nullptr, delta.as<float>(), g, B, T, C, NH, drop);
   });
@@ -487,7 +518,7 @@ void attention_varlen_forward(float* out, float* lse, const float* qkv, const st
     fail_message("attention_varlen_forward: dropout width " + std::to_string(dropout_width) + " < max_seqlen " +
                  std::to_string(max_seqlen));
   if (S <= 0 || max_seqlen <= 0) return;
-  const Geometry g{cu_seqlens, 0, nullptr, dropout_width};
+  const Geometry g{cu_seqlens, 0, 0, nullptr, dropout_width, 0};
   with_head_size(C / NH, [&]<int HS>() {
     forward_impl<HS>(out, lse, qkv, g, S, max_seqlen, C, NH, dropout_args(dropout_p, key));
   });
@@ -503,7 +534,7 @@ void attention_varlen_backward(float* dqkv, const float* dout, const float* qkv,
   if (S <= 0 || max_seqlen <= 0) return;
   std::int32_t rows = 0;  // R = cu_seqlens[S], for the delta buffer
   copy_to_host(&rows, cu_seqlens + S, sizeof rows);
-  const Geometry g{cu_seqlens, 0, nullptr, dropout_width};
+  const Geometry g{cu_seqlens, 0, 0, nullptr, dropout_width, 0};
   Scratch delta(static_cast<std::size_t>(rows) * NH * sizeof(float));
   with_head_size(C / NH, [&]<int HS>() {
     delta_from_out_kernel<HS><<<warp_blocks(static_cast<std::size_t>(rows) * NH), 256, 0, stream()>>>(

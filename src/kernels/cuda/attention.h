@@ -10,22 +10,25 @@
 // Dropout on the probabilities: element (sequence s, head h, query t, key t2) uses the mask bit of
 // index ((s*NH + h)*W + t)*W + t2 of the Philox stream, W the padded width (T for the padded API),
 // which is the CPU twin's index: a packed batch reproduces the padded batch's masks bit for bit.
+// The padded API takes the CPU twin's AttentionRows: queries limited to the first Tq tokens (out
+// (B, Tq, C), att (B, NH, Tq, T), dq rows >= Tq zero) and the dropout index offset/width.
 // Outputs: forward writes (=) out, att / lse; backward writes (=) dqkv for every row of a sequence.
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/cpu/dropout.h"  // DropoutKey
+#include "kernels/cpu/attention.h"  // AttentionRows
+#include "kernels/cpu/dropout.h"    // DropoutKey
 
 namespace tuneserve::cuda {
 
 // qkv (B, T, 3C), mask (B, T) 1 = attend (null: all keys; a row with no key gets uniform
-// probabilities, as on CPU). out (B, T, C); att (B, NH, T, T) softmax before dropout, may be null.
+// probabilities, as on CPU). out (B, Tq, C); att (B, NH, Tq, T) softmax before dropout, may be null.
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
-                       int NH, float dropout_p, const DropoutKey& key);
-// dqkv (B, T, 3C) from dout (B, T, C), qkv and att as saved by attention_forward.
+                       int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows = {});
+// dqkv (B, T, 3C) from dout (B, Tq, C), qkv and att as saved by attention_forward.
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
-                        int NH, float dropout_p, const DropoutKey& key);
+                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows = {});
 
 // qkv (R, 3C) packed; cu_seqlens (S + 1) device offsets, cu_seqlens[0] = 0, lengths >= 1;
 // max_seqlen >= every length. out (R, C); lse (R, NH) log-sum-exp of each row's scores, kept for
