@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Configures and builds the CUDA backend into build-cuda/: the library and its tests (compile and
-# link only; no GPU needed). CI runs it after the CPU suite; bench/gpu_check.sh reuses it.
+# Configures and builds the CUDA backend into build-cuda/: the kernels, their tests against the CPU
+# twins and the kernel benchmark (compile and link only; no GPU needed), not the rest of libtuneserve
+# (TARGETS="tuneserve_cli ..." for more). CI runs it after the CPU suite; bench/gpu_check.sh reuses it.
 #   scripts/build_cuda.sh
 #   BUILD_DIR=b TARGETS="tuneserve_cuda test_cuda" JOBS=4 CMAKE_ARGS="-DTUNESERVE_WERROR=ON" scripts/build_cuda.sh
 #   BUNDLE=build-cuda-bundle scripts/build_cuda.sh     also pack prebuilt binaries for a GPU machine (below)
@@ -19,7 +20,7 @@ command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" -DTUNESERVE_CUDA=ON \
   -DCMAKE_CUDA_COMPILER="$nvcc" -DTUNESERVE_BENCH=OFF ${CMAKE_ARGS:-}
 # shellcheck disable=SC2086
-cmake --build "$build_dir" -j"${JOBS:-$(nproc)}" --target ${TARGETS:-tuneserve_cuda test_cuda test_core bench_cuda_kernels}
+cmake --build "$build_dir" -j"${JOBS:-$(nproc)}" --target ${TARGETS:-test_cuda bench_cuda_kernels}
 
 # BUNDLE=dir: the test and benchmark binaries plus the shared libraries they need that a CUDA image
 # may lack (all but glibc, libstdc++/libgcc and CUDA's own), as dir/bundle.tar.xz, for a GPU machine
@@ -28,7 +29,7 @@ if [ -n "${BUNDLE:-}" ]; then
   stage="$(mktemp -d)"
   trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/bin" "$stage/lib" "$BUNDLE"
-  for target in test_cuda test_core bench_cuda_kernels; do
+  for target in test_cuda bench_cuda_kernels; do
     cp "$(find "$build_dir" -name "$target" -type f -perm -u+x | head -n 1)" "$stage/bin/"
   done
   ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u |
