@@ -51,7 +51,8 @@ struct LayerActs {
   float* ln1_mean;  // (R)
   float* ln1_rstd;  // (R)
   float* fch;       // (R, F) before GELU
-  float* fcg;       // (R, F) after GELU
+  float* fcg;       // (R, F) after GELU (training: one buffer for all layers, rebuilt in backward)
+  float* cdf;       // (R, F) training: Phi(fch), so backward evaluates no erf
   float* fo;        // (R, C) second FFN linear (before dropout)
   float* res2;      // (R, C) ln1 + drop(fo)
   float* ln2;       // (R, C) layer output
@@ -248,8 +249,13 @@ void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, const Layout& la
     v.add(&la.ln1, R * C);
     v.add(&la.ln1_mean, R);
     v.add(&la.ln1_rstd, R);
-    if (training) v.add(&la.fch, R * F);  // inference: GELU in place (fch == fcg)
-    v.add(&la.fcg, R * F);
+    if (training) {
+      v.add(&la.fch, R * F);
+      v.add(&la.cdf, R * F);
+      if (l == 0) v.add(&la.fcg, R * F);  // the largest R: layer 0 is never pruned unless L == 1
+    } else {
+      v.add(&la.fcg, R * F);  // inference: GELU in place (fch == fcg)
+    }
     v.add(&la.fo, R * C);
     if (training) v.add(&la.res2, R * C);
     v.add(&la.ln2, R * C);
@@ -272,6 +278,7 @@ void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, const Layout& la
     a.layers[0].res2 = a.layers[0].fo;
   }
   for (int l = 0; l < c.num_layers; ++l) {
+    if (training) a.layers[l].fcg = a.layers[0].fcg;
     if (l >= distinct) {
       a.layers[l] = a.layers[0];
       a.layers[l].att = nullptr;
@@ -479,7 +486,7 @@ void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const Layout& lay, c
       pl->fc_gelu->forward(la.fcg, la.ln1, R);  // GELU fused into the product; fch not needed
     } else {
       matmul_forward(la.fch, la.ln1, lw.fc_w, lw.fc_b, R, C, F);
-      gelu_forward(la.fcg, la.fch, static_cast<std::size_t>(R) * F);
+      gelu_forward_cdf(la.fcg, la.cdf, la.fch, static_cast<std::size_t>(R) * F);
     }
     linear(la.fo, la.fcg, R, lw.proj_w, lw.proj_b, pl ? pl->proj.get() : nullptr, F, C);
     dropout_rows(la.res2, la.fo, runs, C, p_hidden, drop.key(site_layer(l, 2)));
@@ -620,8 +627,9 @@ void Model::Impl::backward(Acts& a, const Tokens& tk, const Layout& lay, const f
     // y = LN2(r2), r2 = ln1 + drop(fo)
     layernorm_backward(d1, lg.ln2_w, lg.ln2_b, dx, la.res2, lw.ln2_w, la.ln2_mean, la.ln2_rstd, R, C);
     dropout_rows(d2, d1, runs, C, p_hidden, drop.key(site_layer(l, 2)));
-    matmul_backward(df2, lg.proj_w, lg.proj_b, d2, la.fcg, lw.proj_w, R, F, C);
-    gelu_backward(df1, la.fch, df2, static_cast<std::size_t>(R) * F);
+    gelu_from_cdf(df1, la.fch, la.cdf, static_cast<std::size_t>(R) * F);  // this layer's GELU output again
+    matmul_backward(df2, lg.proj_w, lg.proj_b, d2, df1, lw.proj_w, R, F, C);
+    gelu_backward_cdf(df1, la.fch, la.cdf, df2, static_cast<std::size_t>(R) * F);
     matmul_backward(d2, lg.fc_w, lg.fc_b, df1, la.ln1, lw.fc_w, R, C, F);
     for (std::size_t i = 0; i < RC; ++i) d1[i] += d2[i];  // residual into ln1
     // ln1 = LN1(r1), r1 = x + drop(ao)

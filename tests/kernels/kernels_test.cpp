@@ -206,6 +206,26 @@ TEST(LayerNorm, ResidualFusedEqualsAddThenNormalize) {
   EXPECT_TRUE(got.guards_intact() && res.guards_intact() && a.guards_intact());
 }
 
+// The training GELU that saves Phi(x) gives gelu_forward's output bit for bit, and gelu_backward's
+// within an ulp or two (the compiler fuses a different multiply-add when Phi is not recomputed).
+TEST(Activations, GeluWithSavedCdfEqualsThePlainGelu) {
+  const std::size_t N = 40001;  // -10 .. 10 in steps of 5e-4, plus random dout
+  std::mt19937 rng(12);
+  Buf x(N), dout = random_buf(N, rng), want(N), got(N), cdf(N), again(N), dwant(N), dgot(N);
+  for (std::size_t i = 0; i < N; ++i) x[i] = -10.0f + 5e-4f * static_cast<float>(i);
+  gelu_forward(want.data(), x.data(), N);
+  gelu_forward_cdf(got.data(), cdf.data(), x.data(), N);
+  gelu_from_cdf(again.data(), x.data(), cdf.data(), N);
+  gelu_backward(dwant.data(), x.data(), dout.data(), N);
+  gelu_backward_cdf(dgot.data(), x.data(), cdf.data(), dout.data(), N);
+  for (std::size_t i = 0; i < N; ++i) {
+    ASSERT_EQ(got[i], want[i]) << x[i];
+    ASSERT_EQ(again[i], want[i]) << x[i];
+    ASSERT_NEAR(dgot[i], dwant[i], 3e-7f * std::abs(dout[i])) << x[i];  // scale: dout * (Phi + |x phi|) <= ~1.1 dout
+  }
+  EXPECT_TRUE(got.guards_intact() && cdf.guards_intact() && again.guards_intact() && dgot.guards_intact());
+}
+
 TEST(Activations, BackwardsMatchFiniteDifferences) {
   std::mt19937 rng(4);
   const std::size_t N = 33;

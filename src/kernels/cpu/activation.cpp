@@ -30,6 +30,30 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, std::size_t
   }
 }
 
+void gelu_forward_cdf(float* out, float* cdf, const float* inp, std::size_t N) {
+#pragma omp parallel for schedule(static) if (N > kParallelMin)
+  for (std::size_t i = 0; i < N; ++i) {
+    const float x = inp[i];
+    const float phi = 0.5f * (1.0f + std::erf(x * kInvSqrt2));
+    cdf[i] = phi;
+    out[i] = x * phi;  // = (0.5 x)(1 + erf): both are the exact product halved, rounded once
+  }
+}
+
+void gelu_from_cdf(float* out, const float* inp, const float* cdf, std::size_t N) {
+#pragma omp parallel for simd schedule(static) if (N > kParallelMin)
+  for (std::size_t i = 0; i < N; ++i) out[i] = inp[i] * cdf[i];
+}
+
+void gelu_backward_cdf(float* dinp, const float* inp, const float* cdf, const float* dout, std::size_t N) {
+#pragma omp parallel for schedule(static) if (N > kParallelMin)
+  for (std::size_t i = 0; i < N; ++i) {
+    const float x = inp[i];
+    const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
+    dinp[i] = dout[i] * (cdf[i] + x * pdf);
+  }
+}
+
 void tanh_forward(float* out, const float* inp, std::size_t N) {
   for (std::size_t i = 0; i < N; ++i) out[i] = std::tanh(inp[i]);
 }
