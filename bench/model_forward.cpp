@@ -2,6 +2,7 @@
 // batch 1 x 128 and 32 x 128 tokens, next to its own matrix products alone (the roofline peer:
 // the same oneDNN products with pre-packed weights, no attention or elementwise work).
 //   build/bench/bench_model_forward [--threads N] [--config PATH] [--reps R] [--train-batch B] [--tokens T]
+//                                   [--inference 0|1] [--train 0|1]   (which parts run; both by default)
 // and one training step (forward + backward with dropout) at B x T (default 8 x 128), all of them
 // unpadded, and with rows of unequal lengths (T down to T/4, the mask padding the rest). Each case runs
 // twice: "full" computes everything (EngineOptions off), "fast" skips what the logits do not need
@@ -64,14 +65,17 @@ std::vector<std::int32_t> mask_for(int B, int T, bool unequal) {
 
 int main(int argc, char** argv) {
   std::string config_path = std::string(TUNESERVE_SHARED_DIR) + "/goldens/configs/distilbert-base-cased/config.json";
-  int threads = 2, reps = 5, train_batch = 8, T = 128;
+  int threads = 2, reps = 5, train_batch = 8, T = 128, inference = 1, train = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--config")) config_path = argv[i + 1];
     else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--train-batch")) train_batch = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--tokens")) T = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--inference")) inference = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--train")) train = std::atoi(argv[i + 1]);
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come when piped
   Model::set_num_threads(threads);
   const ModelConfig c = load_config(config_path);
   Model model = Model::from_config(c, 1);
@@ -80,6 +84,7 @@ int main(int argc, char** argv) {
   std::printf("%-12s %5s %9s %9s %9s %9s %14s %12s\n", "batch", "path", "ms", "cpu ms", "seq/s", "GFLOP/s",
               "matmul-only ms", "matmul GF/s");
   for (int B : {1, 32}) {
+    if (!inference) break;
     std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T);
     for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(1000 + (i * 7919) % 20000);
     const std::vector<std::int32_t> mask = mask_for(B, T, false);
@@ -118,6 +123,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(1000 + (i * 7919) % 20000);
   for (int b = 0; b < train_batch; ++b) labels[b] = b % c.num_labels;
   for (const bool unequal : {false, true}) {
+    if (!train) break;
     const std::vector<std::int32_t> mask = mask_for(train_batch, T, unequal);
     const Batch batch{train_batch, T, ids.data(), mask.data(), nullptr};
     for (const EngineOptions& eo : {kFull, kFast}) {

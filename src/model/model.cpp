@@ -42,7 +42,7 @@ namespace {
 // attention: M, or B (each sequence's first token) in a pruned last layer.
 struct LayerActs {
   float* x;         // (M, C) layer input (not owned: the previous layer's ln2 or the embeddings)
-  float* qkv;       // (M, 3C)
+  float* qkv;       // (M, 3C); pruned last layer: Q columns written at the first tokens only
   float* att;       // softmax probabilities (training only), per attention call (B, NH, Tq, T)
   float* atty;      // (R, C) attention output before the projection
   float* ao;        // (R, C) attention projection (before dropout)
@@ -84,6 +84,7 @@ struct Acts {
   float* emb_out;    // (M, C) after dropout
   std::vector<LayerActs> layers;
   float* last_x;     // (B, C) pruned last layer: its input at each first token (the residual)
+  float* last_q;     // (B, C) pruned last layer: Q of each first token
   float* cls_in;     // (B, C) hidden state of each row's first token
   float* head_a;     // (B, C) after the head's first dropout
   float* head_pre;   // (B, C) dense output
@@ -256,6 +257,7 @@ void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, const Layout& la
     v.add(&la.ln2_rstd, R);
   }
   v.add(&a.last_x, Bs * C);
+  v.add(&a.last_q, Bs * C);
   v.add(&a.cls_in, Bs * C);
   v.add(&a.head_a, Bs * C);
   v.add(&a.head_pre, Bs * C);
@@ -444,17 +446,30 @@ void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const Layout& lay, c
     const bool pruned = lay.pruned(l, L);
     const int R = pruned ? B : M;  // rows after the attention
     const std::vector<RowRun>& runs = pruned ? firsts : tokens;
-    linear(la.qkv, la.x, M, lw.qkv_w, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C, 3 * C);
+    const float* x = la.x;  // the residual input of the rows after the attention
+    if (pruned) {
+      // K and V of every token (columns C.. of each qkv row); Q of the first tokens only. The
+      // other rows' Q columns stay unwritten: the attention reads queries of the first tokens only.
+      const std::size_t CC = static_cast<std::size_t>(C) * C;
+      for (int b = 0; b < B; ++b)
+        std::memcpy(a.last_x + static_cast<std::size_t>(b) * C, la.x + lay.first_row(b) * C, sizeof(float) * C);
+      x = a.last_x;
+      if (pl) {
+        pl->kv->forward(la.qkv + C, la.x, M, 3 * C);
+        pl->q->forward(a.last_q, a.last_x, B);
+      } else {
+        matmul_forward(la.qkv + C, la.x, lw.qkv_w + CC, lw.qkv_b + C, M, C, 2 * C, 3 * C);
+        matmul_forward(a.last_q, a.last_x, lw.qkv_w, lw.qkv_b, B, C, C);
+      }
+      for (int b = 0; b < B; ++b)
+        std::memcpy(la.qkv + lay.first_row(b) * 3 * C, a.last_q + static_cast<std::size_t>(b) * C, sizeof(float) * C);
+    } else {
+      linear(la.qkv, la.x, M, lw.qkv_w, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C, 3 * C);
+    }
     std::size_t att_numel = 0;
     for (const AttentionCall& k : attention_calls(lay, tk.mask.data(), NH, pruned, &att_numel))
       attention_forward(la.atty + k.out_row * C, la.att ? la.att + k.att : nullptr, la.qkv + k.row * 3 * C, k.mask,
                         k.B, k.T, C, NH, p_attn, drop.key(site_layer(l, 0)), k.rows);
-    const float* x = la.x;
-    if (pruned) {  // the residual of the first tokens only
-      for (int b = 0; b < B; ++b)
-        std::memcpy(a.last_x + static_cast<std::size_t>(b) * C, la.x + lay.first_row(b) * C, sizeof(float) * C);
-      x = a.last_x;
-    }
     linear(la.ao, la.atty, R, lw.attn_out_w, lw.attn_out_b, pl ? pl->attn_out.get() : nullptr, C, C);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
     dropout_rows(la.res1, la.ao, runs, C, p_ao, drop.key(site_layer(l, 1)));
@@ -562,7 +577,8 @@ void Model::Impl::backward(Acts& a, const Tokens& tk, const Layout& lay, const f
   const float p_attn = drop.on ? c.attention_dropout : 0.0f;
   const std::vector<RowRun> tokens = token_runs(lay), firsts = first_token_runs(lay);
 
-  // Scratch: gradient of the current layer output, two (M, C), one (M, F) x2, one (M, 3C), head (B, C) x2.
+  // Scratch: gradient of the current layer output, two (M, C), one (M, F) x2, one (M, 3C), head (B, C) x2
+  // (reused for the Q path of a pruned last layer).
   Carver v;
   float *dx, *d1, *d2, *df1, *df2, *dqkv, *dh1, *dh2;
   v.add(&dx, MC);
@@ -617,15 +633,23 @@ void Model::Impl::backward(Acts& a, const Tokens& tk, const Layout& lay, const f
     for (const AttentionCall& k : attention_calls(lay, tk.mask.data(), NH, pruned, &att_numel))
       attention_backward(dqkv + k.row * 3 * C, d1 + k.out_row * C, la.qkv + k.row * 3 * C, la.att + k.att, k.B, k.T,
                          C, NH, p_attn, drop.key(site_layer(l, 0)), k.rows);
-    matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C);
-    if (pruned) {  // residual into the first tokens of x; the result becomes dx (M, C)
+    if (pruned) {
+      // K, V of every token; Q of the first tokens (dq is zero elsewhere). Then the Q path and the
+      // residual into the first tokens of x; the result becomes dx (M, C).
+      const std::size_t CC = static_cast<std::size_t>(C) * C;
+      matmul_backward(d2, lg.qkv_w + CC, lg.qkv_b + C, dqkv + C, la.x, lw.qkv_w + CC, M, C, 2 * C, 3 * C);
+      for (int b = 0; b < B; ++b)
+        std::memcpy(dh1 + static_cast<std::size_t>(b) * C, dqkv + lay.first_row(b) * 3 * C, sizeof(float) * C);
+      matmul_backward(dh2, lg.qkv_w, lg.qkv_b, dh1, a.last_x, lw.qkv_w, B, C, C);
       for (int b = 0; b < B; ++b) {
         float* dst = d2 + lay.first_row(b) * C;
-        const float* src = dx + static_cast<std::size_t>(b) * C;
-        for (int i = 0; i < C; ++i) dst[i] += src[i];
+        const float* from_q = dh2 + static_cast<std::size_t>(b) * C;
+        const float* residual = dx + static_cast<std::size_t>(b) * C;
+        for (int i = 0; i < C; ++i) dst[i] += from_q[i] + residual[i];
       }
       std::swap(dx, d2);
     } else {
+      matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C);
       for (std::size_t i = 0; i < MC; ++i) dx[i] += d2[i];  // residual into x
     }
   }

@@ -125,6 +125,39 @@ TEST(Matmul, PackedLinearEqualsPlainForManyRowCounts) {
   }
 }
 
+// Strided rows (the K,V columns of a fused QKV row) give the contiguous results and leave the
+// other columns untouched.
+TEST(Matmul, StridedOutputAndGradientRowsEqualContiguous) {
+  std::mt19937 rng(4);
+  const int M = 37, K = 48, N = 32, ld = 80, col = 24;
+  Buf x = random_buf(M * K, rng), w = random_buf(N * K, rng, 0.1f), b = random_buf(N, rng);
+  Buf want(M * N), wide(M * ld, 5.0f);
+  matmul_forward(want.data(), x.data(), w.data(), b.data(), M, K, N);
+  matmul_forward(wide.data() + col, x.data(), w.data(), b.data(), M, K, N, ld);
+  PackedLinear packed(w.data(), b.data(), K, N);
+  Buf wide_packed(M * ld, 5.0f);
+  packed.forward(wide_packed.data() + col, x.data(), M, ld);
+  for (int m = 0; m < M; ++m)
+    for (int j = 0; j < ld; ++j) {
+      const bool inside = j >= col && j < col + N;
+      const float expect = inside ? want[m * N + j - col] : 5.0f;
+      ASSERT_NEAR(wide[m * ld + j], expect, 1e-5f * (1 + std::abs(expect))) << m << " " << j;
+      ASSERT_NEAR(wide_packed[m * ld + j], expect, 1e-4f * (1 + std::abs(expect))) << m << " " << j;
+    }
+  // Backward from gradient rows `ld` apart equals backward from the same rows packed.
+  Buf dout = random_buf(M * N, rng), dwide(M * ld, 9.0f);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) dwide[m * ld + col + n] = dout[m * N + n];
+  Buf dx1(M * K), dw1(N * K, 1.0f), db1(N, 1.0f), dx2(M * K), dw2(N * K, 1.0f), db2(N, 1.0f);
+  matmul_backward(dx1.data(), dw1.data(), db1.data(), dout.data(), x.data(), w.data(), M, K, N);
+  matmul_backward(dx2.data(), dw2.data(), db2.data(), dwide.data() + col, x.data(), w.data(), M, K, N, ld);
+  for (std::size_t i = 0; i < dx1.n; ++i) ASSERT_NEAR(dx2[i], dx1[i], 1e-5f * (1 + std::abs(dx1[i]))) << i;
+  for (std::size_t i = 0; i < dw1.n; ++i) ASSERT_NEAR(dw2[i], dw1[i], 1e-5f * (1 + std::abs(dw1[i]))) << i;
+  for (std::size_t i = 0; i < db1.n; ++i) ASSERT_NEAR(db2[i], db1[i], 1e-5f * (1 + std::abs(db1[i]))) << i;
+  EXPECT_TRUE(wide.guards_intact() && wide_packed.guards_intact() && dx2.guards_intact() && dw2.guards_intact() &&
+              db2.guards_intact());
+}
+
 TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
   std::mt19937 rng(3);
   const int N = 4, C = 9;

@@ -168,26 +168,60 @@ void block_times_tile(float* out, const float* const rows[4], const float* tile,
   }
 }
 
+// The column loops below take NV (1..4 vectors of 16) as a template argument so the accumulators
+// stay in registers: with a run-time count GCC kept them in memory and copied them with memcpy,
+// which took a third of the attention time.
+
+// Columns c0 .. c0 + 16*NV of weights_times_rows.
+template <int NV>
+void weights_times_rows_cols(float* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
+                             std::size_t src_stride, int T, bool accumulate) {
+  v16 acc[4][NV] = {};
+  for (int t2 = 0; t2 < T; ++t2) {
+    const float* v = src + static_cast<std::size_t>(t2) * src_stride;
+    v16 vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = load(v + 16 * c);
+    for (int r = 0; r < 4; ++r) {
+      const v16 pb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
+      for (int c = 0; c < NV; ++c) acc[r][c] += pb * vv[c];
+    }
+  }
+  for (int r = 0; r < valid; ++r)
+    for (int c = 0; c < NV; ++c) {
+      float* o = out + static_cast<std::size_t>(r) * out_stride + 16 * c;
+      store(o, accumulate ? load(o) + acc[r][c] : acc[r][c]);
+    }
+}
+
 // out row r (r < valid) = (accumulate ? out : 0) + sum_t2 w[r][t2] * src[t2]   (P V, or dS K)
 void weights_times_rows(float* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
                         std::size_t src_stride, int T, int HS, bool accumulate) {
   for (int c0 = 0; c0 < HS; c0 += 64) {
-    const int nv = (HS - c0) >= 64 ? 4 : (HS - c0) / 16;
-    v16 acc[4][4] = {};
-    for (int t2 = 0; t2 < T; ++t2) {
-      const float* v = src + static_cast<std::size_t>(t2) * src_stride + c0;
-      v16 vv[4];
-      for (int c = 0; c < nv; ++c) vv[c] = load(v + 16 * c);
-      for (int r = 0; r < 4; ++r) {
-        const v16 pb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
-        for (int c = 0; c < nv; ++c) acc[r][c] += pb * vv[c];
-      }
+    switch (std::min(4, (HS - c0) / 16)) {
+      case 4: weights_times_rows_cols<4>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      case 3: weights_times_rows_cols<3>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      case 2: weights_times_rows_cols<2>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      default: weights_times_rows_cols<1>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate);
     }
-    for (int r = 0; r < valid; ++r)
-      for (int c = 0; c < nv; ++c) {
-        float* o = out + static_cast<std::size_t>(r) * out_stride + c0 + 16 * c;
-        store(o, accumulate ? load(o) + acc[r][c] : acc[r][c]);
-      }
+  }
+}
+
+// Columns c0 .. c0 + 16*NV of accumulate_outer (rows already offset by c0).
+template <int NV>
+void accumulate_outer_cols(float* dst, std::size_t dst_stride, const float* w, int Tp, const float* const rows[4],
+                           int c0, int valid, int T) {
+  v16 rv[4][NV] = {};
+  for (int r = 0; r < valid; ++r)
+    for (int c = 0; c < NV; ++c) rv[r][c] = load(rows[r] + c0 + 16 * c);
+  for (int t2 = 0; t2 < T; ++t2) {
+    float* o = dst + static_cast<std::size_t>(t2) * dst_stride + c0;
+    v16 acc[NV];
+    for (int c = 0; c < NV; ++c) acc[c] = load(o + 16 * c);
+    for (int r = 0; r < 4; ++r) {
+      const v16 wb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
+      for (int c = 0; c < NV; ++c) acc[c] += wb * rv[r][c];
+    }
+    for (int c = 0; c < NV; ++c) store(o + 16 * c, acc[c]);
   }
 }
 
@@ -195,19 +229,11 @@ void weights_times_rows(float* out, std::size_t out_stride, int valid, const flo
 void accumulate_outer(float* dst, std::size_t dst_stride, const float* w, int Tp, const float* const rows[4],
                       int valid, int T, int HS) {
   for (int c0 = 0; c0 < HS; c0 += 64) {
-    const int nv = (HS - c0) >= 64 ? 4 : (HS - c0) / 16;
-    v16 rv[4][4] = {};
-    for (int r = 0; r < valid; ++r)
-      for (int c = 0; c < nv; ++c) rv[r][c] = load(rows[r] + c0 + 16 * c);
-    for (int t2 = 0; t2 < T; ++t2) {
-      float* o = dst + static_cast<std::size_t>(t2) * dst_stride + c0;
-      v16 acc[4];
-      for (int c = 0; c < nv; ++c) acc[c] = load(o + 16 * c);
-      for (int r = 0; r < 4; ++r) {
-        const v16 wb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
-        for (int c = 0; c < nv; ++c) acc[c] += wb * rv[r][c];
-      }
-      for (int c = 0; c < nv; ++c) store(o + 16 * c, acc[c]);
+    switch (std::min(4, (HS - c0) / 16)) {
+      case 4: accumulate_outer_cols<4>(dst, dst_stride, w, Tp, rows, c0, valid, T); break;
+      case 3: accumulate_outer_cols<3>(dst, dst_stride, w, Tp, rows, c0, valid, T); break;
+      case 2: accumulate_outer_cols<2>(dst, dst_stride, w, Tp, rows, c0, valid, T); break;
+      default: accumulate_outer_cols<1>(dst, dst_stride, w, Tp, rows, c0, valid, T);
     }
   }
 }
