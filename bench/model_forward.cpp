@@ -2,7 +2,12 @@
 // batch 1 x 128 and 32 x 128 tokens, next to its own matrix products alone (the roofline peer:
 // the same oneDNN products with pre-packed weights, no attention or elementwise work).
 //   build/bench/bench_model_forward [--threads N] [--config PATH] [--reps R] [--train-batch B] [--tokens T]
-// and one training step (forward + backward with dropout) at B x T (default 8 x 128).
+//                                   [--inference 0|1] [--train 0|1]   (which parts run; both by default)
+// and one training step (forward + backward with dropout) at B x T (default 8 x 128), all of them
+// unpadded, and with rows of unequal lengths (T down to T/4, the mask padding the rest). Each case runs
+// twice: "full" computes everything (EngineOptions off), "fast" skips what the logits do not need
+// (the last layer on first tokens only, training on real tokens only). cpu ms: process CPU time,
+// the figure to compare when other processes share the machine.
 // The PyTorch comparison lives in the predict benchmark; this one says where the time goes.
 #include <chrono>
 #include <cstdio>
@@ -11,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "checkpoint/config.h"
 #include "kernels/cpu/matmul.h"
 #include "model/model.h"
@@ -23,43 +29,68 @@ double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+struct Timing {
+  double wall;  // best of the timed runs, seconds
+  double cpu;   // process CPU seconds of that run
+};
+
 // Best of `reps` timings of f (after one warm-up call).
 template <typename F>
-double best_seconds(int reps, F&& f) {
+Timing best_seconds(int reps, F&& f) {
   f();
-  double best = 1e30;
+  Timing best{1e30, 0.0};
   for (int r = 0; r < reps; ++r) {
-    const double t0 = now();
+    const double t0 = now(), c0 = bench::process_cpu_seconds();
     f();
-    best = std::min(best, now() - t0);
+    const double t = now() - t0;
+    if (t < best.wall) best = {t, bench::process_cpu_seconds() - c0};
   }
   return best;
+}
+
+const EngineOptions kFull{false, false}, kFast{true, true};
+
+// Row b of a batch with unequal lengths: T down to T/4, the rest padding.
+std::vector<std::int32_t> mask_for(int B, int T, bool unequal) {
+  std::vector<std::int32_t> mask(static_cast<std::size_t>(B) * T, 1);
+  if (!unequal) return mask;
+  for (int b = 0; b < B; ++b) {
+    const int len = B == 1 ? T : T - (3 * T / 4) * b / (B - 1);
+    for (int t = len; t < T; ++t) mask[static_cast<std::size_t>(b) * T + t] = 0;
+  }
+  return mask;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config_path = std::string(TUNESERVE_SHARED_DIR) + "/goldens/configs/distilbert-base-cased/config.json";
-  int threads = 2, reps = 5, train_batch = 8, T = 128;
+  int threads = 2, reps = 5, train_batch = 8, T = 128, inference = 1, train = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--config")) config_path = argv[i + 1];
     else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--train-batch")) train_batch = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--tokens")) T = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--inference")) inference = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--train")) train = std::atoi(argv[i + 1]);
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come when piped
   Model::set_num_threads(threads);
   const ModelConfig c = load_config(config_path);
-  const Model model = Model::from_config(c, 1);
+  Model model = Model::from_config(c, 1);
   const int C = c.hidden_size, F = c.intermediate_size, L = c.num_layers;
   std::printf("%s: C=%d F=%d L=%d, %d threads\n", config_path.c_str(), C, F, L, threads);
-  std::printf("%-10s %10s %10s %10s %14s %12s\n", "batch", "ms", "seq/s", "GFLOP/s", "matmul-only ms", "matmul GF/s");
+  std::printf("%-12s %5s %9s %9s %9s %9s %14s %12s\n", "batch", "path", "ms", "cpu ms", "seq/s", "GFLOP/s",
+              "matmul-only ms", "matmul GF/s");
   for (int B : {1, 32}) {
+    if (!inference) break;
     std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T);
     for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(1000 + (i * 7919) % 20000);
-    const Batch batch{B, T, ids.data(), nullptr, nullptr};
-    const double t = best_seconds(reps, [&] { model.forward(batch); });
-    // FLOPs: linear layers 2*(4C^2 + 2CF) per token per layer, attention 4*T*C per token per layer.
+    const std::vector<std::int32_t> mask = mask_for(B, T, false);
+    const Batch batch{B, T, ids.data(), mask.data(), nullptr};
+    // FLOPs of the full computation: linear layers 2*(4C^2 + 2CF) per token per layer, attention
+    // 4*T*C per token per layer. The fast path's GFLOP/s counts the same work (effective rate).
     const double M = static_cast<double>(B) * T;
     const double linear_flops = M * L * 2.0 * (4.0 * C * C + 2.0 * C * F);
     const double flops = linear_flops + M * L * 4.0 * T * C;
@@ -70,7 +101,7 @@ int main(int argc, char** argv) {
         fc(w3.data(), nullptr, C, F, PackedLinear::Activation::Gelu), proj(w4.data(), nullptr, F, C);
     std::vector<float> x(static_cast<std::size_t>(M) * F, 0.1f), y(static_cast<std::size_t>(M) * 3 * C);
     const int rows = B * T;
-    const double tm = best_seconds(reps, [&] {
+    const Timing tm = best_seconds(reps, [&] {
       for (int l = 0; l < L; ++l) {
         qkv.forward(y.data(), x.data(), rows);
         out.forward(y.data(), x.data(), rows);
@@ -78,22 +109,35 @@ int main(int argc, char** argv) {
         proj.forward(y.data(), x.data(), rows);
       }
     });
-    std::printf("%3dx%-6d %10.2f %10.2f %10.1f %14.2f %12.1f\n", B, T, t * 1e3, B / t, flops / t / 1e9, tm * 1e3,
-                linear_flops / tm / 1e9);
+    for (const EngineOptions& eo : {kFull, kFast}) {
+      model.set_engine_options(eo);
+      const Timing t = best_seconds(reps, [&] { model.forward(batch); });
+      std::printf("%3dx%-8d %5s %9.2f %9.2f %9.2f %9.1f %14.2f %12.1f\n", B, T, eo.prune_last_layer ? "fast" : "full",
+                  t.wall * 1e3, t.cpu * 1e3, B / t.wall, flops / t.wall / 1e9, tm.wall * 1e3,
+                  linear_flops / tm.wall / 1e9);
+    }
   }
-  // Training step (forward + backward, dropout on) at train_batch x T.
+  // Training step (forward + backward, dropout on) at train_batch x T, then with unequal lengths.
   Model trainable = Model::from_config(c, 1);
   std::vector<std::int32_t> ids(static_cast<std::size_t>(train_batch) * T), labels(train_batch);
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(1000 + (i * 7919) % 20000);
   for (int b = 0; b < train_batch; ++b) labels[b] = b % c.num_labels;
-  const Batch batch{train_batch, T, ids.data(), nullptr, nullptr};
-  const double t = best_seconds(reps, [&] {
-    trainable.zero_grad();
-    trainable.forward_backward(batch, Labels{labels.data(), nullptr});
-  });
-  const double M = static_cast<double>(train_batch) * T;
-  const double flops = 3.0 * M * L * (2.0 * (4.0 * C * C + 2.0 * C * F) + 4.0 * T * C);
-  std::printf("train step %dx%d: %.1f ms, %.2f samples/s, %.1f GFLOP/s\n", train_batch, T, t * 1e3, train_batch / t,
-              flops / t / 1e9);
+  for (const bool unequal : {false, true}) {
+    if (!train) break;
+    const std::vector<std::int32_t> mask = mask_for(train_batch, T, unequal);
+    const Batch batch{train_batch, T, ids.data(), mask.data(), nullptr};
+    for (const EngineOptions& eo : {kFull, kFast}) {
+      trainable.set_engine_options(eo);
+      const Timing t = best_seconds(reps, [&] {
+        trainable.zero_grad();
+        trainable.forward_backward(batch, Labels{labels.data(), nullptr});
+      });
+      const double M = static_cast<double>(train_batch) * T;
+      const double flops = 3.0 * M * L * (2.0 * (4.0 * C * C + 2.0 * C * F) + 4.0 * T * C);
+      std::printf("train step %dx%d%s %s: %.1f ms (cpu %.1f ms), %.2f samples/s, %.1f GFLOP/s (padded work)\n",
+                  train_batch, T, unequal ? " unequal lengths" : "", eo.prune_last_layer ? "fast" : "full",
+                  t.wall * 1e3, t.cpu * 1e3, train_batch / t.wall, flops / t.wall / 1e9);
+    }
+  }
   return 0;
 }

@@ -5,6 +5,13 @@
 #include <cmath>
 #include <cstdint>
 
+// The CUDA kernels (src/kernels/cuda) call the same functions, so a mask drawn on the GPU equals the CPU's.
+#if defined(__CUDACC__)
+#define TUNESERVE_HOST_DEVICE __host__ __device__
+#else
+#define TUNESERVE_HOST_DEVICE
+#endif
+
 namespace tuneserve {
 
 struct Philox4x32 {
@@ -12,8 +19,8 @@ struct Philox4x32 {
 };
 
 // 10 rounds of Philox 4x32 on a 128-bit counter with a 64-bit key.
-inline Philox4x32 philox4x32(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3,
-                             std::uint64_t key) {
+TUNESERVE_HOST_DEVICE inline Philox4x32 philox4x32(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2,
+                                                   std::uint32_t c3, std::uint64_t key) {
   std::uint32_t k0 = static_cast<std::uint32_t>(key), k1 = static_cast<std::uint32_t>(key >> 32);
   for (int round = 0; round < 10; ++round) {
     const std::uint64_t p0 = std::uint64_t{0xD2511F53u} * c0;
@@ -31,7 +38,9 @@ inline Philox4x32 philox4x32(std::uint32_t c0, std::uint32_t c1, std::uint32_t c
 }
 
 // Uniform in [0, 1) from 24 random bits (exactly representable in fp32).
-inline float uniform01(std::uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
+TUNESERVE_HOST_DEVICE inline float uniform01(std::uint32_t bits) {
+  return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f);
+}
 
 // A sequential stream over Philox for weight initialisation: normal(mean, std) by Box-Muller.
 class Rng {

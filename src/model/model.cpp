@@ -38,24 +38,25 @@ namespace tuneserve {
 
 namespace {
 
-// One layer's activations. Training keeps L of them; inference reuses one.
+// One layer's activations. Training keeps L of them; inference reuses one. R rows after the
+// attention: M, or B (each sequence's first token) in a pruned last layer.
 struct LayerActs {
   float* x;         // (M, C) layer input (not owned: the previous layer's ln2 or the embeddings)
-  float* qkv;       // (M, 3C)
-  float* att;       // (B, NH, T, T) softmax probabilities (training only)
-  float* atty;      // (M, C) attention output before the projection
-  float* ao;        // (M, C) attention projection (before dropout)
-  float* res1;      // (M, C) x + drop(ao)
-  float* ln1;       // (M, C)
-  float* ln1_mean;  // (M)
-  float* ln1_rstd;  // (M)
-  float* fch;       // (M, F) before GELU
-  float* fcg;       // (M, F) after GELU
-  float* fo;        // (M, C) second FFN linear (before dropout)
-  float* res2;      // (M, C) ln1 + drop(fo)
-  float* ln2;       // (M, C) layer output
-  float* ln2_mean;  // (M)
-  float* ln2_rstd;  // (M)
+  float* qkv;       // (M, 3C); pruned last layer: Q columns written at the first tokens only
+  float* att;       // softmax probabilities (training only), per attention call (B, NH, Tq, T)
+  float* atty;      // (R, C) attention output before the projection
+  float* ao;        // (R, C) attention projection (before dropout)
+  float* res1;      // (R, C) x + drop(ao)
+  float* ln1;       // (R, C)
+  float* ln1_mean;  // (R)
+  float* ln1_rstd;  // (R)
+  float* fch;       // (R, F) before GELU
+  float* fcg;       // (R, F) after GELU
+  float* fo;        // (R, C) second FFN linear (before dropout)
+  float* res2;      // (R, C) ln1 + drop(fo)
+  float* ln2;       // (R, C) layer output
+  float* ln2_mean;  // (R)
+  float* ln2_rstd;  // (R)
 };
 
 // Reusable uninitialised float memory: repeated forwards reuse warm pages instead of faulting in
@@ -82,6 +83,8 @@ struct Acts {
   float* emb_rstd;   // (M)
   float* emb_out;    // (M, C) after dropout
   std::vector<LayerActs> layers;
+  float* last_x;     // (B, C) pruned last layer: its input at each first token (the residual)
+  float* last_q;     // (B, C) pruned last layer: Q of each first token
   float* cls_in;     // (B, C) hidden state of each row's first token
   float* head_a;     // (B, C) after the head's first dropout
   float* head_pre;   // (B, C) dense output
@@ -117,6 +120,85 @@ HeadSpec head_spec(const ModelConfig& c) {
   return {0.0f, 0.0f, true};
 }
 
+// Which token rows the encoder runs and where they sit in the padded (B, T) batch. Every dropout
+// mask and attention-probability mask is keyed by the padded position, so the packed layout draws
+// the same bits as the padded one.
+struct Layout {
+  int B = 0, T = 0;
+  int M = 0;                          // token rows run: B*T padded, or the real tokens packed
+  bool packed = false;                // sequence b at rows offsets[b] .. offsets[b] + lengths[b]
+  std::vector<int> offsets, lengths;
+  // Every head reads only each sequence's first token of the last layer, so after its K and V
+  // the last layer runs B rows (Q, attention output, projection, LN1, FFN, LN2).
+  bool prune_last = false;
+
+  static Layout padded(int B, int T) { return {B, T, B * T, false, {}, {}, false}; }
+  bool pruned(int layer, int L) const { return prune_last && layer == L - 1; }
+  std::size_t first_row(int b) const { return packed ? offsets[b] : static_cast<std::size_t>(b) * T; }
+};
+
+// A run of `count` consecutive rows starting at `row` whose padded position starts at `padded_row`.
+struct RowRun {
+  std::size_t row, count, padded_row;
+};
+
+// The token rows as runs: one in the padded layout, one per sequence packed.
+std::vector<RowRun> token_runs(const Layout& lay) {
+  if (!lay.packed) return {{0, static_cast<std::size_t>(lay.M), 0}};
+  std::vector<RowRun> runs;
+  for (int b = 0; b < lay.B; ++b)
+    runs.push_back({static_cast<std::size_t>(lay.offsets[b]), static_cast<std::size_t>(lay.lengths[b]),
+                    static_cast<std::size_t>(b) * lay.T});
+  return runs;
+}
+
+// The B first-token rows of a pruned layer (row b is sequence b's token 0).
+std::vector<RowRun> first_token_runs(const Layout& lay) {
+  std::vector<RowRun> runs;
+  for (int b = 0; b < lay.B; ++b) runs.push_back({static_cast<std::size_t>(b), 1, static_cast<std::size_t>(b) * lay.T});
+  return runs;
+}
+
+// Dropout (forward or backward: the same mask product) over rows `width` wide.
+void dropout_rows(float* out, const float* inp, const std::vector<RowRun>& runs, int width, float p,
+                  const DropoutKey& key) {
+  for (const RowRun& r : runs)
+    dropout_forward(out + r.row * width, inp + r.row * width, r.count * width, p, key,
+                    static_cast<std::uint64_t>(r.padded_row) * width);
+}
+
+// One attention kernel call: B rows of T tokens at qkv row `row`, output at row `out_row`,
+// probabilities at `att`.
+struct AttentionCall {
+  int B, T;
+  std::size_t row, out_row, att;
+  const std::int32_t* mask;
+  AttentionRows rows;
+};
+
+// Padded: one masked call. Packed: one call per sequence over its real tokens, its dropout indices
+// those of its place in the padded batch. Pruned: queries are the first tokens only (out (B, C)).
+std::vector<AttentionCall> attention_calls(const Layout& lay, const std::int32_t* mask, int NH, bool pruned,
+                                           std::size_t* att_numel) {
+  const int Tq = pruned ? 1 : 0;
+  std::vector<AttentionCall> calls;
+  if (!lay.packed) {
+    calls.push_back({lay.B, lay.T, 0, 0, 0, mask, {Tq, lay.T, 0}});
+    *att_numel = static_cast<std::size_t>(lay.B) * NH * (pruned ? 1 : lay.T) * lay.T;
+    return calls;
+  }
+  std::size_t att = 0;
+  for (int b = 0; b < lay.B; ++b) {
+    const int len = lay.lengths[b];
+    const std::size_t off = lay.offsets[b];
+    const std::uint64_t key0 = static_cast<std::uint64_t>(b) * NH * lay.T * lay.T;
+    calls.push_back({1, len, off, pruned ? static_cast<std::size_t>(b) : off, att, nullptr, {Tq, lay.T, key0}});
+    att += static_cast<std::size_t>(NH) * (pruned ? 1 : len) * len;
+  }
+  *att_numel = att;
+  return calls;
+}
+
 // Carves one float buffer into named slices: sizes first, then pointers.
 class Carver {
  public:
@@ -140,8 +222,8 @@ class Carver {
   std::vector<Item> items_;
 };
 
-void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, int B, int T, int M, bool training) {
-  const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = M;
+void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, const Layout& lay, bool training) {
+  const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = lay.M, Bs = lay.B;
   Carver v;
   v.add(&a.emb, Ms * C);
   v.add(&a.emb_ln, Ms * C);
@@ -152,28 +234,36 @@ void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, int B, int T, in
   const int distinct = training ? c.num_layers : 1;
   for (int l = 0; l < distinct; ++l) {
     LayerActs& la = a.layers[l];
+    // Inference shares one set of buffers, sized for the full layers.
+    const std::size_t R = training && lay.pruned(l, c.num_layers) ? Bs : Ms;
     v.add(&la.qkv, Ms * 3 * C);
-    if (training) v.add(&la.att, static_cast<std::size_t>(B) * c.num_heads * T * T);
-    v.add(&la.atty, Ms * C);
-    v.add(&la.ao, Ms * C);
-    if (training) v.add(&la.res1, Ms * C);  // inference: the residual sum overwrites ao in place
-    v.add(&la.ln1, Ms * C);
-    v.add(&la.ln1_mean, Ms);
-    v.add(&la.ln1_rstd, Ms);
-    if (training) v.add(&la.fch, Ms * F);  // inference: GELU in place (fch == fcg)
-    v.add(&la.fcg, Ms * F);
-    v.add(&la.fo, Ms * C);
-    if (training) v.add(&la.res2, Ms * C);
-    v.add(&la.ln2, Ms * C);
-    v.add(&la.ln2_mean, Ms);
-    v.add(&la.ln2_rstd, Ms);
+    if (training) {
+      std::size_t att_numel = 0;
+      attention_calls(lay, nullptr, c.num_heads, lay.pruned(l, c.num_layers), &att_numel);
+      v.add(&la.att, att_numel);
+    }
+    v.add(&la.atty, R * C);
+    v.add(&la.ao, R * C);
+    if (training) v.add(&la.res1, R * C);  // inference: the residual sum overwrites ao in place
+    v.add(&la.ln1, R * C);
+    v.add(&la.ln1_mean, R);
+    v.add(&la.ln1_rstd, R);
+    if (training) v.add(&la.fch, R * F);  // inference: GELU in place (fch == fcg)
+    v.add(&la.fcg, R * F);
+    v.add(&la.fo, R * C);
+    if (training) v.add(&la.res2, R * C);
+    v.add(&la.ln2, R * C);
+    v.add(&la.ln2_mean, R);
+    v.add(&la.ln2_rstd, R);
   }
-  v.add(&a.cls_in, static_cast<std::size_t>(B) * C);
-  v.add(&a.head_a, static_cast<std::size_t>(B) * C);
-  v.add(&a.head_pre, static_cast<std::size_t>(B) * C);
-  v.add(&a.head_act, static_cast<std::size_t>(B) * C);
-  v.add(&a.head_b, static_cast<std::size_t>(B) * C);
-  v.add(&a.logits, static_cast<std::size_t>(B) * c.num_labels);
+  v.add(&a.last_x, Bs * C);
+  v.add(&a.last_q, Bs * C);
+  v.add(&a.cls_in, Bs * C);
+  v.add(&a.head_a, Bs * C);
+  v.add(&a.head_pre, Bs * C);
+  v.add(&a.head_act, Bs * C);
+  v.add(&a.head_b, Bs * C);
+  v.add(&a.logits, Bs * c.num_labels);
   v.allocate(arena);
   if (!training) {
     a.emb_out = a.emb_ln;
@@ -235,6 +325,46 @@ Tokens prepare_tokens(const ModelConfig& c, const Batch& batch) {
   return tk;
 }
 
+// Drops padding: the real tokens of every row end to end (tk becomes the packed tokens, lay the
+// packed layout). Only when every row's first token is real (the head reads it) and, with
+// `prefix_only`, every row's real tokens are a prefix (training keys its dropout masks by padded
+// position, which needs each sequence to be one run). Otherwise returns false and changes nothing.
+bool pack_tokens(Tokens& tk, Layout& lay, bool prefix_only) {
+  const int B = tk.B, T = tk.T;
+  std::vector<int> offsets, lengths;
+  int total = 0;
+  for (int b = 0; b < B; ++b) {
+    const std::int32_t* m = tk.mask.data() + static_cast<std::size_t>(b) * T;
+    if (!m[0]) return false;
+    int len = 0;
+    for (int t = 0; t < T; ++t) len += m[t] != 0;
+    if (prefix_only)
+      for (int t = 0; t < len; ++t)
+        if (!m[t]) return false;
+    offsets.push_back(total);
+    lengths.push_back(len);
+    total += len;
+  }
+  Tokens packed;
+  packed.B = B;
+  packed.T = T;
+  packed.ids.reserve(total);
+  packed.pos.reserve(total);
+  packed.types.reserve(total);
+  for (std::size_t i = 0; i < tk.mask.size(); ++i) {
+    if (!tk.mask[i]) continue;
+    packed.ids.push_back(tk.ids[i]);
+    packed.pos.push_back(tk.pos[i]);
+    packed.types.push_back(tk.types[i]);
+  }
+  tk = std::move(packed);
+  lay.M = total;
+  lay.packed = true;
+  lay.offsets = std::move(offsets);
+  lay.lengths = std::move(lengths);
+  return true;
+}
+
 // Tiny models (tests, goldens) run on the calling thread: waking an OpenMP team per kernel costs more
 // than the work, and much more when the cores are shared. The limit is per calling thread.
 class SmallWorkThreadLimit {
@@ -258,6 +388,7 @@ struct Model::Impl {
   ParamTable params;
   DropoutPlan dropout;
   bool dropout_enabled = true;
+  EngineOptions engine;
   // Inference weights packed for oneDNN, built on first forward() after any weight change.
   mutable std::mutex pack_mutex;
   mutable std::shared_ptr<const PackedWeights> packed;
@@ -276,25 +407,23 @@ struct Model::Impl {
     packed.reset();
   }
 
-  void forward_layers(Acts& a, const Tokens& tk, const std::vector<int>& seq_offsets,
-                      const std::vector<int>& seq_lengths, int M, const PackedWeights* pw,
-                      const DropoutPlan& drop, std::vector<std::vector<float>>* hidden) const;
-  void backward(Acts& a, const Tokens& tk, const float* dlogits, const DropoutPlan& drop);
+  void forward_layers(Acts& a, const Tokens& tk, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
+                      std::vector<std::vector<float>>* hidden) const;
+  void backward(Acts& a, const Tokens& tk, const Layout& lay, const float* dlogits, const DropoutPlan& drop);
 };
 
 // ---------------------------------------------------------------------------------------------
 // forward
 
-void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const std::vector<int>& seq_offsets,
-                                 const std::vector<int>& seq_lengths, int M, const PackedWeights* pw,
+void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const Layout& lay, const PackedWeights* pw,
                                  const DropoutPlan& drop, std::vector<std::vector<float>>* hidden) const {
   const ModelConfig& c = config;
   const Weights& w = params.w;
-  const int C = c.hidden_size, F = c.intermediate_size, NH = c.num_heads, K = c.num_labels;
-  const int B = tk.B, T = tk.T;
-  const bool padded = seq_offsets.empty();  // padded: (B, T) rows with a mask; else packed real tokens
+  const int C = c.hidden_size, F = c.intermediate_size, NH = c.num_heads, K = c.num_labels, L = c.num_layers;
+  const int B = lay.B, M = lay.M;
   const float p_hidden = drop.on ? c.hidden_dropout : 0.0f;
   const float p_attn = drop.on ? c.attention_dropout : 0.0f;
+  const std::vector<RowRun> tokens = token_runs(lay), firsts = first_token_runs(lay);
   auto save_hidden = [&](const float* h) {
     if (hidden) hidden->emplace_back(h, h + static_cast<std::size_t>(M) * C);
   };
@@ -305,52 +434,65 @@ void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const std::vector<in
   };
 
   // Embeddings (the caller filled ids/pos/types in the layout being run).
-  const std::int32_t* ids = tk.ids.data();
-  const std::int32_t* pos = tk.pos.data();
-  const std::int32_t* types = tk.types.data();
-  embedding_forward(a.emb, ids, pos, types, w.wte, w.wpe, w.wtt, M, C);
+  embedding_forward(a.emb, tk.ids.data(), tk.pos.data(), tk.types.data(), w.wte, w.wpe, w.wtt, M, C);
   layernorm_forward(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, w.emb_ln_w, w.emb_ln_b, M, C, c.layer_norm_eps);
-  dropout_forward(a.emb_out, a.emb_ln, static_cast<std::size_t>(M) * C, p_hidden, drop.key(kSiteEmbedding));
+  dropout_rows(a.emb_out, a.emb_ln, tokens, C, p_hidden, drop.key(kSiteEmbedding));
   save_hidden(a.emb_out);
 
-  for (int l = 0; l < c.num_layers; ++l) {
+  for (int l = 0; l < L; ++l) {
     const LayerWeights& lw = w.layers[l];
     const LayerActs& la = a.layers[l];
     const PackedLayer* pl = pw ? &pw->layers[l] : nullptr;
-    const std::size_t MC = static_cast<std::size_t>(M) * C;
-    linear(la.qkv, la.x, M, lw.qkv_w, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C, 3 * C);
-    if (padded) {
-      attention_forward(la.atty, la.att, la.qkv, tk.mask.data(), B, T, C, NH, p_attn,
-                        drop.key(site_layer(l, 0)));
-    } else {
-      for (std::size_t s = 0; s < seq_offsets.size(); ++s) {
-        const std::size_t off = seq_offsets[s];
-        attention_forward(la.atty + off * C, nullptr, la.qkv + off * 3 * C, nullptr, 1, seq_lengths[s], C, NH, 0.0f,
-                          {});
+    const bool pruned = lay.pruned(l, L);
+    const int R = pruned ? B : M;  // rows after the attention
+    const std::vector<RowRun>& runs = pruned ? firsts : tokens;
+    const float* x = la.x;  // the residual input of the rows after the attention
+    if (pruned) {
+      // K and V of every token (columns C.. of each qkv row); Q of the first tokens only. The
+      // other rows' Q columns stay unwritten: the attention reads queries of the first tokens only.
+      const std::size_t CC = static_cast<std::size_t>(C) * C;
+      for (int b = 0; b < B; ++b)
+        std::memcpy(a.last_x + static_cast<std::size_t>(b) * C, la.x + lay.first_row(b) * C, sizeof(float) * C);
+      x = a.last_x;
+      if (pl) {
+        pl->kv->forward(la.qkv + C, la.x, M, 3 * C);
+        pl->q->forward(a.last_q, a.last_x, B);
+      } else {
+        matmul_forward(la.qkv + C, la.x, lw.qkv_w + CC, lw.qkv_b + C, M, C, 2 * C, 3 * C);
+        matmul_forward(a.last_q, a.last_x, lw.qkv_w, lw.qkv_b, B, C, C);
       }
+      for (int b = 0; b < B; ++b)
+        std::memcpy(la.qkv + lay.first_row(b) * 3 * C, a.last_q + static_cast<std::size_t>(b) * C, sizeof(float) * C);
+    } else {
+      linear(la.qkv, la.x, M, lw.qkv_w, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C, 3 * C);
     }
-    linear(la.ao, la.atty, M, lw.attn_out_w, lw.attn_out_b, pl ? pl->attn_out.get() : nullptr, C, C);
+    std::size_t att_numel = 0;
+    for (const AttentionCall& k : attention_calls(lay, tk.mask.data(), NH, pruned, &att_numel))
+      attention_forward(la.atty + k.out_row * C, la.att ? la.att + k.att : nullptr, la.qkv + k.row * 3 * C, k.mask,
+                        k.B, k.T, C, NH, p_attn, drop.key(site_layer(l, 0)), k.rows);
+    linear(la.ao, la.atty, R, lw.attn_out_w, lw.attn_out_b, pl ? pl->attn_out.get() : nullptr, C, C);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
-    dropout_forward(la.res1, la.ao, MC, p_ao, drop.key(site_layer(l, 1)));
-    residual_layernorm_forward(la.ln1, la.res1, la.ln1_mean, la.ln1_rstd, la.res1, la.x, lw.ln1_w, lw.ln1_b, M, C,
+    dropout_rows(la.res1, la.ao, runs, C, p_ao, drop.key(site_layer(l, 1)));
+    residual_layernorm_forward(la.ln1, la.res1, la.ln1_mean, la.ln1_rstd, la.res1, x, lw.ln1_w, lw.ln1_b, R, C,
                                c.layer_norm_eps);
     if (pl) {
-      pl->fc_gelu->forward(la.fcg, la.ln1, M);  // GELU fused into the product; fch not needed
+      pl->fc_gelu->forward(la.fcg, la.ln1, R);  // GELU fused into the product; fch not needed
     } else {
-      matmul_forward(la.fch, la.ln1, lw.fc_w, lw.fc_b, M, C, F);
-      gelu_forward(la.fcg, la.fch, static_cast<std::size_t>(M) * F);
+      matmul_forward(la.fch, la.ln1, lw.fc_w, lw.fc_b, R, C, F);
+      gelu_forward(la.fcg, la.fch, static_cast<std::size_t>(R) * F);
     }
-    linear(la.fo, la.fcg, M, lw.proj_w, lw.proj_b, pl ? pl->proj.get() : nullptr, F, C);
-    dropout_forward(la.res2, la.fo, MC, p_hidden, drop.key(site_layer(l, 2)));
-    residual_layernorm_forward(la.ln2, la.res2, la.ln2_mean, la.ln2_rstd, la.res2, la.ln1, lw.ln2_w, lw.ln2_b, M, C,
+    linear(la.fo, la.fcg, R, lw.proj_w, lw.proj_b, pl ? pl->proj.get() : nullptr, F, C);
+    dropout_rows(la.res2, la.fo, runs, C, p_hidden, drop.key(site_layer(l, 2)));
+    residual_layernorm_forward(la.ln2, la.res2, la.ln2_mean, la.ln2_rstd, la.res2, la.ln1, lw.ln2_w, lw.ln2_b, R, C,
                                c.layer_norm_eps);
-    save_hidden(la.ln2);
+    if (!pruned) save_hidden(la.ln2);  // the caller asked for no pruning when it wants hidden states
   }
 
   // Head on each row's first token.
-  const float* last = a.layers[c.num_layers - 1].ln2;
+  const float* last = a.layers[L - 1].ln2;
+  const bool pruned_last = lay.pruned(L - 1, L);
   for (int b = 0; b < B; ++b) {
-    const std::size_t row = padded ? static_cast<std::size_t>(b) * T : static_cast<std::size_t>(seq_offsets[b]);
+    const std::size_t row = pruned_last ? static_cast<std::size_t>(b) : lay.first_row(b);
     std::memcpy(a.cls_in + static_cast<std::size_t>(b) * C, last + row * C, sizeof(float) * C);
   }
   const HeadSpec hs = head_spec(c);
@@ -366,44 +508,21 @@ void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const std::vector<in
 std::vector<float> Model::forward(const Batch& batch, const ForwardOptions& options) const {
   const ModelConfig& c = impl_->config;
   Tokens tk = prepare_tokens(c, batch);
-  const int B = tk.B, T = tk.T;
-  // Without hidden states asked for, padding is dropped: only real tokens go through the encoder
-  // (the logits do not depend on padding). A row whose first token is padding keeps the padded path,
-  // since the head reads that token.
-  bool unpad = options.hidden_states == nullptr;
-  for (int b = 0; b < B && unpad; ++b) unpad = tk.mask[static_cast<std::size_t>(b) * T] != 0;
-  std::vector<int> offsets, lengths;
-  int M = B * T;
-  if (unpad) {
-    Tokens packed;
-    packed.B = B;
-    packed.T = T;
-    int total = 0;
-    for (int b = 0; b < B; ++b) {
-      offsets.push_back(total);
-      int len = 0;
-      for (int t = 0; t < T; ++t) {
-        const std::size_t i = static_cast<std::size_t>(b) * T + t;
-        if (!tk.mask[i]) continue;
-        packed.ids.push_back(tk.ids[i]);
-        packed.pos.push_back(tk.pos[i]);
-        packed.types.push_back(tk.types[i]);
-        ++len;
-      }
-      lengths.push_back(len);
-      total += len;
-    }
-    M = total;
-    tk = std::move(packed);
+  Layout lay = Layout::padded(tk.B, tk.T);
+  // Without hidden states asked for, padding is dropped (only real tokens go through the encoder;
+  // the logits do not depend on padding) and the last layer runs only the first tokens.
+  if (options.hidden_states == nullptr) {
+    pack_tokens(tk, lay, false);
+    lay.prune_last = impl_->engine.prune_last_layer;
   }
-  const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(M));
+  const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(lay.M));
   thread_local Arena arena;  // per calling thread, so concurrent forwards never share activations
   Acts acts;
-  allocate_acts(acts, arena, c, B, T, M, false);
+  allocate_acts(acts, arena, c, lay, false);
   const auto pw = impl_->packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
-  impl_->forward_layers(acts, tk, offsets, lengths, M, pw.get(), DropoutPlan{}, options.hidden_states);
-  return std::vector<float>(acts.logits, acts.logits + static_cast<std::size_t>(B) * c.num_labels);
+  impl_->forward_layers(acts, tk, lay, pw.get(), DropoutPlan{}, options.hidden_states);
+  return std::vector<float>(acts.logits, acts.logits + static_cast<std::size_t>(tk.B) * c.num_labels);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -445,18 +564,21 @@ float Model::loss(const float* logits, int B, const Labels& labels) const {
 // ---------------------------------------------------------------------------------------------
 // backward
 
-void Model::Impl::backward(Acts& a, const Tokens& tk, const float* dlogits, const DropoutPlan& drop) {
+void Model::Impl::backward(Acts& a, const Tokens& tk, const Layout& lay, const float* dlogits,
+                           const DropoutPlan& drop) {
   const ModelConfig& c = config;
   const Weights& w = params.w;
   const Weights& g = params.g;
-  const int C = c.hidden_size, F = c.intermediate_size, NH = c.num_heads, K = c.num_labels;
-  const int B = tk.B, T = tk.T, M = B * T;
+  const int C = c.hidden_size, F = c.intermediate_size, NH = c.num_heads, K = c.num_labels, L = c.num_layers;
+  const int B = lay.B, M = lay.M;
   const std::size_t MC = static_cast<std::size_t>(M) * C, MF = static_cast<std::size_t>(M) * F;
   const std::size_t BC = static_cast<std::size_t>(B) * C;
   const float p_hidden = drop.on ? c.hidden_dropout : 0.0f;
   const float p_attn = drop.on ? c.attention_dropout : 0.0f;
+  const std::vector<RowRun> tokens = token_runs(lay), firsts = first_token_runs(lay);
 
-  // Scratch: gradient of the current layer output, two (M, C), one (M, F) x2, one (M, 3C), head (B, C) x2.
+  // Scratch: gradient of the current layer output, two (M, C), one (M, F) x2, one (M, 3C), head (B, C) x2
+  // (reused for the Q path of a pruned last layer).
   Carver v;
   float *dx, *d1, *d2, *df1, *df2, *dqkv, *dh1, *dh2;
   v.add(&dx, MC);
@@ -477,33 +599,63 @@ void Model::Impl::backward(Acts& a, const Tokens& tk, const float* dlogits, cons
   else relu_backward(dh1, a.head_pre, dh1, BC);
   matmul_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, w.head_w, B, C, C);
   dropout_backward(dh2, dh2, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA));
-  std::fill(dx, dx + MC, 0.0f);
-  for (int b = 0; b < B; ++b)
-    std::memcpy(dx + static_cast<std::size_t>(b) * T * C, dh2 + static_cast<std::size_t>(b) * C, sizeof(float) * C);
+  // dx: gradient of the last layer's output, (B, C) when it ran the first tokens only, else (M, C)
+  // with the head's gradient on each first token.
+  if (lay.pruned(L - 1, L)) {
+    std::memcpy(dx, dh2, sizeof(float) * BC);
+  } else {
+    std::fill(dx, dx + MC, 0.0f);
+    for (int b = 0; b < B; ++b)
+      std::memcpy(dx + lay.first_row(b) * C, dh2 + static_cast<std::size_t>(b) * C, sizeof(float) * C);
+  }
 
-  for (int l = c.num_layers - 1; l >= 0; --l) {
+  for (int l = L - 1; l >= 0; --l) {
     const LayerWeights& lw = w.layers[l];
     const LayerWeights& lg = g.layers[l];
     const LayerActs& la = a.layers[l];
+    const bool pruned = lay.pruned(l, L);
+    const int R = pruned ? B : M;
+    const std::size_t RC = static_cast<std::size_t>(R) * C;
+    const std::vector<RowRun>& runs = pruned ? firsts : tokens;
     // y = LN2(r2), r2 = ln1 + drop(fo)
-    layernorm_backward(d1, lg.ln2_w, lg.ln2_b, dx, la.res2, lw.ln2_w, la.ln2_mean, la.ln2_rstd, M, C);
-    dropout_backward(d2, d1, MC, p_hidden, drop.key(site_layer(l, 2)));
-    matmul_backward(df2, lg.proj_w, lg.proj_b, d2, la.fcg, lw.proj_w, M, F, C);
-    gelu_backward(df1, la.fch, df2, MF);
-    matmul_backward(d2, lg.fc_w, lg.fc_b, df1, la.ln1, lw.fc_w, M, C, F);
-    for (std::size_t i = 0; i < MC; ++i) d1[i] += d2[i];  // residual into ln1
+    layernorm_backward(d1, lg.ln2_w, lg.ln2_b, dx, la.res2, lw.ln2_w, la.ln2_mean, la.ln2_rstd, R, C);
+    dropout_rows(d2, d1, runs, C, p_hidden, drop.key(site_layer(l, 2)));
+    matmul_backward(df2, lg.proj_w, lg.proj_b, d2, la.fcg, lw.proj_w, R, F, C);
+    gelu_backward(df1, la.fch, df2, static_cast<std::size_t>(R) * F);
+    matmul_backward(d2, lg.fc_w, lg.fc_b, df1, la.ln1, lw.fc_w, R, C, F);
+    for (std::size_t i = 0; i < RC; ++i) d1[i] += d2[i];  // residual into ln1
     // ln1 = LN1(r1), r1 = x + drop(ao)
-    layernorm_backward(dx, lg.ln1_w, lg.ln1_b, d1, la.res1, lw.ln1_w, la.ln1_mean, la.ln1_rstd, M, C);
+    layernorm_backward(dx, lg.ln1_w, lg.ln1_b, d1, la.res1, lw.ln1_w, la.ln1_mean, la.ln1_rstd, R, C);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
-    dropout_backward(d2, dx, MC, p_ao, drop.key(site_layer(l, 1)));
-    matmul_backward(d1, lg.attn_out_w, lg.attn_out_b, d2, la.atty, lw.attn_out_w, M, C, C);
-    attention_backward(dqkv, d1, la.qkv, la.att, B, T, C, NH, p_attn, drop.key(site_layer(l, 0)));
-    matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C);
-    for (std::size_t i = 0; i < MC; ++i) dx[i] += d2[i];  // residual into x
+    dropout_rows(d2, dx, runs, C, p_ao, drop.key(site_layer(l, 1)));
+    matmul_backward(d1, lg.attn_out_w, lg.attn_out_b, d2, la.atty, lw.attn_out_w, R, C, C);
+    std::size_t att_numel = 0;
+    for (const AttentionCall& k : attention_calls(lay, tk.mask.data(), NH, pruned, &att_numel))
+      attention_backward(dqkv + k.row * 3 * C, d1 + k.out_row * C, la.qkv + k.row * 3 * C, la.att + k.att, k.B, k.T,
+                         C, NH, p_attn, drop.key(site_layer(l, 0)), k.rows);
+    if (pruned) {
+      // K, V of every token; Q of the first tokens (dq is zero elsewhere). Then the Q path and the
+      // residual into the first tokens of x; the result becomes dx (M, C).
+      const std::size_t CC = static_cast<std::size_t>(C) * C;
+      matmul_backward(d2, lg.qkv_w + CC, lg.qkv_b + C, dqkv + C, la.x, lw.qkv_w + CC, M, C, 2 * C, 3 * C);
+      for (int b = 0; b < B; ++b)
+        std::memcpy(dh1 + static_cast<std::size_t>(b) * C, dqkv + lay.first_row(b) * 3 * C, sizeof(float) * C);
+      matmul_backward(dh2, lg.qkv_w, lg.qkv_b, dh1, a.last_x, lw.qkv_w, B, C, C);
+      for (int b = 0; b < B; ++b) {
+        float* dst = d2 + lay.first_row(b) * C;
+        const float* from_q = dh2 + static_cast<std::size_t>(b) * C;
+        const float* residual = dx + static_cast<std::size_t>(b) * C;
+        for (int i = 0; i < C; ++i) dst[i] += from_q[i] + residual[i];
+      }
+      std::swap(dx, d2);
+    } else {
+      matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C);
+      for (std::size_t i = 0; i < MC; ++i) dx[i] += d2[i];  // residual into x
+    }
   }
 
   // Embeddings.
-  dropout_backward(d1, dx, MC, p_hidden, drop.key(kSiteEmbedding));
+  dropout_rows(d1, dx, tokens, C, p_hidden, drop.key(kSiteEmbedding));
   layernorm_backward(d2, g.emb_ln_w, g.emb_ln_b, d1, a.emb, w.emb_ln_w, a.emb_mean, a.emb_rstd, M, C);
   embedding_backward(g.wte, g.wpe, g.wtt, d2, tk.ids.data(), tk.pos.data(), tk.types.data(), M, C);
 }
@@ -513,18 +665,22 @@ float Model::forward_backward(const Batch& batch, const Labels& labels, float gr
   Impl& m = *impl_;
   const ModelConfig& c = m.config;
   m.invalidate_packed();  // the optimizer will change the weights after this step
-  const Tokens tk = prepare_tokens(c, batch);
-  const int B = tk.B, T = tk.T, K = c.num_labels;
+  Tokens tk = prepare_tokens(c, batch);
+  const int B = tk.B, K = c.num_labels;
   const Problem p = problem_of(c, labels);
   require_labels(c, p, labels);
+  // A step costs the real tokens, not B x longest; the last layer runs the first tokens only.
+  Layout lay = Layout::padded(B, tk.T);
+  if (m.engine.unpad_training) pack_tokens(tk, lay, true);
+  lay.prune_last = m.engine.prune_last_layer;
 
   DropoutPlan drop = m.dropout;
   drop.on = m.dropout_enabled;
   ++m.dropout.step;  // each training forward consumes one step of the stream
 
-  const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(B) * T);
-  allocate_acts(m.train_acts, m.train_arena, c, B, T, B * T, true);
-  m.forward_layers(m.train_acts, tk, {}, {}, B * T, nullptr, drop, nullptr);
+  const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(lay.M));
+  allocate_acts(m.train_acts, m.train_arena, c, lay, true);
+  m.forward_layers(m.train_acts, tk, lay, nullptr, drop, nullptr);
   const float* out = m.train_acts.logits;
   if (logits) logits->assign(out, out + static_cast<std::size_t>(B) * K);
 
@@ -544,7 +700,7 @@ float Model::forward_backward(const Batch& batch, const Labels& labels, float gr
       mse_backward(dlogits.data(), out, labels.values, B * K, grad_scale);
       break;
   }
-  m.backward(m.train_acts, tk, dlogits.data(), drop);
+  m.backward(m.train_acts, tk, lay, dlogits.data(), drop);
   return value;
 }
 
@@ -576,6 +732,8 @@ void Model::set_dropout(std::uint64_t seed, std::uint64_t offset) {
 }
 std::uint64_t Model::dropout_offset() const { return impl_->dropout.step; }
 void Model::set_dropout_enabled(bool enabled) { impl_->dropout_enabled = enabled; }
+void Model::set_engine_options(const EngineOptions& options) { impl_->engine = options; }
+const EngineOptions& Model::engine_options() const { return impl_->engine; }
 void Model::mark_weights_changed() { impl_->invalidate_packed(); }
 
 Model Model::from_config(const ModelConfig& config, std::uint64_t init_seed) {

@@ -54,6 +54,19 @@ struct ForwardOptions {
   std::vector<std::vector<float>>* hidden_states = nullptr;
 };
 
+// Work forward() and forward_backward() skip without changing results beyond float reassociation.
+// Both on by default; off runs the full reference path (tests compare the two, benchmarks time them).
+struct EngineOptions {
+  // Every classification head reads only token 0 of each row from the last layer, so that layer runs
+  // Q, attention output, projection, LN1, FFN and LN2 for those B rows (K and V for all tokens).
+  // forward() never prunes when hidden states are requested.
+  bool prune_last_layer = true;
+  // forward_backward() runs only the real tokens, end to end, when every row's real tokens are a
+  // prefix starting at token 0 (else the padded layout); dropout masks are keyed by padded position,
+  // so both layouts draw the same masks.
+  bool unpad_training = true;
+};
+
 struct LoadOptions {
   std::uint64_t init_seed = 42;       // for tensors absent from the file (a new classification head)
   std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
@@ -102,6 +115,9 @@ class Model {
   void set_dropout(std::uint64_t seed, std::uint64_t offset = 0);
   std::uint64_t dropout_offset() const;
   void set_dropout_enabled(bool enabled);  // false: training forward without dropout
+  // Not while another call on this model runs.
+  void set_engine_options(const EngineOptions& options);
+  const EngineOptions& engine_options() const;
   // Call after changing Parameter::data outside forward_backward (optimizer step, restoring a
   // checkpoint), so the next forward() repacks its inference weights.
   void mark_weights_changed();

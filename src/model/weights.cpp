@@ -285,6 +285,11 @@ PackedWeights::PackedWeights(const Weights& w, const ModelConfig& c) {
     pl.attn_out = std::make_unique<PackedLinear>(lw.attn_out_w, lw.attn_out_b, C, C);
     pl.fc_gelu = std::make_unique<PackedLinear>(lw.fc_w, lw.fc_b, C, F, PackedLinear::Activation::Gelu);
     pl.proj = std::make_unique<PackedLinear>(lw.proj_w, lw.proj_b, F, C);
+    if (l == c.num_layers - 1) {
+      const std::size_t CC = static_cast<std::size_t>(C) * C;
+      pl.q = std::make_unique<PackedLinear>(lw.qkv_w, lw.qkv_b, C, C);
+      pl.kv = std::make_unique<PackedLinear>(lw.qkv_w + CC, lw.qkv_b + C, C, 2 * C);
+    }
   }
 }
 

@@ -73,6 +73,9 @@ void save_parameters(const ParamTable& table, const std::string& path);
 
 struct PackedLayer {
   std::unique_ptr<PackedLinear> qkv, attn_out, fc_gelu, proj;
+  // Last layer only: the Q rows (C, C) and the K,V rows (2C, C) of qkv apart, for the pass that
+  // needs Q of the first tokens only.
+  std::unique_ptr<PackedLinear> q, kv;
 };
 
 // Inference copies of the encoder's linear layers in oneDNN's blocked layout (GELU fused into fc).

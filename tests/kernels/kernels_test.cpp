@@ -125,6 +125,39 @@ TEST(Matmul, PackedLinearEqualsPlainForManyRowCounts) {
   }
 }
 
+// Strided rows (the K,V columns of a fused QKV row) give the contiguous results and leave the
+// other columns untouched.
+TEST(Matmul, StridedOutputAndGradientRowsEqualContiguous) {
+  std::mt19937 rng(4);
+  const int M = 37, K = 48, N = 32, ld = 80, col = 24;
+  Buf x = random_buf(M * K, rng), w = random_buf(N * K, rng, 0.1f), b = random_buf(N, rng);
+  Buf want(M * N), wide(M * ld, 5.0f);
+  matmul_forward(want.data(), x.data(), w.data(), b.data(), M, K, N);
+  matmul_forward(wide.data() + col, x.data(), w.data(), b.data(), M, K, N, ld);
+  PackedLinear packed(w.data(), b.data(), K, N);
+  Buf wide_packed(M * ld, 5.0f);
+  packed.forward(wide_packed.data() + col, x.data(), M, ld);
+  for (int m = 0; m < M; ++m)
+    for (int j = 0; j < ld; ++j) {
+      const bool inside = j >= col && j < col + N;
+      const float expect = inside ? want[m * N + j - col] : 5.0f;
+      ASSERT_NEAR(wide[m * ld + j], expect, 1e-5f * (1 + std::abs(expect))) << m << " " << j;
+      ASSERT_NEAR(wide_packed[m * ld + j], expect, 1e-4f * (1 + std::abs(expect))) << m << " " << j;
+    }
+  // Backward from gradient rows `ld` apart equals backward from the same rows packed.
+  Buf dout = random_buf(M * N, rng), dwide(M * ld, 9.0f);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) dwide[m * ld + col + n] = dout[m * N + n];
+  Buf dx1(M * K), dw1(N * K, 1.0f), db1(N, 1.0f), dx2(M * K), dw2(N * K, 1.0f), db2(N, 1.0f);
+  matmul_backward(dx1.data(), dw1.data(), db1.data(), dout.data(), x.data(), w.data(), M, K, N);
+  matmul_backward(dx2.data(), dw2.data(), db2.data(), dwide.data() + col, x.data(), w.data(), M, K, N, ld);
+  for (std::size_t i = 0; i < dx1.n; ++i) ASSERT_NEAR(dx2[i], dx1[i], 1e-5f * (1 + std::abs(dx1[i]))) << i;
+  for (std::size_t i = 0; i < dw1.n; ++i) ASSERT_NEAR(dw2[i], dw1[i], 1e-5f * (1 + std::abs(dw1[i]))) << i;
+  for (std::size_t i = 0; i < db1.n; ++i) ASSERT_NEAR(db2[i], db1[i], 1e-5f * (1 + std::abs(db1[i]))) << i;
+  EXPECT_TRUE(wide.guards_intact() && wide_packed.guards_intact() && dx2.guards_intact() && dw2.guards_intact() &&
+              db2.guards_intact());
+}
+
 TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
   std::mt19937 rng(3);
   const int N = 4, C = 9;
@@ -260,6 +293,74 @@ TEST(Attention, FastPathsEqualGenericLoops) {
   }
 }
 
+// First-token queries (the pruned last layer) and one packed sequence run alone (the unpadded
+// path) give what the full padded call gives for those rows, dropout included, on both paths.
+TEST(Attention, QueryPrefixAndPackedSequencesEqualThePaddedCall) {
+  std::mt19937 rng(11);
+  const float p_drop = 0.25f;
+  const DropoutKey key{3, 9};
+  for (const int C : {96, 24}) {  // HS 32: register-blocked path; HS 8: generic loops
+    const int B = 3, T = 13, NH = 3;
+    Buf qkv = random_buf(static_cast<std::size_t>(B) * T * 3 * C, rng, 2.0f);
+    const std::vector<int> lens = {13, 7, 1};
+    std::vector<std::int32_t> mask(B * T, 0);
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < lens[b]; ++t) mask[b * T + t] = 1;
+    Buf out(B * T * C), att(B * NH * T * T), dout = random_buf(B * T * C, rng), dqkv(qkv.n);
+    attention_forward(out.data(), att.data(), qkv.data(), mask.data(), B, T, C, NH, p_drop, key);
+    attention_backward(dqkv.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH, p_drop, key);
+    for (const int Tq : {T, 1, 5}) {
+      // Query prefix of the padded call: out rows t < Tq; dout only there (rows past Tq have no query).
+      Buf o(B * Tq * C), a(B * NH * Tq * T), go(B * Tq * C), g(qkv.n, 7.0f);
+      const AttentionRows rows{Tq, 0, 0};
+      attention_forward(o.data(), a.data(), qkv.data(), mask.data(), B, T, C, NH, p_drop, key, rows);
+      for (int b = 0; b < B; ++b)
+        for (int t = 0; t < Tq; ++t)
+          for (int i = 0; i < C; ++i) {
+            ASSERT_NEAR(o[(b * Tq + t) * C + i], out[(b * T + t) * C + i], 1e-5f) << C << " " << Tq;
+            go[(b * Tq + t) * C + i] = dout[(b * T + t) * C + i];
+          }
+      for (int b = 0; b < B; ++b)
+        for (int h = 0; h < NH; ++h)
+          for (int t = 0; t < Tq; ++t)
+            for (int t2 = 0; t2 < T; ++t2)
+              ASSERT_EQ(a[((b * NH + h) * Tq + t) * T + t2], att[((b * NH + h) * T + t) * T + t2]);
+      attention_backward(g.data(), go.data(), qkv.data(), a.data(), B, T, C, NH, p_drop, key, rows);
+      // Reference: the full backward with dout zero past Tq.
+      Buf dz(B * T * C), gref(qkv.n);
+      for (int b = 0; b < B; ++b)
+        for (int t = 0; t < Tq; ++t)
+          for (int i = 0; i < C; ++i) dz[(b * T + t) * C + i] = dout[(b * T + t) * C + i];
+      attention_backward(gref.data(), dz.data(), qkv.data(), att.data(), B, T, C, NH, p_drop, key);
+      for (std::size_t i = 0; i < qkv.n; ++i) ASSERT_NEAR(g[i], gref[i], 1e-5f) << C << " " << Tq << " " << i;
+      EXPECT_TRUE(o.guards_intact() && a.guards_intact() && g.guards_intact());
+      // Each sequence alone over its real tokens, dropout keyed by its place in the padded batch.
+      for (int b = 0; b < B; ++b) {
+        const int len = lens[b], tq = std::min(Tq, len);
+        const std::uint64_t key0 = static_cast<std::uint64_t>(b) * NH * T * T;
+        const AttentionRows packed{tq, T, key0};
+        std::vector<float> sq(qkv.data() + b * T * 3 * C, qkv.data() + (b * T + len) * 3 * C);
+        Buf so(tq * C), sa(NH * tq * len), sg(sq.size()), sgo(tq * C);
+        attention_forward(so.data(), sa.data(), sq.data(), nullptr, 1, len, C, NH, p_drop, key, packed);
+        for (int t = 0; t < tq; ++t)
+          for (int i = 0; i < C; ++i) {
+            ASSERT_NEAR(so[t * C + i], out[(b * T + t) * C + i], 1e-5f) << C << " " << b;
+            sgo[t * C + i] = dout[(b * T + t) * C + i];
+          }
+        attention_backward(sg.data(), sgo.data(), sq.data(), sa.data(), 1, len, C, NH, p_drop, key, packed);
+        // The padded reference for this row with dout zero past tq.
+        Buf dzb(B * T * C), gb(qkv.n);
+        for (int t = 0; t < tq; ++t)
+          for (int i = 0; i < C; ++i) dzb[(b * T + t) * C + i] = dout[(b * T + t) * C + i];
+        attention_backward(gb.data(), dzb.data(), qkv.data(), att.data(), B, T, C, NH, p_drop, key);
+        for (std::size_t i = 0; i < sq.size(); ++i)
+          ASSERT_NEAR(sg[i], gb[b * T * 3 * C + i], 1e-5f) << C << " " << b << " " << i;
+        EXPECT_TRUE(so.guards_intact() && sa.guards_intact() && sg.guards_intact());
+      }
+    }
+  }
+}
+
 TEST(Embedding, ForwardSumsRowsAndBackwardAccumulatesRepeatedIds) {
   std::mt19937 rng(6);
   const int V = 6, P = 5, TV = 2, C = 20, N = 7;
@@ -283,6 +384,28 @@ TEST(Embedding, ForwardSumsRowsAndBackwardAccumulatesRepeatedIds) {
   expect_grad(dwpe, numeric_grad(wpe, loss), 1e-3, "dwpe");
   expect_grad(dwtt, numeric_grad(wtt, loss), 1e-3, "dwtt");
   EXPECT_TRUE(dwte.guards_intact() && out.guards_intact());
+}
+
+// A slice with index0 draws the bits the slice has in the whole tensor, at any alignment.
+TEST(Dropout, IndexOffsetSliceEqualsTheWholeTensor) {
+  const std::size_t N = 20011;
+  const float p = 0.3f;
+  Buf x(N), whole(N);
+  for (std::size_t i = 0; i < N; ++i) x[i] = 1.0f + static_cast<float>(i % 13);
+  dropout_forward(whole.data(), x.data(), N, p, {8, 2});
+  for (const std::size_t start : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{4}, std::size_t{777}}) {
+    for (const std::size_t n : {std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{19000}}) {
+      if (start + n > N) continue;
+      Buf part(n), back(n);
+      dropout_forward(part.data(), x.data() + start, n, p, {8, 2}, start);
+      dropout_backward(back.data(), x.data() + start, n, p, {8, 2}, start);
+      for (std::size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(part[i], whole[start + i]) << start << " " << n << " " << i;
+        ASSERT_EQ(back[i], whole[start + i]);
+      }
+      EXPECT_TRUE(part.guards_intact() && back.guards_intact());
+    }
+  }
 }
 
 TEST(Dropout, ReproducibleScaledAndBackwardUsesTheSameMask) {

@@ -16,18 +16,37 @@ inline std::size_t idx3(int b, int t, int T, int width) {
   return (static_cast<std::size_t>(b) * T + t) * width;
 }
 // Small problems run on the calling thread: waking a team costs more than the work.
-inline bool parallel_worthwhile(int B, int NH, int T, int HS) {
-  return B * NH > 1 && static_cast<std::size_t>(B) * NH * T * T * HS > (1u << 16);
+inline bool parallel_worthwhile(int B, int NH, int Tq, int T, int HS) {
+  return B * NH > 1 && static_cast<std::size_t>(B) * NH * Tq * T * HS > (1u << 16);
+}
+
+// AttentionRows with its defaults resolved and checked.
+struct Rows {
+  int Tq;                  // query rows per sequence
+  std::size_t key_T;       // dropout index row stride
+  std::uint64_t key_offset;
+  // Dropout index of probability (b, h, 0, 0).
+  std::uint64_t key0(int b, int h, int NH) const {
+    return key_offset + (static_cast<std::uint64_t>(b) * NH + h) * key_T * key_T;
+  }
+};
+
+Rows resolve(const AttentionRows& r, int T) {
+  const int Tq = r.queries > 0 ? std::min(r.queries, T) : T;
+  const std::size_t key_T = r.key_T > 0 ? static_cast<std::size_t>(std::max(r.key_T, T)) : static_cast<std::size_t>(T);
+  return {Tq, key_T, r.key_offset};
 }
 }  // namespace
 
 // Any head size: the reference the fast path is tested against.
 void attention_forward_generic(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T,
-                               int C, int NH, float dropout_p, const DropoutKey& key) {
+                               int C, int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-#pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
+  const Rows q_rows = resolve(rows, T);
+  const int Tq = q_rows.Tq;
+#pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
   {
     std::vector<float> kt(static_cast<std::size_t>(HS) * T);  // K^T of one head (HS, T)
     std::vector<float> scratch(att ? 0 : T);
@@ -44,9 +63,9 @@ void attention_forward_generic(float* out, float* att, const float* qkv, const s
           any_key = false;
           for (int t2 = 0; t2 < T; ++t2) any_key |= m[t2] != 0;
         }
-        for (int t = 0; t < T; ++t) {
+        for (int t = 0; t < Tq; ++t) {
           const float* q = qkv + idx3(b, t, T, C3) + h * HS;
-          float* row = att ? att + ((static_cast<std::size_t>(b) * NH + h) * T + t) * T : scratch.data();
+          float* row = att ? att + ((static_cast<std::size_t>(b) * NH + h) * Tq + t) * T : scratch.data();
           for (int t2 = 0; t2 < T; ++t2) row[t2] = 0.0f;
           for (int d = 0; d < HS; ++d) {
             const float qd = q[d] * scale;
@@ -69,9 +88,9 @@ void attention_forward_generic(float* out, float* att, const float* qkv, const s
             const float inv = 1.0f / sum;
             for (int t2 = 0; t2 < T; ++t2) row[t2] *= inv;
           }
-          float* o = out + idx3(b, t, T, C) + h * HS;
+          float* o = out + idx3(b, t, Tq, C) + h * HS;
           for (int d = 0; d < HS; ++d) o[d] = 0.0f;
-          const std::size_t row_index = ((static_cast<std::size_t>(b) * NH + h) * T + t) * T;
+          const std::uint64_t row_index = q_rows.key0(b, h, NH) + t * q_rows.key_T;
           for (int t2 = 0; t2 < T; ++t2) {
             float p = row[t2];
             if (p == 0.0f) continue;
@@ -149,26 +168,60 @@ void block_times_tile(float* out, const float* const rows[4], const float* tile,
   }
 }
 
+// The column loops below take NV (1..4 vectors of 16) as a template argument so the accumulators
+// stay in registers: with a run-time count GCC kept them in memory and copied them with memcpy,
+// which took a third of the attention time.
+
+// Columns c0 .. c0 + 16*NV of weights_times_rows.
+template <int NV>
+void weights_times_rows_cols(float* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
+                             std::size_t src_stride, int T, bool accumulate) {
+  v16 acc[4][NV] = {};
+  for (int t2 = 0; t2 < T; ++t2) {
+    const float* v = src + static_cast<std::size_t>(t2) * src_stride;
+    v16 vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = load(v + 16 * c);
+    for (int r = 0; r < 4; ++r) {
+      const v16 pb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
+      for (int c = 0; c < NV; ++c) acc[r][c] += pb * vv[c];
+    }
+  }
+  for (int r = 0; r < valid; ++r)
+    for (int c = 0; c < NV; ++c) {
+      float* o = out + static_cast<std::size_t>(r) * out_stride + 16 * c;
+      store(o, accumulate ? load(o) + acc[r][c] : acc[r][c]);
+    }
+}
+
 // out row r (r < valid) = (accumulate ? out : 0) + sum_t2 w[r][t2] * src[t2]   (P V, or dS K)
 void weights_times_rows(float* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
                         std::size_t src_stride, int T, int HS, bool accumulate) {
   for (int c0 = 0; c0 < HS; c0 += 64) {
-    const int nv = (HS - c0) >= 64 ? 4 : (HS - c0) / 16;
-    v16 acc[4][4] = {};
-    for (int t2 = 0; t2 < T; ++t2) {
-      const float* v = src + static_cast<std::size_t>(t2) * src_stride + c0;
-      v16 vv[4];
-      for (int c = 0; c < nv; ++c) vv[c] = load(v + 16 * c);
-      for (int r = 0; r < 4; ++r) {
-        const v16 pb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
-        for (int c = 0; c < nv; ++c) acc[r][c] += pb * vv[c];
-      }
+    switch (std::min(4, (HS - c0) / 16)) {
+      case 4: weights_times_rows_cols<4>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      case 3: weights_times_rows_cols<3>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      case 2: weights_times_rows_cols<2>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      default: weights_times_rows_cols<1>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate);
     }
-    for (int r = 0; r < valid; ++r)
-      for (int c = 0; c < nv; ++c) {
-        float* o = out + static_cast<std::size_t>(r) * out_stride + c0 + 16 * c;
-        store(o, accumulate ? load(o) + acc[r][c] : acc[r][c]);
-      }
+  }
+}
+
+// Columns c0 .. c0 + 16*NV of accumulate_outer (rows already offset by c0).
+template <int NV>
+void accumulate_outer_cols(float* dst, std::size_t dst_stride, const float* w, int Tp, const float* const rows[4],
+                           int c0, int valid, int T) {
+  v16 rv[4][NV] = {};
+  for (int r = 0; r < valid; ++r)
+    for (int c = 0; c < NV; ++c) rv[r][c] = load(rows[r] + c0 + 16 * c);
+  for (int t2 = 0; t2 < T; ++t2) {
+    float* o = dst + static_cast<std::size_t>(t2) * dst_stride + c0;
+    v16 acc[NV];
+    for (int c = 0; c < NV; ++c) acc[c] = load(o + 16 * c);
+    for (int r = 0; r < 4; ++r) {
+      const v16 wb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
+      for (int c = 0; c < NV; ++c) acc[c] += wb * rv[r][c];
+    }
+    for (int c = 0; c < NV; ++c) store(o + 16 * c, acc[c]);
   }
 }
 
@@ -176,19 +229,11 @@ void weights_times_rows(float* out, std::size_t out_stride, int valid, const flo
 void accumulate_outer(float* dst, std::size_t dst_stride, const float* w, int Tp, const float* const rows[4],
                       int valid, int T, int HS) {
   for (int c0 = 0; c0 < HS; c0 += 64) {
-    const int nv = (HS - c0) >= 64 ? 4 : (HS - c0) / 16;
-    v16 rv[4][4] = {};
-    for (int r = 0; r < valid; ++r)
-      for (int c = 0; c < nv; ++c) rv[r][c] = load(rows[r] + c0 + 16 * c);
-    for (int t2 = 0; t2 < T; ++t2) {
-      float* o = dst + static_cast<std::size_t>(t2) * dst_stride + c0;
-      v16 acc[4];
-      for (int c = 0; c < nv; ++c) acc[c] = load(o + 16 * c);
-      for (int r = 0; r < 4; ++r) {
-        const v16 wb = splat(w[static_cast<std::size_t>(r) * Tp + t2]);
-        for (int c = 0; c < nv; ++c) acc[c] += wb * rv[r][c];
-      }
-      for (int c = 0; c < nv; ++c) store(o + 16 * c, acc[c]);
+    switch (std::min(4, (HS - c0) / 16)) {
+      case 4: accumulate_outer_cols<4>(dst, dst_stride, w, Tp, rows, c0, valid, T); break;
+      case 3: accumulate_outer_cols<3>(dst, dst_stride, w, Tp, rows, c0, valid, T); break;
+      case 2: accumulate_outer_cols<2>(dst, dst_stride, w, Tp, rows, c0, valid, T); break;
+      default: accumulate_outer_cols<1>(dst, dst_stride, w, Tp, rows, c0, valid, T);
     }
   }
 }
@@ -200,15 +245,16 @@ void block_rows(const float* rows[4], const float* base, std::size_t row_stride,
 
 // Forward of one (batch, head): four query rows at a time, scores, softmax, dropout, P V.
 //   keymask (Tp): 1 for keys to attend to, 0 for masked keys and padding beyond T.
+//   Queries are the first Tq rows; dropout index of (t, t2) is att_index0 + t * key_T + t2.
 void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, const float* q_base,
                        const float* k_base, const float* v_base, std::size_t row_stride, const float* keymask,
-                       bool any_key, int T, int HS, float scale, float* kt, float* prob, float dropout_p,
-                       const DropoutKey& key, std::size_t att_index0, float* keep) {
+                       bool any_key, int Tq, int T, int HS, float scale, float* kt, float* prob, float dropout_p,
+                       const DropoutKey& key, std::uint64_t att_index0, std::size_t key_T, float* keep) {
   const int Tp = (T + 63) / 64 * 64;
   transpose_rows(kt, k_base, row_stride, T, Tp, HS);
-  for (int t0 = 0; t0 < T; t0 += 4) {
+  for (int t0 = 0; t0 < Tq; t0 += 4) {
     const float* q[4];
-    block_rows(q, q_base, row_stride, t0, T);
+    block_rows(q, q_base, row_stride, t0, Tq);
     block_times_tile(prob, q, kt, Tp, HS, scale);
     for (int r = 0; r < 4; ++r) {
       float* pr = prob + static_cast<std::size_t>(r) * Tp;
@@ -229,16 +275,16 @@ void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, cons
         const v16 inv = splat(1.0f / total);
         for (int t2 = 0; t2 < Tp; t2 += 16) store(pr + t2, load(pr + t2) * inv);
       }
-      if (att_rows && t0 + r < T) {
+      if (att_rows && t0 + r < Tq) {
         float* dst = att_rows + static_cast<std::size_t>(t0 + r) * T;
         for (int t2 = 0; t2 < T; ++t2) dst[t2] = pr[t2];
       }
-      if (dropout_p > 0.0f && t0 + r < T) {
-        dropout_scales(keep, key, att_index0 + static_cast<std::size_t>(t0 + r) * T, T, dropout_p);
+      if (dropout_p > 0.0f && t0 + r < Tq) {
+        dropout_scales(keep, key, att_index0 + static_cast<std::uint64_t>(t0 + r) * key_T, T, dropout_p);
         for (int t2 = 0; t2 < T; ++t2) pr[t2] *= keep[t2];
       }
     }
-    weights_times_rows(out + static_cast<std::size_t>(t0) * out_stride, out_stride, std::min(4, T - t0), prob, Tp,
+    weights_times_rows(out + static_cast<std::size_t>(t0) * out_stride, out_stride, std::min(4, Tq - t0), prob, Tp,
                        v_base, row_stride, T, HS, false);
   }
 }
@@ -246,27 +292,29 @@ void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, cons
 // Backward of one (batch, head). dq/dk/dv rows (at row_stride) are written here; they start zeroed.
 //   P (T, T) saved probabilities; Pd = P * keep; dPd = dO V^T; dP = dPd * keep;
 //   dS = P * (dP - rowsum(dP * P)) * scale; dQ = dS K; dK = dS^T Q; dV = Pd^T dO.
+//   Queries are the first Tq rows (P is (Tq, T)); dropout indices as in head_forward_fast.
 void head_backward_fast(float* dq, float* dk, float* dv, const float* dout, std::size_t out_stride, const float* p,
-                        const float* q_base, const float* k_base, const float* v_base, std::size_t row_stride, int T,
-                        int HS, float scale, float* vt, float* dp, float* pd, float dropout_p, const DropoutKey& key,
-                        std::size_t att_index0, float* keep) {
+                        const float* q_base, const float* k_base, const float* v_base, std::size_t row_stride, int Tq,
+                        int T, int HS, float scale, float* vt, float* dp, float* pd, float dropout_p,
+                        const DropoutKey& key, std::uint64_t att_index0, std::size_t key_T, float* keep) {
   const int Tp = (T + 63) / 64 * 64;
   transpose_rows(vt, v_base, row_stride, T, Tp, HS);
-  for (int t0 = 0; t0 < T; t0 += 4) {
-    const int valid = std::min(4, T - t0);
+  for (int t0 = 0; t0 < Tq; t0 += 4) {
+    const int valid = std::min(4, Tq - t0);
     const float *go[4], *q[4];
-    block_rows(go, dout, out_stride, t0, T);
-    block_rows(q, q_base, row_stride, t0, T);
+    block_rows(go, dout, out_stride, t0, Tq);
+    block_rows(q, q_base, row_stride, t0, Tq);
     block_times_tile(dp, go, vt, Tp, HS, 1.0f);
     for (int r = 0; r < 4; ++r) {
       float* dpr = dp + static_cast<std::size_t>(r) * Tp;
       float* pdr = pd + static_cast<std::size_t>(r) * Tp;
-      if (r >= valid) {  // rows past T contribute nothing to dK, dV
+      if (r >= valid) {  // rows past Tq contribute nothing to dK, dV
         for (int t2 = 0; t2 < Tp; ++t2) dpr[t2] = pdr[t2] = 0.0f;
         continue;
       }
       const float* pr = p + static_cast<std::size_t>(t0 + r) * T;
-      if (dropout_p > 0.0f) dropout_scales(keep, key, att_index0 + static_cast<std::size_t>(t0 + r) * T, T, dropout_p);
+      if (dropout_p > 0.0f)
+        dropout_scales(keep, key, att_index0 + static_cast<std::uint64_t>(t0 + r) * key_T, T, dropout_p);
       float dot = 0.0f;
       for (int t2 = 0; t2 < T; ++t2) {
         const float k = dropout_p > 0.0f ? keep[t2] : 1.0f;
@@ -287,10 +335,12 @@ void head_backward_fast(float* dq, float* dk, float* dv, const float* dout, std:
 }  // namespace
 
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
-                       int NH, float dropout_p, const DropoutKey& key) {
+                       int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  const Rows q_rows = resolve(rows, T);
+  const int Tq = q_rows.Tq;
   if (HS % 16 == 0) {
     const int Tp = (T + 63) / 64 * 64;
     // Per row: 1 for keys to attend to, 0 for masked keys and the padding up to Tp.
@@ -302,30 +352,33 @@ void attention_forward(float* out, float* att, const float* qkv, const std::int3
         keymask[static_cast<std::size_t>(b) * Tp + t] = on ? 1.0f : 0.0f;
         any[b] |= on;
       }
-#pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
+#pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
     {
       std::vector<float> kt(static_cast<std::size_t>(HS) * Tp), prob(static_cast<std::size_t>(4) * Tp), keep(Tp);
 #pragma omp for collapse(2) schedule(static)
       for (int b = 0; b < B; ++b)
         for (int h = 0; h < NH; ++h) {
           const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
-          const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * T * T;
-          head_forward_fast(out + idx3(b, 0, T, C) + h * HS, C, att ? att + att0 : nullptr, base, base + C,
-                            base + 2 * C, C3, keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], T, HS, scale,
-                            kt.data(), prob.data(), dropout_p, key, att0, keep.data());
+          const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * Tq * T;
+          head_forward_fast(out + idx3(b, 0, Tq, C) + h * HS, C, att ? att + att0 : nullptr, base, base + C,
+                            base + 2 * C, C3, keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], Tq, T, HS,
+                            scale, kt.data(), prob.data(), dropout_p, key, q_rows.key0(b, h, NH), q_rows.key_T,
+                            keep.data());
         }
     }
     return;
   }
-  attention_forward_generic(out, att, qkv, mask, B, T, C, NH, dropout_p, key);
+  attention_forward_generic(out, att, qkv, mask, B, T, C, NH, dropout_p, key, rows);
 }
 
 void attention_backward_generic(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T,
-                                int C, int NH, float dropout_p, const DropoutKey& key) {
+                                int C, int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-#pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
+  const Rows q_rows = resolve(rows, T);
+  const int Tq = q_rows.Tq;
+#pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
   {
     std::vector<float> dp(T), ds(T), keep(T);
 #pragma omp for collapse(2) schedule(static)
@@ -335,10 +388,10 @@ void attention_backward_generic(float* dqkv, const float* dout, const float* qkv
           float* g = dqkv + idx3(b, t, T, C3) + h * HS;
           for (int d = 0; d < HS; ++d) g[d] = g[C + d] = g[2 * C + d] = 0.0f;
         }
-        for (int t = 0; t < T; ++t) {
-          const std::size_t row_index = ((static_cast<std::size_t>(b) * NH + h) * T + t) * T;
-          const float* p = att + row_index;
-          const float* go = dout + idx3(b, t, T, C) + h * HS;
+        for (int t = 0; t < Tq; ++t) {
+          const std::uint64_t row_index = q_rows.key0(b, h, NH) + t * q_rows.key_T;
+          const float* p = att + ((static_cast<std::size_t>(b) * NH + h) * Tq + t) * T;
+          const float* go = dout + idx3(b, t, Tq, C) + h * HS;
           const float* q = qkv + idx3(b, t, T, C3) + h * HS;
           float* dq = dqkv + idx3(b, t, T, C3) + h * HS;
           for (int t2 = 0; t2 < T; ++t2)
@@ -378,16 +431,18 @@ void attention_backward_generic(float* dqkv, const float* dout, const float* qkv
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
-                        int NH, float dropout_p, const DropoutKey& key) {
+                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
   const int HS = C / NH;
   if (HS % 16 != 0) {
-    attention_backward_generic(dqkv, dout, qkv, att, B, T, C, NH, dropout_p, key);
+    attention_backward_generic(dqkv, dout, qkv, att, B, T, C, NH, dropout_p, key, rows);
     return;
   }
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const int Tp = (T + 63) / 64 * 64;
-#pragma omp parallel if (parallel_worthwhile(B, NH, T, HS))
+  const Rows q_rows = resolve(rows, T);
+  const int Tq = q_rows.Tq;
+#pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
   {
     std::vector<float> vt(static_cast<std::size_t>(HS) * Tp), dp(static_cast<std::size_t>(4) * Tp),
         pd(static_cast<std::size_t>(4) * Tp), keep(Tp);
@@ -400,10 +455,10 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
           for (int d = 0; d < HS; ++d) gt[d] = gt[C + d] = gt[2 * C + d] = 0.0f;
         }
         const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
-        const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * T * T;
-        head_backward_fast(g, g + C, g + 2 * C, dout + idx3(b, 0, T, C) + h * HS, C, att + att0, base, base + C,
-                           base + 2 * C, C3, T, HS, scale, vt.data(), dp.data(), pd.data(), dropout_p, key, att0,
-                           keep.data());
+        const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * Tq * T;
+        head_backward_fast(g, g + C, g + 2 * C, dout + idx3(b, 0, Tq, C) + h * HS, C, att + att0, base, base + C,
+                           base + 2 * C, C3, Tq, T, HS, scale, vt.data(), dp.data(), pd.data(), dropout_p, key,
+                           q_rows.key0(b, h, NH), q_rows.key_T, keep.data());
       }
   }
 }

@@ -5,8 +5,10 @@
 // qkv (B, T, 3C): per token [q (C) | k (C) | v (C)], head h at columns h*HS.. of each third.
 // mask (B, T): 1 = attend to this key, 0 = padding (null: all keys). A row with no key to attend
 // to gets uniform probabilities, as softmax over transformers' all-min scores does.
-// Outputs: forward writes (=) out (B, T, C) and att (B, NH, T, T) (softmax probabilities before
-// dropout; may be null when no backward follows). backward writes (=) dqkv (B, T, 3C).
+// Queries may be limited to the first Tq tokens of each row (AttentionRows::queries; Tq = T by
+// default): every token is still a key. Outputs: forward writes (=) out (B, Tq, C) and att
+// (B, NH, Tq, T) (softmax probabilities before dropout; may be null when no backward follows).
+// backward reads dout (B, Tq, C) and writes (=) dqkv (B, T, 3C) (dq rows >= Tq are zero).
 #pragma once
 
 #include <cstdint>
@@ -15,18 +17,28 @@
 
 namespace tuneserve {
 
+// Which query rows run and where the dropout mask of the probabilities comes from. The defaults are
+// the plain (B, T) layout. A caller that runs one packed sequence of a padded batch alone (B = 1,
+// T = its length) sets key_T to the padded length and key_offset to b*NH*key_T*key_T, so the mask
+// bits equal those of the padded call.
+struct AttentionRows {
+  int queries = 0;               // Tq: the first Tq tokens of each row are queries (0: all T)
+  int key_T = 0;                 // probability (b, h, t, t2) drops by element
+  std::uint64_t key_offset = 0;  //   key_offset + ((b*NH + h)*key_T + t)*key_T + t2   (key_T 0: T)
+};
+
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
-                       int NH, float dropout_p, const DropoutKey& key);
+                       int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows = {});
 
 // The same for any head size with plain loops; attention_forward/backward use register-blocked
 // paths when HS is a multiple of 16, and these otherwise (and as their test reference).
 void attention_forward_generic(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T,
-                               int C, int NH, float dropout_p, const DropoutKey& key);
+                               int C, int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows = {});
 
 void attention_backward_generic(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T,
-                                int C, int NH, float dropout_p, const DropoutKey& key);
+                                int C, int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows = {});
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
-                        int NH, float dropout_p, const DropoutKey& key);
+                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows = {});
 
 }  // namespace tuneserve

@@ -29,9 +29,12 @@ inline float dropout_scale(const DropoutKey& key, std::uint64_t i, float p) {
 // scales[i] = dropout_scale(key, index0 + i, p) for i < n, one Philox call per block of 4 indices.
 void dropout_scales(float* scales, const DropoutKey& key, std::uint64_t index0, std::size_t n, float p);
 
-// out (N) = inp * keep/(1-p); p == 0 copies.
-void dropout_forward(float* out, const float* inp, std::size_t N, float p, const DropoutKey& key);
+// out (N) = inp * keep/(1-p); p == 0 copies. Element i draws the mask bit of index index0 + i, so
+// a slice of a larger tensor (a packed sequence of a padded batch) gets the bits it has there.
+void dropout_forward(float* out, const float* inp, std::size_t N, float p, const DropoutKey& key,
+                     std::uint64_t index0 = 0);
 // dinp (N) = dout * keep/(1-p) with the same mask.
-void dropout_backward(float* dinp, const float* dout, std::size_t N, float p, const DropoutKey& key);
+void dropout_backward(float* dinp, const float* dout, std::size_t N, float p, const DropoutKey& key,
+                      std::uint64_t index0 = 0);
 
 }  // namespace tuneserve

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 #include "core/error.h"
 
@@ -34,11 +35,12 @@ dnnl::memory::desc strided(std::int64_t rows, std::int64_t cols, std::int64_t ro
 
 enum class Kind { Forward, ForwardNoBias, BackwardData, BackwardWeights };
 
-// Primitives are immutable once built and may be executed from several threads.
-dnnl::matmul cached_primitive(Kind kind, int M, int K, int N) {
+// Primitives are immutable once built and may be executed from several threads. `stride`: row
+// stride of dst (forward) or of dout (backward).
+dnnl::matmul cached_primitive(Kind kind, int M, int K, int N, int stride) {
   static std::mutex mutex;
-  static std::map<std::tuple<int, int, int, int>, dnnl::matmul> cache;
-  const auto key = std::make_tuple(static_cast<int>(kind), M, K, N);
+  static std::map<std::tuple<int, int, int, int, int>, dnnl::matmul> cache;
+  const auto key = std::make_tuple(static_cast<int>(kind), M, K, N, stride);
   std::lock_guard<std::mutex> lock(mutex);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   dnnl::primitive_attr attr;
@@ -46,7 +48,7 @@ dnnl::matmul cached_primitive(Kind kind, int M, int K, int N) {
   switch (kind) {
     case Kind::Forward:
     case Kind::ForwardNoBias: {
-      const auto src = strided(M, K, K, 1), wei = strided(K, N, 1, K), dst = strided(M, N, N, 1);
+      const auto src = strided(M, K, K, 1), wei = strided(K, N, 1, K), dst = strided(M, N, stride, 1);
       if (kind == Kind::Forward) {
         const auto bias = strided(1, N, N, 1);
         pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, bias, dst), attr, cpu_engine());
@@ -56,7 +58,7 @@ dnnl::matmul cached_primitive(Kind kind, int M, int K, int N) {
       break;
     }
     case Kind::BackwardData: {  // dinp (M,K) = dout (M,N) @ W (N,K)
-      const auto src = strided(M, N, N, 1), wei = strided(N, K, K, 1), dst = strided(M, K, K, 1);
+      const auto src = strided(M, N, stride, 1), wei = strided(N, K, K, 1), dst = strided(M, K, K, 1);
       pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
       break;
     }
@@ -64,7 +66,7 @@ dnnl::matmul cached_primitive(Kind kind, int M, int K, int N) {
       dnnl::post_ops ops;
       ops.append_sum(1.0f);
       attr.set_post_ops(ops);
-      const auto src = strided(N, M, 1, N), wei = strided(M, K, K, 1), dst = strided(N, K, K, 1);
+      const auto src = strided(N, M, 1, stride), wei = strided(M, K, K, 1), dst = strided(N, K, K, 1);
       pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
       break;
     }
@@ -80,18 +82,20 @@ dnnl::memory mem(const dnnl::memory::desc& md, const float* p) {
 
 }  // namespace
 
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N) {
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N,
+                    int out_stride) {
   if (M <= 0) return;
-  const auto src = strided(M, K, K, 1), wei = strided(K, N, 1, K), dst = strided(M, N, N, 1);
+  const int ldo = out_stride > 0 ? out_stride : N;
+  const auto src = strided(M, K, K, 1), wei = strided(K, N, 1, K), dst = strided(M, N, ldo, 1);
   auto& stream = thread_stream();
   if (bias) {
-    cached_primitive(Kind::Forward, M, K, N)
+    cached_primitive(Kind::Forward, M, K, N, ldo)
         .execute(stream, {{DNNL_ARG_SRC, mem(src, inp)},
                           {DNNL_ARG_WEIGHTS, mem(wei, weight)},
                           {DNNL_ARG_BIAS, mem(strided(1, N, N, 1), bias)},
                           {DNNL_ARG_DST, mem(dst, out)}});
   } else {
-    cached_primitive(Kind::ForwardNoBias, M, K, N)
+    cached_primitive(Kind::ForwardNoBias, M, K, N, ldo)
         .execute(stream, {{DNNL_ARG_SRC, mem(src, inp)}, {DNNL_ARG_WEIGHTS, mem(wei, weight)},
                           {DNNL_ARG_DST, mem(dst, out)}});
   }
@@ -99,18 +103,19 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int M, int K, int N) {
+                     const float* weight, int M, int K, int N, int dout_stride) {
   if (M <= 0) return;
+  const int ldd = dout_stride > 0 ? dout_stride : N;
   auto& stream = thread_stream();
   if (dinp) {
-    cached_primitive(Kind::BackwardData, M, K, N)
-        .execute(stream, {{DNNL_ARG_SRC, mem(strided(M, N, N, 1), dout)},
+    cached_primitive(Kind::BackwardData, M, K, N, ldd)
+        .execute(stream, {{DNNL_ARG_SRC, mem(strided(M, N, ldd, 1), dout)},
                           {DNNL_ARG_WEIGHTS, mem(strided(N, K, K, 1), weight)},
                           {DNNL_ARG_DST, mem(strided(M, K, K, 1), dinp)}});
   }
   if (dweight) {
-    cached_primitive(Kind::BackwardWeights, M, K, N)
-        .execute(stream, {{DNNL_ARG_SRC, mem(strided(N, M, 1, N), dout)},
+    cached_primitive(Kind::BackwardWeights, M, K, N, ldd)
+        .execute(stream, {{DNNL_ARG_SRC, mem(strided(N, M, 1, ldd), dout)},
                           {DNNL_ARG_WEIGHTS, mem(strided(M, K, K, 1), inp)},
                           {DNNL_ARG_DST, mem(strided(N, K, K, 1), dweight)}});
   }
@@ -123,7 +128,7 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
       const int width = std::min(64, N - n0);
       double sum[64] = {};
       for (int m = 0; m < M; ++m) {
-        const float* row = dout + static_cast<std::size_t>(m) * N + n0;
+        const float* row = dout + static_cast<std::size_t>(m) * ldd + n0;
         for (int j = 0; j < width; ++j) sum[j] += row[j];
       }
       for (int j = 0; j < width; ++j) dbias[n0 + j] += static_cast<float>(sum[j]);
@@ -140,7 +145,7 @@ struct PackedLinear::Impl {
   dnnl::memory packed;
   dnnl::memory bias;
   std::mutex mutex;
-  std::map<int, std::pair<dnnl::matmul, bool>> by_m;  // M -> (primitive, uses packed weights)
+  std::map<std::pair<int, int>, std::pair<dnnl::matmul, bool>> by_m;  // (M, out stride) -> (primitive, packed?)
 
   dnnl::primitive_attr attr() const {
     dnnl::primitive_attr a;
@@ -177,14 +182,15 @@ PackedLinear::PackedLinear(const float* weight, const float* bias, int K, int N,
 
 PackedLinear::~PackedLinear() = default;
 
-void PackedLinear::forward(float* out, const float* inp, int M) const {
+void PackedLinear::forward(float* out, const float* inp, int M, int out_stride) const {
   if (M <= 0) return;
+  const int ldo = out_stride > 0 ? out_stride : N_;
   std::pair<dnnl::matmul, bool> entry;
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
-    auto it = impl_->by_m.find(M);
+    auto it = impl_->by_m.find({M, ldo});
     if (it == impl_->by_m.end()) {
-      const auto src = strided(M, K_, K_, 1), dst = strided(M, N_, N_, 1), bias_md = strided(1, N_, N_, 1);
+      const auto src = strided(M, K_, K_, 1), dst = strided(M, N_, ldo, 1), bias_md = strided(1, N_, N_, 1);
       try {
         dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, impl_->packed_md, bias_md, dst), impl_->attr(),
                                         cpu_engine());
@@ -194,7 +200,7 @@ void PackedLinear::forward(float* out, const float* inp, int M) const {
                                         impl_->attr(), cpu_engine());
         entry = {dnnl::matmul(pd), false};
       }
-      it = impl_->by_m.emplace(M, entry).first;
+      it = impl_->by_m.emplace(std::make_pair(M, ldo), entry).first;
     }
     entry = it->second;
   }
@@ -203,7 +209,7 @@ void PackedLinear::forward(float* out, const float* inp, int M) const {
   entry.first.execute(stream, {{DNNL_ARG_SRC, mem(strided(M, K_, K_, 1), inp)},
                                {DNNL_ARG_WEIGHTS, weights},
                                {DNNL_ARG_BIAS, impl_->bias},
-                               {DNNL_ARG_DST, mem(strided(M, N_, N_, 1), out)}});
+                               {DNNL_ARG_DST, mem(strided(M, N_, ldo, 1), out)}});
   stream.wait();
 }
 

@@ -12,14 +12,18 @@
 
 namespace tuneserve {
 
-// out (M, N) = inp (M, K) @ weight(N, K)^T + bias (N); bias may be null.
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N);
+// out (M, N) = inp (M, K) @ weight(N, K)^T + bias (N); bias may be null. Rows of out lie
+// out_stride floats apart (0: N), so a product can fill some columns of a wider tensor (K and V
+// of a fused QKV row).
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N,
+                    int out_stride = 0);
 
 // dinp (M, K) = dout (M, N) @ weight (N, K)            (written; skipped when dinp is null)
 // dweight (N, K) += dout^T (N, M) @ inp (M, K)         (accumulated)
 // dbias (N) += sum over rows of dout                   (accumulated; skipped when null)
+// Rows of dout lie dout_stride floats apart (0: N).
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int M, int K, int N);
+                     const float* weight, int M, int K, int N, int dout_stride = 0);
 
 // A weight matrix reordered once into oneDNN's preferred layout for fast inference.
 // Thread-safe: forward may be called concurrently (primitives are cached per M under a lock).
@@ -30,8 +34,8 @@ class PackedLinear {
   ~PackedLinear();
   PackedLinear(const PackedLinear&) = delete;
   PackedLinear& operator=(const PackedLinear&) = delete;
-  // out (M, N) = act(inp (M, K) @ W^T + b)
-  void forward(float* out, const float* inp, int M) const;
+  // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N).
+  void forward(float* out, const float* inp, int M, int out_stride = 0) const;
   int K() const { return K_; }
   int N() const { return N_; }
 

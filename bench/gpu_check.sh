@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The one GPU check of issue 5, for a fresh GPU machine (CUDA 13, PyTorch + transformers, no
+# internet, Debian packages possibly missing), in under 8 minutes: build the CUDA backend and its
+# tests, run `ctest -L cuda`, time the CUDA kernels, run the PyTorch + transformers side of the
+# benchmark table, and print everything. Each step is bounded and a failed step does not stop the
+# later ones; the exit status is that of the tests.
+#   bench/gpu_check.sh                  (from the repository root; OUT=dir keeps logs and JSON there)
+#   SHARED=../shared BUILD_DIR=build-cuda JOBS=16 SECONDS_PER_WORKLOAD=6 bench/gpu_check.sh
+#   bench/gpu_check.sh prepare          on a development machine first: ../shared and build outputs do
+#                                       not travel, so copy what the check reads into .gpu_shared/ and pack
+#                                       prebuilt binaries into build-cuda-bundle/ (both git-ignored); then
+#                                       run `SHARED=.gpu_shared bench/gpu_check.sh` on the GPU machine,
+#                                       carrying build-cuda-bundle and .gpu_shared, timeout 540 s.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = prepare ]; then
+  src="${SHARED:-../shared}"
+  for f in data/amazon_polarity/train.jsonl tokenizers/bert-base-cased/tokenizer.json \
+           goldens/configs/distilbert-base-cased/config.json; do
+    mkdir -p ".gpu_shared/$(dirname "$f")" && cp "$src/$f" ".gpu_shared/$f" || exit 1
+  done
+  BUNDLE=build-cuda-bundle scripts/build_cuda.sh || exit 1
+  echo "ready: run 'SHARED=.gpu_shared bench/gpu_check.sh' there, carry build-cuda-bundle and .gpu_shared"
+  exit 0
+fi
+
+out="${OUT:-build-cuda/gpu_check}"
+mkdir -p "$out"
+build_dir="${BUILD_DIR:-build-cuda}"
+shared="${SHARED:-../shared}"
+[ -d "$shared" ] || { [ -d shared ] && shared=shared; }
+python="${PYTHON:-$(command -v python3 || echo /usr/bin/python3)}"
+start=$(date +%s)
+step() { echo; echo "== [$(($(date +%s) - start)) s] $*"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1 | head -5
+/usr/local/cuda/bin/nvcc --version 2>&1 | tail -2
+cmake --version 2>&1 | head -1
+"$python" -c 'import torch as t; print("torch", t.__version__, "cuda", t.version.cuda, t.cuda.is_available())' 2>&1
+"$python" -c 'import transformers; print("transformers", transformers.__version__)' 2>&1 | tail -1
+echo "shared: $shared $([ -d "$shared" ] && echo present || echo "MISSING: the benchmark uses built-in settings")"
+
+# The CPU build's Debian packages (scripts/setup.sh); without internet they cannot be installed here,
+# so report them: CMake's configure names the first one it cannot find.
+step "build dependencies"
+missing=()
+for p in cmake ninja-build libdnnl-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev \
+         zlib1g-dev libgtest-dev libgmock-dev libboost1.81-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "missing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ] &&
+     timeout 60 apt-get install -y -q --no-install-recommends "${missing[@]}" >"$out/apt.log" 2>&1; then
+    echo "installed them from the local apt cache"
+  else
+    echo "could not install them (no network?); the configure below says which one stops the build"
+  fi
+else
+  echo "all present"
+fi
+
+step "build: scripts/build_cuda.sh -> $build_dir (kernels, test_cuda, bench_cuda_kernels)"
+bin=""
+if BUILD_DIR="$build_dir" JOBS="${JOBS:-$(nproc)}" timeout 330 scripts/build_cuda.sh >"$out/build.log" 2>&1; then
+  tail -n 3 "$out/build.log"
+  bin="$build_dir/bin"
+  mkdir -p "$bin"
+  for t in test_cuda bench_cuda_kernels; do
+    ln -sf "$(realpath "$(find "$build_dir" -name "$t" -type f -perm -u+x | head -n 1)")" "$bin/$t"
+  done
+else
+  grep -E "Could NOT find|not found|Error" "$out/build.log" | head -n 5 || tail -n 3 "$out/build.log"
+  echo "BUILD FAILED here (full log: $out/build.log)"
+  # Prebuilt binaries made on a development machine: BUNDLE=build-cuda-bundle scripts/build_cuda.sh
+  bundle="${BUNDLE:-build-cuda-bundle}/bundle.tar.xz"
+  if [ -f "$bundle" ]; then
+    mkdir -p /tmp/tuneserve-bundle && tar -C /tmp/tuneserve-bundle -xJf "$bundle"
+    bin=/tmp/tuneserve-bundle/bin
+    export LD_LIBRARY_PATH="/tmp/tuneserve-bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "using the prebuilt binaries of $bundle"
+  else
+    echo "no prebuilt $bundle either: CUDA tests and kernel timings cannot run"
+  fi
+fi
+
+test_rc=1
+if [ -n "$bin" ]; then
+  step "tests: test_cuda = ctest -L cuda (each CUDA op against its CPU twin)"
+  timeout 150 "$bin/test_cuda" >"$out/test_cuda.log" 2>&1
+  test_rc=$?
+  grep -A 6 "Failure" "$out/test_cuda.log" | head -n 120  # each message names the op, shape, worst element
+  grep -E "^\[ +(OK|FAILED) +\] [A-Za-z]" "$out/test_cuda.log" | head -n 40  # per test, with its time
+  grep -E "^\[(==========|  PASSED  |  FAILED  |  SKIPPED ) *\] [0-9]+ test" "$out/test_cuda.log"
+  grep -q "SKIPPED" "$out/test_cuda.log" && grep -m 1 "no usable GPU" "$out/test_cuda.log"
+
+  step "tuneserve CUDA kernels: bench_cuda_kernels"
+  timeout 90 "$bin/bench_cuda_kernels" 2>&1 | tee "$out/kernels.txt"
+fi
+
+step "PyTorch + transformers peer: bench/torch_gpu.py (fine-tune and inference workloads of the table)"
+timeout 200 "$python" bench/torch_gpu.py --shared "$shared" --seconds "${SECONDS_PER_WORKLOAD:-6}" 2>&1 |
+  tee "$out/torch_gpu.txt" | grep -v '^{'
+tail -n 1 "$out/torch_gpu.txt" >"$out/torch_gpu.json"
+
+step "done in $(($(date +%s) - start)) s; logs in $out"
+cat <<'EOF'
+Table (issue 5 section 4): the transformers column is torch_gpu.py's samples/s (train_real_b32,
+train_real_b128, train_pad512_b32, infer_b256x128_bf16) and latency (infer_b1x128_*). The tuneserve
+column needs the model running on the GPU (`--device cuda`), which is not wired yet: the kernel
+timings above are what exists of it.
+EOF
+exit "$test_rc"

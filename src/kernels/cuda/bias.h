@@ -1,0 +1,13 @@
+// Bias helpers of the linear layers (internal to the CUDA backend).
+//
+// Dimensions: M rows, N columns.
+#pragma once
+
+namespace tuneserve::cuda {
+
+// out (M, N) += bias (N) broadcast over rows.
+void add_bias(float* out, const float* bias, int M, int N);
+// dbias (N) += column sums of dout (M, N).
+void accumulate_bias_grad(float* dbias, const float* dout, int M, int N);
+
+}  // namespace tuneserve::cuda

@@ -1,0 +1,58 @@
+// core/device.h: parsing --device values, the error a CPU-only build gives for cuda, and host
+// DeviceBuffer copies. The CUDA side of DeviceBuffer is tested in tests/cuda.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/error.h"
+
+namespace tuneserve {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
+
+TEST(Device, ParsesCpuCudaAndOrdinals) {
+  EXPECT_EQ(parse_device("cpu"), Device{});
+  EXPECT_EQ(parse_device("cuda"), (Device{Device::Kind::cuda, 0}));
+  EXPECT_EQ(parse_device("cuda:3"), (Device{Device::Kind::cuda, 3}));
+  EXPECT_EQ(parse_device("cuda:3").str(), "cuda:3");
+  EXPECT_EQ(parse_device("cpu").str(), "cpu");
+}
+
+TEST(Device, RejectsMalformedValuesNamingThem) {
+  for (const std::string bad : {"", "gpu", "CUDA", "cuda:", "cuda:-1", "cuda:1x", "cuda:0:1", "cpu:0", " cuda"}) {
+    const std::string named = fmt::format("device '{}'", bad);
+    EXPECT_THAT([&] { parse_device(bad); }, ThrowsMessage<Error>(HasSubstr(named))) << bad;
+    EXPECT_THAT([&] { parse_device(bad); }, ThrowsMessage<Error>(HasSubstr("expected cpu, cuda or cuda:N")));
+  }
+}
+
+TEST(Device, CudaWithoutBackendOrGpuIsAClearError) {
+  std::string why;
+  const int gpus = cuda_device_count(&why);
+  if (gpus > 0) GTEST_SKIP() << gpus << " GPU(s) present: the no-GPU error cannot be observed";
+  EXPECT_FALSE(why.empty());
+  const std::string want = built_with_cuda() ? "device cuda:0: no usable GPU"
+                                             : "built without CUDA; rebuild with -DTUNESERVE_CUDA=ON";
+  EXPECT_THAT([] { require_device(parse_device("cuda:0")); }, ThrowsMessage<Error>(HasSubstr(want)));
+  EXPECT_NO_THROW(require_device(Device{}));
+}
+
+TEST(Device, HostBufferRoundTripsAndChecksSizes) {
+  std::vector<float> in{1.0f, -2.5f, 3.25f}, out(3, 0.0f);
+  DeviceBuffer buf(Device{}, in.size() * sizeof(float));
+  buf.upload(in.data(), in.size() * sizeof(float));
+  DeviceBuffer moved = std::move(buf);
+  EXPECT_EQ(buf.data(), nullptr);
+  moved.download(out.data(), out.size() * sizeof(float));
+  EXPECT_EQ(in, out);
+  EXPECT_THAT([&] { moved.upload(in.data(), 64); },
+              ThrowsMessage<Error>(HasSubstr("upload of 64 bytes into a 12-byte buffer on cpu")));
+}
+
+}  // namespace
+}  // namespace tuneserve
