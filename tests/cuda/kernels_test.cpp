@@ -348,6 +348,21 @@ TEST(CudaKernels, MatmulFp32AndBf16MatchCpu) {
     cuda::matmul_forward(d_y.get(), d_x.get(), d_w.get(), nullptr, M, K, N);
     expect_close(d_y.back(), y0, 1e-4, 1e-4, "fp32 forward without bias " + shape);
 
+    // Row strides (columns of a wider tensor, as the model fills K and V of a QKV row): the columns
+    // past N keep their sentinel, and the gradients read only N columns of each dout row.
+    const int ld = N + 7;
+    const std::size_t Mld = static_cast<std::size_t>(M) * ld;
+    std::vector<float> ys(Mld, -7.0f), dys = randn(Mld, rng), dxs(MK), dws(dw0), dbs(db0);
+    matmul_forward(ys.data(), x.data(), w.data(), b.data(), M, K, N, ld);
+    matmul_backward(dxs.data(), dws.data(), dbs.data(), dys.data(), x.data(), w.data(), M, K, N, ld);
+    DeviceVec<float> s_y(std::vector<float>(Mld, -7.0f)), s_dy(dys), s_dx(MK), s_dw(dw0), s_db(db0);
+    cuda::matmul_forward(s_y.get(), d_x.get(), d_w.get(), d_b.get(), M, K, N, ld);
+    expect_close(s_y.back(), ys, 1e-4, 1e-4, "fp32 forward, out_stride " + shape);
+    cuda::matmul_backward(s_dx.get(), s_dw.get(), s_db.get(), s_dy.get(), d_x.get(), d_w.get(), M, K, N, ld);
+    expect_close(s_dx.back(), dxs, 1e-4, 1e-4, "fp32 dinp, dout_stride " + shape);
+    expect_close(s_dw.back(), dws, w_atol, 1e-4, "fp32 dweight, dout_stride " + shape);
+    expect_close(s_db.back(), dbs, w_atol, 1e-4, "fp32 dbias, dout_stride " + shape);
+
     DeviceVec<cuda::Bf16> x16(MK), w16(NK);
     cuda::to_bf16(x16.get(), d_x.get(), MK);
     cuda::to_bf16(w16.get(), d_w.get(), NK);

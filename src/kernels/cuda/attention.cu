@@ -376,11 +376,11 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(float* dqkv, const float
       for (int ii = 0; ii < kQueryChunk; ++ii) {
         const float a = __shfl_sync(0xffffffffu, pz, ii), b = __shfl_sync(0xffffffffu, ds, ii);
         const float* go = sdO + ii * LD + lane;
-        const float* q = sQ + ii * LD + lane;
+        const float* qi = sQ + ii * LD + lane;
 #pragma unroll
         for (int i = 0; i < SLOTS; ++i) {
           dv[jj][i] += a * go[i * 32];
-          dk[jj][i] += b * q[i * 32];
+          dk[jj][i] += b * qi[i * 32];
         }
       }
     }

@@ -74,9 +74,12 @@ std::uint32_t alignment(const void* p) {
 void lt_matmul(cudaDataType ab_type, int m, int n, int k, const void* A, bool ta, int lda, const void* B, bool tb,
                int ldb, float* D, int ldd, float beta, const float* bias) {
   if (m <= 0 || n <= 0) return;
-  if (k <= 0) {  // an empty sum; every call here has ldd == m, so D is one contiguous block
-    if (beta == 0.0f) zero(D, static_cast<std::size_t>(m) * n * sizeof(float));
-    if (beta == 0.0f && bias) add_bias(D, bias, n, m);
+  if (k <= 0) {  // an empty sum
+    if (beta == 0.0f) {
+      TUNESERVE_CUDA_CHECK(cudaMemset2DAsync(D, static_cast<std::size_t>(ldd) * sizeof(float), 0,
+                                             static_cast<std::size_t>(m) * sizeof(float), n, stream()));
+      if (bias) add_bias(D, bias, n, m, ldd);
+    }
     return;
   }
   LtContext& ctx = context();
@@ -136,38 +139,43 @@ void lt_matmul(cudaDataType ab_type, int m, int n, int k, const void* A, bool ta
   check_lt(cublasLtMatmul(ctx.handle, raw_op, &alpha, A, la.get(), B, lb.get(), &beta, D, ld.get(), D, ld.get(),
                           &heuristic.algo, ctx.workspace, kWorkspaceBytes, stream()),
            "cublasLtMatmul");
-  if (bias && !bias_fused) add_bias(D, bias, n, m);  // column-major (m, n) = row-major (n rows, m columns)
+  if (bias && !bias_fused) add_bias(D, bias, n, m, ldd);  // column-major (m, n) = row-major (n rows, m columns)
 }
 
-// The three products of a linear layer in column-major terms (see the file comment).
+// The three products of a linear layer in column-major terms (see the file comment); ldo / ldd are
+// the row strides of out / dout.
 // forward: out^T (N, M) = op_T(W stored K x N) @ inp^T (K x M).
 void forward(cudaDataType type, float* out, const void* inp, const void* weight, const float* bias, int M, int K,
-             int N) {
-  lt_matmul(type, N, M, K, weight, true, K, inp, false, K, out, N, 0.0f, bias);
+             int N, int ldo) {
+  lt_matmul(type, N, M, K, weight, true, K, inp, false, K, out, ldo, 0.0f, bias);
 }
 // dinp^T (K, M) = W^T stored (K x N) @ dout^T (N x M).
-void backward_input(cudaDataType type, float* dinp, const void* dout, const void* weight, int M, int K, int N) {
-  lt_matmul(type, K, M, N, weight, false, K, dout, false, N, dinp, K, 0.0f, nullptr);
+void backward_input(cudaDataType type, float* dinp, const void* dout, const void* weight, int M, int K, int N,
+                    int ldd) {
+  lt_matmul(type, K, M, N, weight, false, K, dout, false, ldd, dinp, K, 0.0f, nullptr);
 }
 // dweight^T (K, N) += inp^T (K x M) @ op_T(dout^T stored N x M).
-void backward_weight(cudaDataType type, float* dweight, const void* dout, const void* inp, int M, int K, int N) {
-  lt_matmul(type, K, N, M, inp, false, K, dout, true, N, dweight, K, 1.0f, nullptr);
+void backward_weight(cudaDataType type, float* dweight, const void* dout, const void* inp, int M, int K, int N,
+                     int ldd) {
+  lt_matmul(type, K, N, M, inp, false, K, dout, true, ldd, dweight, K, 1.0f, nullptr);
 }
 }  // namespace
 
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N) {
-  forward(CUDA_R_32F, out, inp, weight, bias, M, K, N);
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N,
+                    int out_stride) {
+  forward(CUDA_R_32F, out, inp, weight, bias, M, K, N, out_stride > 0 ? out_stride : N);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int M, int K, int N) {
-  if (dinp) backward_input(CUDA_R_32F, dinp, dout, weight, M, K, N);
-  backward_weight(CUDA_R_32F, dweight, dout, inp, M, K, N);
-  if (dbias) accumulate_bias_grad(dbias, dout, M, N);
+                     const float* weight, int M, int K, int N, int dout_stride) {
+  const int ldd = dout_stride > 0 ? dout_stride : N;
+  if (dinp) backward_input(CUDA_R_32F, dinp, dout, weight, M, K, N, ldd);
+  backward_weight(CUDA_R_32F, dweight, dout, inp, M, K, N, ldd);
+  if (dbias) accumulate_bias_grad(dbias, dout, M, N, ldd);
 }
 
 void matmul_forward_bf16(float* out, const Bf16* inp, const Bf16* weight, const float* bias, int M, int K, int N) {
-  forward(CUDA_R_16BF, out, inp, weight, bias, M, K, N);
+  forward(CUDA_R_16BF, out, inp, weight, bias, M, K, N, N);
 }
 
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout, const Bf16* inp,
@@ -175,9 +183,9 @@ void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float
   const std::size_t count = static_cast<std::size_t>(M) * N;
   Scratch dout16(count * sizeof(Bf16));
   to_bf16(dout16.as<Bf16>(), dout, count);
-  if (dinp) backward_input(CUDA_R_16BF, dinp, dout16.as<Bf16>(), weight, M, K, N);
-  backward_weight(CUDA_R_16BF, dweight, dout16.as<Bf16>(), inp, M, K, N);
-  if (dbias) accumulate_bias_grad(dbias, dout, M, N);
+  if (dinp) backward_input(CUDA_R_16BF, dinp, dout16.as<Bf16>(), weight, M, K, N, N);
+  backward_weight(CUDA_R_16BF, dweight, dout16.as<Bf16>(), inp, M, K, N, N);
+  if (dbias) accumulate_bias_grad(dbias, dout, M, N, N);
 }
 
 }  // namespace tuneserve::cuda
