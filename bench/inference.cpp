@@ -85,16 +85,8 @@ int run(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   int threads = 2, T = 128, reps_b1 = 20, reps_b32 = 5;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const int value = std::atoi(argv[i + 1]);
-    if (value <= 0) fail("{}: expected a positive integer, got '{}'", flag, argv[i + 1]);
-    if (flag == "--threads") threads = value;
-    else if (flag == "--tokens") T = value;
-    else if (flag == "--reps-b1") reps_b1 = value;
-    else if (flag == "--reps-b32") reps_b32 = value;
-    else fail("unknown flag {}", flag);
-  }
+  bench::parse_positive_int_flags(
+      argc, argv, 2, {{"--threads", &threads}, {"--tokens", &T}, {"--reps-b1", &reps_b1}, {"--reps-b32", &reps_b32}});
 
   Model::set_num_threads(threads);
   const Model model = Model::load(dir);

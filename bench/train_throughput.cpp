@@ -156,16 +156,8 @@ int main_impl(int argc, char** argv) {
   }
   const std::string mode = argv[1];
   int B = 8, T = 128, count = 6, threads = 2;
-  for (int i = 4; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const int value = std::atoi(argv[i + 1]);
-    if (value <= 0) fail("{}: expected a positive integer, got '{}'", flag, argv[i + 1]);
-    if (flag == "--batch") B = value;
-    else if (flag == "--tokens") T = value;
-    else if (flag == "--count") count = value;
-    else if (flag == "--threads") threads = value;
-    else fail("unknown flag {}", flag);
-  }
+  bench::parse_positive_int_flags(argc, argv, 4,
+                                  {{"--batch", &B}, {"--tokens", &T}, {"--count", &count}, {"--threads", &threads}});
   if (mode == "batches") return write_batches(argv[2], argv[3], B, T, count);
   if (mode == "run") return run(argv[2], argv[3], threads);
   std::fputs(usage.c_str(), stderr);

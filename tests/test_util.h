@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
+
+#include "core/error.h"
 
 namespace tuneserve::testing {
 
@@ -13,6 +16,16 @@ inline std::string shared_path(const std::string& relative) {
 }
 
 inline std::string binary_path() { return TUNESERVE_BINARY; }
+
+// The message of the tuneserve::Error that f throws, or "(no error)" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 }  // namespace tuneserve::testing
 

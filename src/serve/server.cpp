@@ -52,6 +52,27 @@ Reply error_reply(int status, std::string_view type, std::string_view message) {
 
 Reply error_reply(const HttpError& e) { return error_reply(e.status, e.type, e.what()); }
 
+// Who is at fault for a tuneserve::Error: request handling blames the input (400); once a job has
+// reached the model, a failure is the server's (500 "backend").
+enum class Blame { Request, Backend };
+
+// The reply for the exception being handled (call only inside a catch block): an HttpError keeps
+// its status; tuneserve::Error as `blame` says; anything else is a 500.
+Reply current_exception_reply(Blame blame) {
+  const std::string_view internal = blame == Blame::Request ? "internal" : "backend";
+  try {
+    throw;
+  } catch (const HttpError& e) {
+    return error_reply(e);
+  } catch (const Error& e) {
+    return blame == Blame::Request ? error_reply(400, "validation", e.what()) : error_reply(500, internal, e.what());
+  } catch (const std::exception& e) {
+    return error_reply(500, internal, e.what());
+  } catch (...) {
+    return error_reply(500, internal, "unknown error");
+  }
+}
+
 // One request from its last byte to its answer. The answer is sent once: by the router, the
 // batcher, or the response timer, whichever comes first.
 struct Exchange {
@@ -524,12 +545,8 @@ void Server::Impl::handle(Request& req, const std::shared_ptr<Exchange>& ex, boo
       route_management(req, ex);
     else
       route(req, ex);
-  } catch (const HttpError& e) {
-    finish(*ex, error_reply(e));
-  } catch (const Error& e) {
-    finish(*ex, error_reply(400, "validation", e.what()));
-  } catch (const std::exception& e) {
-    finish(*ex, error_reply(500, "internal", e.what()));
+  } catch (...) {
+    finish(*ex, current_exception_reply(Blame::Request));
   }
 }
 
@@ -648,12 +665,8 @@ void Server::Impl::answer_on_pool(const std::shared_ptr<Exchange>& ex, std::func
     if (ex->cancelled->load()) return;
     try {
       finish(*ex, work());
-    } catch (const HttpError& e) {
-      finish(*ex, error_reply(e));
-    } catch (const Error& e) {
-      finish(*ex, error_reply(400, "validation", e.what()));
-    } catch (const std::exception& e) {
-      finish(*ex, error_reply(500, "internal", e.what()));
+    } catch (...) {
+      finish(*ex, current_exception_reply(Blame::Request));
     }
   });
 }
@@ -755,19 +768,13 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
             finish(*ex, Reply{200, encode_response(*request, results, shape, out),
                               media_type(out)});
           }
-        } catch (const HttpError& e) {
-          finish(*ex, error_reply(e));
-        } catch (const std::exception& e) {
-          finish(*ex, error_reply(500, "backend", e.what()));
+        } catch (...) {
+          finish(*ex, current_exception_reply(Blame::Backend));
         }
       };
       model->batcher->push(std::move(job));
-    } catch (const HttpError& e) {
-      finish(*ex, error_reply(e));
-    } catch (const Error& e) {
-      finish(*ex, error_reply(400, "validation", e.what()));
-    } catch (const std::exception& e) {
-      finish(*ex, error_reply(500, "internal", e.what()));
+    } catch (...) {
+      finish(*ex, current_exception_reply(Blame::Request));
     }
   });
 }

@@ -1,5 +1,5 @@
 // Helpers for the data tests: small crafted input files in a per-process temporary directory,
-// the text of an expected error, and running a command line.
+// and running a command line.
 #pragma once
 
 #include <sys/wait.h>
@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "test_util.h"
 
 namespace tuneserve::testing {
 
@@ -37,16 +38,6 @@ inline std::string write_file(const std::string& name, const std::string& conten
     out << content;
   }
   return path;
-}
-
-// The message of the tuneserve::Error that `f` throws, or "(no error)".
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const tuneserve::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // Runs a shell command line; returns its exit status (-1 if it did not exit) and stdout+stderr.

@@ -18,6 +18,8 @@ namespace fs = std::filesystem;
 namespace tuneserve {
 namespace {
 
+using testing::error_of;
+
 std::string temp_dir(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / ("tuneserve_engine_" + name);
   fs::remove_all(p);
@@ -27,15 +29,6 @@ std::string temp_dir(const std::string& name) {
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Copies a golden model directory, renaming tensors with `rename` (empty result: drop the tensor).

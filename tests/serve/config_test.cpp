@@ -11,8 +11,12 @@
 #include "core/error.h"
 #include "serve/config.h"
 
+#include "test_util.h"
+
 namespace tuneserve::serve {
 namespace {
+
+using tuneserve::testing::error_of;
 
 namespace fs = std::filesystem;
 
@@ -20,15 +24,6 @@ std::string write_temp(const std::string& name, const std::string& text) {
   const fs::path path = fs::temp_directory_path() / fmt::format("tuneserve_{}_{}", getpid(), name);
   std::ofstream(path) << text;
   return path.string();
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(ServeConfig, FileThenEnvironment) {

@@ -10,19 +10,12 @@
 #include "train/args.h"
 #include "train/job_env.h"
 
+#include "test_util.h"
+
 using namespace tuneserve::train;
 namespace fs = std::filesystem;
 
-namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const tuneserve::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
+using tuneserve::testing::error_of;
 
 TEST(Args, BothSpellingsAndAliases) {
   TrainArgs a;
