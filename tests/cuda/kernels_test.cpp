@@ -90,6 +90,19 @@ TEST(CudaKernels, ActivationsMatchCpu) {
     gelu_backward(want.data(), x.data(), g.data(), n);
     cuda::gelu_backward(out.get(), dx.get(), dg.get(), n);
     check("gelu_backward");
+    // The cdf-saving variants: the same GELU and gradient, cdf = Phi(x) computed here in double.
+    DeviceVec<float> cdf(n), out2(n);
+    cuda::gelu_forward_cdf(out2.get(), cdf.get(), dx.get(), n);
+    std::vector<float> phi(n);
+    for (std::size_t i = 0; i < n; ++i) phi[i] = static_cast<float>(0.5 * (1.0 + std::erf(x[i] / std::sqrt(2.0))));
+    expect_close(cdf.back(), phi, kF32Atol, kF32Rtol, "gelu_forward_cdf cdf");
+    gelu_forward(want.data(), x.data(), n);
+    expect_close(out2.back(), want, kF32Atol, kF32Rtol, "gelu_forward_cdf out");
+    cuda::gelu_from_cdf(out.get(), dx.get(), cdf.get(), n);
+    check("gelu_from_cdf");
+    gelu_backward(want.data(), x.data(), g.data(), n);
+    cuda::gelu_backward_cdf(out.get(), dx.get(), cdf.get(), dg.get(), n);
+    check("gelu_backward_cdf");
     tanh_forward(want.data(), x.data(), n);
     cuda::tanh_forward(out.get(), dx.get(), n);
     check("tanh_forward");

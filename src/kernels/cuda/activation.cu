@@ -44,6 +44,25 @@ __global__ void binary_kernel(float* out, const float* saved, const float* g, st
   for (std::size_t i = grid_index(); i < n; i += grid_stride()) out[i] = f(saved[i], g[i]);
 }
 
+__global__ void gelu_forward_cdf_kernel(float* out, float* cdf, const float* inp, std::size_t n) {
+  for (std::size_t i = grid_index(); i < n; i += grid_stride()) {
+    const float x = inp[i];
+    const float phi = 0.5f * (1.0f + erff(x * kInvSqrt2));
+    cdf[i] = phi;
+    out[i] = x * phi;  // = 0.5 x (1 + erf): the factor 0.5 is exact
+  }
+}
+__global__ void gelu_from_cdf_kernel(float* out, const float* inp, const float* cdf, std::size_t n) {
+  for (std::size_t i = grid_index(); i < n; i += grid_stride()) out[i] = inp[i] * cdf[i];
+}
+__global__ void gelu_backward_cdf_kernel(float* dinp, const float* inp, const float* cdf, const float* dout,
+                                         std::size_t n) {
+  for (std::size_t i = grid_index(); i < n; i += grid_stride()) {
+    const float x = inp[i];
+    dinp[i] = dout[i] * (cdf[i] + x * (kInvSqrt2Pi * expf(-0.5f * x * x)));
+  }
+}
+
 template <typename F>
 void unary(float* out, const float* inp, std::size_t n, F f) {
   if (n == 0) return;
@@ -61,6 +80,21 @@ void binary(float* out, const float* saved, const float* g, std::size_t n, F f) 
 void gelu_forward(float* out, const float* inp, std::size_t N) { unary(out, inp, N, GeluForward{}); }
 void gelu_backward(float* dinp, const float* inp, const float* dout, std::size_t N) {
   binary(dinp, inp, dout, N, GeluBackward{});
+}
+void gelu_forward_cdf(float* out, float* cdf, const float* inp, std::size_t N) {
+  if (N == 0) return;
+  gelu_forward_cdf_kernel<<<blocks_for(N, 256), 256, 0, stream()>>>(out, cdf, inp, N);
+  TUNESERVE_CUDA_LAUNCHED();
+}
+void gelu_from_cdf(float* out, const float* inp, const float* cdf, std::size_t N) {
+  if (N == 0) return;
+  gelu_from_cdf_kernel<<<blocks_for(N, 256), 256, 0, stream()>>>(out, inp, cdf, N);
+  TUNESERVE_CUDA_LAUNCHED();
+}
+void gelu_backward_cdf(float* dinp, const float* inp, const float* cdf, const float* dout, std::size_t N) {
+  if (N == 0) return;
+  gelu_backward_cdf_kernel<<<blocks_for(N, 256), 256, 0, stream()>>>(dinp, inp, cdf, dout, N);
+  TUNESERVE_CUDA_LAUNCHED();
 }
 void tanh_forward(float* out, const float* inp, std::size_t N) { unary(out, inp, N, TanhForward{}); }
 void tanh_backward(float* dinp, const float* out, const float* dout, std::size_t N) {

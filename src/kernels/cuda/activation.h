@@ -11,6 +11,13 @@ namespace tuneserve::cuda {
 void gelu_forward(float* out, const float* inp, std::size_t N);
 void gelu_backward(float* dinp, const float* inp, const float* dout, std::size_t N);  // inp: pre-activation
 
+// Training keeps cdf = Phi(inp) (N) instead of the GELU output, so backward evaluates no erf (the
+// twins of engine2's kernels/cpu gelu_*_cdf): gelu_forward_cdf writes out and cdf; gelu_from_cdf
+// rewrites out = inp * cdf; gelu_backward_cdf = gelu_backward from the saved cdf.
+void gelu_forward_cdf(float* out, float* cdf, const float* inp, std::size_t N);
+void gelu_from_cdf(float* out, const float* inp, const float* cdf, std::size_t N);
+void gelu_backward_cdf(float* dinp, const float* inp, const float* cdf, const float* dout, std::size_t N);
+
 void tanh_forward(float* out, const float* inp, std::size_t N);
 void tanh_backward(float* dinp, const float* out, const float* dout, std::size_t N);  // out: tanh output
 
