@@ -6,10 +6,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -184,7 +186,18 @@ PackedLinear::~PackedLinear() = default;
 
 void PackedLinear::forward(float* out, const float* inp, int M, int out_stride) const {
   if (M <= 0) return;
-  const int ldo = out_stride > 0 ? out_stride : N_;
+  if (out_stride > 0 && out_stride != N_) {
+    // oneDNN has only its reference kernel (~300x slower) for blocked weights with a strided
+    // destination: run the dense product into scratch and copy the rows.
+    thread_local std::vector<float> scratch;
+    scratch.resize(static_cast<std::size_t>(M) * N_);
+    forward(scratch.data(), inp, M);
+    for (int m = 0; m < M; ++m)
+      std::memcpy(out + static_cast<std::size_t>(m) * out_stride, scratch.data() + static_cast<std::size_t>(m) * N_,
+                  sizeof(float) * N_);
+    return;
+  }
+  const int ldo = N_;
   std::pair<dnnl::matmul, bool> entry;
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
