@@ -20,6 +20,20 @@ if [ "${1:-}" = prepare ]; then
            goldens/configs/distilbert-base-cased/config.json; do
     mkdir -p ".gpu_shared/$(dirname "$f")" && cp "$src/$f" ".gpu_shared/$f" || exit 1
   done
+  # A model trained here by the CPU build, its tokenizer, texts and `tuneserve predict` scores: the
+  # GPU machine has transformers, which checks that the saved directory loads and scores the same.
+  hf=.gpu_shared/hf_load
+  rm -rf "$hf" && mkdir -p "$hf"
+  [ -x build/tuneserve ] || { echo "prepare: build/tuneserve missing (run scripts/setup.sh first)" >&2; exit 1; }
+  build/tuneserve train --model "$src/models/distilbert-tiny-init" --tokenizer "$src/tokenizers/bert-base-cased" \
+    --train "$src/data/amazon_polarity/train.jsonl" --text content --label label --label-names negative,positive \
+    --max-length 128 --max-steps 60 --train-batch-size 16 --learning-rate 5e-4 --save-strategy no --progress false \
+    --output-dir "$hf/model" >"$hf/train.log" 2>&1 || { cat "$hf/train.log" >&2; exit 1; }
+  head -n 64 "$src/data/amazon_polarity/test.jsonl" | "$(command -v /usr/bin/python3 || command -v python3)" -c '
+import json, sys
+for line in sys.stdin:
+    print(json.dumps({"text": json.loads(line)["content"]}))' >"$hf/texts.jsonl" || exit 1
+  build/tuneserve predict --model "$hf/model" --input "$hf/texts.jsonl" --output "$hf/tuneserve.jsonl" --top-k all || exit 1
   BUNDLE=build-cuda-bundle scripts/build_cuda.sh || exit 1
   echo "ready: run 'SHARED=.gpu_shared bench/gpu_check.sh' there, carry build-cuda-bundle and .gpu_shared"
   exit 0
@@ -104,6 +118,12 @@ step "PyTorch + transformers peer: bench/torch_gpu.py (fine-tune and inference w
 timeout 200 "$python" bench/torch_gpu.py --shared "$shared" --seconds "${SECONDS_PER_WORKLOAD:-6}" 2>&1 |
   tee "$out/torch_gpu.txt" | grep -v '^{'
 tail -n 1 "$out/torch_gpu.txt" >"$out/torch_gpu.json"
+
+if [ -d "$shared/hf_load/model" ]; then
+  step "a model saved by tuneserve train loads in transformers and scores as tuneserve predict did"
+  timeout 60 "$python" bench/hf_load_check.py "$shared/hf_load/model" "$shared/hf_load/texts.jsonl" \
+    "$shared/hf_load/tuneserve.jsonl" 2>&1 | tee "$out/hf_load.txt"
+fi
 
 step "done in $(($(date +%s) - start)) s; logs in $out"
 cat <<'EOF'
