@@ -125,6 +125,30 @@ TEST(Matmul, PackedLinearEqualsPlainForManyRowCounts) {
   }
 }
 
+// Primitives are cached by shape, shared by layers of the same shape, and bounded (least recently
+// used dropped): two layers with different weights keep their own results, and row counts past the
+// cache's capacity (then again, after eviction) still compute the right product.
+TEST(Matmul, SharedBoundedPrimitiveCacheKeepsEachLayersWeights) {
+  std::mt19937 rng(3);
+  const int K = 16, N = 8;
+  Buf w1 = random_buf(N * K, rng, 0.1f), w2 = random_buf(N * K, rng, 0.1f), b = random_buf(N, rng);
+  PackedLinear first(w1.data(), b.data(), K, N), second(w2.data(), b.data(), K, N);
+  const int rows = 700;  // more distinct row counts than either cache holds
+  Buf x = random_buf(static_cast<std::size_t>(rows) * K, rng);
+  for (int pass = 0; pass < 2; ++pass)
+    for (int M = 1; M <= rows; M += pass == 0 ? 1 : 97) {
+      Buf want1(static_cast<std::size_t>(M) * N), want2(want1.n), got1(want1.n), got2(want1.n);
+      matmul_forward(want1.data(), x.data(), w1.data(), b.data(), M, K, N);
+      matmul_forward(want2.data(), x.data(), w2.data(), b.data(), M, K, N);
+      first.forward(got1.data(), x.data(), M);
+      second.forward(got2.data(), x.data(), M);
+      for (std::size_t i = 0; i < want1.n; ++i) {
+        ASSERT_NEAR(got1[i], want1[i], 1e-4f * (1 + std::abs(want1[i]))) << "pass " << pass << " M=" << M;
+        ASSERT_NEAR(got2[i], want2[i], 1e-4f * (1 + std::abs(want2[i]))) << "pass " << pass << " M=" << M;
+      }
+    }
+}
+
 // Strided rows (the K,V columns of a fused QKV row) give the contiguous results and leave the
 // other columns untouched.
 TEST(Matmul, StridedOutputAndGradientRowsEqualContiguous) {

@@ -1,4 +1,4 @@
-// oneDNN-backed linear layers: a small cache of matmul primitives keyed by shape, one stream per
+// oneDNN-backed linear layers: a bounded cache of matmul primitives keyed by shape, one stream per
 // thread, and PackedLinear for inference with weights reordered once into the blocked layout.
 #include "kernels/cpu/matmul.h"
 
@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <list>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -35,16 +36,41 @@ dnnl::memory::desc strided(std::int64_t rows, std::int64_t cols, std::int64_t ro
   return dnnl::memory::desc(dims{rows, cols}, dt::f32, dims{row_stride, col_stride});
 }
 
+// Primitives by shape, least recently used dropped past `capacity`. Unpadded batches bring a new row
+// count M almost every training step and server batch, and a primitive holds ~77 kB (built in ~0.2 ms
+// here): unbounded, a long run or a busy server would grow by megabytes a minute. A dropped primitive
+// still executing elsewhere lives on through its handle. Thread-safe.
+template <typename Key, typename Value>
+class PrimitiveCache {
+ public:
+  explicit PrimitiveCache(std::size_t capacity) : capacity_(capacity) {}
+  template <typename Make>
+  Value get(const Key& key, Make&& make) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = index_.find(key); it != index_.end()) {
+      order_.splice(order_.begin(), order_, it->second);  // now the most recent
+      return it->second->second;
+    }
+    order_.emplace_front(key, make());
+    index_.emplace(key, order_.begin());
+    if (order_.size() > capacity_) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    return order_.front().second;
+  }
+ private:
+  std::size_t capacity_;
+  std::mutex mutex_;
+  std::list<std::pair<Key, Value>> order_;
+  std::map<Key, typename std::list<std::pair<Key, Value>>::iterator> index_;
+};
+
 enum class Kind { Forward, ForwardNoBias, BackwardData, BackwardWeights };
 
 // Primitives are immutable once built and may be executed from several threads. `stride`: row
 // stride of dst (forward) or of dout (backward).
-dnnl::matmul cached_primitive(Kind kind, int M, int K, int N, int stride) {
-  static std::mutex mutex;
-  static std::map<std::tuple<int, int, int, int, int>, dnnl::matmul> cache;
-  const auto key = std::make_tuple(static_cast<int>(kind), M, K, N, stride);
-  std::lock_guard<std::mutex> lock(mutex);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
+dnnl::matmul build_primitive(Kind kind, int M, int K, int N, int stride) {
   dnnl::primitive_attr attr;
   dnnl::matmul::primitive_desc pd;
   switch (kind) {
@@ -73,9 +99,22 @@ dnnl::matmul cached_primitive(Kind kind, int M, int K, int N, int stride) {
       break;
     }
   }
-  auto prim = dnnl::matmul(pd);
-  cache.emplace(key, prim);
-  return prim;
+  return dnnl::matmul(pd);
+}
+
+dnnl::matmul cached_primitive(Kind kind, int M, int K, int N, int stride) {
+  static PrimitiveCache<std::tuple<int, int, int, int, int>, dnnl::matmul> cache(256);
+  return cache.get(std::make_tuple(static_cast<int>(kind), M, K, N, stride),
+                   [&] { return build_primitive(kind, M, K, N, stride); });
+}
+
+// Inference primitives of every PackedLinear, keyed by (K, N, activation, M): layers of the same shape
+// share them (the packed layout is a function of K, N and the activation). The flag: packed weights
+// accepted for this M (else the plain layout).
+using PackedEntry = std::pair<dnnl::matmul, bool>;
+PrimitiveCache<std::tuple<int, int, int, int>, PackedEntry>& packed_primitives() {
+  static PrimitiveCache<std::tuple<int, int, int, int>, PackedEntry> cache(512);
+  return cache;
 }
 
 dnnl::memory mem(const dnnl::memory::desc& md, const float* p) {
@@ -146,8 +185,6 @@ struct PackedLinear::Impl {
   dnnl::memory::desc packed_md;
   dnnl::memory packed;
   dnnl::memory bias;
-  std::mutex mutex;
-  std::map<std::pair<int, int>, std::pair<dnnl::matmul, bool>> by_m;  // (M, out stride) -> (primitive, packed?)
 
   dnnl::primitive_attr attr() const {
     dnnl::primitive_attr a;
@@ -198,25 +235,19 @@ void PackedLinear::forward(float* out, const float* inp, int M, int out_stride) 
     return;
   }
   const int ldo = N_;
-  std::pair<dnnl::matmul, bool> entry;
-  {
-    std::lock_guard<std::mutex> lock(impl_->mutex);
-    auto it = impl_->by_m.find({M, ldo});
-    if (it == impl_->by_m.end()) {
-      const auto src = strided(M, K_, K_, 1), dst = strided(M, N_, ldo, 1), bias_md = strided(1, N_, N_, 1);
-      try {
-        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, impl_->packed_md, bias_md, dst), impl_->attr(),
-                                        cpu_engine());
-        entry = {dnnl::matmul(pd), true};
-      } catch (const dnnl::error&) {
-        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, strided(K_, N_, 1, K_), bias_md, dst),
-                                        impl_->attr(), cpu_engine());
-        entry = {dnnl::matmul(pd), false};
-      }
-      it = impl_->by_m.emplace(std::make_pair(M, ldo), entry).first;
-    }
-    entry = it->second;
-  }
+  const PackedEntry entry = packed_primitives().get(
+      std::make_tuple(K_, N_, static_cast<int>(impl_->activation), M), [&]() -> PackedEntry {
+        const auto src = strided(M, K_, K_, 1), dst = strided(M, N_, ldo, 1), bias_md = strided(1, N_, N_, 1);
+        try {
+          dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, impl_->packed_md, bias_md, dst), impl_->attr(),
+                                          cpu_engine());
+          return {dnnl::matmul(pd), true};
+        } catch (const dnnl::error&) {
+          dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, strided(K_, N_, 1, K_), bias_md, dst),
+                                          impl_->attr(), cpu_engine());
+          return {dnnl::matmul(pd), false};
+        }
+      });
   auto& stream = thread_stream();
   dnnl::memory weights = entry.second ? impl_->packed : mem(strided(K_, N_, 1, K_), impl_->plain_weight);
   entry.first.execute(stream, {{DNNL_ARG_SRC, mem(strided(M, K_, K_, 1), inp)},
