@@ -15,7 +15,7 @@ tokenizer="${TOKENIZER:-../shared/tokenizers/bert-base-cased}"
 command -v wrk >/dev/null || { echo "serve_load.sh: wrk is not installed (Debian wrk)" >&2; exit 1; }
 [ -f "$config" ] || { echo "serve_load.sh: $config not found (../shared beside the checkout)" >&2; exit 1; }
 
-cmake --build "$build_dir" --target tuneserve_cli >/dev/null
+cmake --build "$build_dir" --target tuneserve_cli bench_model_forward >/dev/null
 work="$(mktemp -d)"
 server_pid=""
 cleanup() {
@@ -83,6 +83,17 @@ for mode in batched unbatched; do
 done
 awk -v b="${result[batched,32]}" -v u="${result[unbatched,32]}" \
   'BEGIN { printf "\nconcurrency 32: batching gives %.2fx the requests/s (target >= 3x)\n", b / u }'
+
+# What batching can add at all here: the engine's own forward at these request lengths, one input
+# against 32 packed together (no HTTP, no queue). The server's ratio cannot exceed this one.
+tokens="$(sed -n 's/^  "\(.*\)",$/{"text": "\1 #100000"}/p' bench/serve_post.lua |
+  "$build_dir/tuneserve" tokenize --tokenizer "$tokenizer" |
+  /usr/bin/python3 -c 'import json, sys; n = [len(json.loads(l)["ids"]) for l in sys.stdin]; print(round(sum(n) / len(n)))')"
+OMP_NUM_THREADS=2 "$build_dir/bench/bench_model_forward" --config "$config" --threads 2 --reps 5 --train 0 \
+  --tokens "$tokens" >"$work/ceiling.txt" 2>&1
+awk -v t="$tokens" '$2 == "fast" && $1 ~ /^1x/ {one = $5} $2 == "fast" && $1 ~ /^32x/ {many = $5}
+  END { if (one > 0) printf "engine ceiling at %d tokens per request: batch 1 %.1f seq/s, batch 32 %.1f seq/s: batching can add at most %.2fx\n", t, one, many, many / one }' \
+  "$work/ceiling.txt"
 
 echo
 echo "== overload: 512 connections against --job-queue-size 64, RSS sampled each second"
