@@ -2,8 +2,9 @@
 # Load benchmark of `tuneserve serve` with wrk on loopback: full-size distilbert-base-cased
 # (random weights, bench/torch_distilbert.py), CPU. Throughput and p50/p99 latency at concurrency
 # 1, 8, 32, 128 with dynamic batching versus --max-batch-requests 1 (the peer: the same server
-# without batching, in the same run), then an overload run (far past the sustainable rate)
-# sampling the server's RSS each second and counting 503s.
+# without batching, in the same run) and the engine's own ceiling for batching at these request
+# lengths (bench_model_forward: batch 1 against 32), then an overload run (far past the sustainable
+# rate) sampling the server's RSS each second and counting 503s.
 #   bench/serve_load.sh            (after scripts/setup.sh; DURATION=10 seconds per point)
 set -euo pipefail
 cd "$(dirname "$0")/.."
