@@ -234,10 +234,9 @@ void PackedLinear::forward(float* out, const float* inp, int M, int out_stride) 
                   sizeof(float) * N_);
     return;
   }
-  const int ldo = N_;
   const PackedEntry entry = packed_primitives().get(
       std::make_tuple(K_, N_, static_cast<int>(impl_->activation), M), [&]() -> PackedEntry {
-        const auto src = strided(M, K_, K_, 1), dst = strided(M, N_, ldo, 1), bias_md = strided(1, N_, N_, 1);
+        const auto src = strided(M, K_, K_, 1), dst = strided(M, N_, N_, 1), bias_md = strided(1, N_, N_, 1);
         try {
           dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, impl_->packed_md, bias_md, dst), impl_->attr(),
                                           cpu_engine());
@@ -253,7 +252,7 @@ void PackedLinear::forward(float* out, const float* inp, int M, int out_stride) 
   entry.first.execute(stream, {{DNNL_ARG_SRC, mem(strided(M, K_, K_, 1), inp)},
                                {DNNL_ARG_WEIGHTS, weights},
                                {DNNL_ARG_BIAS, impl_->bias},
-                               {DNNL_ARG_DST, mem(strided(M, N_, ldo, 1), out)}});
+                               {DNNL_ARG_DST, mem(strided(M, N_, N_, 1), out)}});
   stream.wait();
 }
 
