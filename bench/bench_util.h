@@ -26,18 +26,32 @@ inline double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-// Parses "--flag N" pairs from argv[first] on into the integers `flags` points at; a flag not in
-// the map, a missing value or a value that is not a positive integer is an Error naming it.
-inline void parse_positive_int_flags(int argc, char** argv, int first, const std::map<std::string, int*>& flags) {
+// One "--flag VALUE" a benchmark accepts: an integer of at least `min` into `value`, or (when `text`
+// is set) any string into `text`.
+struct Flag {
+  int* value = nullptr;
+  int min = 1;
+  std::string* text = nullptr;
+};
+
+// Parses "--flag VALUE" pairs from argv[first] on; a flag not in `flags`, a missing value or an
+// integer below its minimum is an Error naming the flag.
+inline void parse_flags(int argc, char** argv, int first, const std::map<std::string, Flag>& flags) {
   for (int i = first; i < argc; i += 2) {
     const std::string flag = argv[i];
     const auto it = flags.find(flag);
     if (it == flags.end()) fail("unknown flag {}", flag);
     if (i + 1 >= argc) fail("{}: missing value", flag);
+    const Flag& f = it->second;
+    if (f.text) {
+      *f.text = argv[i + 1];
+      continue;
+    }
     char* end = nullptr;
     const long value = std::strtol(argv[i + 1], &end, 10);
-    if (*end != '\0' || value <= 0 || value > 1 << 30) fail("{}: expected a positive integer, got '{}'", flag, argv[i + 1]);
-    *it->second = static_cast<int>(value);
+    if (end == argv[i + 1] || *end != '\0' || value < f.min || value > 1 << 30)
+      fail("{}: expected an integer >= {}, got '{}'", flag, f.min, argv[i + 1]);
+    *f.value = static_cast<int>(value);
   }
 }
 

@@ -85,8 +85,8 @@ int run(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   int threads = 2, T = 128, reps_b1 = 20, reps_b32 = 5;
-  bench::parse_positive_int_flags(
-      argc, argv, 2, {{"--threads", &threads}, {"--tokens", &T}, {"--reps-b1", &reps_b1}, {"--reps-b32", &reps_b32}});
+  bench::parse_flags(argc, argv, 2,
+                     {{"--threads", {&threads}}, {"--tokens", {&T}}, {"--reps-b1", {&reps_b1}}, {"--reps-b32", {&reps_b32}}});
 
   Model::set_num_threads(threads);
   const Model model = Model::load(dir);

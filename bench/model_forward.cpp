@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -63,18 +62,13 @@ std::vector<std::int32_t> mask_for(int B, int T, bool unequal) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   std::string config_path = std::string(TUNESERVE_SHARED_DIR) + "/goldens/configs/distilbert-base-cased/config.json";
   int threads = 2, reps = 5, train_batch = 8, T = 128, inference = 1, train = 1;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--config")) config_path = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--train-batch")) train_batch = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--tokens")) T = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--inference")) inference = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--train")) train = std::atoi(argv[i + 1]);
-  }
+  bench::parse_flags(argc, argv, 1,
+                     {{"--threads", {&threads}}, {"--config", {nullptr, 1, &config_path}}, {"--reps", {&reps}},
+                      {"--train-batch", {&train_batch}}, {"--tokens", {&T}}, {"--inference", {&inference, 0}},
+                      {"--train", {&train, 0}}});
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come when piped
   Model::set_num_threads(threads);
   const ModelConfig c = load_config(config_path);
@@ -140,4 +134,13 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_model_forward: %s\n", e.what());
+    return 1;
+  }
 }

@@ -156,8 +156,7 @@ int main_impl(int argc, char** argv) {
   }
   const std::string mode = argv[1];
   int B = 8, T = 128, count = 6, threads = 2;
-  bench::parse_positive_int_flags(argc, argv, 4,
-                                  {{"--batch", &B}, {"--tokens", &T}, {"--count", &count}, {"--threads", &threads}});
+  bench::parse_flags(argc, argv, 4, {{"--batch", {&B}}, {"--tokens", {&T}}, {"--count", {&count}}, {"--threads", {&threads}}});
   if (mode == "batches") return write_batches(argv[2], argv[3], B, T, count);
   if (mode == "run") return run(argv[2], argv[3], threads);
   std::fputs(usage.c_str(), stderr);
