@@ -392,6 +392,7 @@ class SmallWorkThreadLimit {
 
 struct Model::Impl {
   ModelConfig config;
+  Device device;
   ParamTable params;
   DropoutPlan dropout;
   bool dropout_enabled = true;
@@ -721,6 +722,7 @@ Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 
 const ModelConfig& Model::config() const { return impl_->config; }
+const Device& Model::device() const { return impl_->device; }
 ModelConfig& Model::mutable_config() { return impl_->config; }
 
 void Model::set_num_threads(int n) {
@@ -753,7 +755,10 @@ Model Model::from_config(const ModelConfig& config, std::uint64_t init_seed) {
 }
 
 Model Model::load(const std::string& dir, LoadReport* report, const LoadOptions& options) {
+  require_device(options.device);
+  if (options.device.is_cuda()) fail("device '{}': the model does not run on a GPU yet", options.device.str());
   Model model;
+  model.impl_->device = options.device;
   ModelConfig config = load_config(dir);
   if (!options.labels.empty()) set_labels(config, options.labels);
   if (!options.problem_type.empty()) config.problem_type = options.problem_type;

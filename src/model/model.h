@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "checkpoint/config.h"
+#include "core/device.h"
 
 namespace tuneserve {
 
@@ -71,6 +72,7 @@ struct LoadOptions {
   std::uint64_t init_seed = 42;       // for tensors absent from the file (a new classification head)
   std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
   std::string problem_type;           // non-empty: override the config's problem_type
+  Device device;                      // where the weights live and the kernels run
 };
 
 class Model {
@@ -88,6 +90,8 @@ class Model {
   Model& operator=(Model&&) noexcept;
 
   const ModelConfig& config() const;
+  // Where the weights live and forward/backward run (LoadOptions::device).
+  const Device& device() const;
   // For label names / label2id / problem_type edits only: num_labels must not change (the head's
   // shape is fixed at load; pass LoadOptions::labels instead).
   ModelConfig& mutable_config();

@@ -1,0 +1,140 @@
+// The kernels and memory operations of one device, as a table of functions with the CPU kernels'
+// signatures and semantics (kernels/cpu/*.h; the CUDA twins in kernels/cuda/ have the same ones).
+// The model and the optimizer reach kernels and memory only through a Backend, so they hold no
+// device test and no #ifdef; backend_for() in core/device.cpp is the one place that picks a table.
+//
+// Pointers given to a Backend's functions are memory of its device (allocate()), except where a
+// parameter is named host_*. On a GPU, work is ordered on the device's stream and the host is
+// synchronised only by download(), synchronize() and the functions that return a value to the host
+// (the loss forwards, grad_norm).
+//
+// Dimensions: as in each kernel's CPU header; n elements, bytes in bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "core/device.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/dropout.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cpu/matmul.h"
+
+namespace tuneserve {
+
+enum class LinearActivation { None, Gelu };
+
+// An inference linear layer prepared once per weight version: the CPU packs W into oneDNN's blocked
+// layout with GELU fused; a GPU may keep a bf16 copy. Reads the weight and bias given at preparation
+// until destroyed (the model rebuilds it after any weight change). Thread-safe.
+class PreparedLinear {
+ public:
+  virtual ~PreparedLinear() = default;
+  // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N).
+  virtual void forward(float* out, const float* inp, int M, int out_stride = 0) const = 0;
+};
+
+// One parameter tensor for the optimizer: value, gradient and the two AdamW moments (n elements each,
+// device memory), and whether weight decay applies (not to biases and LayerNorm weights).
+struct OptimizerSlice {
+  float* param = nullptr;
+  const float* grad = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  std::size_t n = 0;
+  bool decay = true;
+};
+
+struct Backend {
+  Device device;
+
+  // ---- memory (bytes). allocate never returns null for bytes > 0 (throws instead); 64-byte aligned.
+  void* (*allocate)(std::size_t bytes);
+  void (*deallocate)(void* p);                                       // null: no-op
+  void (*upload)(void* dst, const void* host_src, std::size_t bytes);  // blocks until copied
+  void (*download)(void* host_dst, const void* src, std::size_t bytes);  // blocks until copied
+  void (*copy)(void* dst, const void* src, std::size_t bytes);         // device to device
+  void (*zero)(void* dst, std::size_t bytes);
+  void (*synchronize)();  // waits for queued work; throws the first asynchronous error
+
+  // ---- glue between kernels
+  void (*add)(float* a, const float* b, std::size_t n);  // a (n) += b (n)
+
+  // ---- kernels (kernels/cpu/*.h for what each computes and which outputs are = or +=)
+  decltype(&tuneserve::embedding_forward) embedding_forward;
+  decltype(&tuneserve::embedding_backward) embedding_backward;
+  decltype(&tuneserve::layernorm_forward) layernorm_forward;
+  decltype(&tuneserve::residual_layernorm_forward) residual_layernorm_forward;
+  decltype(&tuneserve::layernorm_backward) layernorm_backward;
+  decltype(&tuneserve::gelu_forward_cdf) gelu_forward_cdf;
+  decltype(&tuneserve::gelu_from_cdf) gelu_from_cdf;
+  decltype(&tuneserve::gelu_backward_cdf) gelu_backward_cdf;
+  decltype(&tuneserve::tanh_forward) tanh_forward;
+  decltype(&tuneserve::tanh_backward) tanh_backward;
+  decltype(&tuneserve::relu_forward) relu_forward;
+  decltype(&tuneserve::relu_backward) relu_backward;
+  decltype(&tuneserve::dropout_forward) dropout_forward;
+  decltype(&tuneserve::dropout_backward) dropout_backward;
+  decltype(&tuneserve::attention_forward) attention_forward;
+  decltype(&tuneserve::attention_backward) attention_backward;
+  decltype(&tuneserve::matmul_forward) matmul_forward;
+  decltype(&tuneserve::matmul_backward) matmul_backward;
+  std::unique_ptr<PreparedLinear> (*prepare_linear)(const float* weight, const float* bias, int K, int N,
+                                                    LinearActivation activation);
+  // Losses: the forwards return the mean loss to the host.
+  decltype(&tuneserve::cross_entropy_forward) cross_entropy_forward;
+  decltype(&tuneserve::cross_entropy_backward) cross_entropy_backward;
+  decltype(&tuneserve::bce_with_logits_forward) bce_with_logits_forward;
+  decltype(&tuneserve::bce_with_logits_backward) bce_with_logits_backward;
+  decltype(&tuneserve::mse_forward) mse_forward;
+  decltype(&tuneserve::mse_backward) mse_backward;
+
+  // ---- optimizer (train/optimizer.h)
+  // sqrt(sum over slices of ||grad||^2), accumulated in double, returned to the host.
+  double (*grad_norm)(std::span<const OptimizerSlice> slices);
+  // torch.optim.AdamW over every slice (hyper.weight_decay only where slice.decay; gradients used
+  // as grad * hyper.grad_scale).
+  void (*adamw_update_all)(std::span<const OptimizerSlice> slices, const kernels::cpu::AdamWHyper& hyper);
+};
+
+// The table of `device`, after require_device(device) (a clear error when it is not usable). The
+// CPU table always exists; the CUDA one only in a -DTUNESERVE_CUDA=ON build.
+const Backend& backend_for(const Device& device);
+
+// Memory of a backend, released with it; the one device-buffer type (it replaces core/device.h's
+// DeviceBuffer, whose users move here). Move-only; empty by default.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(const Backend& backend, std::size_t bytes);
+  DeviceBuffer(const Device& device, std::size_t bytes) : DeviceBuffer(backend_for(device), bytes) {}
+  ~DeviceBuffer();
+  DeviceBuffer(DeviceBuffer&& other) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void* data() const { return data_; }
+  template <typename T>
+  T* as() const { return static_cast<T*>(data_); }
+  std::size_t bytes() const { return bytes_; }
+  const Backend& backend() const { return *backend_; }
+
+  // Copies from/to host memory (bytes must not exceed bytes()); both block until done.
+  void upload(const void* host, std::size_t bytes);
+  void download(void* host, std::size_t bytes) const;
+
+ private:
+  void release() noexcept;
+  const Backend* backend_ = nullptr;
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace tuneserve
