@@ -152,6 +152,23 @@ nlohmann::json trajectory_identity(const TrainArgs& a, std::size_t rows, long to
           {"lr_scheduler_type", a.lr_scheduler_type}, {"dropout", a.dropout}};
 }
 
+// Replaces `model`'s weights by those saved in checkpoint `dir`, in place, so the optimizer's
+// references stay valid. The checkpoint is read on the host and uploaded to the model's device.
+void load_weights_into(Model& model, const std::string& dir, long seed, const char* what) {
+  LoadOptions host;
+  host.init_seed = static_cast<std::uint64_t>(seed);
+  Model saved = Model::load(dir, nullptr, host);
+  auto& dst = model.parameters();
+  const auto& src = saved.parameters();
+  if (dst.size() != src.size()) fail("{} {}: checkpoint has {} parameters, model {}", what, dir, src.size(), dst.size());
+  for (std::size_t i = 0; i < dst.size(); i++) {
+    if (dst[i].name != src[i].name || dst[i].numel != src[i].numel)
+      fail("{} {}: parameter {} does not match the model's {}", what, dir, src[i].name, dst[i].name);
+    std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
+  }
+  model.mark_weights_changed();
+}
+
 }  // namespace
 
 void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
@@ -244,17 +261,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
            "resume with the same data, batch size, accumulation, seed, steps and schedule",
            dir, saved.value("identity", nlohmann::json()).dump(), identity.dump());
     st = LoopState::from_json(saved.at("state"), state_path);
-    Model restored = Model::load(dir, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}});
-    // Copy weights into the model the optimizer points at (parameter order is the model's own).
-    auto& dst = model.parameters();
-    auto& src = restored.parameters();
-    if (dst.size() != src.size()) fail("--resume {}: checkpoint has {} parameters, model {}", dir, src.size(), dst.size());
-    for (std::size_t i = 0; i < dst.size(); i++) {
-      if (dst[i].name != src[i].name || dst[i].numel != src[i].numel)
-        fail("--resume {}: parameter {} does not match the model's {}", dir, src[i].name, dst[i].name);
-      std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
-    }
-    model.mark_weights_changed();
+    load_weights_into(model, dir, args.seed, "--resume");
     optimizer.load_state(SafeTensorsReader((fs::path(dir) / "optimizer.safetensors").string()));
     if (optimizer.steps_taken() != st.global_step)
       fail("--resume {}: optimizer state is at step {} but the trainer state at {}", dir, optimizer.steps_taken(), st.global_step);
@@ -417,12 +424,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 
   if (args.load_best_model_at_end && !st.best_checkpoint.empty()) {
     spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
-    Model best = Model::load(st.best_checkpoint, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}});
-    auto& dst = model.parameters();
-    auto& src = best.parameters();
-    for (std::size_t i = 0; i < dst.size() && i < src.size(); i++)
-      std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
-    model.mark_weights_changed();
+    load_weights_into(model, st.best_checkpoint, args.seed, "load_best_model_at_end");
     if (test) {
       EvalMetrics m = evaluate(model, *test, args.eval_batch_size);
       last_eval = metrics_to_json(m, "eval_", model.config().id2label);
