@@ -244,7 +244,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
            "resume with the same data, batch size, accumulation, seed, steps and schedule",
            dir, saved.value("identity", nlohmann::json()).dump(), identity.dump());
     st = LoopState::from_json(saved.at("state"), state_path);
-    Model restored = Model::load(dir, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}});
+    Model restored = Model::load(dir, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}, model.device()});
     // Copy weights into the model the optimizer points at (parameter order is the model's own).
     auto& dst = model.parameters();
     auto& src = restored.parameters();
@@ -417,7 +417,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 
   if (args.load_best_model_at_end && !st.best_checkpoint.empty()) {
     spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
-    Model best = Model::load(st.best_checkpoint, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}});
+    Model best = Model::load(st.best_checkpoint, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}, model.device()});
     auto& dst = model.parameters();
     auto& src = best.parameters();
     for (std::size_t i = 0; i < dst.size() && i < src.size(); i++)

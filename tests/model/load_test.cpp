@@ -91,7 +91,7 @@ TEST(Load, PretrainingCheckpointIgnoresMlmHeadAndInitialisesClassifier) {
   for (float v : logits) EXPECT_TRUE(std::isfinite(v));
   // Labels chosen at load time (the trainer's dataset) size the new head.
   Model three = Model::load(testing::shared_path("models/distilbert-mini-mlm"), nullptr,
-                            LoadOptions{1, {"a", "b", "c"}, ""});
+                            LoadOptions{1, {"a", "b", "c"}, "", {}});
   EXPECT_EQ(three.config().num_labels, 3);
   EXPECT_EQ(three.forward(sb.batch()).size(), 9u);
 }
@@ -126,7 +126,7 @@ TEST(Load, MissingOrMisshapedTensorIsAnErrorNamingItAndTheFile) {
   EXPECT_NE(e.find("[256, 64]"), std::string::npos) << e;
 
   // A 2-label head loaded with 3 labels.
-  e = error_of([&] { Model::load(testing::shared_path("goldens/distilbert"), nullptr, LoadOptions{1, {"a", "b", "c"}, ""}); });
+  e = error_of([&] { Model::load(testing::shared_path("goldens/distilbert"), nullptr, LoadOptions{1, {"a", "b", "c"}, "", {}}); });
   EXPECT_NE(e.find("classifier.weight"), std::string::npos) << e;
   EXPECT_NE(e.find("[2, 64]"), std::string::npos) << e;
   EXPECT_NE(e.find("[3, 64]"), std::string::npos) << e;
@@ -251,7 +251,7 @@ TEST(Training, DropoutStreamIsReproducibleAndResumable) {
 // gradient entries of a few tensors (the dropout mask is fixed by resetting the stream).
 void fd_case(const std::string& arch, const std::string& problem) {
   TUNESERVE_REQUIRE_SHARED("goldens/" + arch + "/model.safetensors");
-  Model model = Model::load(testing::shared_path("goldens/" + arch), nullptr, LoadOptions{1, {}, problem});
+  Model model = Model::load(testing::shared_path("goldens/" + arch), nullptr, LoadOptions{1, {}, problem, {}});
   model.mutable_config().hidden_dropout = 0.1f;
   model.mutable_config().attention_dropout = 0.1f;
   model.mutable_config().classifier_dropout = 0.1f;
