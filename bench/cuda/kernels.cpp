@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "core/device.h"
+#include "kernels/backend.h"
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/adamw.h"
 #include "kernels/cuda/attention.h"

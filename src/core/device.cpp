@@ -1,17 +1,21 @@
-// Device selection and memory: the single dispatch point between the CPU and the CUDA backend.
+// Device selection, backend tables and device memory: the single dispatch point between the CPU and
+// the CUDA backend.
 // TUNESERVE_HAVE_CUDA is defined for this library only when src/kernels/cuda is built.
 #include "core/device.h"
 
+#include <atomic>
 #include <charconv>
-#include <cstdlib>
-#include <cstring>
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include "core/error.h"
+#include "kernels/backend.h"
 #ifndef TUNESERVE_HAVE_CUDA
 #define TUNESERVE_HAVE_CUDA 0
 #endif
 #if TUNESERVE_HAVE_CUDA
+#include "kernels/cuda/backend.h"
 #include "kernels/cuda/runtime.h"
 #endif
 
@@ -49,7 +53,21 @@ int cuda_device_count(std::string* why_none) {
 #endif
 }
 
+namespace {
+// set_backend_for_tests: one stand-in table per Device::Kind (null: the real one).
+std::atomic<const Backend*> g_test_backends[2] = {nullptr, nullptr};
+
+const Backend* test_backend(Device::Kind kind) {
+  return g_test_backends[static_cast<int>(kind)].load(std::memory_order_acquire);
+}
+}  // namespace
+
+void set_backend_for_tests(Device::Kind kind, const Backend* backend) {
+  g_test_backends[static_cast<int>(kind)].store(backend, std::memory_order_release);
+}
+
 void require_device(const Device& device) {
+  if (test_backend(device.kind)) return;
   if (!device.is_cuda()) return;
 #if TUNESERVE_HAVE_CUDA
   cuda::set_device(device.index);
@@ -58,29 +76,35 @@ void require_device(const Device& device) {
 #endif
 }
 
-DeviceBuffer::DeviceBuffer(const Device& device, std::size_t bytes) : device_(device), bytes_(bytes) {
-  if (bytes == 0) return;
-  if (!device.is_cuda()) {
-    data_ = std::malloc(bytes);
-    if (!data_) fail("cannot allocate {} bytes of host memory", bytes);
-    return;
-  }
+const Backend& backend_for(const Device& device) {
+  if (const Backend* stand_in = test_backend(device.kind)) return *stand_in;
+  if (!device.is_cuda()) return cpu_backend();
+  require_device(device);
 #if TUNESERVE_HAVE_CUDA
-  data_ = cuda::allocate(bytes);
+  // One table per ordinal (the same functions; Backend::device names the GPU), kept for the process.
+  static std::mutex mutex;
+  static std::map<int, Backend> tables;
+  const std::lock_guard lock(mutex);
+  auto [it, inserted] = tables.try_emplace(device.index, cuda::backend());
+  if (inserted) it->second.device = device;
+  return it->second;
 #else
   fail_no_cuda(device);
 #endif
 }
 
+DeviceBuffer::DeviceBuffer(const Backend& backend, std::size_t bytes)
+    : backend_(&backend), data_(backend.allocate(bytes)), bytes_(bytes) {}
+
 DeviceBuffer::~DeviceBuffer() { release(); }
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
-    : device_(other.device_), data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+    : backend_(other.backend_), data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
 
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
   if (this != &other) {
     release();
-    device_ = other.device_;
+    backend_ = other.backend_;
     data_ = std::exchange(other.data_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
   }
@@ -88,41 +112,27 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
 }
 
 void DeviceBuffer::release() noexcept {
-  if (!data_) return;
-  if (!device_.is_cuda()) {
-    std::free(data_);
-  } else {
-#if TUNESERVE_HAVE_CUDA
+  if (data_) {
     try {
-      cuda::deallocate(data_);
-    } catch (...) {  // a destructor must not throw; the error resurfaces at the next checked CUDA call
+      backend_->deallocate(data_);
+    } catch (...) {  // a destructor must not throw; a GPU error resurfaces at the next checked call
     }
-#endif
   }
   data_ = nullptr;
   bytes_ = 0;
 }
 
 void DeviceBuffer::upload(const void* host, std::size_t bytes) {
-  if (bytes > bytes_) fail("upload of {} bytes into a {}-byte buffer on {}", bytes, bytes_, device_.str());
-  if (!device_.is_cuda()) {
-    if (bytes) std::memcpy(data_, host, bytes);
-    return;
-  }
-#if TUNESERVE_HAVE_CUDA
-  cuda::copy_to_device(data_, host, bytes);
-#endif
+  if (bytes > bytes_)
+    fail("upload of {} bytes into a {}-byte buffer on {}", bytes, bytes_, backend_ ? backend_->device.str() : "cpu");
+  if (bytes) backend_->upload(data_, host, bytes);
 }
 
 void DeviceBuffer::download(void* host, std::size_t bytes) const {
-  if (bytes > bytes_) fail("download of {} bytes from a {}-byte buffer on {}", bytes, bytes_, device_.str());
-  if (!device_.is_cuda()) {
-    if (bytes) std::memcpy(host, data_, bytes);
-    return;
-  }
-#if TUNESERVE_HAVE_CUDA
-  cuda::copy_to_host(host, data_, bytes);
-#endif
+  if (bytes > bytes_)
+    fail("download of {} bytes from a {}-byte buffer on {}", bytes, bytes_,
+         backend_ ? backend_->device.str() : "cpu");
+  if (bytes) backend_->download(host, data_, bytes);
 }
 
 }  // namespace tuneserve

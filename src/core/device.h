@@ -4,7 +4,6 @@
 // Device strings: "cpu", "cuda" (= cuda:0), "cuda:N".
 #pragma once
 
-#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -30,35 +29,8 @@ bool built_with_cuda();
 int cuda_device_count(std::string* why_none = nullptr);
 
 // Makes `device` usable on this thread (selects the GPU) or throws: "built without CUDA; rebuild
-// with -DTUNESERVE_CUDA=ON", or no driver/GPU, or no such ordinal.
+// with -DTUNESERVE_CUDA=ON", or no driver/GPU, or no such ordinal. Memory and kernels of a device:
+// kernels/backend.h (backend_for, DeviceBuffer).
 void require_device(const Device& device);
-
-// Memory on a device: plain heap memory on the CPU, device memory on a GPU. Move-only.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(const Device& device, std::size_t bytes);
-  ~DeviceBuffer();
-  DeviceBuffer(DeviceBuffer&& other) noexcept;
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  void* data() const { return data_; }
-  template <typename T>
-  T* as() const { return static_cast<T*>(data_); }
-  std::size_t bytes() const { return bytes_; }
-  const Device& device() const { return device_; }
-
-  // Copies from/to host memory (bytes must not exceed bytes()); both block until done.
-  void upload(const void* host, std::size_t bytes);
-  void download(void* host, std::size_t bytes) const;
-
- private:
-  void release() noexcept;
-  Device device_;
-  void* data_ = nullptr;
-  std::size_t bytes_ = 0;
-};
 
 }  // namespace tuneserve

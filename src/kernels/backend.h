@@ -103,9 +103,18 @@ struct Backend {
   void (*adamw_update_all)(std::span<const OptimizerSlice> slices, const kernels::cpu::AdamWHyper& hyper);
 };
 
-// The table of `device`, after require_device(device) (a clear error when it is not usable). The
-// CPU table always exists; the CUDA one only in a -DTUNESERVE_CUDA=ON build.
+// The table of `device`, after require_device(device) (a clear error when it is not usable; on a
+// GPU it also makes that GPU current on the calling thread, so call it on each thread that runs
+// work). The CPU table always exists; the CUDA one only in a -DTUNESERVE_CUDA=ON build.
 const Backend& backend_for(const Device& device);
+
+// The CPU table (kernels/cpu/backend.cpp), for code that wants it without a Device.
+const Backend& cpu_backend();
+
+// TESTS ONLY: makes backend_for() and require_device() answer every device of `kind` with `backend`
+// (e.g. an emulated GPU standing in for cuda on a machine without one); null restores the real table.
+// Not thread-safe against concurrent backend_for calls: install before, uninstall after the test.
+void set_backend_for_tests(Device::Kind kind, const Backend* backend);
 
 // Memory of a backend, released with it; the one device-buffer type (it replaces core/device.h's
 // DeviceBuffer, whose users move here). Move-only; empty by default.

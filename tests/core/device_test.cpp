@@ -1,13 +1,16 @@
-// core/device.h: parsing --device values, the error a CPU-only build gives for cuda, and host
-// DeviceBuffer copies. The CUDA side of DeviceBuffer is tested in tests/cuda.
+// core/device.h and backend_for: parsing --device values, the error a CPU-only build gives for cuda,
+// host DeviceBuffer copies and the tests-only backend stand-in. The CUDA side of DeviceBuffer is
+// tested in tests/cuda.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "core/device.h"
 #include "core/error.h"
+#include "kernels/backend.h"
 
 namespace tuneserve {
 namespace {
@@ -52,6 +55,26 @@ TEST(Device, HostBufferRoundTripsAndChecksSizes) {
   EXPECT_EQ(in, out);
   EXPECT_THAT([&] { moved.upload(in.data(), 64); },
               ThrowsMessage<Error>(HasSubstr("upload of 64 bytes into a 12-byte buffer on cpu")));
+}
+
+TEST(Device, BackendForCpuIsTheCpuTable) {
+  EXPECT_EQ(&backend_for(Device{}), &cpu_backend());
+  EXPECT_EQ(cpu_backend().device, Device{});
+  DeviceBuffer buf(Device{}, 256);
+  EXPECT_EQ(&buf.backend(), &cpu_backend());
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(buf.data()) % 64, 0u);
+}
+
+TEST(Device, TestStandInAnswersForItsKindUntilRemoved) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a real GPU is present";
+  Backend stand_in = cpu_backend();
+  stand_in.device = Device{Device::Kind::cuda, 0};
+  set_backend_for_tests(Device::Kind::cuda, &stand_in);
+  EXPECT_NO_THROW(require_device(parse_device("cuda:1")));
+  EXPECT_EQ(&backend_for(parse_device("cuda:1")), &stand_in);
+  EXPECT_EQ(&backend_for(Device{}), &cpu_backend());
+  set_backend_for_tests(Device::Kind::cuda, nullptr);
+  EXPECT_THROW(backend_for(parse_device("cuda:0")), Error);
 }
 
 }  // namespace

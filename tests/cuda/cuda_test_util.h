@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/device.h"
+#include "kernels/backend.h"
 #include "kernels/cuda/runtime.h"
 
 namespace tuneserve::testing {

@@ -34,6 +34,9 @@ struct TanhBackward {
 struct ReluBackward {
   __device__ float operator()(float x, float g) const { return x > 0.0f ? g : 0.0f; }
 };
+struct Add {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
 
 template <typename F>
 __global__ void unary_kernel(float* out, const float* inp, std::size_t n, F f) {
@@ -104,5 +107,7 @@ void relu_forward(float* out, const float* inp, std::size_t N) { unary(out, inp,
 void relu_backward(float* dinp, const float* inp, const float* dout, std::size_t N) {
   binary(dinp, inp, dout, N, ReluBackward{});
 }
+
+void add(float* a, const float* b, std::size_t N) { binary(a, a, b, N, Add{}); }
 
 }  // namespace tuneserve::cuda

@@ -24,4 +24,7 @@ void tanh_backward(float* dinp, const float* out, const float* dout, std::size_t
 void relu_forward(float* out, const float* inp, std::size_t N);
 void relu_backward(float* dinp, const float* inp, const float* dout, std::size_t N);  // inp: pre-activation
 
+// a (N) += b (N): the residual adds between kernels (Backend::add).
+void add(float* a, const float* b, std::size_t N);
+
 }  // namespace tuneserve::cuda

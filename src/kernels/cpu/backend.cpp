@@ -1,0 +1,136 @@
+// The CPU Backend table (kernels/backend.h): host memory, this folder's kernels, PackedLinear for
+// prepared inference layers, and the optimizer's grad norm and AdamW in the order train/optimizer.cpp
+// has always used, so a model or trainer run through the table is bitwise what it was before.
+//
+// Dimensions: n elements, bytes in bytes; P optimizer slices, N_p elements of slice p.
+#include <cmath>
+#include <cstring>
+#include <new>
+
+#include "core/error.h"
+#include "kernels/backend.h"
+
+namespace tuneserve {
+
+namespace {
+
+constexpr std::align_val_t kAlignment{64};
+
+void* allocate(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  try {
+    return ::operator new(bytes, kAlignment);
+  } catch (const std::bad_alloc&) {
+    fail("cannot allocate {} bytes of host memory", bytes);
+  }
+}
+
+void deallocate(void* p) {
+  if (p) ::operator delete(p, kAlignment);
+}
+
+void copy_bytes(void* dst, const void* src, std::size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void zero(void* dst, std::size_t bytes) {
+  if (bytes) std::memset(dst, 0, bytes);
+}
+
+void synchronize() {}
+
+void add(float* a, const float* b, std::size_t n) {
+  const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(n);
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+  for (std::ptrdiff_t i = 0; i < count; i++) a[i] += b[i];
+}
+
+class CpuPreparedLinear final : public PreparedLinear {
+ public:
+  CpuPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation)
+      : packed_(weight, bias, K, N,
+                activation == LinearActivation::Gelu ? PackedLinear::Activation::Gelu
+                                                     : PackedLinear::Activation::None) {}
+  void forward(float* out, const float* inp, int M, int out_stride) const override {
+    packed_.forward(out, inp, M, out_stride);
+  }
+
+ private:
+  PackedLinear packed_;
+};
+
+std::unique_ptr<PreparedLinear> prepare_linear(const float* weight, const float* bias, int K, int N,
+                                               LinearActivation activation) {
+  return std::make_unique<CpuPreparedLinear>(weight, bias, K, N, activation);
+}
+
+// Per slice a double sum (OpenMP reduction above 65536 elements), slices added in order.
+double grad_norm(std::span<const OptimizerSlice> slices) {
+  double total = 0.0;
+  for (const OptimizerSlice& s : slices) {
+    double sum = 0.0;
+    const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(s.n);
+#pragma omp parallel for reduction(+ : sum) schedule(static) if (n > 65536)
+    for (std::ptrdiff_t i = 0; i < n; i++) sum += static_cast<double>(s.grad[i]) * s.grad[i];
+    total += sum;
+  }
+  return std::sqrt(total);
+}
+
+void adamw_update_all(std::span<const OptimizerSlice> slices, const kernels::cpu::AdamWHyper& hyper) {
+  kernels::cpu::AdamWHyper h = hyper;
+  for (const OptimizerSlice& s : slices) {
+    h.weight_decay = s.decay ? hyper.weight_decay : 0.0;
+    kernels::cpu::adamw_update(s.param, s.grad, s.m, s.v, s.n, h);
+  }
+}
+
+Backend make_cpu_backend() {
+  Backend b{};
+  b.device = Device{};
+  b.allocate = allocate;
+  b.deallocate = deallocate;
+  b.upload = copy_bytes;
+  b.download = copy_bytes;
+  b.copy = copy_bytes;
+  b.zero = zero;
+  b.synchronize = synchronize;
+  b.add = add;
+  b.embedding_forward = embedding_forward;
+  b.embedding_backward = embedding_backward;
+  b.layernorm_forward = layernorm_forward;
+  b.residual_layernorm_forward = residual_layernorm_forward;
+  b.layernorm_backward = layernorm_backward;
+  b.gelu_forward_cdf = gelu_forward_cdf;
+  b.gelu_from_cdf = gelu_from_cdf;
+  b.gelu_backward_cdf = gelu_backward_cdf;
+  b.tanh_forward = tanh_forward;
+  b.tanh_backward = tanh_backward;
+  b.relu_forward = relu_forward;
+  b.relu_backward = relu_backward;
+  b.dropout_forward = dropout_forward;
+  b.dropout_backward = dropout_backward;
+  b.attention_forward = attention_forward;
+  b.attention_backward = attention_backward;
+  b.matmul_forward = matmul_forward;
+  b.matmul_backward = matmul_backward;
+  b.prepare_linear = prepare_linear;
+  b.cross_entropy_forward = cross_entropy_forward;
+  b.cross_entropy_backward = cross_entropy_backward;
+  b.bce_with_logits_forward = bce_with_logits_forward;
+  b.bce_with_logits_backward = bce_with_logits_backward;
+  b.mse_forward = mse_forward;
+  b.mse_backward = mse_backward;
+  b.grad_norm = grad_norm;
+  b.adamw_update_all = adamw_update_all;
+  return b;
+}
+
+}  // namespace
+
+const Backend& cpu_backend() {
+  static const Backend table = make_cpu_backend();
+  return table;
+}
+
+}  // namespace tuneserve

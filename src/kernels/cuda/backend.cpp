@@ -1,0 +1,125 @@
+// The CUDA Backend table: runtime.h memory and copies, the kernel twins, cuBLASLt products for
+// prepared inference layers, and the fused optimizer kernels behind adapters from OptimizerSlice.
+//
+// Dimensions: M rows, K inputs, N outputs of a linear layer; P optimizer slices.
+#include "kernels/cuda/backend.h"
+
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cuda/activation.h"
+#include "kernels/cuda/adamw.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/dropout.h"
+#include "kernels/cuda/embedding.h"
+#include "kernels/cuda/layernorm.h"
+#include "kernels/cuda/loss.h"
+#include "kernels/cuda/matmul.h"
+#include "kernels/cuda/runtime.h"
+
+namespace tuneserve::cuda {
+
+namespace {
+
+// TODO(cuda speed): a bf16 copy of W (matmul_forward_bf16) and a fused bias+GELU epilogue plug in here.
+class CudaPreparedLinear final : public PreparedLinear {
+ public:
+  CudaPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation)
+      : weight_(weight), bias_(bias), K_(K), N_(N), activation_(activation) {}
+  void forward(float* out, const float* inp, int M, int out_stride) const override {
+    if (activation_ == LinearActivation::Gelu && out_stride != 0 && out_stride != N_)
+      fail("CUDA prepared linear: GELU into strided rows (stride {}, N {}) is not supported", out_stride, N_);
+    matmul_forward(out, inp, weight_, bias_, M, K_, N_, out_stride);
+    if (activation_ == LinearActivation::Gelu)
+      gelu_forward(out, out, static_cast<std::size_t>(M) * static_cast<std::size_t>(N_));
+  }
+
+ private:
+  const float* weight_;
+  const float* bias_;
+  int K_;
+  int N_;
+  LinearActivation activation_;
+};
+
+std::unique_ptr<PreparedLinear> prepare_linear(const float* weight, const float* bias, int K, int N,
+                                               LinearActivation activation) {
+  return std::make_unique<CudaPreparedLinear>(weight, bias, K, N, activation);
+}
+
+std::vector<ParamSlice> param_slices(std::span<const OptimizerSlice> slices) {
+  std::vector<ParamSlice> out;
+  out.reserve(slices.size());
+  for (const OptimizerSlice& s : slices) out.push_back(ParamSlice{s.param, s.grad, s.m, s.v, s.n, s.decay});
+  return out;
+}
+
+double grad_norm(std::span<const OptimizerSlice> slices) {
+  const std::vector<ParamSlice> table = param_slices(slices);
+  double* d_norm = static_cast<double*>(allocate(sizeof(double)));
+  double norm = 0.0;
+  try {
+    global_grad_norm(d_norm, nullptr, table, 0.0);
+    copy_to_host(&norm, d_norm, sizeof(double));
+  } catch (...) {
+    deallocate(d_norm);
+    throw;
+  }
+  deallocate(d_norm);
+  return norm;
+}
+
+void adamw_update_all_slices(std::span<const OptimizerSlice> slices, const AdamWHyper& hyper) {
+  const std::vector<ParamSlice> table = param_slices(slices);
+  adamw_update_all(table, hyper, nullptr);
+}
+
+Backend make_cuda_backend() {
+  Backend b{};
+  b.device = Device{Device::Kind::cuda, 0};
+  b.allocate = allocate;
+  b.deallocate = deallocate;
+  b.upload = copy_to_device;
+  b.download = copy_to_host;
+  b.copy = copy_device;
+  b.zero = zero;
+  b.synchronize = synchronize;
+  b.add = add;
+  b.embedding_forward = embedding_forward;
+  b.embedding_backward = embedding_backward;
+  b.layernorm_forward = layernorm_forward;
+  b.residual_layernorm_forward = residual_layernorm_forward;
+  b.layernorm_backward = layernorm_backward;
+  b.gelu_forward_cdf = gelu_forward_cdf;
+  b.gelu_from_cdf = gelu_from_cdf;
+  b.gelu_backward_cdf = gelu_backward_cdf;
+  b.tanh_forward = tanh_forward;
+  b.tanh_backward = tanh_backward;
+  b.relu_forward = relu_forward;
+  b.relu_backward = relu_backward;
+  b.dropout_forward = dropout_forward;
+  b.dropout_backward = dropout_backward;
+  b.attention_forward = attention_forward;
+  b.attention_backward = attention_backward;
+  b.matmul_forward = matmul_forward;
+  b.matmul_backward = matmul_backward;
+  b.prepare_linear = prepare_linear;
+  b.cross_entropy_forward = cross_entropy_forward;
+  b.cross_entropy_backward = cross_entropy_backward;
+  b.bce_with_logits_forward = bce_with_logits_forward;
+  b.bce_with_logits_backward = bce_with_logits_backward;
+  b.mse_forward = mse_forward;
+  b.mse_backward = mse_backward;
+  b.grad_norm = grad_norm;
+  b.adamw_update_all = adamw_update_all_slices;
+  return b;
+}
+
+}  // namespace
+
+const Backend& backend() {
+  static const Backend table = make_cuda_backend();
+  return table;
+}
+
+}  // namespace tuneserve::cuda

@@ -1,0 +1,172 @@
+// kernels/backend.h tables: the CPU table's optimizer entries are bitwise the Trainer's optimizer
+// (train/optimizer.h), and the emulated GPU (tests/emulated_backend.h) keeps device memory out of
+// the host's reach, rejects host pointers given to kernels by function and argument, and computes
+// bitwise what the CPU table computes.
+//
+// Dimensions: n elements; M, K, N of a linear layer.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "emulated_backend.h"
+#include "kernels/backend.h"
+#include "train/optimizer.h"
+
+namespace tuneserve {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
+using testing::emulated_gpu;
+
+std::vector<float> randn(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A device copy of a host vector on `b`.
+struct Dev {
+  Dev(const Backend& b, const std::vector<float>& host) : buf(b, host.size() * sizeof(float)), n(host.size()) {
+    buf.upload(host.data(), n * sizeof(float));
+  }
+  float* get() const { return buf.as<float>(); }
+  std::vector<float> back() const {
+    std::vector<float> host(n);
+    buf.download(host.data(), n * sizeof(float));
+    return host;
+  }
+  DeviceBuffer buf;
+  std::size_t n;
+};
+
+TEST(CpuBackend, OptimizerEntriesAreBitwiseTheTrainersOptimizer) {
+  // Three tensors, one above the 65536-element threshold where the sums go parallel, one not decayed.
+  const std::vector<std::size_t> sizes = {70001, 513, 4096};
+  const std::vector<std::string> names = {"encoder.dense.weight", "encoder.dense.bias", "classifier.weight"};
+  std::vector<std::vector<float>> value_a, value_b, grads, m(3), v(3);
+  std::vector<train::ParamRef> refs;
+  std::vector<OptimizerSlice> slices;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    value_a.push_back(randn(sizes[i], 10 + i));
+    value_b.push_back(value_a.back());
+    grads.push_back(randn(sizes[i], 20 + i));
+    m[i].assign(sizes[i], 0.0f);
+    v[i].assign(sizes[i], 0.0f);
+  }
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    refs.push_back({names[i], value_a[i].data(), grads[i].data(), sizes[i]});
+    slices.push_back({value_b[i].data(), grads[i].data(), m[i].data(), v[i].data(), sizes[i],
+                      train::uses_weight_decay(names[i])});
+  }
+  EXPECT_EQ(cpu_backend().grad_norm(slices), train::global_grad_norm(refs));
+
+  train::AdamW reference(refs, {0.9, 0.999, 1e-8, 0.01});
+  kernels::cpu::AdamWHyper hyper;
+  hyper.weight_decay = 0.01;
+  hyper.grad_scale = 0.5f;
+  for (long step = 1; step <= 3; ++step) {
+    reference.step(1e-3, 0.5f);
+    hyper.lr = 1e-3;
+    hyper.step = step;
+    cpu_backend().adamw_update_all(slices, hyper);
+  }
+  for (std::size_t i = 0; i < sizes.size(); ++i)
+    EXPECT_EQ(0, std::memcmp(value_a[i].data(), value_b[i].data(), sizes[i] * sizeof(float))) << names[i];
+}
+
+TEST(EmulatedGpu, MemoryRoundTripsAndLeaksNothing) {
+  const Backend& gpu = emulated_gpu();
+  const std::size_t before = testing::emulated_gpu_bytes_in_use();
+  {
+    const std::vector<float> a = randn(1000, 1), b = randn(1000, 2);
+    Dev da(gpu, a), db(gpu, b), dc(gpu, std::vector<float>(1000));
+    EXPECT_TRUE(testing::is_emulated_device_address(da.get()));
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(da.get()) % 64, 0u);
+    EXPECT_EQ(da.back(), a);
+    gpu.copy(dc.get(), da.get(), 1000 * sizeof(float));
+    EXPECT_EQ(dc.back(), a);
+    gpu.add(dc.get(), db.get(), 1000);
+    std::vector<float> sum = a;
+    cpu_backend().add(sum.data(), b.data(), sum.size());
+    EXPECT_EQ(dc.back(), sum);
+    gpu.zero(dc.get(), 1000 * sizeof(float));
+    EXPECT_EQ(dc.back(), std::vector<float>(1000, 0.0f));
+    EXPECT_GT(testing::emulated_gpu_bytes_in_use(), before);
+  }
+  EXPECT_EQ(testing::emulated_gpu_bytes_in_use(), before);
+}
+
+TEST(EmulatedGpu, HostCannotDereferenceDeviceMemory) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  DeviceBuffer buf(emulated_gpu(), 64);
+  const volatile float* p = buf.as<float>();
+  EXPECT_DEATH({ [[maybe_unused]] const float x = *p; }, "");
+}
+
+TEST(EmulatedGpu, RejectsHostPointersNamingFunctionAndArgument) {
+  const Backend& gpu = emulated_gpu();
+  std::vector<float> host(16, 1.0f);
+  Dev d(gpu, host);
+  EXPECT_THAT([&] { gpu.add(d.get(), host.data(), 16); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("add"), HasSubstr("'b'"), HasSubstr("not device memory"))));
+  EXPECT_THAT([&] { gpu.matmul_forward(host.data(), d.get(), d.get(), nullptr, 1, 4, 4, 0); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("matmul_forward"), HasSubstr("'out'"))));
+  EXPECT_THAT([&] { gpu.upload(d.get(), d.get(), 16); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("upload"), HasSubstr("'host_src'"), HasSubstr("is device memory"))));
+  EXPECT_THAT([&] { gpu.download(d.get(), d.get(), 16); }, ThrowsMessage<Error>(HasSubstr("'host_dst'")));
+  // Past the end of the allocation, and a freed buffer.
+  EXPECT_THAT([&] { gpu.zero(d.get(), 17 * sizeof(float)); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("zero"), HasSubstr("needs 68 bytes"))));
+  float* stale = nullptr;
+  {
+    DeviceBuffer gone(gpu, 4096);
+    stale = gone.as<float>();
+  }
+  EXPECT_THAT([&] { gpu.zero(stale, 4); }, ThrowsMessage<Error>(HasSubstr("not in a live device allocation")));
+  EXPECT_THAT([&] { gpu.relu_forward(nullptr, d.get(), 16); }, ThrowsMessage<Error>(HasSubstr("'out' is null")));
+}
+
+TEST(EmulatedGpu, KernelsAndPreparedLinearAreBitwiseTheCpuTable) {
+  const Backend& gpu = emulated_gpu();
+  const int M = 7, K = 48, N = 32;
+  const std::vector<float> x = randn(static_cast<std::size_t>(M) * K, 3), w = randn(static_cast<std::size_t>(N) * K, 4),
+                           b = randn(N, 5);
+  std::vector<float> want(static_cast<std::size_t>(M) * N), want_gelu(want.size());
+  cpu_backend().matmul_forward(want.data(), x.data(), w.data(), b.data(), M, K, N, 0);
+  cpu_backend().prepare_linear(w.data(), b.data(), K, N, LinearActivation::Gelu)->forward(want_gelu.data(), x.data(), M,
+                                                                                          0);
+  Dev dx(gpu, x), dw(gpu, w), db(gpu, b), out(gpu, std::vector<float>(want.size()));
+  gpu.matmul_forward(out.get(), dx.get(), dw.get(), db.get(), M, K, N, 0);
+  EXPECT_EQ(out.back(), want);
+  gpu.prepare_linear(dw.get(), db.get(), K, N, LinearActivation::Gelu)->forward(out.get(), dx.get(), M, 0);
+  EXPECT_EQ(out.back(), want_gelu);
+
+  // A loss returns its value to the host; the targets are device memory too.
+  const std::vector<std::int32_t> targets = {0, 3, 1, 31, 2, 0, 5};
+  DeviceBuffer dt(gpu, targets.size() * sizeof(std::int32_t));
+  dt.upload(targets.data(), targets.size() * sizeof(std::int32_t));
+  EXPECT_EQ(gpu.cross_entropy_forward(out.get(), dt.as<std::int32_t>(), M, N),
+            cpu_backend().cross_entropy_forward(want_gelu.data(), targets.data(), M, N));
+}
+
+TEST(EmulatedGpu, StandsInForCudaWhileInstalled) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a real GPU is present";
+  {
+    testing::ScopedEmulatedGpu scoped;
+    EXPECT_EQ(&backend_for(parse_device("cuda")), &emulated_gpu());
+    DeviceBuffer buf(parse_device("cuda:0"), 32);
+    EXPECT_TRUE(testing::is_emulated_device_address(buf.data()));
+  }
+  EXPECT_THROW(backend_for(parse_device("cuda")), Error);
+}
+
+}  // namespace
+}  // namespace tuneserve
