@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev libssl-dev
   python3-numpy
   python3-torch libopenblas0-openmp
   curl awscli nodejs clang-14 libclang-rt-14-dev  # serve: end-to-end clients, fuzzer

@@ -232,8 +232,9 @@ std::string csv_field(std::string_view s) {
 }  // namespace
 
 std::string error_body(std::string_view message, std::string_view type) {
-  // Messages quote client text; replace invalid UTF-8 rather than throw while reporting.
-  return json{{"error", std::string(message)}, {"error_type", std::string(type)}}.dump(
+  // Messages quote client text; replace invalid UTF-8 rather than throw while reporting. "message"
+  // repeats the error for AWS SDK clients (the AWS CLI prints a JSON error body's "message").
+  return json{{"error", std::string(message)}, {"error_type", std::string(type)}, {"message", std::string(message)}}.dump(
       -1, ' ', false, json::error_handler_t::replace);
 }
 

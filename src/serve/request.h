@@ -36,7 +36,8 @@ template <typename... Args>
   throw HttpError(status, type, fmt::format(format, std::forward<Args>(args)...));
 }
 
-std::string error_body(std::string_view message, std::string_view type);  // JSON
+// {"error": message, "error_type": type, "message": message} ("message" for AWS SDK clients).
+std::string error_body(std::string_view message, std::string_view type);
 
 enum class Format { json, csv, jsonlines, text };
 

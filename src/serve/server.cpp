@@ -129,12 +129,6 @@ std::vector<std::string> split_path(std::string_view path) {
   return parts;
 }
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
-  return diff == 0 && !b.empty();
-}
-
 bool valid_model_name(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name)
@@ -551,12 +545,26 @@ void Server::Impl::handle(Request& req, const std::shared_ptr<Exchange>& ex, boo
 }
 
 void Server::Impl::check_auth(const Request& req) const {
-  if (config.api_key.empty()) return;
+  const bool bearer_on = !config.api_key.empty(), sigv4_on = !config.sigv4.empty();
+  if (!bearer_on && !sigv4_on) return;  // open: SigV4 signatures are accepted unchecked
   const std::string auth = header(req, "Authorization");
+  if (is_sigv4(auth)) {
+    if (!sigv4_on)
+      http_fail(401, "unauthorized", "this endpoint takes Authorization: Bearer <key>, not SigV4 signatures");
+    SignedRequest signed_request{req.method_string(), req.target(), {}, req.body()};
+    for (const auto& field : req) signed_request.headers.emplace_back(field.name_string(), field.value());
+    if (std::string why = sigv4_verify(config.sigv4, signed_request, std::chrono::system_clock::now()); !why.empty())
+      http_fail(403, "forbidden", "SigV4 check failed: {}", why);
+    return;
+  }
   constexpr std::string_view bearer = "Bearer ";
-  if (auth.size() <= bearer.size() || !beast::iequals(auth.substr(0, bearer.size()), bearer) ||
+  if (!bearer_on || auth.size() <= bearer.size() || !beast::iequals(auth.substr(0, bearer.size()), bearer) ||
       !constant_time_equal(std::string_view(auth).substr(bearer.size()), config.api_key))
-    http_fail(401, "unauthorized", "missing or wrong API key (send Authorization: Bearer <key>)");
+    http_fail(401, "unauthorized", "{}", bearer_on && sigv4_on
+                                             ? "missing or wrong credentials (send Authorization: Bearer <key> or sign "
+                                               "the request with AWS SigV4)"
+                                         : bearer_on ? "missing or wrong API key (send Authorization: Bearer <key>)"
+                                                     : "this endpoint takes AWS SigV4-signed requests only");
 }
 
 std::shared_ptr<Model> Server::Impl::model_for(const std::string& name, bool must_exist) const {

@@ -13,6 +13,7 @@
 #include "serve/metrics.h"
 #include "serve/model_registry.h"
 #include "serve/request.h"
+#include "serve/sigv4.h"
 
 namespace tuneserve::serve {
 
@@ -32,6 +33,7 @@ struct ServerConfig {
   std::chrono::milliseconds response_timeout{60'000}; // admitted -> answered, else 504
   std::chrono::milliseconds drain_timeout{30'000};    // SIGTERM: longest wait for in-flight work
   std::string api_key;               // non-empty: inference and management need Bearer <key>
+  SigV4Credentials sigv4;            // non-empty: AWS SigV4-signed requests with these credentials pass
   RequestLimits limits;
   std::shared_ptr<HandlerPlugin> handler;  // --handler lib.so; null: the built-in pipeline
   Loader loader;                     // builds backends for the management API's load

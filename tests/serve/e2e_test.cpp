@@ -2,6 +2,7 @@
 // curl, the AWS CLI (v1 on PATH and Debian's v2) and @huggingface/inference (npm-installed into
 // the build folder by this test's setup). Answers are checked against `tuneserve predict` (the
 // pipeline tested against transformers) and a batched run against single requests.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -182,15 +183,16 @@ TEST_F(EndToEnd, CurlGetsThePipelinesAnswer) {
   EXPECT_EQ(server.terminate(), 0);
 }
 
-TEST_F(EndToEnd, AwsCliInvokeEndpoint) {
-  ServerProcess server;
-  ASSERT_TRUE(server.wait_ready());
-  const json want = predicted("'Terrible, it broke.'");
+// Runs `aws sagemaker-runtime invoke-endpoint` with each installed AWS CLI (credentials = secret
+// for access key "test") and calls check(cli, shell result, output file); the result's out holds
+// stdout, and stderr too when merge_stderr.
+template <typename Check>
+int with_each_aws_cli(const std::string& url, const std::string& secret, Check check, bool merge_stderr = false) {
   const std::string dir = fs::temp_directory_path() / ("tuneserve_aws_" + std::to_string(getpid()));
   fs::create_directories(dir);
-  const std::string env =
-      "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 "
-      "AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null ";
+  const std::string env = "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=" + secret +
+                          " AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null "
+                          "AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_MAX_ATTEMPTS=1 ";
   int clients = 0;
   // aws-cli 1 (pyenv, on PATH) takes --body as text; aws-cli 2 needs raw-in-base64-out for that.
   for (auto [aws, extra] : {std::pair<std::string, std::string>{"aws", ""},
@@ -198,17 +200,52 @@ TEST_F(EndToEnd, AwsCliInvokeEndpoint) {
     if (!have(aws)) continue;
     const std::string out = dir + "/out.json";
     fs::remove(out);
-    Shell r = sh(env + aws + " sagemaker-runtime invoke-endpoint --endpoint-url " + server.url() +
-               " --endpoint-name my-endpoint --content-type application/json --body " +
-               quote(R"({"inputs":"Terrible, it broke."})") + extra + " " + out);
+    const Shell r = sh(env + aws + " sagemaker-runtime invoke-endpoint --endpoint-url " + url +
+                       " --endpoint-name my-endpoint --content-type application/json --body " +
+                       quote(R"({"inputs":"Terrible, it broke."})") + extra + " " + out + (merge_stderr ? " 2>&1" : ""));
+    check(aws, r, out);
+    ++clients;
+  }
+  fs::remove_all(dir);
+  return clients;
+}
+
+TEST_F(EndToEnd, AwsCliInvokeEndpoint) {
+  ServerProcess server;
+  ASSERT_TRUE(server.wait_ready());
+  const json want = predicted("'Terrible, it broke.'");
+  const int clients = with_each_aws_cli(server.url(), "test", [&](const std::string& aws, const Shell& r,
+                                                                  const std::string& out) {
     ASSERT_EQ(r.status, 0) << aws << ": " << r.out;
     EXPECT_EQ(json::parse(r.out)["ContentType"], "application/json") << aws;
     std::ifstream in(out);
     expect_scores_near(json::parse(in), want, aws);
-    ++clients;
-  }
-  fs::remove_all(dir);
+  });
   if (clients == 0) GTEST_SKIP() << "no AWS CLI installed (Debian package awscli)";
+  EXPECT_EQ(server.terminate(), 0);
+}
+
+// With --sigv4-credentials the server checks the AWS CLI's signatures itself: the right secret
+// passes, a wrong one is refused with the reason.
+TEST_F(EndToEnd, AwsCliSignaturesChecked) {
+  ServerProcess server({"--sigv4-credentials", "test:s3cr3t/key", "--api-key", "bearer-key"});
+  ASSERT_TRUE(server.wait_ready());
+  const json want = predicted("'Terrible, it broke.'");
+  const int clients = with_each_aws_cli(server.url(), "s3cr3t/key", [&](const std::string& aws, const Shell& r,
+                                                                        const std::string& out) {
+    ASSERT_EQ(r.status, 0) << aws << ": " << r.out;
+    std::ifstream in(out);
+    expect_scores_near(json::parse(in), want, aws);
+  });
+  if (clients == 0) GTEST_SKIP() << "no AWS CLI installed (Debian package awscli)";
+  with_each_aws_cli(server.url(), "wrong", [&](const std::string& aws, const Shell& r, const std::string&) {
+    EXPECT_NE(r.status, 0) << aws << ": " << r.out;
+    EXPECT_THAT(r.out, ::testing::HasSubstr("signature does not match")) << aws;
+  }, true);
+  Shell r = sh("curl -sS -o /dev/null -w '%{http_code}' -X POST " + server.url() +
+               "/invocations -H 'Authorization: Bearer bearer-key' -H 'Content-Type: application/json' "
+               "-d '{\"inputs\":\"x\"}'");
+  EXPECT_EQ(r.out, "200") << "the API key works beside the signatures";
   EXPECT_EQ(server.terminate(), 0);
 }
 

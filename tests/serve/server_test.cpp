@@ -8,6 +8,11 @@
 #include <future>
 #include <thread>
 
+#include <gmock/gmock.h>
+
+#include <ctime>
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "serve/fake_backend.h"
@@ -281,6 +286,54 @@ TEST(Server, ApiKeyGuardsEverythingButHealth) {
                          {{"Authorization", "Bearer wrong!"}}).status, 401);
   EXPECT_EQ(http_request(s.port(), "POST", "/invocations", R"({"inputs": "x"})",
                          {{"Authorization", "Bearer sekrit"}}).status, 200);
+}
+
+// The signing itself is checked against botocore's signatures in sigv4_test.cpp; here, that the
+// server feeds the request it received (method, target, every header, body) to the check.
+TEST(Server, SigV4CredentialsGuardInference) {
+  ServerConfig config = test_config();
+  config.sigv4 = {"AKID", "secret"};
+  TestServer s(config);
+  const std::string body = R"({"inputs": "x"})";
+  const std::time_t now = std::time(nullptr);
+  char amz_date[17];
+  std::strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", std::gmtime(&now));
+  auto sign = [&](const std::string& secret, const std::string& signed_body) {
+    const std::string date(amz_date, 8), scope = date + "/us-east-1/sagemaker/aws4_request";
+    const SignedRequest r{"POST", "/endpoints/e/invocations",
+                          {{"Host", "127.0.0.1"}, {"Content-Type", "application/json"}, {"X-Amz-Date", amz_date}},
+                          signed_body};
+    const std::string canonical = sigv4_canonical_request(r, {"content-type", "host", "x-amz-date"});
+    const std::string to_sign = sigv4_string_to_sign(amz_date, scope, canonical);
+    return std::map<std::string, std::string>{
+        {"Content-Type", "application/json"},
+        {"X-Amz-Date", amz_date},
+        {"Authorization", "AWS4-HMAC-SHA256 Credential=AKID/" + scope +
+                              ", SignedHeaders=content-type;host;x-amz-date, Signature=" +
+                              sigv4_signature(secret, date, "us-east-1", "sagemaker", to_sign)}};
+  };
+  EXPECT_EQ(http_request(s.port(), "GET", "/ping").status, 200);
+  auto r = http_request(s.port(), "POST", "/endpoints/e/invocations", body, sign("secret", body));
+  EXPECT_EQ(r.status, 200) << r.body;
+  r = http_request(s.port(), "POST", "/endpoints/e/invocations", body, sign("wrong", body));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(), ::testing::HasSubstr("signature does not match"));
+  r = http_request(s.port(), "POST", "/endpoints/e/invocations", body, sign("secret", R"({"inputs": "y"})"));
+  EXPECT_EQ(r.status, 403) << "a body other than the signed one must not pass";
+  r = http_request(s.port(), "POST", "/endpoints/e/invocations", body);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(), ::testing::HasSubstr("SigV4-signed requests only"));
+  EXPECT_EQ(http_request(s.port(), "POST", "/invocations", body, {{"Authorization", "Bearer secret"}}).status, 401);
+}
+
+TEST(Server, BearerOnlyEndpointRefusesSignatures) {
+  ServerConfig config = test_config();
+  config.api_key = "sekrit";
+  TestServer s(config);
+  auto r = http_request(s.port(), "POST", "/invocations", R"({"inputs": "x"})",
+                        {{"Authorization", "AWS4-HMAC-SHA256 Credential=a/b/c/d/aws4_request, SignedHeaders=host, Signature=0"}});
+  EXPECT_EQ(r.status, 401);
+  EXPECT_THAT(json::parse(r.body)["error"].get<std::string>(), ::testing::HasSubstr("not SigV4"));
 }
 
 TEST(Server, SlowAndIdleClientsAreCutOff) {
