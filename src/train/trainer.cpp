@@ -153,8 +153,10 @@ nlohmann::json trajectory_identity(const TrainArgs& a, std::size_t rows, long to
 }
 
 // Replaces `model`'s weights by those saved in checkpoint `dir`, in place, so the optimizer's
-// references stay valid. The checkpoint is read on the host and uploaded to the model's device.
+// references stay valid. The checkpoint is read on the host and uploaded to the model's device
+// (no second copy of the weights on a GPU).
 void load_weights_into(Model& model, const std::string& dir, long seed, const char* what) {
+  const Backend& backend = backend_for(model.device());
   LoadOptions host;
   host.init_seed = static_cast<std::uint64_t>(seed);
   Model saved = Model::load(dir, nullptr, host);
@@ -164,7 +166,7 @@ void load_weights_into(Model& model, const std::string& dir, long seed, const ch
   for (std::size_t i = 0; i < dst.size(); i++) {
     if (dst[i].name != src[i].name || dst[i].numel != src[i].numel)
       fail("{} {}: parameter {} does not match the model's {}", what, dir, src[i].name, dst[i].name);
-    std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
+    backend.upload(dst[i].data, src[i].data, src[i].numel * sizeof(float));
   }
   model.mark_weights_changed();
 }
@@ -246,7 +248,9 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 
   std::vector<ParamRef> refs;
   for (Parameter& p : model.parameters()) refs.push_back({p.name, p.data, p.grad, p.numel});
-  AdamW optimizer(refs, AdamWOptions{args.adam_beta1, args.adam_beta2, args.adam_epsilon, args.weight_decay});
+  // Moments live beside the parameters, on the model's device; only the grad norm comes back per step.
+  AdamW optimizer(backend_for(model.device()), refs,
+                  AdamWOptions{args.adam_beta1, args.adam_beta2, args.adam_epsilon, args.weight_decay});
 
   const nlohmann::json identity = trajectory_identity(args, train.size(), total_steps);
   LoopState st;
@@ -356,7 +360,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
         window_samples += count;
         samples_seen += count;
       }
-      last_grad_norm = global_grad_norm(optimizer.params());
+      last_grad_norm = optimizer.grad_norm();
       last_lr = schedule.lr(st.global_step);
       optimizer.step(last_lr, clip_coefficient(last_grad_norm, args.max_grad_norm));
       model.mark_weights_changed();
