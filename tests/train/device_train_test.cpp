@@ -8,11 +8,11 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "data/dataset.h"
 #include "emulated_backend.h"
 #include "model/model.h"
+#include "synthetic_rows.h"
 #include "test_util.h"
 #include "train/trainer.h"
 
@@ -23,22 +23,6 @@ namespace fs = std::filesystem;
 
 const char* kModel = "models/distilbert-tiny-init";
 const Device kGpu{Device::Kind::cuda, 0};
-
-// `n` rows of random ids (lengths 4..20) whose label depends on the ids, so the loss moves.
-data::TokenizedDataset synthetic(int vocab, int n, unsigned seed) {
-  std::mt19937 rng(seed);
-  data::TokenizedRows rows;
-  for (int r = 0; r < n; r++) {
-    const int len = 4 + static_cast<int>(rng() % 17);
-    std::vector<std::int32_t> ids{101};
-    for (int t = 1; t < len - 1; t++) ids.push_back(1000 + static_cast<std::int32_t>(rng() % static_cast<unsigned>(vocab - 1000)));
-    ids.push_back(102);
-    rows.add(ids, std::vector<std::int32_t>(ids.size(), 0), ids[1] % 2);
-  }
-  data::Manifest m;
-  m.id2label = {"0", "1"};
-  return data::TokenizedDataset::from_rows(std::move(rows), m);
-}
 
 TrainArgs recipe() {
   TrainArgs a;
@@ -107,7 +91,7 @@ class DeviceTraining : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
   TrainOutcome run(Model& model, const std::string& out, const TrainArgs& args, const TrainHooks& hooks = {}) {
     const int vocab = model.config().vocab_size;
-    const auto train = synthetic(vocab, 37, 7), test = synthetic(vocab, 12, 8);
+    const auto train = testing::synthetic_rows(vocab, 37, 7), test = testing::synthetic_rows(vocab, 12, 8);
     return train_model(model, args, train, &test, {(root_ / out).string(), "", ""}, hooks);
   }
   fs::path root_;

@@ -6,11 +6,11 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "core/error.h"
 #include "data/dataset.h"
 #include "model/model.h"
+#include "synthetic_rows.h"
 #include "test_util.h"
 #include "train/trainer.h"
 
@@ -19,22 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// 37 rows of random ids (lengths 4..20) with a label that depends on the ids, so loss moves.
-data::TokenizedDataset synthetic(int vocab) {
-  std::mt19937 rng(7);
-  data::TokenizedRows rows;
-  for (int r = 0; r < 37; r++) {
-    const int len = 4 + static_cast<int>(rng() % 17);
-    std::vector<std::int32_t> ids{101}, types;
-    for (int t = 1; t < len - 1; t++) ids.push_back(1000 + static_cast<std::int32_t>(rng() % static_cast<unsigned>(vocab - 1000)));
-    ids.push_back(102);
-    types.assign(ids.size(), 0);
-    rows.add(ids, types, ids[1] % 2);
-  }
-  data::Manifest m;
-  m.id2label = {"0", "1"};
-  return data::TokenizedDataset::from_rows(std::move(rows), m);
-}
+data::TokenizedDataset synthetic(int vocab) { return testing::synthetic_rows(vocab); }
 
 TrainArgs base_args(const std::string& model) {
   TrainArgs a;
