@@ -4,7 +4,8 @@
 # (TARGETS="tuneserve_cli ..." for more). CI runs it after the CPU suite; bench/gpu_check.sh reuses it.
 #   scripts/build_cuda.sh
 #   BUILD_DIR=b TARGETS="tuneserve_cuda test_cuda" JOBS=4 CMAKE_ARGS="-DTUNESERVE_WERROR=ON" scripts/build_cuda.sh
-#   BUNDLE=build-cuda-bundle scripts/build_cuda.sh     also pack prebuilt binaries for a GPU machine (below)
+#   BUNDLE=build-cuda-bundle scripts/build_cuda.sh     also pack prebuilt binaries for a GPU machine (below;
+#                                                      with TARGETS="... tuneserve_cli" the tuneserve binary too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +30,9 @@ if [ -n "${BUNDLE:-}" ]; then
   stage="$(mktemp -d)"
   trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/bin" "$stage/lib" "$BUNDLE"
-  for target in test_cuda bench_cuda_kernels; do
-    cp "$(find "$build_dir" -name "$target" -type f -perm -u+x | head -n 1)" "$stage/bin/"
+  for target in test_cuda bench_cuda_kernels tuneserve; do  # tuneserve: when TARGETS built tuneserve_cli
+    found="$(find "$build_dir" -name "$target" -type f -perm -u+x | head -n 1)"
+    if [ -n "$found" ]; then cp "$found" "$stage/bin/"; elif [ "$target" != tuneserve ]; then exit 1; fi
   done
   ldd "$stage"/bin/* | awk '/=> \// {print $3}' | sort -u |
     grep -v -E '/(libc|libm|libdl|librt|libpthread|ld-linux-x86-64|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt)\.so' |
