@@ -8,6 +8,7 @@
 # that of the tests.
 #   bench/gpu_check.sh                  (from the repository root; OUT=dir keeps logs and JSON there)
 #   SHARED=../shared BUILD_DIR=build-cuda JOBS=16 SECONDS_PER_WORKLOAD=6 bench/gpu_check.sh
+#   BIN=dir bench/gpu_check.sh          binaries from dir instead of building or unpacking the bundle
 #   STEPS="predict accuracy speed" bench/gpu_check.sh   only these steps (default: all, in this order:
 #       build tests kernels torch hfload predict accuracy speed); without `build` the prebuilt bundle
 #       is used, so a check can be split over two calls on the same machine
@@ -86,23 +87,25 @@ fi
 steps="${STEPS:-build tests kernels torch hfload predict accuracy speed}"
 want() { [[ " $steps " == *" $1 "* ]]; }
 
-bin=""
-if want build; then
+bin="${BIN:-}"  # BIN=dir: binaries already there (no build, no bundle)
+if [ -n "$bin" ]; then
+  echo "using the binaries in $bin"
+elif want build; then
   step "build: scripts/build_cuda.sh -> $build_dir (kernels, test_cuda, bench_cuda_kernels, tuneserve)"
-fi
-if want build && BUILD_DIR="$build_dir" JOBS="${JOBS:-$(nproc)}" TARGETS="test_cuda bench_cuda_kernels tuneserve_cli" \
+  if BUILD_DIR="$build_dir" JOBS="${JOBS:-$(nproc)}" TARGETS="test_cuda bench_cuda_kernels tuneserve_cli" \
      timeout 330 scripts/build_cuda.sh >"$out/build.log" 2>&1; then
-  tail -n 3 "$out/build.log"
-  bin="$build_dir/bin"
-  mkdir -p "$bin"
-  for t in test_cuda bench_cuda_kernels tuneserve; do
-    ln -sf "$(realpath "$(find "$build_dir" -name "$t" -type f -perm -u+x | head -n 1)")" "$bin/$t"
-  done
-else
-  if want build; then
+    tail -n 3 "$out/build.log"
+    bin="$build_dir/bin"
+    mkdir -p "$bin"
+    for t in test_cuda bench_cuda_kernels tuneserve; do
+      ln -sf "$(realpath "$(find "$build_dir" -name "$t" -type f -perm -u+x | head -n 1)")" "$bin/$t"
+    done
+  else
     grep -E "Could NOT find|not found|Error" "$out/build.log" | head -n 5 || tail -n 3 "$out/build.log"
     echo "BUILD FAILED here (full log: $out/build.log)"
   fi
+fi
+if [ -z "$bin" ]; then
   # Prebuilt binaries made on a development machine: BUNDLE=build-cuda-bundle scripts/build_cuda.sh
   bundle="${BUNDLE:-build-cuda-bundle}/bundle.tar.xz"
   if [ -f "$bundle" ]; then
@@ -111,7 +114,7 @@ else
     export LD_LIBRARY_PATH="/tmp/tuneserve-bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     echo "using the prebuilt binaries of $bundle"
   else
-    echo "no prebuilt $bundle either: CUDA tests and kernel timings cannot run"
+    echo "no prebuilt $bundle either: CUDA tests, kernel timings and tuneserve on the GPU cannot run"
   fi
 fi
 
@@ -228,7 +231,8 @@ for batch, workload in ((32, "train_real_b32"), (128, "train_real_b128")):
     ours = logs[-1]["samples_per_second"]  # the last window: warm
     theirs = peer.get(workload, {}).get("samples_per_s")
     ratio = f"{ours / theirs:.2f}x of transformers' {theirs:.1f}" if theirs else "peer not measured in this run"
-    print(f"batch {batch}, Amazon real lengths, unpadded: tuneserve {ours:.1f} samples/s ({ratio} {workload})")
+    print(f"batch {batch}, Amazon real lengths, unpadded: tuneserve {ours:.1f} samples/s over the log window "
+          f"ending at step {logs[-1]['step']} ({ratio} {workload})")
 PY
 fi
 
