@@ -383,31 +383,10 @@ Backend make_table() {
   b.zero = e_zero;
   b.synchronize = e_synchronize;
   b.add = e_add;
-  b.embedding_forward = e_embedding_forward;
-  b.embedding_backward = e_embedding_backward;
-  b.layernorm_forward = e_layernorm_forward;
-  b.residual_layernorm_forward = e_residual_layernorm_forward;
-  b.layernorm_backward = e_layernorm_backward;
-  b.gelu_forward_cdf = e_gelu_forward_cdf;
-  b.gelu_from_cdf = e_gelu_from_cdf;
-  b.gelu_backward_cdf = e_gelu_backward_cdf;
-  b.tanh_forward = e_tanh_forward;
-  b.tanh_backward = e_tanh_backward;
-  b.relu_forward = e_relu_forward;
-  b.relu_backward = e_relu_backward;
-  b.dropout_forward = e_dropout_forward;
-  b.dropout_backward = e_dropout_backward;
-  b.attention_forward = e_attention_forward;
-  b.attention_backward = e_attention_backward;
-  b.matmul_forward = e_matmul_forward;
-  b.matmul_backward = e_matmul_backward;
+#define TUNESERVE_SET(name) b.name = e_##name;
+  TUNESERVE_BACKEND_KERNELS(TUNESERVE_SET)
+#undef TUNESERVE_SET
   b.prepare_linear = e_prepare_linear;
-  b.cross_entropy_forward = e_cross_entropy_forward;
-  b.cross_entropy_backward = e_cross_entropy_backward;
-  b.bce_with_logits_forward = e_bce_with_logits_forward;
-  b.bce_with_logits_backward = e_bce_with_logits_backward;
-  b.mse_forward = e_mse_forward;
-  b.mse_backward = e_mse_backward;
   b.grad_norm = e_grad_norm;
   b.adamw_update_all = e_adamw_update_all;
   return b;

@@ -103,6 +103,16 @@ struct Backend {
   void (*adamw_update_all)(std::span<const OptimizerSlice> slices, const kernels::cpu::AdamWHyper& hyper);
 };
 
+// The kernel entries named as their kernels (kernels/cpu and kernels/cuda spell them alike), so a
+// table fills them in one line: #define SET(name) b.name = name;  TUNESERVE_BACKEND_KERNELS(SET)
+#define TUNESERVE_BACKEND_KERNELS(X)                                                                  \
+  X(embedding_forward) X(embedding_backward) X(layernorm_forward) X(residual_layernorm_forward)       \
+  X(layernorm_backward) X(gelu_forward_cdf) X(gelu_from_cdf) X(gelu_backward_cdf) X(tanh_forward)     \
+  X(tanh_backward) X(relu_forward) X(relu_backward) X(dropout_forward) X(dropout_backward)            \
+  X(attention_forward) X(attention_backward) X(matmul_forward) X(matmul_backward)                     \
+  X(cross_entropy_forward) X(cross_entropy_backward) X(bce_with_logits_forward)                       \
+  X(bce_with_logits_backward) X(mse_forward) X(mse_backward)
+
 // The table of `device`, after require_device(device) (a clear error when it is not usable; on a
 // GPU it also makes that GPU current on the calling thread, so call it on each thread that runs
 // work). The CPU table always exists; the CUDA one only in a -DTUNESERVE_CUDA=ON build.

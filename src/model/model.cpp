@@ -1,5 +1,7 @@
-// BERT-family classifier on CPU: weights by Hugging Face name in one flat buffer, a forward that is
-// a straight list of kernel calls per layer, and a backward that is the same list reversed.
+// BERT-family classifier on any Backend (CPU, CUDA): weights by Hugging Face name in one flat device
+// buffer, a forward that is a straight list of kernel calls per layer, and a backward that is the
+// same list reversed. Every kernel, copy and add goes through the model's Backend; the host only
+// builds token inputs (uploaded per call) and receives logits, hidden states and the loss.
 //
 // Dimensions: B batch, T tokens, M tokens in the batch (B*T padded, or the real ones unpadded),
 // C hidden, NH heads, F ffn, L layers, V vocab, P positions, K labels.
@@ -23,13 +25,8 @@
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "kernels/cpu/activation.h"
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/dropout.h"
-#include "kernels/cpu/embedding.h"
-#include "kernels/cpu/layernorm.h"
+#include "kernels/backend.h"
 #include "kernels/cpu/loss.h"
-#include "kernels/cpu/matmul.h"
 #include "model/weights.h"
 
 namespace fs = std::filesystem;
@@ -60,24 +57,29 @@ struct LayerActs {
   float* ln2_rstd;  // (R)
 };
 
-// Reusable uninitialised float memory: repeated forwards reuse warm pages instead of faulting in
+// Reusable uninitialised device memory: repeated forwards reuse warm pages instead of faulting in
 // and zeroing hundreds of MB each time. Every kernel writes its outputs before they are read.
 class Arena {
  public:
-  float* reserve(std::size_t n) {
-    if (n > capacity_) {
-      data_.reset(new float[n]);
-      capacity_ = n;
+  void* reserve(const Backend& backend, std::size_t bytes) {
+    if (bytes > buffer_.bytes() || backend_ != &backend) {
+      buffer_ = DeviceBuffer();  // free first: device memory may not hold both
+      buffer_ = DeviceBuffer(backend, bytes);
+      backend_ = &backend;
     }
-    return data_.get();
+    return buffer_.data();
   }
 
  private:
-  std::unique_ptr<float[]> data_;
-  std::size_t capacity_ = 0;
+  const Backend* backend_ = nullptr;
+  DeviceBuffer buffer_;
 };
 
 struct Acts {
+  // Token inputs on the device (upload_tokens): ids, pos, types (M) and, in the padded layout
+  // only, the attention mask (B, T); null in the packed layout (every packed token is real).
+  std::int32_t* tokens;
+  const std::int32_t *ids, *pos, *types, *mask;
   float* emb;        // (M, C) word + position (+ type)
   float* emb_ln;     // (M, C)
   float* emb_mean;   // (M)
@@ -92,6 +94,10 @@ struct Acts {
   float* head_act;   // (B, C) after tanh / relu
   float* head_b;     // (B, C) after the second dropout
   float* logits;     // (B, K)
+  // Training only: the labels on the device and the loss gradient.
+  std::int32_t* class_ids;  // (B) single-label targets
+  float* targets;           // (B, K) multi-label / regression targets
+  float* dlogits;           // (B, K)
 };
 
 // Dropout sites: one stream per (step, site) so every mask is independent and regenerable.
@@ -161,11 +167,11 @@ std::vector<RowRun> first_token_runs(const Layout& lay) {
 }
 
 // Dropout (forward or backward: the same mask product) over rows `width` wide.
-void dropout_rows(float* out, const float* inp, const std::vector<RowRun>& runs, int width, float p,
+void dropout_rows(const Backend& k, float* out, const float* inp, const std::vector<RowRun>& runs, int width, float p,
                   const DropoutKey& key) {
   for (const RowRun& r : runs)
-    dropout_forward(out + r.row * width, inp + r.row * width, r.count * width, p, key,
-                    static_cast<std::uint64_t>(r.padded_row) * width);
+    k.dropout_forward(out + r.row * width, inp + r.row * width, r.count * width, p, key,
+                      static_cast<std::uint64_t>(r.padded_row) * width);
 }
 
 // One attention kernel call: B rows of T tokens at qkv row `row`, output at row `out_row`,
@@ -179,6 +185,8 @@ struct AttentionCall {
 
 // Padded: one masked call. Packed: one call per sequence over its real tokens, its dropout indices
 // those of its place in the padded batch. Pruned: queries are the first tokens only (out (B, C)).
+// TODO(cuda speed): on a GPU the packed calls belong in one cuda::attention_varlen_* launch
+// (cu_seqlens = offsets, dropout width T), which keeps no probabilities; B launches is the slow path.
 std::vector<AttentionCall> attention_calls(const Layout& lay, const std::int32_t* mask, int NH, bool pruned,
                                            std::size_t* att_numel) {
   const int Tq = pruned ? 1 : 0;
@@ -200,32 +208,41 @@ std::vector<AttentionCall> attention_calls(const Layout& lay, const std::int32_t
   return calls;
 }
 
-// Carves one float buffer into named slices: sizes first, then pointers.
+// Carves one device buffer into named float / int32 slices: sizes first, then pointers.
 class Carver {
  public:
-  void add(float** slot, std::size_t n) { items_.push_back({slot, n}); }
-  void allocate(Arena& arena) {
-    std::size_t total = 0;
-    for (auto& it : items_) total += (it.n + 15) / 16 * 16;  // 64-byte aligned slices
-    float* base = arena.reserve(total);
+  void add(float** slot, std::size_t n) { items_.push_back({slot, nullptr, n}); }
+  void add(std::int32_t** slot, std::size_t n) { items_.push_back({nullptr, slot, n}); }
+  void allocate(Arena& arena, const Backend& backend) {
+    std::size_t total = 0;  // in 4-byte elements
+    for (auto& it : items_) total += round(it.n);
+    float* base = static_cast<float*>(arena.reserve(backend, total * sizeof(float)));
     std::size_t offset = 0;
     for (auto& it : items_) {
-      *it.slot = base + offset;
-      offset += (it.n + 15) / 16 * 16;
+      if (it.f) *it.f = base + offset;
+      else *it.i = reinterpret_cast<std::int32_t*>(base + offset);
+      offset += round(it.n);
     }
   }
 
  private:
+  static std::size_t round(std::size_t n) { return (n + 15) / 16 * 16; }  // 64-byte aligned slices
   struct Item {
-    float** slot;
+    float** f;
+    std::int32_t** i;
     std::size_t n;
   };
   std::vector<Item> items_;
 };
 
-void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, const Layout& lay, bool training) {
+// Rows of each token input in Acts::tokens, rounded so that every input starts 64-byte aligned.
+std::size_t token_stride(const Layout& lay) { return (static_cast<std::size_t>(lay.M) + 15) / 16 * 16; }
+
+void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelConfig& c, const Layout& lay,
+                   bool training) {
   const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = lay.M, Bs = lay.B;
   Carver v;
+  v.add(&a.tokens, 3 * token_stride(lay) + (lay.packed ? 0 : static_cast<std::size_t>(lay.B) * lay.T));
   v.add(&a.emb, Ms * C);
   v.add(&a.emb_ln, Ms * C);
   v.add(&a.emb_mean, Ms);
@@ -270,7 +287,12 @@ void allocate_acts(Acts& a, Arena& arena, const ModelConfig& c, const Layout& la
   v.add(&a.head_act, Bs * C);
   v.add(&a.head_b, Bs * C);
   v.add(&a.logits, Bs * c.num_labels);
-  v.allocate(arena);
+  if (training) {
+    v.add(&a.class_ids, Bs);
+    v.add(&a.targets, Bs * c.num_labels);
+    v.add(&a.dlogits, Bs * c.num_labels);
+  }
+  v.allocate(arena, backend);
   if (!training) {
     a.emb_out = a.emb_ln;
     a.layers[0].res1 = a.layers[0].ao;
@@ -372,6 +394,22 @@ bool pack_tokens(Tokens& tk, Layout& lay, bool prefix_only) {
   return true;
 }
 
+// Copies the token inputs of `lay` (tk in that layout) into a.tokens with one upload.
+void upload_tokens(Acts& a, const Tokens& tk, const Layout& lay, const Backend& backend) {
+  const std::size_t stride = token_stride(lay), M = static_cast<std::size_t>(lay.M);
+  const std::size_t masked = lay.packed ? 0 : static_cast<std::size_t>(lay.B) * lay.T;
+  std::vector<std::int32_t> host(3 * stride + masked, 0);
+  std::copy_n(tk.ids.data(), M, host.data());
+  std::copy_n(tk.pos.data(), M, host.data() + stride);
+  std::copy_n(tk.types.data(), M, host.data() + 2 * stride);
+  if (masked) std::copy_n(tk.mask.data(), masked, host.data() + 3 * stride);
+  backend.upload(a.tokens, host.data(), host.size() * sizeof(std::int32_t));
+  a.ids = a.tokens;
+  a.pos = a.tokens + stride;
+  a.types = a.tokens + 2 * stride;
+  a.mask = masked ? a.tokens + 3 * stride : nullptr;
+}
+
 // Tiny models (tests, goldens) run on the calling thread: waking an OpenMP team per kernel costs more
 // than the work, and much more when the cores are shared. The limit is per calling thread.
 class SmallWorkThreadLimit {
@@ -393,58 +431,85 @@ class SmallWorkThreadLimit {
 struct Model::Impl {
   ModelConfig config;
   Device device;
+  const Backend* backend = &cpu_backend();  // device's table: every kernel, copy and add goes here
   ParamTable params;
   DropoutPlan dropout;
   bool dropout_enabled = true;
   EngineOptions engine;
-  // Inference weights packed for oneDNN, built on first forward() after any weight change.
+  // Inference weights prepared by the backend, built on first forward() after any weight change.
   mutable std::mutex pack_mutex;
   mutable std::shared_ptr<const PackedWeights> packed;
+  // Inference activations: one arena per concurrent forward(), returned here after the call.
+  mutable std::mutex arena_mutex;
+  mutable std::vector<std::unique_ptr<Arena>> free_arenas;
   // Training activations and gradient scratch, kept between steps.
   Acts train_acts;
   Arena train_arena;
   Arena grad_arena;
 
+  // The model's device and its table (backend_for checks that the device is usable).
+  void bind_device(const Device& d) {
+    backend = &backend_for(d);
+    device = d;
+  }
   std::shared_ptr<const PackedWeights> packed_weights() const {
     std::lock_guard<std::mutex> lock(pack_mutex);
-    if (!packed) packed = std::make_shared<PackedWeights>(params.w, config);
+    if (!packed) packed = std::make_shared<PackedWeights>(params.w, config, *backend);
     return packed;
+  }
+  std::unique_ptr<Arena> take_arena() const {
+    std::lock_guard<std::mutex> lock(arena_mutex);
+    if (free_arenas.empty()) return std::make_unique<Arena>();
+    std::unique_ptr<Arena> arena = std::move(free_arenas.back());
+    free_arenas.pop_back();
+    return arena;
+  }
+  void return_arena(std::unique_ptr<Arena> arena) const {
+    std::lock_guard<std::mutex> lock(arena_mutex);
+    free_arenas.push_back(std::move(arena));
   }
   void invalidate_packed() {
     std::lock_guard<std::mutex> lock(pack_mutex);
     packed.reset();
   }
 
-  void forward_layers(Acts& a, const Tokens& tk, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
+  void forward_layers(Acts& a, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
                       std::vector<std::vector<float>>* hidden) const;
-  void backward(Acts& a, const Tokens& tk, const Layout& lay, const float* dlogits, const DropoutPlan& drop);
+  void backward(Acts& a, const Layout& lay, const float* dlogits, const DropoutPlan& drop);
 };
 
 // ---------------------------------------------------------------------------------------------
 // forward
 
-void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const Layout& lay, const PackedWeights* pw,
-                                 const DropoutPlan& drop, std::vector<std::vector<float>>* hidden) const {
+void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
+                                 std::vector<std::vector<float>>* hidden) const {
+  const Backend& k = *backend;
   const ModelConfig& c = config;
   const Weights& w = params.w;
   const int C = c.hidden_size, F = c.intermediate_size, NH = c.num_heads, K = c.num_labels, L = c.num_layers;
   const int B = lay.B, M = lay.M;
+  const std::size_t row_bytes = sizeof(float) * C;
   const float p_hidden = drop.on ? c.hidden_dropout : 0.0f;
   const float p_attn = drop.on ? c.attention_dropout : 0.0f;
   const std::vector<RowRun> tokens = token_runs(lay), firsts = first_token_runs(lay);
   auto save_hidden = [&](const float* h) {
-    if (hidden) hidden->emplace_back(h, h + static_cast<std::size_t>(M) * C);
+    if (!hidden) return;
+    hidden->emplace_back(static_cast<std::size_t>(M) * C);
+    k.download(hidden->back().data(), h, hidden->back().size() * sizeof(float));
   };
   auto linear = [&](float* out, const float* inp, int rows, const float* weight, const float* bias,
-                    const PackedLinear* packed, int in, int outn) {
+                    const PreparedLinear* packed, int in, int outn) {
     if (packed) packed->forward(out, inp, rows);
-    else matmul_forward(out, inp, weight, bias, rows, in, outn);
+    else k.matmul_forward(out, inp, weight, bias, rows, in, outn, 0);
+  };
+  auto dropout = [&](float* out, const float* inp, const std::vector<RowRun>& runs, float p, const DropoutKey& key) {
+    dropout_rows(k, out, inp, runs, C, p, key);
   };
 
-  // Embeddings (the caller filled ids/pos/types in the layout being run).
-  embedding_forward(a.emb, tk.ids.data(), tk.pos.data(), tk.types.data(), w.wte, w.wpe, w.wtt, M, C);
-  layernorm_forward(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, w.emb_ln_w, w.emb_ln_b, M, C, c.layer_norm_eps);
-  dropout_rows(a.emb_out, a.emb_ln, tokens, C, p_hidden, drop.key(kSiteEmbedding));
+  // Embeddings (the caller uploaded ids/pos/types in the layout being run).
+  k.embedding_forward(a.emb, a.ids, a.pos, a.types, w.wte, w.wpe, w.wtt, M, C);
+  k.layernorm_forward(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, w.emb_ln_w, w.emb_ln_b, M, C, c.layer_norm_eps);
+  dropout(a.emb_out, a.emb_ln, tokens, p_hidden, drop.key(kSiteEmbedding));
   save_hidden(a.emb_out);
 
   for (int l = 0; l < L; ++l) {
@@ -458,41 +523,42 @@ void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const Layout& lay, c
     if (pruned) {
       // K and V of every token (columns C.. of each qkv row); Q of the first tokens only. The
       // other rows' Q columns stay unwritten: the attention reads queries of the first tokens only.
+      // TODO(cuda speed): one gather / scatter kernel instead of B row copies each way.
       const std::size_t CC = static_cast<std::size_t>(C) * C;
       for (int b = 0; b < B; ++b)
-        std::memcpy(a.last_x + static_cast<std::size_t>(b) * C, la.x + lay.first_row(b) * C, sizeof(float) * C);
+        k.copy(a.last_x + static_cast<std::size_t>(b) * C, la.x + lay.first_row(b) * C, row_bytes);
       x = a.last_x;
       if (pl) {
         pl->kv->forward(la.qkv + C, la.x, M, 3 * C);
         pl->q->forward(a.last_q, a.last_x, B);
       } else {
-        matmul_forward(la.qkv + C, la.x, lw.qkv_w + CC, lw.qkv_b + C, M, C, 2 * C, 3 * C);
-        matmul_forward(a.last_q, a.last_x, lw.qkv_w, lw.qkv_b, B, C, C);
+        k.matmul_forward(la.qkv + C, la.x, lw.qkv_w + CC, lw.qkv_b + C, M, C, 2 * C, 3 * C);
+        k.matmul_forward(a.last_q, a.last_x, lw.qkv_w, lw.qkv_b, B, C, C, 0);
       }
       for (int b = 0; b < B; ++b)
-        std::memcpy(la.qkv + lay.first_row(b) * 3 * C, a.last_q + static_cast<std::size_t>(b) * C, sizeof(float) * C);
+        k.copy(la.qkv + lay.first_row(b) * 3 * C, a.last_q + static_cast<std::size_t>(b) * C, row_bytes);
     } else {
       linear(la.qkv, la.x, M, lw.qkv_w, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C, 3 * C);
     }
     std::size_t att_numel = 0;
-    for (const AttentionCall& k : attention_calls(lay, tk.mask.data(), NH, pruned, &att_numel))
-      attention_forward(la.atty + k.out_row * C, la.att ? la.att + k.att : nullptr, la.qkv + k.row * 3 * C, k.mask,
-                        k.B, k.T, C, NH, p_attn, drop.key(site_layer(l, 0)), k.rows);
+    for (const AttentionCall& call : attention_calls(lay, a.mask, NH, pruned, &att_numel))
+      k.attention_forward(la.atty + call.out_row * C, la.att ? la.att + call.att : nullptr, la.qkv + call.row * 3 * C,
+                          call.mask, call.B, call.T, C, NH, p_attn, drop.key(site_layer(l, 0)), call.rows);
     linear(la.ao, la.atty, R, lw.attn_out_w, lw.attn_out_b, pl ? pl->attn_out.get() : nullptr, C, C);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
-    dropout_rows(la.res1, la.ao, runs, C, p_ao, drop.key(site_layer(l, 1)));
-    residual_layernorm_forward(la.ln1, la.res1, la.ln1_mean, la.ln1_rstd, la.res1, x, lw.ln1_w, lw.ln1_b, R, C,
-                               c.layer_norm_eps);
+    dropout(la.res1, la.ao, runs, p_ao, drop.key(site_layer(l, 1)));
+    k.residual_layernorm_forward(la.ln1, la.res1, la.ln1_mean, la.ln1_rstd, la.res1, x, lw.ln1_w, lw.ln1_b, R, C,
+                                 c.layer_norm_eps);
     if (pl) {
       pl->fc_gelu->forward(la.fcg, la.ln1, R);  // GELU fused into the product; fch not needed
     } else {
-      matmul_forward(la.fch, la.ln1, lw.fc_w, lw.fc_b, R, C, F);
-      gelu_forward_cdf(la.fcg, la.cdf, la.fch, static_cast<std::size_t>(R) * F);
+      k.matmul_forward(la.fch, la.ln1, lw.fc_w, lw.fc_b, R, C, F, 0);
+      k.gelu_forward_cdf(la.fcg, la.cdf, la.fch, static_cast<std::size_t>(R) * F);
     }
     linear(la.fo, la.fcg, R, lw.proj_w, lw.proj_b, pl ? pl->proj.get() : nullptr, F, C);
-    dropout_rows(la.res2, la.fo, runs, C, p_hidden, drop.key(site_layer(l, 2)));
-    residual_layernorm_forward(la.ln2, la.res2, la.ln2_mean, la.ln2_rstd, la.res2, la.ln1, lw.ln2_w, lw.ln2_b, R, C,
-                               c.layer_norm_eps);
+    dropout(la.res2, la.fo, runs, p_hidden, drop.key(site_layer(l, 2)));
+    k.residual_layernorm_forward(la.ln2, la.res2, la.ln2_mean, la.ln2_rstd, la.res2, la.ln1, lw.ln2_w, lw.ln2_b, R,
+                                 C, c.layer_norm_eps);
     if (!pruned) save_hidden(la.ln2);  // the caller asked for no pruning when it wants hidden states
   }
 
@@ -501,36 +567,43 @@ void Model::Impl::forward_layers(Acts& a, const Tokens& tk, const Layout& lay, c
   const bool pruned_last = lay.pruned(L - 1, L);
   for (int b = 0; b < B; ++b) {
     const std::size_t row = pruned_last ? static_cast<std::size_t>(b) : lay.first_row(b);
-    std::memcpy(a.cls_in + static_cast<std::size_t>(b) * C, last + row * C, sizeof(float) * C);
+    k.copy(a.cls_in + static_cast<std::size_t>(b) * C, last + row * C, row_bytes);
   }
   const HeadSpec hs = head_spec(c);
   const std::size_t BC = static_cast<std::size_t>(B) * C;
-  dropout_forward(a.head_a, a.cls_in, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA));
-  matmul_forward(a.head_pre, a.head_a, w.head_w, w.head_b, B, C, C);
-  if (hs.tanh) tanh_forward(a.head_act, a.head_pre, BC);
-  else relu_forward(a.head_act, a.head_pre, BC);
-  dropout_forward(a.head_b, a.head_act, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB));
-  matmul_forward(a.logits, a.head_b, w.cls_w, w.cls_b, B, C, K);
+  k.dropout_forward(a.head_a, a.cls_in, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), 0);
+  k.matmul_forward(a.head_pre, a.head_a, w.head_w, w.head_b, B, C, C, 0);
+  if (hs.tanh) k.tanh_forward(a.head_act, a.head_pre, BC);
+  else k.relu_forward(a.head_act, a.head_pre, BC);
+  k.dropout_forward(a.head_b, a.head_act, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), 0);
+  k.matmul_forward(a.logits, a.head_b, w.cls_w, w.cls_b, B, C, K, 0);
 }
 
 std::vector<float> Model::forward(const Batch& batch, const ForwardOptions& options) const {
-  const ModelConfig& c = impl_->config;
+  const Impl& m = *impl_;
+  const ModelConfig& c = m.config;
   Tokens tk = prepare_tokens(c, batch);
   Layout lay = Layout::padded(tk.B, tk.T);
   // Without hidden states asked for, padding is dropped (only real tokens go through the encoder;
   // the logits do not depend on padding) and the last layer runs only the first tokens.
   if (options.hidden_states == nullptr) {
     pack_tokens(tk, lay, false);
-    lay.prune_last = impl_->engine.prune_last_layer;
+    lay.prune_last = m.engine.prune_last_layer;
   }
+  require_device(m.device);  // a GPU: make it current on this thread
   const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(lay.M));
-  thread_local Arena arena;  // per calling thread, so concurrent forwards never share activations
+  // Activations per call from a pool, so concurrent forwards never share them.
+  std::unique_ptr<Arena> arena = m.take_arena();
   Acts acts;
-  allocate_acts(acts, arena, c, lay, false);
-  const auto pw = impl_->packed_weights();
+  allocate_acts(acts, *arena, *m.backend, c, lay, false);
+  upload_tokens(acts, tk, lay, *m.backend);
+  const auto pw = m.packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
-  impl_->forward_layers(acts, tk, lay, pw.get(), DropoutPlan{}, options.hidden_states);
-  return std::vector<float>(acts.logits, acts.logits + static_cast<std::size_t>(tk.B) * c.num_labels);
+  m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states);
+  std::vector<float> logits(static_cast<std::size_t>(tk.B) * c.num_labels);
+  m.backend->download(logits.data(), acts.logits, logits.size() * sizeof(float));
+  m.return_arena(std::move(arena));
+  return logits;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,6 +629,7 @@ void require_labels(const ModelConfig& c, Problem p, const Labels& labels) {
 }
 }  // namespace
 
+// Host logits and labels: the CPU kernels, whatever the model's device.
 float Model::loss(const float* logits, int B, const Labels& labels) const {
   const ModelConfig& c = impl_->config;
   const Problem p = problem_of(c, labels);
@@ -572,8 +646,8 @@ float Model::loss(const float* logits, int B, const Labels& labels) const {
 // ---------------------------------------------------------------------------------------------
 // backward
 
-void Model::Impl::backward(Acts& a, const Tokens& tk, const Layout& lay, const float* dlogits,
-                           const DropoutPlan& drop) {
+void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, const DropoutPlan& drop) {
+  const Backend& k = *backend;
   const ModelConfig& c = config;
   const Weights& w = params.w;
   const Weights& g = params.g;
@@ -581,9 +655,13 @@ void Model::Impl::backward(Acts& a, const Tokens& tk, const Layout& lay, const f
   const int B = lay.B, M = lay.M;
   const std::size_t MC = static_cast<std::size_t>(M) * C, MF = static_cast<std::size_t>(M) * F;
   const std::size_t BC = static_cast<std::size_t>(B) * C;
+  const std::size_t row_bytes = sizeof(float) * C;
   const float p_hidden = drop.on ? c.hidden_dropout : 0.0f;
   const float p_attn = drop.on ? c.attention_dropout : 0.0f;
   const std::vector<RowRun> tokens = token_runs(lay), firsts = first_token_runs(lay);
+  auto dropout = [&](float* out, const float* inp, const std::vector<RowRun>& runs, float p, const DropoutKey& key) {
+    dropout_rows(k, out, inp, runs, C, p, key);
+  };
 
   // Scratch: gradient of the current layer output, two (M, C), one (M, F) x2, one (M, 3C), head (B, C) x2
   // (reused for the Q path of a pruned last layer).
@@ -597,24 +675,23 @@ void Model::Impl::backward(Acts& a, const Tokens& tk, const Layout& lay, const f
   v.add(&dqkv, MC * 3);
   v.add(&dh1, BC);
   v.add(&dh2, BC);
-  v.allocate(grad_arena);
+  v.allocate(grad_arena, k);
 
   // Head, reversed.
   const HeadSpec hs = head_spec(c);
-  matmul_backward(dh1, g.cls_w, g.cls_b, dlogits, a.head_b, w.cls_w, B, C, K);
-  dropout_backward(dh1, dh1, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB));
-  if (hs.tanh) tanh_backward(dh1, a.head_act, dh1, BC);
-  else relu_backward(dh1, a.head_pre, dh1, BC);
-  matmul_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, w.head_w, B, C, C);
-  dropout_backward(dh2, dh2, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA));
+  k.matmul_backward(dh1, g.cls_w, g.cls_b, dlogits, a.head_b, w.cls_w, B, C, K, 0);
+  k.dropout_backward(dh1, dh1, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), 0);
+  if (hs.tanh) k.tanh_backward(dh1, a.head_act, dh1, BC);
+  else k.relu_backward(dh1, a.head_pre, dh1, BC);
+  k.matmul_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, w.head_w, B, C, C, 0);
+  k.dropout_backward(dh2, dh2, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), 0);
   // dx: gradient of the last layer's output, (B, C) when it ran the first tokens only, else (M, C)
   // with the head's gradient on each first token.
   if (lay.pruned(L - 1, L)) {
-    std::memcpy(dx, dh2, sizeof(float) * BC);
+    k.copy(dx, dh2, sizeof(float) * BC);
   } else {
-    std::fill(dx, dx + MC, 0.0f);
-    for (int b = 0; b < B; ++b)
-      std::memcpy(dx + lay.first_row(b) * C, dh2 + static_cast<std::size_t>(b) * C, sizeof(float) * C);
+    k.zero(dx, sizeof(float) * MC);
+    for (int b = 0; b < B; ++b) k.copy(dx + lay.first_row(b) * C, dh2 + static_cast<std::size_t>(b) * C, row_bytes);
   }
 
   for (int l = L - 1; l >= 0; --l) {
@@ -626,56 +703,54 @@ void Model::Impl::backward(Acts& a, const Tokens& tk, const Layout& lay, const f
     const std::size_t RC = static_cast<std::size_t>(R) * C;
     const std::vector<RowRun>& runs = pruned ? firsts : tokens;
     // y = LN2(r2), r2 = ln1 + drop(fo)
-    layernorm_backward(d1, lg.ln2_w, lg.ln2_b, dx, la.res2, lw.ln2_w, la.ln2_mean, la.ln2_rstd, R, C);
-    dropout_rows(d2, d1, runs, C, p_hidden, drop.key(site_layer(l, 2)));
-    gelu_from_cdf(df1, la.fch, la.cdf, static_cast<std::size_t>(R) * F);  // this layer's GELU output again
-    matmul_backward(df2, lg.proj_w, lg.proj_b, d2, df1, lw.proj_w, R, F, C);
-    gelu_backward_cdf(df1, la.fch, la.cdf, df2, static_cast<std::size_t>(R) * F);
-    matmul_backward(d2, lg.fc_w, lg.fc_b, df1, la.ln1, lw.fc_w, R, C, F);
-    for (std::size_t i = 0; i < RC; ++i) d1[i] += d2[i];  // residual into ln1
+    k.layernorm_backward(d1, lg.ln2_w, lg.ln2_b, dx, la.res2, lw.ln2_w, la.ln2_mean, la.ln2_rstd, R, C);
+    dropout(d2, d1, runs, p_hidden, drop.key(site_layer(l, 2)));
+    k.gelu_from_cdf(df1, la.fch, la.cdf, static_cast<std::size_t>(R) * F);  // this layer's GELU output again
+    k.matmul_backward(df2, lg.proj_w, lg.proj_b, d2, df1, lw.proj_w, R, F, C, 0);
+    k.gelu_backward_cdf(df1, la.fch, la.cdf, df2, static_cast<std::size_t>(R) * F);
+    k.matmul_backward(d2, lg.fc_w, lg.fc_b, df1, la.ln1, lw.fc_w, R, C, F, 0);
+    k.add(d1, d2, RC);  // residual into ln1
     // ln1 = LN1(r1), r1 = x + drop(ao)
-    layernorm_backward(dx, lg.ln1_w, lg.ln1_b, d1, la.res1, lw.ln1_w, la.ln1_mean, la.ln1_rstd, R, C);
+    k.layernorm_backward(dx, lg.ln1_w, lg.ln1_b, d1, la.res1, lw.ln1_w, la.ln1_mean, la.ln1_rstd, R, C);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
-    dropout_rows(d2, dx, runs, C, p_ao, drop.key(site_layer(l, 1)));
-    matmul_backward(d1, lg.attn_out_w, lg.attn_out_b, d2, la.atty, lw.attn_out_w, R, C, C);
+    dropout(d2, dx, runs, p_ao, drop.key(site_layer(l, 1)));
+    k.matmul_backward(d1, lg.attn_out_w, lg.attn_out_b, d2, la.atty, lw.attn_out_w, R, C, C, 0);
     std::size_t att_numel = 0;
-    for (const AttentionCall& k : attention_calls(lay, tk.mask.data(), NH, pruned, &att_numel))
-      attention_backward(dqkv + k.row * 3 * C, d1 + k.out_row * C, la.qkv + k.row * 3 * C, la.att + k.att, k.B, k.T,
-                         C, NH, p_attn, drop.key(site_layer(l, 0)), k.rows);
+    for (const AttentionCall& call : attention_calls(lay, a.mask, NH, pruned, &att_numel))
+      k.attention_backward(dqkv + call.row * 3 * C, d1 + call.out_row * C, la.qkv + call.row * 3 * C,
+                           la.att + call.att, call.B, call.T, C, NH, p_attn, drop.key(site_layer(l, 0)), call.rows);
     if (pruned) {
       // K, V of every token; Q of the first tokens (dq is zero elsewhere). Then the Q path and the
       // residual into the first tokens of x; the result becomes dx (M, C).
       const std::size_t CC = static_cast<std::size_t>(C) * C;
-      matmul_backward(d2, lg.qkv_w + CC, lg.qkv_b + C, dqkv + C, la.x, lw.qkv_w + CC, M, C, 2 * C, 3 * C);
+      k.matmul_backward(d2, lg.qkv_w + CC, lg.qkv_b + C, dqkv + C, la.x, lw.qkv_w + CC, M, C, 2 * C, 3 * C);
       for (int b = 0; b < B; ++b)
-        std::memcpy(dh1 + static_cast<std::size_t>(b) * C, dqkv + lay.first_row(b) * 3 * C, sizeof(float) * C);
-      matmul_backward(dh2, lg.qkv_w, lg.qkv_b, dh1, a.last_x, lw.qkv_w, B, C, C);
-      for (int b = 0; b < B; ++b) {
-        float* dst = d2 + lay.first_row(b) * C;
-        const float* from_q = dh2 + static_cast<std::size_t>(b) * C;
-        const float* residual = dx + static_cast<std::size_t>(b) * C;
-        for (int i = 0; i < C; ++i) dst[i] += from_q[i] + residual[i];
-      }
+        k.copy(dh1 + static_cast<std::size_t>(b) * C, dqkv + lay.first_row(b) * 3 * C, row_bytes);
+      k.matmul_backward(dh2, lg.qkv_w, lg.qkv_b, dh1, a.last_x, lw.qkv_w, B, C, C, 0);
+      k.add(dh2, dx, BC);  // Q path + residual of each first token (dx is (B, C) here)
+      for (int b = 0; b < B; ++b) k.add(d2 + lay.first_row(b) * C, dh2 + static_cast<std::size_t>(b) * C, C);
       std::swap(dx, d2);
     } else {
-      matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C);
-      for (std::size_t i = 0; i < MC; ++i) dx[i] += d2[i];  // residual into x
+      k.matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C, 0);
+      k.add(dx, d2, MC);  // residual into x
     }
   }
 
   // Embeddings.
-  dropout_rows(d1, dx, tokens, C, p_hidden, drop.key(kSiteEmbedding));
-  layernorm_backward(d2, g.emb_ln_w, g.emb_ln_b, d1, a.emb, w.emb_ln_w, a.emb_mean, a.emb_rstd, M, C);
-  embedding_backward(g.wte, g.wpe, g.wtt, d2, tk.ids.data(), tk.pos.data(), tk.types.data(), M, C);
+  dropout(d1, dx, tokens, p_hidden, drop.key(kSiteEmbedding));
+  k.layernorm_backward(d2, g.emb_ln_w, g.emb_ln_b, d1, a.emb, w.emb_ln_w, a.emb_mean, a.emb_rstd, M, C);
+  k.embedding_backward(g.wte, g.wpe, g.wtt, d2, a.ids, a.pos, a.types, M, C);
 }
 
 float Model::forward_backward(const Batch& batch, const Labels& labels, float grad_scale,
                               std::vector<float>* logits) {
   Impl& m = *impl_;
+  const Backend& k = *m.backend;
   const ModelConfig& c = m.config;
   m.invalidate_packed();  // the optimizer will change the weights after this step
   Tokens tk = prepare_tokens(c, batch);
   const int B = tk.B, K = c.num_labels;
+  const std::size_t BK = static_cast<std::size_t>(B) * K;
   const Problem p = problem_of(c, labels);
   require_labels(c, p, labels);
   // A step costs the real tokens, not B x longest; the last layer runs the first tokens only.
@@ -687,29 +762,42 @@ float Model::forward_backward(const Batch& batch, const Labels& labels, float gr
   drop.on = m.dropout_enabled;
   ++m.dropout.step;  // each training forward consumes one step of the stream
 
+  require_device(m.device);  // a GPU: make it current on this thread
   const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(lay.M));
-  allocate_acts(m.train_acts, m.train_arena, c, lay, true);
-  m.forward_layers(m.train_acts, tk, lay, nullptr, drop, nullptr);
-  const float* out = m.train_acts.logits;
-  if (logits) logits->assign(out, out + static_cast<std::size_t>(B) * K);
+  // TODO(cuda speed): bf16 products (cuda::matmul_*_bf16 on bf16 weight copies made once per step)
+  // and a CUDA graph of the whole step per (B, T) shape plug in below, behind the Backend.
+  Acts& a = m.train_acts;
+  allocate_acts(a, m.train_arena, k, c, lay, true);
+  upload_tokens(a, tk, lay, k);
+  if (p == Problem::SingleLabel) k.upload(a.class_ids, labels.class_ids, static_cast<std::size_t>(B) * sizeof(std::int32_t));
+  else k.upload(a.targets, labels.values, BK * sizeof(float));
 
-  std::vector<float> dlogits(static_cast<std::size_t>(B) * K);
+  m.forward_layers(a, lay, nullptr, drop, nullptr);
+  const float* out = a.logits;
+  float* dlogits = a.dlogits;
+  const std::int32_t* class_ids = a.class_ids;
+  const float* targets = a.targets;
+  if (logits) {
+    logits->resize(BK);
+    k.download(logits->data(), out, BK * sizeof(float));
+  }
+
   float value = 0.0f;
   switch (p) {
     case Problem::SingleLabel:
-      value = cross_entropy_forward(out, labels.class_ids, B, K);
-      cross_entropy_backward(dlogits.data(), out, labels.class_ids, B, K, grad_scale);
+      value = k.cross_entropy_forward(out, class_ids, B, K);
+      k.cross_entropy_backward(dlogits, out, class_ids, B, K, grad_scale);
       break;
     case Problem::MultiLabel:
-      value = bce_with_logits_forward(out, labels.values, B * K);
-      bce_with_logits_backward(dlogits.data(), out, labels.values, B * K, grad_scale);
+      value = k.bce_with_logits_forward(out, targets, B * K);
+      k.bce_with_logits_backward(dlogits, out, targets, B * K, grad_scale);
       break;
     case Problem::Regression:
-      value = mse_forward(out, labels.values, B * K);
-      mse_backward(dlogits.data(), out, labels.values, B * K, grad_scale);
+      value = k.mse_forward(out, targets, B * K);
+      k.mse_backward(dlogits, out, targets, B * K, grad_scale);
       break;
   }
-  m.backward(m.train_acts, tk, lay, dlogits.data(), drop);
+  m.backward(a, lay, dlogits, drop);
   return value;
 }
 
@@ -734,7 +822,10 @@ std::vector<Parameter>& Model::parameters() {
   return impl_->params.list;
 }
 
-void Model::zero_grad() { std::fill(impl_->params.grads.begin(), impl_->params.grads.end(), 0.0f); }
+void Model::zero_grad() {
+  const ParamTable& t = impl_->params;
+  if (t.backend) t.backend->zero(t.grads.data(), t.total * sizeof(float));
+}
 
 void Model::set_dropout(std::uint64_t seed, std::uint64_t offset) {
   impl_->dropout.seed = seed;
@@ -746,28 +837,29 @@ void Model::set_engine_options(const EngineOptions& options) { impl_->engine = o
 const EngineOptions& Model::engine_options() const { return impl_->engine; }
 void Model::mark_weights_changed() { impl_->invalidate_packed(); }
 
-Model Model::from_config(const ModelConfig& config, std::uint64_t init_seed) {
+Model Model::from_config(const ModelConfig& config, std::uint64_t init_seed, const Device& device) {
   Model model;
-  model.impl_->config = config;
-  build_param_table(model.impl_->params, config);
-  init_all_parameters(model.impl_->params, config, init_seed);
+  Impl& m = *model.impl_;
+  m.bind_device(device);
+  m.config = config;
+  build_param_table(m.params, config, *m.backend);
+  upload_parameters(m.params, init_all_parameters(m.params, config, init_seed));
   return model;
 }
 
 Model Model::load(const std::string& dir, LoadReport* report, const LoadOptions& options) {
-  require_device(options.device);
-  if (options.device.is_cuda()) fail("device '{}': the model does not run on a GPU yet", options.device.str());
   Model model;
-  model.impl_->device = options.device;
+  Impl& m = *model.impl_;
+  m.bind_device(options.device);
   ModelConfig config = load_config(dir);
   if (!options.labels.empty()) set_labels(config, options.labels);
   if (!options.problem_type.empty()) config.problem_type = options.problem_type;
   if (config.architectures.empty() || config.architectures[0] != config.sequence_classification_class())
     config.architectures = {config.sequence_classification_class()};
-  model.impl_->config = config;
-  build_param_table(model.impl_->params, config);
+  m.config = config;
+  build_param_table(m.params, config, *m.backend);
   LoadReport local;
-  load_parameters(model.impl_->params, config, dir, options.init_seed, report ? *report : local);
+  upload_parameters(m.params, load_parameters(m.params, config, dir, options.init_seed, report ? *report : local));
   return model;
 }
 

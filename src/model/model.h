@@ -33,11 +33,14 @@ struct Labels {
 };
 
 // One trainable tensor under its Hugging Face name (e.g. "distilbert.transformer.layer.0.ffn.lin1.weight").
+// data and grad are memory of the model's device (Model::device()): host memory for "cpu", GPU memory
+// for "cuda" — there, read and write them only through backend_for(model.device()) (kernels/backend.h:
+// upload, download, the optimizer entries), never by dereferencing on the host.
 struct Parameter {
   std::string name;
   std::vector<std::int64_t> shape;
-  float* data = nullptr;   // numel floats
-  float* grad = nullptr;   // numel floats; backward accumulates (+=) into it
+  float* data = nullptr;   // numel floats, on the model's device
+  float* grad = nullptr;   // numel floats, on the model's device; backward accumulates (+=) into it
   std::size_t numel = 0;
   bool weight_decay = true;  // false for biases and LayerNorm weights (Trainer's rule)
 };
@@ -72,7 +75,7 @@ struct LoadOptions {
   std::uint64_t init_seed = 42;       // for tensors absent from the file (a new classification head)
   std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
   std::string problem_type;           // non-empty: override the config's problem_type
-  Device device;                      // where the weights live and the kernels run
+  Device device;                      // where the weights live and the kernels run (see Parameter)
 };
 
 class Model {
@@ -81,8 +84,8 @@ class Model {
   // Tensors absent from the file that transformers would create (classification head, pooler) are
   // initialised normal(0, initializer_range) / zero bias and listed in the report.
   static Model load(const std::string& dir, LoadReport* report = nullptr, const LoadOptions& options = {});
-  // Random weights as transformers initialises them (for benchmarks and tests).
-  static Model from_config(const ModelConfig& config, std::uint64_t init_seed = 42);
+  // Random weights as transformers initialises them (for benchmarks and tests), on `device`.
+  static Model from_config(const ModelConfig& config, std::uint64_t init_seed = 42, const Device& device = {});
 
   Model();
   ~Model();
@@ -99,19 +102,22 @@ class Model {
   // OpenMP/oneDNN threads used by forward/backward (default: all cores).
   static void set_num_threads(int n);
 
-  // Eval-mode forward: logits (B, K). Throws Error for ids outside [0, V), T > positions, etc.
+  // Eval-mode forward: logits (B, K) on the host (the batch is host memory too; it is uploaded per
+  // call). Throws Error for ids outside [0, V), T > positions, etc.
   // Safe to call from several threads at once (activations are per call).
   std::vector<float> forward(const Batch& batch, const ForwardOptions& options = {}) const;
 
-  // Loss as transformers computes it for `logits` (B, K): mean cross-entropy, mean BCE-with-logits,
-  // or mean squared error, chosen by problem_type (or inferred from which label field is set).
+  // Loss as transformers computes it for host `logits` (B, K) and host labels, on the CPU whatever
+  // the device: mean cross-entropy, mean BCE-with-logits, or mean squared error, chosen by
+  // problem_type (or inferred from which label field is set).
   float loss(const float* logits, int B, const Labels& labels) const;
 
   // ---- training ----
   std::vector<Parameter>& parameters();
   void zero_grad();
   // Training-mode forward (dropout on unless disabled) + backward. Gradients of loss*grad_scale
-  // are ADDED to each Parameter::grad. Returns the (unscaled) loss; logits written if non-null.
+  // are ADDED to each Parameter::grad. Returns the (unscaled) loss; logits (host) written if non-null.
+  // Batch and labels are host memory.
   float forward_backward(const Batch& batch, const Labels& labels, float grad_scale = 1.0f,
                          std::vector<float>* logits = nullptr);
   // Dropout stream: a counter-based RNG keyed by seed; each forward_backward consumes one
@@ -126,7 +132,8 @@ class Model {
   // checkpoint), so the next forward() repacks its inference weights.
   void mark_weights_changed();
 
-  // Writes dir/config.json and dir/model.safetensors under transformers' names.
+  // Writes dir/config.json and dir/model.safetensors under transformers' names (weights downloaded
+  // from the device).
   void save(const std::string& dir) const;
 
  private:

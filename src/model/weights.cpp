@@ -189,15 +189,19 @@ void init_tensor(float* p, const Spec& spec, float stddev, Rng& rng) {
 
 }  // namespace
 
-void build_param_table(ParamTable& t, const ModelConfig& c) {
+void build_param_table(ParamTable& t, const ModelConfig& c, const Backend& backend) {
   t.w = {};
   t.g = {};
   const std::vector<Spec> specs = make_specs(c, t.w, t.g);
   std::size_t total = 0;
   for (auto& s : specs) total += numel_of(s.shape);
-  t.data.assign(total, 0.0f);
-  t.grads.assign(total, 0.0f);
+  t.backend = &backend;
+  t.total = total;
+  t.data = DeviceBuffer(backend, total * sizeof(float));
+  t.grads = DeviceBuffer(backend, total * sizeof(float));
+  backend.zero(t.grads.data(), total * sizeof(float));
   t.list.clear();
+  t.offset.clear();
   t.is_head.clear();
   std::size_t offset = 0;
   for (auto& s : specs) {
@@ -205,37 +209,41 @@ void build_param_table(ParamTable& t, const ModelConfig& c) {
     p.name = s.name;
     p.shape = s.shape;
     p.numel = numel_of(s.shape);
-    p.data = t.data.data() + offset;
-    p.grad = t.grads.data() + offset;
+    p.data = t.data.as<float>() + offset;
+    p.grad = t.grads.as<float>() + offset;
     // Trainer's rule: no decay for biases and LayerNorm weights.
     p.weight_decay = !(s.name.size() >= 5 && s.name.compare(s.name.size() - 5, 5, ".bias") == 0) &&
                      !is_layernorm_weight(s.name);
     if (s.w_slot) *s.w_slot = p.data;
     if (s.g_slot) *s.g_slot = p.grad;
+    t.offset.push_back(offset);
     offset += p.numel;
     t.list.push_back(std::move(p));
     t.is_head.push_back(s.head);
   }
 }
 
-void init_all_parameters(ParamTable& t, const ModelConfig& c, std::uint64_t seed) {
+std::vector<float> init_all_parameters(const ParamTable& t, const ModelConfig& c, std::uint64_t seed) {
   Weights w, g;
   const std::vector<Spec> specs = make_specs(c, w, g);
+  std::vector<float> host(t.total);
   Rng rng(seed);
-  for (std::size_t i = 0; i < specs.size(); ++i) init_tensor(t.list[i].data, specs[i], c.initializer_range, rng);
+  for (std::size_t i = 0; i < specs.size(); ++i) init_tensor(host.data() + t.offset[i], specs[i], c.initializer_range, rng);
+  return host;
 }
 
-void load_parameters(ParamTable& t, const ModelConfig& c, const std::string& dir, std::uint64_t seed,
-                     LoadReport& report) {
+std::vector<float> load_parameters(const ParamTable& t, const ModelConfig& c, const std::string& dir,
+                                   std::uint64_t seed, LoadReport& report) {
   Weights w, g;
   const std::vector<Spec> specs = make_specs(c, w, g);
   const TensorSource source(dir);
   const std::string base = std::string(arch_name(c.arch)) + ".";
+  std::vector<float> host(t.total);
   std::set<std::string> used;
   Rng rng(seed);
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const Spec& spec = specs[i];
-    Parameter& p = t.list[i];
+    float* dst = host.data() + t.offset[i];
     const SafeTensorsReader* reader = nullptr;
     std::string found;
     for (const auto& cand : candidate_names(spec.name, base)) {
@@ -248,7 +256,7 @@ void load_parameters(ParamTable& t, const ModelConfig& c, const std::string& dir
       if (!spec.head)
         fail("{}: tensor '{}' is missing (expected shape {}); is this a {} checkpoint?", source.describe(), spec.name,
              shape_string(spec.shape), arch_name(c.arch));
-      init_tensor(p.data, spec, c.initializer_range, rng);
+      init_tensor(dst, spec, c.initializer_range, rng);
       report.initialized.push_back(spec.name);
       continue;
     }
@@ -260,35 +268,49 @@ void load_parameters(ParamTable& t, const ModelConfig& c, const std::string& dir
            labels ? fmt::format(" (the config has num_labels = {})", c.num_labels) : std::string());
     }
     const std::vector<float> values = reader->read_f32(found);
-    std::copy(values.begin(), values.end(), p.data);
+    std::copy(values.begin(), values.end(), dst);
     used.insert(found);
     if (found != spec.name) report.renamed.push_back(found + " -> " + spec.name);
   }
   for (auto& [name, index] : source.names())
     if (!used.count(name)) report.ignored.push_back(name);
+  return host;
+}
+
+void upload_parameters(ParamTable& t, const std::vector<float>& host) {
+  if (host.size() != t.total) fail("parameter upload of {} floats into a table of {}", host.size(), t.total);
+  t.data.upload(host.data(), t.total * sizeof(float));
+}
+
+std::vector<float> download_parameters(const ParamTable& t) {
+  std::vector<float> host(t.total);
+  t.data.download(host.data(), t.total * sizeof(float));
+  return host;
 }
 
 void save_parameters(const ParamTable& t, const std::string& path) {
+  const std::vector<float> host = download_parameters(t);
   SafeTensorsWriter writer;
   writer.set_metadata("format", "pt");
-  for (auto& p : t.list) writer.add_f32(p.name, p.shape, p.data);
+  for (std::size_t i = 0; i < t.list.size(); ++i) writer.add_f32(t.list[i].name, t.list[i].shape, host.data() + t.offset[i]);
   writer.write(path);
 }
 
-PackedWeights::PackedWeights(const Weights& w, const ModelConfig& c) {
+PackedWeights::PackedWeights(const Weights& w, const ModelConfig& c, const Backend& backend) {
   const int C = c.hidden_size, F = c.intermediate_size;
+  const auto none = LinearActivation::None;
   layers.resize(c.num_layers);
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
     PackedLayer& pl = layers[l];
-    pl.qkv = std::make_unique<PackedLinear>(lw.qkv_w, lw.qkv_b, C, 3 * C);
-    pl.attn_out = std::make_unique<PackedLinear>(lw.attn_out_w, lw.attn_out_b, C, C);
-    pl.fc_gelu = std::make_unique<PackedLinear>(lw.fc_w, lw.fc_b, C, F, PackedLinear::Activation::Gelu);
-    pl.proj = std::make_unique<PackedLinear>(lw.proj_w, lw.proj_b, F, C);
+    pl.qkv = backend.prepare_linear(lw.qkv_w, lw.qkv_b, C, 3 * C, none);
+    pl.attn_out = backend.prepare_linear(lw.attn_out_w, lw.attn_out_b, C, C, none);
+    pl.fc_gelu = backend.prepare_linear(lw.fc_w, lw.fc_b, C, F, LinearActivation::Gelu);
+    pl.proj = backend.prepare_linear(lw.proj_w, lw.proj_b, F, C, none);
     if (l == c.num_layers - 1) {
       const std::size_t CC = static_cast<std::size_t>(C) * C;
-      pl.q = std::make_unique<PackedLinear>(lw.qkv_w, lw.qkv_b, C, C);
-      pl.kv = std::make_unique<PackedLinear>(lw.qkv_w + CC, lw.qkv_b + C, C, 2 * C);
+      pl.q = backend.prepare_linear(lw.qkv_w, lw.qkv_b, C, C, none);
+      pl.kv = backend.prepare_linear(lw.qkv_w + CC, lw.qkv_b + C, C, 2 * C, none);
     }
   }
 }

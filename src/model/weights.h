@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "checkpoint/config.h"
-#include "kernels/cpu/matmul.h"
+#include "kernels/backend.h"
 #include "model/model.h"
 
 namespace tuneserve {
@@ -53,34 +53,45 @@ struct Weights {
   float* cls_b = nullptr;     // (K)
 };
 
-// Values and gradients share one layout: w.X and g.X point to the same offset in data / grads.
+// Values and gradients share one layout: w.X and g.X point to the same offset in data / grads. Both
+// live on the model's device (`backend`): every pointer in w, g and list is device memory (host
+// memory on the CPU). Loading and initialising fill a host copy, then upload it.
 struct ParamTable {
-  std::vector<float> data;
-  std::vector<float> grads;
+  const Backend* backend = nullptr;
+  DeviceBuffer data;                // (total) floats
+  DeviceBuffer grads;               // (total) floats
+  std::size_t total = 0;
   Weights w;
   Weights g;
-  std::vector<Parameter> list;  // by HF name, pointing into data / grads
-  std::vector<bool> is_head;    // per list entry: created (not an error) when absent from a checkpoint
+  std::vector<Parameter> list;      // by HF name, pointing into data / grads
+  std::vector<std::size_t> offset;  // per list entry: its first float in data / grads
+  std::vector<bool> is_head;        // per list entry: created (not an error) when absent from a checkpoint
 };
 
-void build_param_table(ParamTable& table, const ModelConfig& config);
-// Every tensor as transformers' _init_weights does: Linear/Embedding normal(0, initializer_range)
-// (padding row zero), biases zero, LayerNorm weight 1 / bias 0.
-void init_all_parameters(ParamTable& table, const ModelConfig& config, std::uint64_t seed);
-void load_parameters(ParamTable& table, const ModelConfig& config, const std::string& dir, std::uint64_t seed,
-                     LoadReport& report);
+// Lays out every tensor of `config` and allocates values (unset) and gradients (zero) on `backend`.
+void build_param_table(ParamTable& table, const ModelConfig& config, const Backend& backend);
+// Host values (total floats, in the table's layout) of every tensor as transformers' _init_weights
+// does: Linear/Embedding normal(0, initializer_range) (padding row zero), biases zero, LayerNorm 1 / 0.
+std::vector<float> init_all_parameters(const ParamTable& table, const ModelConfig& config, std::uint64_t seed);
+// Host values read from dir's checkpoint; heads absent from it initialised as above and reported.
+std::vector<float> load_parameters(const ParamTable& table, const ModelConfig& config, const std::string& dir,
+                                   std::uint64_t seed, LoadReport& report);
+// Copies host values (total floats) to the device, and back.
+void upload_parameters(ParamTable& table, const std::vector<float>& host);
+std::vector<float> download_parameters(const ParamTable& table);
 void save_parameters(const ParamTable& table, const std::string& path);
 
 struct PackedLayer {
-  std::unique_ptr<PackedLinear> qkv, attn_out, fc_gelu, proj;
+  std::unique_ptr<PreparedLinear> qkv, attn_out, fc_gelu, proj;
   // Last layer only: the Q rows (C, C) and the K,V rows (2C, C) of qkv apart, for the pass that
   // needs Q of the first tokens only.
-  std::unique_ptr<PackedLinear> q, kv;
+  std::unique_ptr<PreparedLinear> q, kv;
 };
 
-// Inference copies of the encoder's linear layers in oneDNN's blocked layout (GELU fused into fc).
+// Inference copies of the encoder's linear layers, prepared by the backend (on the CPU: oneDNN's
+// blocked layout with GELU fused into fc).
 struct PackedWeights {
-  PackedWeights(const Weights& w, const ModelConfig& config);
+  PackedWeights(const Weights& w, const ModelConfig& config, const Backend& backend);
   std::vector<PackedLayer> layers;
 };
 

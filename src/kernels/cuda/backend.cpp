@@ -85,31 +85,10 @@ Backend make_cuda_backend() {
   b.zero = zero;
   b.synchronize = synchronize;
   b.add = add;
-  b.embedding_forward = embedding_forward;
-  b.embedding_backward = embedding_backward;
-  b.layernorm_forward = layernorm_forward;
-  b.residual_layernorm_forward = residual_layernorm_forward;
-  b.layernorm_backward = layernorm_backward;
-  b.gelu_forward_cdf = gelu_forward_cdf;
-  b.gelu_from_cdf = gelu_from_cdf;
-  b.gelu_backward_cdf = gelu_backward_cdf;
-  b.tanh_forward = tanh_forward;
-  b.tanh_backward = tanh_backward;
-  b.relu_forward = relu_forward;
-  b.relu_backward = relu_backward;
-  b.dropout_forward = dropout_forward;
-  b.dropout_backward = dropout_backward;
-  b.attention_forward = attention_forward;
-  b.attention_backward = attention_backward;
-  b.matmul_forward = matmul_forward;
-  b.matmul_backward = matmul_backward;
+#define TUNESERVE_SET(name) b.name = name;
+  TUNESERVE_BACKEND_KERNELS(TUNESERVE_SET)
+#undef TUNESERVE_SET
   b.prepare_linear = prepare_linear;
-  b.cross_entropy_forward = cross_entropy_forward;
-  b.cross_entropy_backward = cross_entropy_backward;
-  b.bce_with_logits_forward = bce_with_logits_forward;
-  b.bce_with_logits_backward = bce_with_logits_backward;
-  b.mse_forward = mse_forward;
-  b.mse_backward = mse_backward;
   b.grad_norm = grad_norm;
   b.adamw_update_all = adamw_update_all_slices;
   return b;
