@@ -131,7 +131,7 @@ int run(const std::string& model_dir, const std::string& batches_path, int threa
       Labels l;
       l.class_ids = batches[k].labels.data();
       model.forward_backward(batches[k].view(), l);
-      optimizer.step(1e-5, train::clip_coefficient(train::global_grad_norm(refs), 1.0));
+      optimizer.step(1e-5, train::clip_coefficient(optimizer.grad_norm(), 1.0));
       model.mark_weights_changed();
       if (k == 0) continue;  // warm-up: first touch of activations and optimizer state
       wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "core/device_select.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "train/data_source.h"
@@ -15,7 +16,7 @@ namespace tuneserve::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, tokenizer, data, text = "text", label = "label", label_map, columns;
+  std::string model, tokenizer, data, text = "text", label = "label", label_map, columns, device;
   long max_length = 512, batch_size = 32;
   int threads = 0;
   bool json = false, skip_bad_rows = false;
@@ -23,8 +24,10 @@ struct EvalArgs {
 
 int run(const EvalArgs& a) {
   if (a.batch_size < 1) fail("--batch-size must be >= 1, got {}", a.batch_size);
+  LoadOptions load_options;
+  load_options.device = select_device({.value = a.device}).device;
   if (a.threads > 0) Model::set_num_threads(a.threads);
-  const Model model = Model::load(a.model);
+  const Model model = Model::load(a.model, nullptr, load_options);
   train::DataSpec spec;
   spec.text = a.text;
   spec.label = a.label;
@@ -63,6 +66,7 @@ const Registration registration{Command{
       app.add_option("--batch-size,--batch_size,--eval-batch-size,--eval_batch_size", a->batch_size, "Rows per batch")
           ->capture_default_str();
       app.add_option("--threads", a->threads, "CPU threads (0 = all cores)");
+      app.add_option("--device", a->device, "cpu | cuda | cuda:N (default: cpu)");
       app.add_flag("--skip-bad-rows,--skip_bad_rows", a->skip_bad_rows, "Skip malformed rows (counted) instead of stopping");
       app.add_flag("--json", a->json, "Print one JSON object instead of a table");
       return [a] { return run(*a); };

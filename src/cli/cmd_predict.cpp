@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "core/device_select.h"
 #include "core/error.h"
 #include "model/pipeline.h"
 
@@ -34,6 +35,7 @@ struct PredictArgs {
   bool no_truncation = false;
   int threads = 0;
   int batch_size = 32;
+  std::string device;
 };
 
 // One JSONL line: which inputs it contributes and the call shape its output takes.
@@ -73,6 +75,7 @@ Line parse_line(const std::string& text, const std::string& path, std::size_t li
 }
 
 int run_predict(const PredictArgs& args) {
+  const Device device = select_device({.value = args.device}).device;
   if (args.texts.empty() == args.input_path.empty())
     fail("predict: give either TEXT arguments or --input FILE.jsonl");
   if (!args.text_pair.empty() && args.texts.size() != 1) fail("predict: --text-pair goes with exactly one TEXT");
@@ -105,6 +108,7 @@ int run_predict(const PredictArgs& args) {
   Pipeline::Options pipeline_options;
   pipeline_options.threads = args.threads;
   pipeline_options.max_batch_size = args.batch_size;
+  pipeline_options.device = device;
   auto pipeline = Pipeline::load(args.model_dir, args.tokenizer_dir, pipeline_options);
   // stderr, not spdlog's default stdout sink: stdout carries only the JSON results.
   for (const auto& note : pipeline->load_notes()) std::fprintf(stderr, "warning: %s\n", note.c_str());
@@ -148,6 +152,7 @@ const Registration registration{Command{
       app.add_option("--batch-size", args->batch_size, "Inputs per forward pass")
           ->capture_default_str()
           ->check(CLI::PositiveNumber);
+      app.add_option("--device", args->device, "cpu | cuda | cuda:N (default: cpu)");
       return [args] { return run_predict(*args); };
     }}};
 

@@ -3,6 +3,7 @@
 //
 //   tuneserve serve --model DIR [--tokenizer DIR] [--host 0.0.0.0] [--port 8080] [--workers N]
 //                   [--config serve.json] [--handler lib.so] [--management-port P --model-store D]
+//                   [--device cpu|cuda|cuda:N]
 // Settings come from flags > environment (SAGEMAKER_*, HF_TASK, MAX_BATCH_TOKENS, ...) > --config
 // file > defaults. SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0.
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "core/device_select.h"
 #include "core/error.h"
 #include "serve/config.h"
 #include "serve/pipeline_backend.h"
@@ -30,6 +32,8 @@ using namespace tuneserve::serve;
 
 int run_serve(ServeOptions options) {
   if (options.model.empty()) fail("serve: --model DIR is required (or HF_MODEL_DIR)");
+  // Before the port is bound: an orchestrator must not see a listening server that can never load.
+  const Device device = select_device({.value = options.device, .source = "serve"}).device;
   // Every thread started from here inherits a blocked SIGTERM/SIGINT; the main thread takes
   // them with sigwait, so a signal during model loading is not lost and never kills a worker.
   sigset_t signals;
@@ -42,6 +46,7 @@ int run_serve(ServeOptions options) {
   Pipeline::Options pipeline_options;
   pipeline_options.threads =
       options.threads > 0 ? options.threads : std::max(1, cores / std::max(1, options.batch.workers));
+  pipeline_options.device = device;
   const std::string tokenizer = options.tokenizer;
   options.server.loader = [pipeline_options, tokenizer](const std::string& dir) {
     // A model from the store brings its own tokenizer when it has one.
@@ -68,9 +73,9 @@ int run_serve(ServeOptions options) {
   try {
     auto model = models.load(options.model_name, options.model, options.server.loader);
     if (options.server.handler) options.server.handler->model_fn(options.model);
-    spdlog::info("serve: model {} ({}, {} labels) loaded in {:.2f} s; {} workers x {} threads",
+    spdlog::info("serve: model {} ({}, {} labels) loaded on {} in {:.2f} s; {} workers x {} threads",
                  model->name, model->backend->info().model_type,
-                 model->backend->info().labels.num_labels(), model->load_seconds,
+                 model->backend->info().labels.num_labels(), device.str(), model->load_seconds,
                  options.batch.workers, pipeline_options.threads);
   } catch (...) {
     server.stop();

@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "cli/train_console.h"
+#include "core/device_select.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "train/args.h"
@@ -34,8 +35,8 @@ void copy_if_exists(const fs::path& from, const fs::path& to_dir) {
   fs::copy_file(from, to_dir / from.filename(), fs::copy_options::overwrite_existing);
 }
 
-int run_training(const train::TrainArgs& args, const train::JobEnv& env) {
-  RunInputs in = load_run_inputs(args);
+int run_training(const train::TrainArgs& args, const train::JobEnv& env, const Device& device) {
+  RunInputs in = load_run_inputs(args, device);
   const train::TrainingData& data = in.data;
   Model& model = in.model;
   train::TrainPaths paths{args.output_dir, env.active ? env.checkpoint_dir : args.output_dir, args.tokenizer};
@@ -72,13 +73,18 @@ int run(const TrainCommand& cmd) {
     train::apply_job_env(env, args);
     for (const auto& [key, value] : cmd.given) train::set_hyperparameter(args, key, value);
     train::finalize_args(args);
+    // Before any data or model is read: a bad or unusable device fails the job at once.
+    const DeviceChoice device =
+        select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0});
+    if (!device.note.empty()) std::fprintf(stderr, "%s\n", device.note.c_str());
+    args.device = device.device.str();
     if (cmd.dry_run) {
       nlohmann::json out = train::args_to_json(args);
       out["sagemaker"] = env.active;
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
-    return run_training(args, env);
+    return run_training(args, env, device.device);
   } catch (const std::exception& e) {
     if (env.active || !cmd.sagemaker_root.empty()) {
       if (env.root.empty()) env.root = cmd.sagemaker_root;

@@ -147,8 +147,9 @@ int run(const Options& o) {
       for (float lr : lrs) {
         model.zero_grad();
         step_loss.push_back(model.forward_backward(batch, labels));
-        grad_norm.push_back(static_cast<float>(train::clip_grad_norm(refs, o.max_grad_norm)));
-        optimizer.step(lr);
+        const double norm = optimizer.grad_norm();
+        grad_norm.push_back(static_cast<float>(norm));
+        optimizer.step(lr, train::clip_coefficient(norm, o.max_grad_norm));  // = clip_grad_norm_, then step
       }
       model.mark_weights_changed();
       if (ref.contains("train.step_loss"))

@@ -92,7 +92,7 @@ class Progress {
 
 }  // namespace
 
-RunInputs load_run_inputs(const train::TrainArgs& args) {
+RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device) {
   if (args.threads > 0) Model::set_num_threads(static_cast<int>(args.threads));
   const ModelConfig config = load_config(args.model);
   train::DataSpec spec;
@@ -118,6 +118,7 @@ RunInputs load_run_inputs(const train::TrainArgs& args) {
   // with num_labels); otherwise the checkpoint's head is kept.
   LoadOptions load_options;
   load_options.init_seed = static_cast<std::uint64_t>(args.seed);
+  load_options.device = device;
   if (static_cast<int>(data.train.num_labels()) != config.num_labels) load_options.labels = data.train.manifest().id2label;
   LoadReport report;
   Model model = Model::load(args.model, &report, load_options);

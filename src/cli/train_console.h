@@ -18,9 +18,9 @@ struct RunInputs {
   Model model;
 };
 // Threads, the data (raw files prepared in memory at min(max_length, the model's limit), or
-// prepared directories) and the model (a new head when the data has another number of labels),
-// with what was done printed on stderr.
-RunInputs load_run_inputs(const train::TrainArgs& args);
+// prepared directories) and the model on `device` (a new head when the data has another number of
+// labels), with what was done printed on stderr.
+RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device);
 
 // "mm:ss" or "h:mm:ss".
 std::string format_duration(double seconds);

@@ -414,7 +414,9 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   if (options.threads > 0) Model::set_num_threads(options.threads);
 
   LoadReport report;
-  auto impl = std::make_unique<Impl>(Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report), options,
+  LoadOptions load_options;
+  load_options.device = options.device;
+  auto impl = std::make_unique<Impl>(Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report, load_options), options,
                                           {}, 0, 0, {}});
   const ModelConfig& config = impl->model.config();
   impl->labels.id2label = config.id2label;

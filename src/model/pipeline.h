@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "checkpoint/config.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "tokenizer/encoding.h"
 
@@ -151,6 +152,7 @@ class Pipeline {
     int threads = 0;                // OpenMP threads for the forward; 0 keeps the runtime default
     int max_batch_size = 32;        // inputs per forward in predict()
     int max_batch_tokens = 16384;   // B * T per forward in predict()
+    Device device;                  // where the model runs (LoadOptions::device)
   };
 
   // Loads config.json + model.safetensors from model_dir and the tokenizer from tokenizer_dir

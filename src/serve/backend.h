@@ -18,6 +18,7 @@ struct ModelInfo {
   std::string model_type;  // config.json model_type: distilbert, bert, roberta, ...
   LabelInfo labels;        // id2label (K) and problem_type, for postprocessing
   int max_input_length = 512;  // default truncation length (Pipeline::max_length())
+  std::string device = "cpu";  // where the forward runs: "cpu" or "cuda:N" (Device::str())
 };
 
 class Backend {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/device.h"
 #include "core/error.h"
 
 namespace tuneserve::serve {
@@ -63,6 +64,8 @@ const std::vector<Setting>& serve_settings() {
        [](O& o, S v) { o.batch.workers = static_cast<int>(to_int(v, 1, 256)); }},
       {"threads", {}, "OpenMP threads per forward pass (0: cores / workers)",
        [](O& o, S v) { o.threads = static_cast<int>(to_int(v, 0, 1024)); }},
+      {"device", {"TUNESERVE_DEVICE"}, "where the model runs: cpu | cuda | cuda:N (default cpu)",
+       [](O& o, S v) { o.device = parse_device(v).str(); }},
       {"job_queue_size", {"MAX_CONCURRENT_REQUESTS"},
        "requests admitted per model at once; more get 503 + Retry-After",
        [](O& o, S v) { o.batch.queue_size = static_cast<std::size_t>(to_int(v, 1, 1'000'000)); }},

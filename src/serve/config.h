@@ -19,6 +19,7 @@ struct ServeOptions {
   std::string task = "text-classification";
   std::string handler;     // handler plugin (.so)
   int threads = 0;         // OpenMP threads per forward pass; 0: cores / workers
+  std::string device;      // cpu | cuda | cuda:N (empty: cpu); checked before the port is bound
   ServerConfig server;
   BatchConfig batch;
 };

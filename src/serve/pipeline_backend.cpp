@@ -12,6 +12,7 @@ PipelineBackend::PipelineBackend(const std::string& model_dir, const std::string
   info_.model_type = arch_name(pipeline_->config().arch);
   info_.labels = pipeline_->labels();
   info_.max_input_length = pipeline_->max_length();
+  info_.device = options.device.str();
 }
 
 }  // namespace tuneserve::serve

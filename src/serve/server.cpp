@@ -145,6 +145,7 @@ json model_json(const Model& model) {
               {"model_type", info.model_type},
               {"labels", info.labels.id2label},
               {"max_input_length", info.max_input_length},
+              {"device", info.device},
               {"workers", model.batcher->workers()},
               {"queued", model.batcher->admitted()},
               {"load_seconds", model.load_seconds}};
@@ -662,6 +663,7 @@ Reply Server::Impl::info() const {
     out["model_type"] = info.model_type;
     out["labels"] = info.labels.id2label;
     out["max_input_length"] = info.max_input_length;
+    out["device"] = info.device;
     out["workers"] = model->batcher->workers();
   }
   for (const auto& model : models.list()) out["models"].push_back(model_json(*model));

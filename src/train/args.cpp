@@ -114,6 +114,8 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("greater_is_better", {}, "whether a larger metric is better (default: not for loss)", &TrainArgs::greater_is_better),
       spec("resume", {"resume_from_checkpoint"}, "checkpoint directory to continue from, or 'latest'", &TrainArgs::resume),
       spec("threads", {"num_threads"}, "CPU threads (0 = all cores)", &TrainArgs::threads),
+      spec("device", {}, "cpu | cuda | cuda:N (default cpu; a SageMaker job with SM_NUM_GPUS > 0: cuda:0 when usable)",
+           &TrainArgs::device),
       spec("progress", {}, "progress bar on a terminal", &TrainArgs::progress),
   };
   return specs;
@@ -224,7 +226,7 @@ nlohmann::json args_to_json(const TrainArgs& a) {
       {"save_total_limit", a.save_total_limit}, {"logging_strategy", a.logging_strategy},
       {"logging_steps", a.logging_steps}, {"load_best_model_at_end", a.load_best_model_at_end},
       {"metric_for_best_model", a.metric_for_best_model}, {"resume", a.resume},
-      {"threads", a.threads}};
+      {"threads", a.threads}, {"device", a.device}};
   j["greater_is_better"] = a.greater_is_better ? nlohmann::json(*a.greater_is_better) : nlohmann::json();
   return j;
 }

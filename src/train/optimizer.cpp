@@ -1,5 +1,6 @@
-// Grad-norm clipping and AdamW over all parameters of a model, with the Trainer's decay groups.
-// The per-tensor arithmetic lives in kernels/cpu/adamw.cpp; this file owns the state and groups.
+// Grad-norm clipping and AdamW over all parameters of a model, with the Trainer's decay groups, on
+// a Backend. The per-tensor arithmetic lives in the backend's kernels (kernels/cpu/adamw.cpp and its
+// CUDA twin); this file owns the state, its layout on the device and its checkpoint form.
 //
 // Dimensions: P parameter tensors, N_p elements of tensor p.
 #include "train/optimizer.h"
@@ -7,7 +8,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstring>
 
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
@@ -28,6 +28,8 @@ bool is_layer_norm_module(const std::string& module) {
          last.ends_with("_layernorm");
 }
 
+constexpr std::size_t kAlignFloats = 16;  // 64 bytes: each tensor's moments start on a cache line
+
 }  // namespace
 
 bool uses_weight_decay(const std::string& name) {
@@ -37,92 +39,88 @@ bool uses_weight_decay(const std::string& name) {
   return true;
 }
 
-double global_grad_norm(std::span<const ParamRef> params) {
-  double total = 0.0;
-  for (const ParamRef& p : params) {
-    double sum = 0.0;
-    const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(p.numel);
-#pragma omp parallel for reduction(+ : sum) schedule(static) if (n > 65536)
-    for (std::ptrdiff_t i = 0; i < n; i++) sum += static_cast<double>(p.grad[i]) * p.grad[i];
-    total += sum;
-  }
-  return std::sqrt(total);
-}
-
 float clip_coefficient(double norm, double max_norm) {
   if (max_norm <= 0 || !std::isfinite(norm)) return 1.0f;  // torch scales by nan; the trainer reports it
   return static_cast<float>(std::min(1.0, max_norm / (norm + 1e-6)));
 }
 
-double clip_grad_norm(std::span<const ParamRef> params, double max_norm) {
-  const double norm = global_grad_norm(params);
-  const float c = clip_coefficient(norm, max_norm);
-  if (c < 1.0f) {
-    for (const ParamRef& p : params) {
-      for (std::size_t i = 0; i < p.numel; i++) p.grad[i] *= c;
-    }
-  }
-  return norm;
-}
-
-void zero_grads(std::span<const ParamRef> params) {
-  for (const ParamRef& p : params) std::memset(p.grad, 0, p.numel * sizeof(float));
-}
-
-AdamW::AdamW(std::vector<ParamRef> params, AdamWOptions options)
-    : params_(std::move(params)), options_(options) {
+AdamW::AdamW(const Backend& backend, std::vector<ParamRef> params, AdamWOptions options)
+    : backend_(&backend), params_(std::move(params)), options_(options) {
+  std::size_t total = 0;
   for (const ParamRef& p : params_) {
     if (p.value == nullptr || p.grad == nullptr) fail("optimizer: parameter {} has no buffer", p.name);
-    decay_.push_back(uses_weight_decay(p.name));
-    exp_avg_.emplace_back(p.numel, 0.0f);
-    exp_avg_sq_.emplace_back(p.numel, 0.0f);
+    offsets_.push_back(total);
+    total += (p.numel + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
   }
+  exp_avg_ = DeviceBuffer(backend, total * sizeof(float));
+  exp_avg_sq_ = DeviceBuffer(backend, total * sizeof(float));
+  backend.zero(exp_avg_.data(), exp_avg_.bytes());
+  backend.zero(exp_avg_sq_.data(), exp_avg_sq_.bytes());
+  for (std::size_t i = 0; i < params_.size(); i++) {
+    const ParamRef& p = params_[i];
+    slices_.push_back(OptimizerSlice{p.value, p.grad, exp_avg_.as<float>() + offsets_[i],
+                                     exp_avg_sq_.as<float>() + offsets_[i], p.numel, uses_weight_decay(p.name)});
+  }
+}
+
+double AdamW::grad_norm() const { return backend_->grad_norm(slices_); }
+
+void AdamW::zero_grads() const {
+  for (const ParamRef& p : params_) backend_->zero(p.grad, p.numel * sizeof(float));
 }
 
 void AdamW::step(double lr, float grad_scale) {
   step_++;
-  for (std::size_t i = 0; i < params_.size(); i++) {
-    kernels::cpu::AdamWHyper hyper;
-    hyper.lr = lr;
-    hyper.beta1 = options_.beta1;
-    hyper.beta2 = options_.beta2;
-    hyper.eps = options_.eps;
-    hyper.weight_decay = decay_[i] ? options_.weight_decay : 0.0;
-    hyper.step = step_;
-    hyper.grad_scale = grad_scale;
-    kernels::cpu::adamw_update(params_[i].value, params_[i].grad, exp_avg_[i].data(),
-                               exp_avg_sq_[i].data(), params_[i].numel, hyper);
-  }
+  kernels::cpu::AdamWHyper hyper;
+  hyper.lr = lr;
+  hyper.beta1 = options_.beta1;
+  hyper.beta2 = options_.beta2;
+  hyper.eps = options_.eps;
+  hyper.weight_decay = options_.weight_decay;  // the backend zeroes it where a slice has no decay
+  hyper.step = step_;
+  hyper.grad_scale = grad_scale;
+  backend_->adamw_update_all(slices_, hyper);
 }
 
 void AdamW::save_state(SafeTensorsWriter& writer) const {
+  std::vector<float> host;
   for (std::size_t i = 0; i < params_.size(); i++) {
     const auto n = static_cast<std::int64_t>(params_[i].numel);
-    writer.add_f32("exp_avg." + params_[i].name, {n}, exp_avg_[i].data());
-    writer.add_f32("exp_avg_sq." + params_[i].name, {n}, exp_avg_sq_[i].data());
+    host.resize(params_[i].numel);
+    for (auto [prefix, state] : {std::pair{"exp_avg.", slices_[i].m}, std::pair{"exp_avg_sq.", slices_[i].v}}) {
+      backend_->download(host.data(), state, host.size() * sizeof(float));
+      writer.add_f32(prefix + params_[i].name, {n}, host.data());
+    }
   }
   writer.set_metadata("adamw.step", std::to_string(step_));
 }
 
 void AdamW::load_state(const SafeTensorsReader& reader) {
+  // Everything is read and checked before the device state changes.
+  std::vector<std::vector<float>> m(params_.size()), v(params_.size());
   for (std::size_t i = 0; i < params_.size(); i++) {
-    for (auto [prefix, state] : {std::pair{"exp_avg.", &exp_avg_[i]}, std::pair{"exp_avg_sq.", &exp_avg_sq_[i]}}) {
+    for (auto [prefix, state] : {std::pair{"exp_avg.", &m[i]}, std::pair{"exp_avg_sq.", &v[i]}}) {
       const std::string name = prefix + params_[i].name;
       if (!reader.contains(name)) fail("{}: optimizer state has no tensor {}", reader.path(), name);
-      std::vector<float> values = reader.read_f32(name);
-      if (values.size() != params_[i].numel)
+      *state = reader.read_f32(name);
+      if (state->size() != params_[i].numel)
         fail("{}: optimizer tensor {} has {} elements, the parameter has {}", reader.path(), name,
-             values.size(), params_[i].numel);
-      *state = std::move(values);
+             state->size(), params_[i].numel);
     }
   }
   const auto it = reader.metadata().find("adamw.step");
   if (it == reader.metadata().end()) fail("{}: optimizer state has no adamw.step metadata", reader.path());
+  long step = 0;
   try {
-    step_ = std::stol(it->second);
+    step = std::stol(it->second);
   } catch (const std::exception&) {
     fail("{}: optimizer metadata adamw.step is not an integer: '{}'", reader.path(), it->second);
   }
+  for (std::size_t i = 0; i < params_.size(); i++) {
+    backend_->upload(slices_[i].m, m[i].data(), m[i].size() * sizeof(float));
+    backend_->upload(slices_[i].v, v[i].data(), v[i].size() * sizeof(float));
+  }
+  step_ = step;
 }
 
 }  // namespace tuneserve::train

@@ -152,6 +152,25 @@ nlohmann::json trajectory_identity(const TrainArgs& a, std::size_t rows, long to
           {"lr_scheduler_type", a.lr_scheduler_type}, {"dropout", a.dropout}};
 }
 
+// Replaces `model`'s weights by those saved in checkpoint `dir`, in place, so the optimizer's
+// references stay valid. The checkpoint is read on the host and uploaded to the model's device
+// (no second copy of the weights on a GPU).
+void load_weights_into(Model& model, const std::string& dir, long seed, const char* what) {
+  const Backend& backend = backend_for(model.device());
+  LoadOptions host;
+  host.init_seed = static_cast<std::uint64_t>(seed);
+  Model saved = Model::load(dir, nullptr, host);
+  auto& dst = model.parameters();
+  const auto& src = saved.parameters();
+  if (dst.size() != src.size()) fail("{} {}: checkpoint has {} parameters, model {}", what, dir, src.size(), dst.size());
+  for (std::size_t i = 0; i < dst.size(); i++) {
+    if (dst[i].name != src[i].name || dst[i].numel != src[i].numel)
+      fail("{} {}: parameter {} does not match the model's {}", what, dir, src[i].name, dst[i].name);
+    backend.upload(dst[i].data, src[i].data, src[i].numel * sizeof(float));
+  }
+  model.mark_weights_changed();
+}
+
 }  // namespace
 
 void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
@@ -229,7 +248,9 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 
   std::vector<ParamRef> refs;
   for (Parameter& p : model.parameters()) refs.push_back({p.name, p.data, p.grad, p.numel});
-  AdamW optimizer(refs, AdamWOptions{args.adam_beta1, args.adam_beta2, args.adam_epsilon, args.weight_decay});
+  // Moments live beside the parameters, on the model's device; only the grad norm comes back per step.
+  AdamW optimizer(backend_for(model.device()), refs,
+                  AdamWOptions{args.adam_beta1, args.adam_beta2, args.adam_epsilon, args.weight_decay});
 
   const nlohmann::json identity = trajectory_identity(args, train.size(), total_steps);
   LoopState st;
@@ -244,17 +265,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
            "resume with the same data, batch size, accumulation, seed, steps and schedule",
            dir, saved.value("identity", nlohmann::json()).dump(), identity.dump());
     st = LoopState::from_json(saved.at("state"), state_path);
-    Model restored = Model::load(dir, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}, model.device()});
-    // Copy weights into the model the optimizer points at (parameter order is the model's own).
-    auto& dst = model.parameters();
-    auto& src = restored.parameters();
-    if (dst.size() != src.size()) fail("--resume {}: checkpoint has {} parameters, model {}", dir, src.size(), dst.size());
-    for (std::size_t i = 0; i < dst.size(); i++) {
-      if (dst[i].name != src[i].name || dst[i].numel != src[i].numel)
-        fail("--resume {}: parameter {} does not match the model's {}", dir, src[i].name, dst[i].name);
-      std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
-    }
-    model.mark_weights_changed();
+    load_weights_into(model, dir, args.seed, "--resume");
     optimizer.load_state(SafeTensorsReader((fs::path(dir) / "optimizer.safetensors").string()));
     if (optimizer.steps_taken() != st.global_step)
       fail("--resume {}: optimizer state is at step {} but the trainer state at {}", dir, optimizer.steps_taken(), st.global_step);
@@ -349,7 +360,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
         window_samples += count;
         samples_seen += count;
       }
-      last_grad_norm = global_grad_norm(optimizer.params());
+      last_grad_norm = optimizer.grad_norm();
       last_lr = schedule.lr(st.global_step);
       optimizer.step(last_lr, clip_coefficient(last_grad_norm, args.max_grad_norm));
       model.mark_weights_changed();
@@ -417,12 +428,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 
   if (args.load_best_model_at_end && !st.best_checkpoint.empty()) {
     spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
-    Model best = Model::load(st.best_checkpoint, nullptr, LoadOptions{static_cast<std::uint64_t>(args.seed), {}, {}, model.device()});
-    auto& dst = model.parameters();
-    auto& src = best.parameters();
-    for (std::size_t i = 0; i < dst.size() && i < src.size(); i++)
-      std::copy(src[i].data, src[i].data + src[i].numel, dst[i].data);
-    model.mark_weights_changed();
+    load_weights_into(model, st.best_checkpoint, args.seed, "load_best_model_at_end");
     if (test) {
       EvalMetrics m = evaluate(model, *test, args.eval_batch_size);
       last_eval = metrics_to_json(m, "eval_", model.config().id2label);

@@ -1,12 +1,10 @@
 // Helpers for the data tests: small crafted input files in a per-process temporary directory,
-// and running a command line.
+// and running a command line (test_util.h).
 #pragma once
 
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -38,18 +36,6 @@ inline std::string write_file(const std::string& name, const std::string& conten
     out << content;
   }
   return path;
-}
-
-// Runs a shell command line; returns its exit status (-1 if it did not exit) and stdout+stderr.
-inline int run_command(const std::string& cmd, std::string& out) {
-  FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buf[65536];
-  out.clear();
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, got);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace tuneserve::testing

@@ -81,5 +81,28 @@ TEST(ServeConfig, ErrorsNameTheSource) {
   for (const auto& s : serve_settings()) EXPECT_EQ(flag_of(s).find('_'), std::string::npos) << flag_of(s);
 }
 
+TEST(ServeConfig, DeviceFromFileEnvironmentOrFlagIsParsedWhereItCameFrom) {
+  ServeOptions o;
+  EXPECT_EQ(o.device, "");  // the CPU unless asked
+  std::string path = write_temp("device.json", R"({"device": "cuda"})");
+  apply_config_file(o, path);
+  fs::remove(path);
+  EXPECT_EQ(o.device, "cuda:0");
+  apply_environment(o, [](const char* name) -> const char* {
+    return std::string(name) == "TUNESERVE_DEVICE" ? "cpu" : nullptr;
+  });
+  EXPECT_EQ(o.device, "cpu");
+  const std::string bad_env = error_of([&] {
+    apply_environment(o, [](const char* name) -> const char* {
+      return std::string(name) == "TUNESERVE_DEVICE" ? "gpu" : nullptr;
+    });
+  });
+  EXPECT_NE(bad_env.find("environment TUNESERVE_DEVICE: device 'gpu'"), std::string::npos) << bad_env;
+  path = write_temp("device2.json", R"({"device": "cuda:x"})");
+  const std::string bad_file = error_of([&] { apply_config_file(o, path); });
+  fs::remove(path);
+  EXPECT_NE(bad_file.find("device: device 'cuda:x'"), std::string::npos) << bad_file;
+}
+
 }  // namespace
 }  // namespace tuneserve::serve

@@ -159,7 +159,7 @@ class EndToEnd : public ::testing::Test {
 };
 
 TEST_F(EndToEnd, CurlGetsThePipelinesAnswer) {
-  ServerProcess server;
+  ServerProcess server({"--device", "cpu"});
   ASSERT_TRUE(server.wait_ready()) << "server did not become ready";
   const json want = predicted("'I love it'");
   Shell r = sh("curl -sS -X POST " + server.url() +
@@ -180,6 +180,8 @@ TEST_F(EndToEnd, CurlGetsThePipelinesAnswer) {
   EXPECT_EQ(r.out, "200");
   json info = json::parse(sh("curl -sS " + server.url() + "/info").out);
   EXPECT_EQ(info["model_type"], "distilbert");
+  EXPECT_EQ(info["device"], "cpu");
+  EXPECT_EQ(info["models"][0]["device"], "cpu");
   EXPECT_EQ(server.terminate(), 0);
 }
 

@@ -23,6 +23,7 @@ class FakeBackend : public serve::Backend {
     for (int i = 0; i < num_labels; ++i)
       info_.labels.id2label.push_back(i == 0 ? "NEGATIVE" : i == 1 ? "POSITIVE" : fmt::format("L{}", i));
     info_.max_input_length = max_length;
+    info_.device = "fake:0";  // distinct from the default, so /info is seen to report the backend's
   }
   const serve::ModelInfo& info() const override { return info_; }
 

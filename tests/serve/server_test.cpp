@@ -412,6 +412,7 @@ TEST(Server, MetricsAndInfo) {
   EXPECT_EQ(info["model_type"], "fake");
   EXPECT_EQ(info["labels"], json({"NEGATIVE", "POSITIVE"}));
   EXPECT_EQ(info["max_input_length"], 32);
+  EXPECT_EQ(info["device"], "fake:0");
   EXPECT_TRUE(info.contains("max_batch_tokens"));
   EXPECT_TRUE(info.contains("version"));
   auto tok = http_request(s.port(), "POST", "/tokenize", R"({"inputs": ["a b", "c"]})");

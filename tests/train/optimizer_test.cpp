@@ -1,5 +1,6 @@
 // Optimizer pieces: decay groups on the goldens' real parameter names, the global grad norm of
-// the goldens' gradients against the reference's logged train.grad_norm, clipping, state I/O.
+// the goldens' gradients against the reference's logged train.grad_norm, clipping, state I/O, and
+// the same optimizer on an emulated GPU (tests/emulated_backend.h) bitwise equal to the CPU's.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
+#include "emulated_backend.h"
 #include "test_util.h"
 #include "train/optimizer.h"
 
@@ -65,25 +67,24 @@ TEST(Optimizer, GlobalNormOfGoldenGradientsMatchesReference) {
     GoldenGrads g = load_grads(golden);
     ASSERT_FALSE(g.names.empty());
     const double reference = golden.read_f32("train.grad_norm")[0];
-    auto refs = g.refs();
-    EXPECT_NEAR(global_grad_norm(refs), reference, 1e-6 * reference) << arch;
+    const AdamW optimizer(g.refs(), AdamWOptions{});
+    EXPECT_NEAR(optimizer.grad_norm(), reference, 1e-6 * reference) << arch;
   }
 }
 
-TEST(Optimizer, ClipScalesOnlyAboveMaxNorm) {
-  std::vector<float> value(2, 0.0f), a{3.0f, 0.0f}, b{0.0f, 4.0f};
-  std::vector<ParamRef> refs{{"a.weight", value.data(), a.data(), 2}, {"b.weight", value.data(), b.data(), 2}};
-  EXPECT_DOUBLE_EQ(clip_grad_norm(refs, 10.0), 5.0);  // below: untouched
-  EXPECT_EQ(a[0], 3.0f);
-  EXPECT_DOUBLE_EQ(clip_grad_norm(refs, 0.0), 5.0);   // 0 = off
-  EXPECT_EQ(b[1], 4.0f);
-  EXPECT_DOUBLE_EQ(clip_grad_norm(refs, 1.0), 5.0);   // returns the norm before clipping
-  const double coef = 1.0 / (5.0 + 1e-6);
-  EXPECT_NEAR(a[0], 3.0 * coef, 1e-7);
-  EXPECT_NEAR(b[1], 4.0 * coef, 1e-7);
-  EXPECT_NEAR(global_grad_norm(refs), 1.0, 1e-6);
-  zero_grads(refs);
-  EXPECT_EQ(global_grad_norm(refs), 0.0);
+TEST(Optimizer, GradNormClipCoefficientAndZeroGrads) {
+  std::vector<float> value(4, 0.0f), a{3.0f, 0.0f}, b{0.0f, 4.0f};
+  AdamW optimizer({{"a.weight", value.data(), a.data(), 2}, {"b.weight", value.data() + 2, b.data(), 2}}, AdamWOptions{});
+  EXPECT_DOUBLE_EQ(optimizer.grad_norm(), 5.0);
+  EXPECT_EQ(clip_coefficient(5.0, 10.0), 1.0f);  // below max_norm: unscaled
+  EXPECT_EQ(clip_coefficient(5.0, 0.0), 1.0f);   // 0 = off
+  EXPECT_EQ(clip_coefficient(5.0, 1.0), static_cast<float>(1.0 / (5.0 + 1e-6)));
+  EXPECT_EQ(clip_coefficient(std::nan(""), 1.0), 1.0f);
+  EXPECT_EQ(a[0], 3.0f);  // the norm reads, never scales
+  optimizer.zero_grads();
+  EXPECT_EQ(a, std::vector<float>(2, 0.0f));
+  EXPECT_EQ(b, std::vector<float>(2, 0.0f));
+  EXPECT_EQ(optimizer.grad_norm(), 0.0);
 }
 
 TEST(Optimizer, FusedClipEqualsClippingTheBuffersFirst) {
@@ -91,14 +92,14 @@ TEST(Optimizer, FusedClipEqualsClippingTheBuffersFirst) {
   std::vector<float> w2 = w1, g2 = g1;
   AdamW a({{"x.weight", w1.data(), g1.data(), 4}}, AdamWOptions{0.9, 0.999, 1e-8, 0.01});
   AdamW b({{"x.weight", w2.data(), g2.data(), 4}}, AdamWOptions{0.9, 0.999, 1e-8, 0.01});
-  std::vector<ParamRef> ra{a.params()[0]}, rb{b.params()[0]};
-  const double norm = clip_grad_norm(ra, 1.0);  // scales g1 in place
+  const double norm = a.grad_norm();
+  EXPECT_DOUBLE_EQ(b.grad_norm(), norm);
+  const float c = clip_coefficient(norm, 1.0);
+  ASSERT_LT(c, 1.0f);
+  for (float& g : g1) g *= c;  // clip_grad_norm_: scale the buffers, then step
   a.step(1e-2);
-  EXPECT_DOUBLE_EQ(global_grad_norm(rb), norm);
-  b.step(1e-2, clip_coefficient(norm, 1.0));     // g2 untouched, scaled on the fly
+  b.step(1e-2, c);             // g2 untouched, scaled on the fly
   for (int i = 0; i < 4; i++) EXPECT_EQ(w1[i], w2[i]) << i;  // bitwise
-  EXPECT_EQ(clip_coefficient(0.5, 1.0), 1.0f);
-  EXPECT_EQ(clip_coefficient(5.0, 0.0), 1.0f);
 }
 
 TEST(Optimizer, DecayAppliesOnlyToDecayGroup) {
@@ -137,5 +138,101 @@ TEST(Optimizer, StateRoundTripContinuesIdentically) {
   std::vector<float> w3{1.0f}, g3{1.0f};
   AdamW c({{"x.weight", w3.data(), g3.data(), 1}}, AdamWOptions{});
   EXPECT_THROW(c.load_state(SafeTensorsReader((dir / "opt.safetensors").string())), tuneserve::Error);
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// Tensors of a few shapes (one below and one above the kernels' 65536-element parallel threshold,
+// a bias without decay), their values and per-step gradients, from a fixed seed.
+struct Problem {
+  std::vector<std::string> names{"a.weight", "a.bias", "big.weight", "LayerNorm.weight"};
+  std::vector<std::size_t> sizes{37, 5, 70001, 16};
+  std::vector<std::vector<float>> values;
+  std::vector<std::vector<std::vector<float>>> grads;  // [step][tensor]
+  explicit Problem(int steps) {
+    std::uint32_t state = 12345;
+    auto next = [&] {
+      state = state * 1664525u + 1013904223u;
+      return static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 2.0f - 1.0f;
+    };
+    for (std::size_t n : sizes) {
+      values.emplace_back(n);
+      for (float& x : values.back()) x = next();
+    }
+    grads.resize(static_cast<std::size_t>(steps));
+    for (auto& step : grads)
+      for (std::size_t n : sizes) {
+        step.emplace_back(n);
+        for (float& x : step.back()) x = next() * 3.0f;
+      }
+  }
+};
+
+// Runs `steps` clipped AdamW steps of `problem` with parameters and gradients in `backend`'s memory;
+// returns the grad norms, and the final weights downloaded. `state_in`/`state_out`: optimizer state
+// files to resume from before the first step / to write after the last.
+std::vector<double> run_steps(const tuneserve::Backend& backend, const Problem& problem, int first, int last,
+                              std::vector<std::vector<float>>& weights, const std::string& state_in = "",
+                              const std::string& state_out = "") {
+  std::vector<tuneserve::DeviceBuffer> values, grads;
+  std::vector<ParamRef> refs;
+  for (std::size_t i = 0; i < problem.sizes.size(); i++) {
+    const std::size_t bytes = problem.sizes[i] * sizeof(float);
+    values.emplace_back(backend, bytes);
+    grads.emplace_back(backend, bytes);
+    values.back().upload(weights[i].data(), bytes);
+    refs.push_back({problem.names[i], values.back().as<float>(), grads.back().as<float>(), problem.sizes[i]});
+  }
+  AdamW optimizer(backend, refs, AdamWOptions{0.9, 0.999, 1e-8, 0.01});
+  if (!state_in.empty()) optimizer.load_state(SafeTensorsReader(state_in));
+  std::vector<double> norms;
+  for (int s = first; s < last; s++) {
+    optimizer.zero_grads();
+    for (std::size_t i = 0; i < refs.size(); i++)
+      grads[i].upload(problem.grads[static_cast<std::size_t>(s)][i].data(), problem.sizes[i] * sizeof(float));
+    norms.push_back(optimizer.grad_norm());
+    optimizer.step(1e-2 / (s + 1), clip_coefficient(norms.back(), 1.0));
+  }
+  for (std::size_t i = 0; i < refs.size(); i++) values[i].download(weights[i].data(), problem.sizes[i] * sizeof(float));
+  if (!state_out.empty()) {
+    SafeTensorsWriter writer;
+    optimizer.save_state(writer);
+    writer.write(state_out);
+  }
+  return norms;
+}
+
+}  // namespace
+
+// Moments in device memory (the emulator throws on any host pointer given to a kernel and faults on
+// any host read of device memory), stepped by the backend: bitwise the CPU's norms and weights, and
+// the saved state moves between devices mid-run without changing the trajectory.
+TEST(Optimizer, OnAnEmulatedGpuEqualsTheCpuBitwise) {
+  const auto dir = std::filesystem::temp_directory_path() / ("tuneserve_opt_gpu_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const Problem problem(5);
+  const tuneserve::Backend& gpu = tuneserve::testing::emulated_gpu();
+  const std::size_t in_use = tuneserve::testing::emulated_gpu_bytes_in_use();
+
+  std::vector<std::vector<float>> cpu_weights = problem.values, gpu_weights = problem.values;
+  const auto cpu_norms = run_steps(tuneserve::cpu_backend(), problem, 0, 5, cpu_weights);
+  const auto gpu_norms = run_steps(gpu, problem, 0, 5, gpu_weights);
+  EXPECT_EQ(gpu_norms, cpu_norms);
+  for (std::size_t i = 0; i < cpu_weights.size(); i++) EXPECT_EQ(gpu_weights[i], cpu_weights[i]) << problem.names[i];
+  EXPECT_NE(cpu_weights, problem.values);  // the steps moved the weights
+  EXPECT_EQ(tuneserve::testing::emulated_gpu_bytes_in_use(), in_use) << "device memory leaked";
+
+  // Two steps on the GPU, the state saved; three on the CPU from it (and the other way round).
+  const std::string gpu_state = (dir / "gpu.safetensors").string(), cpu_state = (dir / "cpu.safetensors").string();
+  std::vector<std::vector<float>> a = problem.values, b = problem.values;
+  run_steps(gpu, problem, 0, 2, a, "", gpu_state);
+  const auto a_norms = run_steps(tuneserve::cpu_backend(), problem, 2, 5, a, gpu_state);
+  run_steps(tuneserve::cpu_backend(), problem, 0, 2, b, "", cpu_state);
+  const auto b_norms = run_steps(gpu, problem, 2, 5, b, cpu_state);
+  EXPECT_EQ(a_norms, std::vector<double>(cpu_norms.begin() + 2, cpu_norms.end()));
+  EXPECT_EQ(b_norms, a_norms);
+  EXPECT_EQ(a, cpu_weights);
+  EXPECT_EQ(b, cpu_weights);
   std::filesystem::remove_all(dir);
 }

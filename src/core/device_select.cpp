@@ -1,0 +1,37 @@
+// The one place a command's device is chosen (see device_select.h).
+#include "core/device_select.h"
+
+#include "core/error.h"
+
+namespace tuneserve {
+
+DeviceChoice resolve_device(const DeviceRequest& request, int gpus, const std::string& why_none) {
+  if (!request.value.empty()) {
+    try {
+      return {parse_device(request.value), ""};
+    } catch (const Error& e) {
+      fail("{}: {}", request.source, e.what());
+    }
+  }
+  if (request.sagemaker_gpus <= 0) return {};
+  if (gpus > 0)
+    return {Device{Device::Kind::cuda, 0},
+            fmt::format("SM_NUM_GPUS={}: running on cuda:0 (--device cpu to keep to the CPU)", request.sagemaker_gpus)};
+  return {Device{}, fmt::format("SM_NUM_GPUS={} but no GPU is usable here ({}): running on the CPU",
+                                request.sagemaker_gpus, why_none.empty() ? "none found" : why_none)};
+}
+
+DeviceChoice select_device(const DeviceRequest& request) {
+  std::string why_none;
+  // Counting GPUs initialises the driver: only when the job contract asks for the automatic choice.
+  const int gpus = request.value.empty() && request.sagemaker_gpus > 0 ? cuda_device_count(&why_none) : 0;
+  DeviceChoice choice = resolve_device(request, gpus, why_none);
+  try {
+    require_device(choice.device);
+  } catch (const Error& e) {
+    fail("{}: {}", request.value.empty() ? "SM_NUM_GPUS" : request.source, e.what());
+  }
+  return choice;
+}
+
+}  // namespace tuneserve
