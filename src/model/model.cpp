@@ -824,6 +824,7 @@ std::vector<Parameter>& Model::parameters() {
 
 void Model::zero_grad() {
   const ParamTable& t = impl_->params;
+  require_device(impl_->device);  // a GPU: its memory is zeroed from this thread
   if (t.backend) t.backend->zero(t.grads.data(), t.total * sizeof(float));
 }
 
@@ -867,6 +868,7 @@ void Model::save(const std::string& dir) const {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail("{}: cannot create directory: {}", dir, ec.message());
+  require_device(impl_->device);  // a GPU: the weights are downloaded from this thread
   save_parameters(impl_->params, (fs::path(dir) / "model.safetensors").string());
   save_config(impl_->config, (fs::path(dir) / "config.json").string());
 }

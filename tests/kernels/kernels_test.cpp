@@ -182,6 +182,33 @@ TEST(Matmul, StridedOutputAndGradientRowsEqualContiguous) {
               db2.guards_intact());
 }
 
+// Large weights with many rows take the path that reorders W into the blocked layout on every call
+// (kernels/cpu/matmul.cpp): dinp equals a double-precision reference (sampled rows), also for
+// gradient rows `ld` apart, and a changed W is seen by the next call.
+TEST(Matmul, BackwardDataWithPackedWeightsMatchesReference) {
+  std::mt19937 rng(5);
+  const int M = 256, K = 1000, N = 2000, ld = N + 16;
+  Buf w = random_buf(static_cast<std::size_t>(N) * K, rng, 0.05f), x = random_buf(static_cast<std::size_t>(M) * K, rng);
+  Buf dwide = random_buf(static_cast<std::size_t>(M) * ld, rng);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int stride : {0, ld}) {
+      Buf dx(static_cast<std::size_t>(M) * K);
+      matmul_backward(dx.data(), nullptr, nullptr, dwide.data(), x.data(), w.data(), M, K, N, stride);
+      const int rs = stride ? stride : N;
+      for (int m : {0, 1, 37, 128, 255})
+        for (int k = 0; k < K; k += 7) {
+          double want = 0.0;
+          for (int n = 0; n < N; ++n)
+            want += static_cast<double>(dwide[static_cast<std::size_t>(m) * rs + n]) * w[static_cast<std::size_t>(n) * K + k];
+          ASSERT_NEAR(dx[static_cast<std::size_t>(m) * K + k], want, 1e-4 * (1 + std::abs(want)))
+              << "pass " << pass << " stride " << stride << " m " << m << " k " << k;
+        }
+      EXPECT_TRUE(dx.guards_intact());
+    }
+    for (std::size_t i = 0; i < w.n; ++i) w[i] = -0.5f * w[i] + 0.01f;  // the optimizer changed W
+  }
+}
+
 TEST(LayerNorm, BackwardMatchesFiniteDifferences) {
   std::mt19937 rng(3);
   const int N = 4, C = 9;
