@@ -121,8 +121,11 @@ void Batcher::worker_loop(int index) {
       if (stopping_) return;
       continue;
     }
+    // A lone request after a batch of at most one: the load is light, and holding it for company
+    // would only add max_batch_delay to its latency (under load, batches are larger and it waits).
+    const bool light = last_batch_requests_ <= 1 && queue_.size() == 1;
     const auto deadline = queue_.front().enqueued + config_.max_batch_delay;
-    while (!stopping_ && !queue_.empty() && !batch_ready() &&
+    while (!light && !stopping_ && !queue_.empty() && !batch_ready() &&
            std::chrono::steady_clock::now() < deadline) {
       cv_.wait_until(lock, deadline);
     }
@@ -147,6 +150,7 @@ void Batcher::worker_loop(int index) {
       queue_.pop_front();
       if (batch.size() >= config_.max_batch_requests) break;
     }
+    if (!batch.empty()) last_batch_requests_ = batch.size();
     const bool more = !queue_.empty();
     lock.unlock();
     if (more) cv_.notify_one();

@@ -1,6 +1,7 @@
 // The token-budget batcher of one model: a bounded queue of tokenized requests and the worker
 // threads that pack them into batches (up to max_batch_tokens / max_batch_requests, waiting at
-// most max_batch_delay for company), drop cancelled ones, and run the backend's forward pass.
+// most max_batch_delay for company unless the load is light: a lone request after a batch of one
+// runs at once), drop cancelled ones, and run the backend's forward pass.
 //   B inputs in a batch, T tokens of the longest input, K labels
 #pragma once
 
@@ -76,6 +77,7 @@ class Batcher {
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  std::size_t last_batch_requests_ = 0;  // requests in the batch most recently taken
   int target_workers_ = 0;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> admitted_{0};

@@ -67,6 +67,43 @@ TEST(Batcher, BatchedEqualsSingle) {
   EXPECT_GT(largest, 1u);
 }
 
+// Under light load a lone request is not held for company; after a batch of several, a lone
+// request waits (up to max_batch_delay) for others to join it.
+TEST(Batcher, HoldsALoneRequestOnlyAfterBusyBatches) {
+  using namespace std::chrono_literals;
+  auto backend = std::make_shared<FakeBackend>();
+  BatchConfig config;
+  config.max_batch_delay = 1s;
+  Batcher batcher(backend, config, nullptr, "m");
+  auto run = [&](int n) {
+    std::vector<std::future<void>> done;
+    for (int i = 0; i < n; ++i) {
+      auto p = std::make_shared<std::promise<void>>();
+      done.push_back(p->get_future());
+      Job job;
+      job.encodings = encode(*backend, {"a b"});
+      job.done = [p](std::vector<float>, std::exception_ptr) { p->set_value(); };
+      batcher.push(std::move(job));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    for (auto& f : done) f.wait();
+    return std::chrono::steady_clock::now() - start;
+  };
+  EXPECT_LT(run(1), 500ms) << "idle server: a lone request must not wait max_batch_delay";
+  EXPECT_LT(run(1), 500ms);
+  backend->hold();  // three requests queue behind a held batch, then go together
+  std::thread releaser([&] {
+    backend->wait_running(1);
+    std::this_thread::sleep_for(50ms);
+    backend->release();
+  });
+  run(3);
+  releaser.join();
+  EXPECT_GE(run(1), 900ms) << "after a busy batch a lone request waits for company";
+  EXPECT_LT(run(1), 500ms) << "and the next lone one, after a batch of one, does not";
+  batcher.stop();
+}
+
 TEST(Batcher, RespectsTokenAndRequestBudgets) {
   auto backend = std::make_shared<FakeBackend>();
   BatchConfig config;
