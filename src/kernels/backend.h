@@ -40,17 +40,6 @@ class PreparedLinear {
   virtual void forward(float* out, const float* inp, int M, int out_stride = 0) const = 0;
 };
 
-// One parameter tensor for the optimizer: value, gradient and the two AdamW moments (n elements each,
-// device memory), and whether weight decay applies (not to biases and LayerNorm weights).
-struct OptimizerSlice {
-  float* param = nullptr;
-  const float* grad = nullptr;
-  float* m = nullptr;
-  float* v = nullptr;
-  std::size_t n = 0;
-  bool decay = true;
-};
-
 struct Backend {
   Device device;
 

@@ -24,3 +24,19 @@ void adamw_update(float* param, const float* grad, float* m, float* v, std::size
                   const AdamWHyper& hyper);
 
 }  // namespace tuneserve::kernels::cpu
+
+namespace tuneserve {
+
+// One parameter tensor for the fused optimizer update of any backend: value, gradient and the two
+// AdamW moments (n elements each, memory of the backend's device), and whether weight decay applies
+// (not to biases and LayerNorm weights).
+struct OptimizerSlice {
+  float* param = nullptr;
+  const float* grad = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  std::size_t n = 0;
+  bool decay = true;
+};
+
+}  // namespace tuneserve

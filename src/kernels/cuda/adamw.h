@@ -18,15 +18,9 @@ using kernels::cpu::AdamWHyper;
 
 void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t n, const AdamWHyper& hyper);
 
-// One parameter tensor for the fused update (device pointers, N_p elements each).
-struct ParamSlice {
-  float* param = nullptr;
-  const float* grad = nullptr;
-  float* m = nullptr;
-  float* v = nullptr;
-  std::size_t n = 0;
-  bool decay = true;  // weight decay applies (transformers: not for biases and LayerNorm weights)
-};
+// One parameter tensor for the fused update (device pointers, N_p elements each): the backends'
+// OptimizerSlice (kernels/cpu/adamw.h).
+using ParamSlice = tuneserve::OptimizerSlice;
 
 // Every slice updated with `hyper` (hyper.weight_decay only where slice.decay). Gradients are used
 // as grad * hyper.grad_scale * (*grad_scale_device when not null).

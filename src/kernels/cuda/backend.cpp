@@ -1,5 +1,5 @@
 // The CUDA Backend table: runtime.h memory and copies, the kernel twins, cuBLASLt products for
-// prepared inference layers, and the fused optimizer kernels behind adapters from OptimizerSlice.
+// prepared inference layers, and the fused optimizer kernels (they take OptimizerSlice itself).
 //
 // Dimensions: M rows, K inputs, N outputs of a linear layer; P optimizer slices.
 #include "kernels/cuda/backend.h"
@@ -47,19 +47,11 @@ std::unique_ptr<PreparedLinear> prepare_linear(const float* weight, const float*
   return std::make_unique<CudaPreparedLinear>(weight, bias, K, N, activation);
 }
 
-std::vector<ParamSlice> param_slices(std::span<const OptimizerSlice> slices) {
-  std::vector<ParamSlice> out;
-  out.reserve(slices.size());
-  for (const OptimizerSlice& s : slices) out.push_back(ParamSlice{s.param, s.grad, s.m, s.v, s.n, s.decay});
-  return out;
-}
-
 double grad_norm(std::span<const OptimizerSlice> slices) {
-  const std::vector<ParamSlice> table = param_slices(slices);
   double* d_norm = static_cast<double*>(allocate(sizeof(double)));
   double norm = 0.0;
   try {
-    global_grad_norm(d_norm, nullptr, table, 0.0);
+    global_grad_norm(d_norm, nullptr, slices, 0.0);
     copy_to_host(&norm, d_norm, sizeof(double));
   } catch (...) {
     deallocate(d_norm);
@@ -70,8 +62,7 @@ double grad_norm(std::span<const OptimizerSlice> slices) {
 }
 
 void adamw_update_all_slices(std::span<const OptimizerSlice> slices, const AdamWHyper& hyper) {
-  const std::vector<ParamSlice> table = param_slices(slices);
-  adamw_update_all(table, hyper, nullptr);
+  adamw_update_all(slices, hyper, nullptr);
 }
 
 Backend make_cuda_backend() {
