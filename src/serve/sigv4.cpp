@@ -126,8 +126,8 @@ std::string canonical_query(std::string_view query) {
   return out;
 }
 
-// Values of header `name` (lowercase) joined by ',' as AWS signs repeated headers; nullopt-like
-// empty + found flag.
+// Values of header `name` (lowercase), trimmed and joined by ',' as AWS signs repeated headers;
+// *found says whether the request has the header at all (an empty value is still a value).
 std::string header_values(const SignedRequest& request, std::string_view name, bool* found) {
   std::string out;
   *found = false;

@@ -33,6 +33,12 @@ std::string auth(const std::string& scope, const std::string& signed_headers, co
          ", Signature=" + signature;
 }
 
+// `request` with its Authorization header added.
+SignedRequest with_authorization(SignedRequest request, const std::string& authorization) {
+  request.headers.emplace_back("Authorization", authorization);
+  return request;
+}
+
 // botocore: POST http://127.0.0.1:8080/endpoints/my-endpoint/invocations, service sagemaker.
 SignedRequest invoke_endpoint(const std::string& authorization) {
   return {"POST",
@@ -55,10 +61,9 @@ TEST(SigV4, AwsGetVanillaExample) {
   EXPECT_EQ(sigv4_canonical_request(r, {"host", "x-amz-date"}),
             "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n"
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  SignedRequest signed_request = r;
-  signed_request.headers.emplace_back(
-      "Authorization", auth("20150830/us-east-1/service/aws4_request", "host;x-amz-date",
-                            "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"));
+  const SignedRequest signed_request = with_authorization(
+      r, auth("20150830/us-east-1/service/aws4_request", "host;x-amz-date",
+              "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"));
   EXPECT_EQ(sigv4_verify(kExample, signed_request, at(2015, 8, 30, 12, 36, 0)), "");
 }
 
@@ -81,10 +86,9 @@ TEST(SigV4, EncodedPathSortedQueryAndHeaderWhitespace) {
             "host:127.0.0.1:8080\nx-amz-date:20261126T130000Z\nx-custom:a b\n\n"
             "content-type;host;x-amz-date;x-custom\n"
             "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
-  SignedRequest signed_request = r;
-  signed_request.headers.emplace_back(
-      "Authorization", auth("20261126/us-east-1/sagemaker/aws4_request", "content-type;host;x-amz-date;x-custom",
-                            "9749be513b8ce95826af9ff74e16c75bbd2cfa9cd2b0a9e13a64b035cce8acfa"));
+  const SignedRequest signed_request = with_authorization(
+      r, auth("20261126/us-east-1/sagemaker/aws4_request", "content-type;host;x-amz-date;x-custom",
+              "9749be513b8ce95826af9ff74e16c75bbd2cfa9cd2b0a9e13a64b035cce8acfa"));
   EXPECT_EQ(sigv4_verify(kExample, signed_request, kInvokeTime), "");
 }
 
