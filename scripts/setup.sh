@@ -2,20 +2,19 @@
 # Installs tuneserve's build dependencies from Debian, then configures and builds into build/.
 #   scripts/setup.sh                 Release build (the default users get)
 #   BUILD_DIR=b CMAKE_ARGS="-DTUNESERVE_WERROR=ON" scripts/setup.sh
+#   scripts/setup.sh --print-packages  the Debian packages it installs, one per line (.ci/run's fresh-deps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(
-  build-essential cmake ninja-build pkg-config git
-  libdnnl-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev libssl-dev
-  python3-numpy
-  python3-torch libopenblas0-openmp
-  curl awscli nodejs clang-14 libclang-rt-14-dev  # serve: end-to-end clients, fuzzer
-)
+# The package list lives in one file, read here and by .ci/run's fresh-deps check.
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/packages.txt)
 # npm (serve's JS client test, the report page's Chart.js) ships inside NodeSource's nodejs;
 # Debian's nodejs needs the separate npm package, which conflicts with NodeSource's.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+if [ "${1:-}" = --print-packages ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
