@@ -6,12 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "checkpoint/config.h"
 #include "core/device.h"
+#include "core/error.h"
 
 namespace tuneserve {
 
@@ -56,6 +58,15 @@ struct ForwardOptions {
   // When set, filled with L+1 tensors (B, T, C): embeddings output, then each layer's output
   // (transformers' `hidden_states`).
   std::vector<std::vector<float>>* hidden_states = nullptr;
+  // Polled before each layer: true abandons the pass (forward throws ForwardStopped), so a server
+  // stops computing a batch whose every request has timed out or gone.
+  std::function<bool()> stop = {};
+};
+
+// What forward() throws when ForwardOptions::stop asked it to stop.
+class ForwardStopped : public Error {
+ public:
+  using Error::Error;
 };
 
 // Work forward() and forward_backward() skip without changing results beyond float reassociation.
@@ -106,6 +117,13 @@ class Model {
   // call). Throws Error for ids outside [0, V), T > positions, etc.
   // Safe to call from several threads at once (activations are per call).
   std::vector<float> forward(const Batch& batch, const ForwardOptions& options = {}) const;
+
+  // The activation memory (bytes) one forward() of `sequences` inputs holding `tokens` real tokens
+  // in all takes, for sizing how many passes may run at once.
+  std::size_t inference_bytes(int sequences, int tokens) const;
+  // From now on at most `n` forward() calls run at once: activation memory kept warm for more (one
+  // arena per concurrent call, as large as its largest batch) is freed, now and as calls end.
+  void set_concurrent_forwards(std::size_t n) const;
 
   // Loss as transformers computes it for host `logits` (B, K) and host labels, on the CPU whatever
   // the device: mean cross-entropy, mean BCE-with-logits, or mean squared error, chosen by

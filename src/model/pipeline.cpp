@@ -462,7 +462,7 @@ Encoding Pipeline::tokenize(const TextInput& input, const TokenizeOptions& optio
   return encoding;
 }
 
-std::vector<float> Pipeline::forward(std::span<const Encoding* const> batch) const {
+std::vector<float> Pipeline::forward(std::span<const Encoding* const> batch, const std::function<bool()>& stop) const {
   const ModelConfig& config = impl_->model.config();
   const int B = static_cast<int>(batch.size());
   if (B == 0) return {};
@@ -483,8 +483,19 @@ std::vector<float> Pipeline::forward(std::span<const Encoding* const> batch) con
   }
   // DistilBERT has no token-type table (its tokenizer does not even return type ids).
   const bool use_types = config.type_vocab_size > 0;
-  return impl_->model.forward(Batch{B, static_cast<int>(T), ids.data(), mask.data(), use_types ? types.data() : nullptr});
+  ForwardOptions options;
+  options.stop = stop;
+  return impl_->model.forward(Batch{B, static_cast<int>(T), ids.data(), mask.data(), use_types ? types.data() : nullptr},
+                              options);
 }
+
+std::size_t Pipeline::forward_bytes(std::size_t tokens) const {
+  // Every input holds at least [CLS] and [SEP]: at most tokens / 2 of them.
+  const int T = static_cast<int>(std::min<std::size_t>(tokens, 1 << 30));
+  return impl_->model.inference_bytes(std::max(1, T / 2), std::max(1, T));
+}
+
+void Pipeline::set_concurrent_forwards(std::size_t n) const { impl_->model.set_concurrent_forwards(n); }
 
 std::vector<LabelScore> Pipeline::postprocess(std::span<const float> logits, const PostprocessOptions& options) const {
   return tuneserve::postprocess(logits, impl_->labels, options);

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -172,8 +173,14 @@ class Pipeline {
 
   // Thread-safe (activations are per call; each call uses the OpenMP threads it is given). Pads the
   // encodings to the longest, checks every id against the model's vocabulary (an error names the
-  // input, position and id), returns logits (B, NL) row-major in the order given.
-  std::vector<float> forward(std::span<const Encoding* const> batch) const;
+  // input, position and id), returns logits (B, NL) row-major in the order given. `stop`: see
+  // ForwardOptions::stop (model.h).
+  std::vector<float> forward(std::span<const Encoding* const> batch, const std::function<bool()>& stop = {}) const;
+
+  // Activation memory one forward() of up to `tokens` tokens takes (Model::inference_bytes), and
+  // how many forward() calls run at once from now (Model::set_concurrent_forwards).
+  std::size_t forward_bytes(std::size_t tokens) const;
+  void set_concurrent_forwards(std::size_t n) const;
 
   // Thread-safe and pure: one input's logits row (NL) -> its result.
   std::vector<LabelScore> postprocess(std::span<const float> logits, const PostprocessOptions& options) const;

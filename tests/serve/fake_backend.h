@@ -6,11 +6,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "core/error.h"
+#include "model/model.h"
 #include "serve/backend.h"
 
 namespace tuneserve::testing {
@@ -66,7 +68,8 @@ class FakeBackend : public serve::Backend {
     return out;
   }
 
-  std::vector<float> forward(std::span<const Encoding* const> batch) override {
+  // Polls `stop` once, after a hold or delay, as the real model does between layers.
+  std::vector<float> forward(std::span<const Encoding* const> batch, const std::function<bool()>& stop) override {
     {
       std::unique_lock lock(mutex_);
       batches_.push_back({batch.size(), 0});
@@ -76,16 +79,28 @@ class FakeBackend : public serve::Backend {
       cv_.wait(lock, [&] { return !held_; });
     }
     if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
+    if (stop && stop()) {
+      std::lock_guard lock(mutex_);
+      --running_;
+      ++stopped_;
+      throw ForwardStopped("fake backend: stopped");
+    }
     std::vector<float> out;
     for (const Encoding* e : batch) {
       if (!e->ids.empty() && e->ids.size() > 2 && fail_all_) fail("fake backend: forward failed");
       auto r = row(*e, info_.labels.id2label.size());
+      if (nan_) r.back() = std::numeric_limits<float>::quiet_NaN();
       out.insert(out.end(), r.begin(), r.end());
     }
     std::lock_guard lock(mutex_);
     --running_;
     return out;
   }
+
+  std::size_t forward_bytes(std::size_t) const override { return forward_bytes_; }
+  void set_concurrency(int n) override { concurrency_ = n; }
+  void set_forward_bytes(std::size_t bytes) { forward_bytes_ = bytes; }
+  int concurrency() const { return concurrency_; }
 
   void hold() { std::lock_guard lock(mutex_); held_ = true; }
   void release() {
@@ -99,6 +114,11 @@ class FakeBackend : public serve::Backend {
   }
   void set_delay(std::chrono::milliseconds d) { delay_ = d; }
   void set_fail(bool f) { fail_all_ = f; }
+  void set_nan(bool n) { nan_ = n; }  // every row's last logit NaN, as broken weights give
+  int stopped() {  // forward passes abandoned because stop() said so
+    std::lock_guard lock(mutex_);
+    return stopped_;
+  }
   std::vector<std::pair<std::size_t, std::size_t>> batches() {  // (inputs, longest)
     std::lock_guard lock(mutex_);
     return batches_;
@@ -110,8 +130,12 @@ class FakeBackend : public serve::Backend {
   std::condition_variable cv_;
   bool held_ = false;
   int running_ = 0;
+  int stopped_ = 0;
   std::chrono::milliseconds delay_{0};
   std::atomic<bool> fail_all_{false};
+  std::atomic<bool> nan_{false};
+  std::atomic<std::size_t> forward_bytes_{0};
+  std::atomic<int> concurrency_{0};
   std::vector<std::pair<std::size_t, std::size_t>> batches_;
 };
 
