@@ -899,9 +899,8 @@ Model Model::load(const std::string& dir, LoadReport* report, const LoadOptions&
   if (config.architectures.empty() || config.architectures[0] != config.sequence_classification_class())
     config.architectures = {config.sequence_classification_class()};
   m.config = config;
-  build_param_table(m.params, config, *m.backend);
   LoadReport local;
-  upload_parameters(m.params, load_parameters(m.params, config, dir, options.init_seed, report ? *report : local));
+  upload_parameters(m.params, load_parameters(m.params, config, dir, *m.backend, options, report ? *report : local));
   return model;
 }
 

@@ -87,6 +87,7 @@ struct LoadOptions {
   std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
   std::string problem_type;           // non-empty: override the config's problem_type
   Device device;                      // where the weights live and the kernels run (see Parameter)
+  bool check_finite = true;           // refuse a checkpoint holding NaN or Inf (it would answer NaN)
 };
 
 class Model {

@@ -154,6 +154,7 @@ class Pipeline {
     int max_batch_size = 32;        // inputs per forward in predict()
     int max_batch_tokens = 16384;   // B * T per forward in predict()
     Device device;                  // where the model runs (LoadOptions::device)
+    bool check_weights = true;      // refuse NaN/Inf weights at load (LoadOptions::check_finite)
   };
 
   // Loads config.json + model.safetensors from model_dir and the tokenizer from tokenizer_dir
