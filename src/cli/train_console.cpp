@@ -1,4 +1,4 @@
-// Console side of a training run: progress bar or plain lines, SIGINT -> checkpoint and stop.
+// Console side of a training run: progress bar or plain lines, SIGINT/SIGTERM -> checkpoint and stop.
 #include "cli/train_console.h"
 
 #include <unistd.h>
@@ -18,12 +18,23 @@ namespace tuneserve::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
 
-void on_sigint(int) {
+// Async-signal-safe: sets flags, writes one fixed line, and lets the same signal again end the
+// process at once.
+void on_stop_signal(int sig) {
   g_stop = true;
-  static const char msg[] = "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
-  [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  std::signal(SIGINT, SIG_DFL);
+  g_signal = sig;
+  static const char interrupt[] = "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
+  static const char terminate[] = "\nSIGTERM: saving a checkpoint after this step, then exiting\n";
+  const bool term = sig == SIGTERM;
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, term ? terminate : interrupt, (term ? sizeof terminate : sizeof interrupt) - 1);
+  std::signal(sig, SIG_DFL);
+}
+
+void handle_stop_signals(void (*handler)(int)) {
+  std::signal(SIGINT, handler);
+  std::signal(SIGTERM, handler);
 }
 
 
@@ -138,18 +149,21 @@ train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& arg
   hooks.on_log = [&](const nlohmann::json& r) { progress.line(describe(r)); };
   hooks.on_step = [&](long step, long total, double loss) { progress.step(step, total, loss); };
   g_stop = false;
-  std::signal(SIGINT, on_sigint);
+  g_signal = 0;
+  handle_stop_signals(on_stop_signal);
   train::TrainOutcome outcome;
   try {
     outcome = train::train_model(model, args, train, test, paths, hooks);
   } catch (...) {
-    std::signal(SIGINT, SIG_DFL);
+    handle_stop_signals(SIG_DFL);
     progress.finish();
     throw;
   }
-  std::signal(SIGINT, SIG_DFL);
+  handle_stop_signals(SIG_DFL);
   progress.finish();
   return outcome;
 }
+
+int interrupted_exit_code() { return g_signal == SIGTERM ? 0 : 130; }
 
 }  // namespace tuneserve::cli
