@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "train/data_source.h"
-#include "train/metrics.h"
+#include "train/eval_metrics.h"
 #include "train/trainer.h"
 
 namespace tuneserve::cli {
