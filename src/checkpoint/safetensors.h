@@ -15,14 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/mapped_file.h"
 
 namespace tuneserve {
-
-enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
-
-const char* dtype_name(DType dtype);
-std::size_t dtype_size(DType dtype);
 
 struct TensorInfo {
   std::string name;

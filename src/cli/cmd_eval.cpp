@@ -10,7 +10,7 @@
 #include "model/model.h"
 #include "storage/resolve.h"
 #include "train/data_source.h"
-#include "train/metrics.h"
+#include "train/eval_metrics.h"
 #include "train/trainer.h"
 
 namespace tuneserve::cli {
