@@ -5,7 +5,7 @@
 #include <string>
 
 #include "cli/command.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "storage/resolve.h"

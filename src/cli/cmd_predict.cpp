@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "core/error.h"
 #include "model/pipeline.h"
 #include "storage/resolve.h"

@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "cli/command.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "core/error.h"
 #include "serve/config.h"
 #include "storage/resolve.h"

@@ -10,7 +10,7 @@
 
 #include "cli/command.h"
 #include "cli/train_console.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "storage/resolve.h"

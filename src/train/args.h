@@ -62,7 +62,7 @@ struct TrainArgs {
   // Job control.
   std::string resume;          // checkpoint dir, or "latest" (newest under output_dir)
   long threads = 0;            // 0: all cores (or SM_NUM_CPUS)
-  std::string device;          // cpu | cuda | cuda:N; empty: not given (core/device_select.h decides)
+  std::string device;          // cpu | cuda | cuda:N; empty: not given (kernels/device_select.h decides)
   bool progress = true;        // bar on a terminal
 };
 
