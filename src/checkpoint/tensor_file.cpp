@@ -9,7 +9,7 @@
 
 #include "checkpoint/torch_pickle.h"
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/json.h"
 
 namespace tuneserve {
 namespace {
@@ -57,12 +57,7 @@ std::vector<std::string> checkpoint_files(const std::string& dir, bool pytorch_o
     if (fs::exists(d / single)) return {(d / single).string()};
     const fs::path index = d / (std::string(single) + ".index.json");
     if (!fs::exists(index)) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(index.string()));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: invalid JSON: {}", index.string(), e.what());
-    }
+    const nlohmann::json j = read_json_file(index.string());
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
       fail("{}: field 'weight_map' is missing or not an object", index.string());
     std::set<std::string> files;
