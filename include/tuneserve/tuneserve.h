@@ -85,9 +85,10 @@ struct FineTuneResult {
 // Called after each optimizer step with (step, total steps, running mean loss).
 using FineTuneProgress = std::function<void(long step, long total_steps, double loss)>;
 
-// Fine-tunes a model exactly as `tuneserve train` does (transformers Trainer semantics: AdamW,
-// schedules, evaluation, checkpoints). `hyperparameters` are that command's options without the
-// dashes, in either spelling or under transformers' names, with their values as text:
+// Fine-tunes a model as `tuneserve train` does (transformers Trainer semantics: AdamW, schedules,
+// evaluation, checkpoints), on local paths (model and tokenizer directories, data files or
+// `tuneserve prep` directories, output directory). `hyperparameters` are that command's options
+// without the dashes, in either spelling or under transformers' names, with their values as text:
 //
 //   tuneserve::fine_tune({{"model", "distilbert-dir"}, {"train", "train.jsonl"}, {"test", "test.jsonl"},
 //                         {"text", "content"}, {"label", "label"}, {"epochs", "3"},

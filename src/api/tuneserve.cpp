@@ -9,7 +9,7 @@
 #include <span>
 
 #include "core/build_info.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "kernels/cpu/isa.h"
 #include "model/pipeline.h"
 #include "train/args.h"
