@@ -137,6 +137,29 @@ TEST(AwsSettings, CredentialChainProfilesRegionEndpoint) {
   ::setenv("AWS_SHARED_CREDENTIALS_FILE", (dir / "none").c_str(), 1);
   ::setenv("AWS_CONFIG_FILE", (dir / "none").c_str(), 1);
   EXPECT_THAT(error_of([] { AwsSettings::from_env(); }), HasSubstr("no AWS credentials: set AWS_ACCESS_KEY_ID"));
+  // The container endpoint SageMaker jobs get, with its authorization token.
+  const int port = tuneserve::testing::free_port();
+  BackgroundProcess endpoint(
+      fmt::format("python3 -c \"import http.server as h, json\n"
+                  "class C(h.BaseHTTPRequestHandler):\n"
+                  "    def do_GET(self):\n"
+                  "        ok = self.path == '/creds' and self.headers.get('Authorization') == 'tok123'\n"
+                  "        b = json.dumps({{'AccessKeyId': 'ASIA1', 'SecretAccessKey': 's', 'Token': 'sess'}}).encode()\n"
+                  "        self.send_response(200 if ok else 401); self.send_header('Content-Length', str(len(b))); self.end_headers()\n"
+                  "        self.wfile.write(b)\n"
+                  "h.HTTPServer(('127.0.0.1', {}), C).serve_forever()\"",
+                  port),
+      (dir / "creds.log").string());
+  ASSERT_TRUE(tuneserve::testing::wait_for_port(port, std::chrono::seconds(20))) << endpoint.log();
+  ::setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fmt::format("http://127.0.0.1:{}/creds", port).c_str(), 1);
+  ::setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok123", 1);
+  s = AwsSettings::from_env();
+  EXPECT_EQ(s.credentials.access_key_id, "ASIA1");
+  EXPECT_EQ(s.credentials.session_token, "sess");
+  ::setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong", 1);
+  EXPECT_THAT(error_of([] { AwsSettings::from_env(); }), HasSubstr("HTTP 401"));
+  ::unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  ::unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
   ::unsetenv("AWS_SHARED_CREDENTIALS_FILE");
   ::unsetenv("AWS_CONFIG_FILE");
   fs::remove_all(dir);
