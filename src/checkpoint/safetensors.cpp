@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -19,16 +20,6 @@ static_assert(std::endian::native == std::endian::little, "safetensors is little
 
 constexpr std::size_t kMaxHeader = 100u << 20;  // the reference library's limit
 
-struct DTypeEntry {
-  DType dtype;
-  const char* name;
-  std::size_t size;
-};
-constexpr DTypeEntry kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
-    {DType::I64, "I64", 8}, {DType::I32, "I32", 4}, {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
-    {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
-};
 
 float half_to_float(std::uint16_t h) {
   std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
@@ -56,18 +47,6 @@ float half_to_float(std::uint16_t h) {
 }
 
 }  // namespace
-
-const char* dtype_name(DType dtype) {
-  for (const auto& e : kDTypes)
-    if (e.dtype == dtype) return e.name;
-  return "?";
-}
-
-std::size_t dtype_size(DType dtype) {
-  for (const auto& e : kDTypes)
-    if (e.dtype == dtype) return e.size;
-  return 0;
-}
 
 std::int64_t TensorInfo::numel() const {
   std::int64_t n = 1;
@@ -110,13 +89,9 @@ SafeTensorsReader::SafeTensorsReader(const std::string& path) : file_(path) {
       TensorInfo t;
       t.name = name;
       const std::string dt = v.at("dtype").get<std::string>();
-      bool known = false;
-      for (const auto& e : kDTypes)
-        if (dt == e.name) {
-          t.dtype = e.dtype;
-          known = true;
-        }
-      if (!known) fail("{}: tensor '{}' has unsupported dtype {}", path, name, dt);
+      const std::optional<DType> dtype = dtype_from_name(dt);
+      if (!dtype) fail("{}: tensor '{}' has unsupported dtype {}", path, name, dt);
+      t.dtype = *dtype;
       for (const auto& d : v.at("shape")) {
         auto dim = d.get<std::int64_t>();
         if (dim < 0) fail("{}: tensor '{}' has a negative dimension", path, name);

@@ -15,14 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/mapped_file.h"
 
 namespace tuneserve {
 
-enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
-
-const char* dtype_name(DType dtype);
-std::size_t dtype_size(DType dtype);
 inline bool is_floating(DType d) { return d == DType::F64 || d == DType::F32 || d == DType::F16 || d == DType::BF16; }
 // n little-endian values of a floating dtype (F64/F32/F16/BF16) to fp32; Error for other dtypes.
 void convert_to_f32(DType dtype, const std::uint8_t* data, std::size_t n, float* out);

@@ -12,7 +12,7 @@
 #include "cli/train_console.h"
 #include "core/error.h"
 #include "model/pipeline.h"
-#include "train/metrics.h"
+#include "train/eval_metrics.h"
 #include "train/report.h"
 
 namespace tuneserve::cli {
