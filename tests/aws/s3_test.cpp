@@ -165,11 +165,12 @@ TEST(AwsSettings, CredentialChainProfilesRegionEndpoint) {
   fs::remove_all(dir);
 }
 
-TEST_F(S3Test, DownloadsWhatTheAwsCliUploaded) {
+// One test for the client's round trips (each test process starts its own moto, ~15 s).
+TEST_F(S3Test, ClientRoundTripsWithTheAwsCliAndNamesBucketAndKeyInErrors) {
   const std::string file = random_file("input.bin", 3'000'000);
   std::string out;
   ASSERT_EQ(aws("s3 cp " + file + " 's3://bucket/in/a file+1.bin'", out), 0) << out;
-  const S3Client s3 = client();
+  S3Client s3 = client();
   const auto head = s3.head(S3Uri::parse("s3://bucket/in/a file+1.bin"));
   ASSERT_TRUE(head);
   EXPECT_EQ(head->size, 3'000'000u);
@@ -178,31 +179,24 @@ TEST_F(S3Test, DownloadsWhatTheAwsCliUploaded) {
   const auto listed = s3.list(S3Uri::parse("s3://bucket/in/"));
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].key, "in/a file+1.bin");
-}
 
-TEST_F(S3Test, UploadsThatTheAwsCliReadsBack) {
-  S3Client s3 = client();
+  // Uploads the AWS CLI reads back.
   s3.part_size = 5u << 20;  // S3's smallest part: 12 MB goes up in three parts
   for (const auto& [name, size] : {std::pair<const char*, std::size_t>{"small.bin", 1000}, {"large.bin", 12'000'000}}) {
-    const std::string file = random_file(name, size);
-    s3.upload(file, S3Uri::parse(std::string("s3://bucket/out/") + name));
-    std::string out;
+    const std::string sent = random_file(name, size);
+    s3.upload(sent, S3Uri::parse(std::string("s3://bucket/out/") + name));
     const std::string back = (root_ / (std::string("back-") + name)).string();
     ASSERT_EQ(aws(std::string("s3 cp s3://bucket/out/") + name + " " + back, out), 0) << out;
-    EXPECT_EQ(read_file(back), read_file(file)) << name;
+    EXPECT_EQ(read_file(back), read_file(sent)) << name;
   }
-  std::string out;
   ASSERT_EQ(aws("s3api head-object --bucket bucket --key out/large.bin", out), 0) << out;
   EXPECT_THAT(out, HasSubstr("-3\\\""));  // a multipart ETag: "<md5 of part md5s>-3"
-}
 
-TEST_F(S3Test, ErrorsNameBucketAndKey) {
-  const S3Client s3 = client();
+  // Errors name the bucket and the key.
   EXPECT_THAT(error_of([&] { s3.download(S3Uri::parse("s3://bucket/missing.txt"), (root_ / "x").string()); }),
               ::testing::AllOf(HasSubstr("404"), HasSubstr("bucket bucket, key missing.txt")));
   EXPECT_THAT(error_of([&] { s3.list(S3Uri::parse("s3://no-such-bucket/data/")); }),
               ::testing::AllOf(HasSubstr("NoSuchBucket"), HasSubstr("bucket no-such-bucket, key data/")));
-  std::string out;
   EXPECT_EQ(run_command(env_ + TUNESERVE_BINARY + " predict --model s3://bucket/nothing/model.tar.gz hi", out), 1);
   EXPECT_THAT(out, HasSubstr("bucket bucket, key nothing/model.tar.gz"));
   // Access denied, as S3 answers it (moto enforces no IAM policy without a whole IAM setup; this
