@@ -27,11 +27,23 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# `tuneserve report` embeds Chart.js from npm (pinned) so its pages work offline.
-chartjs=third_party/npm/node_modules/chart.js/dist/chart.umd.js
-if [ ! -f "$chartjs" ]; then
-  npm install --prefix third_party/npm --no-audit --no-fund --silent chart.js@4.5.1 ||
-    echo "setup: could not install chart.js from npm; tuneserve report will say so when run"
+# npm packages, pinned, into third_party/npm (git-ignored): Chart.js, which `tuneserve report` embeds so
+# its pages work offline, and @huggingface/hub, the independent client the Hub cache tests check
+# against. --ignore-scripts: neither needs an install step (none may fetch from the internet).
+npm_missing=()
+for spec in chart.js@4.5.1 @huggingface/hub@2.17.5; do
+  [ -f "third_party/npm/node_modules/${spec%@*}/package.json" ] || npm_missing+=("$spec")
+done
+if ((${#npm_missing[@]})); then
+  npm install --prefix third_party/npm --no-audit --no-fund --silent --ignore-scripts "${npm_missing[@]}" ||
+    echo "setup: could not install ${npm_missing[*]} from npm; tuneserve report and the Hub cache cross-checks say so when run"
+fi
+
+# The S3 tests start moto's server (python3 -m moto.server) and drive it with the AWS CLI; the fresh
+# image has both in its python3 (pip: moto 5.2.1, awscli), and Debian's awscli is in the list above.
+if ! python3 -c "import moto.server, flask_cors" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "moto[server]==5.2.1" ||
+    echo "setup: moto's server is missing and could not be installed; the S3 tests will skip and say so"
 fi
 
 build_dir="${BUILD_DIR:-build}"

@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "storage/resolve.h"
 #include "train/optimizer.h"
 
 namespace tuneserve::cli {
@@ -22,6 +23,7 @@ namespace {
 
 struct Options {
   std::string model;
+  std::string revision = "main";
   std::string reference;
   int threads = 0;
   double atol = 1e-5, rtol = 1e-5;  // logits, hidden states, loss, trajectory
@@ -92,7 +94,7 @@ bool is_integer(DType d) { return d != DType::F32 && d != DType::F16 && d != DTy
 
 int run(const Options& o) {
   if (o.threads > 0) Model::set_num_threads(o.threads);
-  Model model = Model::load(o.model);
+  Model model = Model::load(storage::resolve_model(o.model, "", {o.revision}).model);
   const SafeTensorsReader ref(o.reference);
   if (!ref.contains("input_ids")) fail("{}: no 'input_ids' tensor: nothing to run the model on", o.reference);
   const TensorInfo& shape = ref.info("input_ids");
@@ -105,13 +107,18 @@ int run(const Options& o) {
   if ((!mask.empty() && mask.size() != ids.size()) || (!types.empty() && types.size() != ids.size()))
     fail("{}: attention_mask / token_type_ids must have the shape of input_ids {}", o.reference,
          shape_string(shape.shape));
-  const Batch batch{B, T, ids.data(), mask.empty() ? nullptr : mask.data(), types.empty() ? nullptr : types.data()};
+  const std::int32_t* mask_data = mask.empty() ? nullptr : mask.data();
+  const std::int32_t* type_data = types.empty() ? nullptr : types.data();
+  // Hidden states of every (B, T) position, padding included, as transformers returns them; the
+  // training checks run the batch packed, as training does.
+  const PackedBatch padded = PackedBatch::from_padded(B, T, ids.data(), mask_data, type_data, true);
+  const PackedBatch batch = PackedBatch::from_padded(B, T, ids.data(), mask_data, type_data);
   std::printf("verify: %s (%s, %d layers) on %s: batch %d x %d\n", o.model.c_str(), arch_name(model.config().arch),
               model.config().num_layers, o.reference.c_str(), B, T);
 
   Comparison cmp;
   std::vector<std::vector<float>> hidden;
-  const auto logits = model.forward(batch, {&hidden});
+  const auto logits = model.forward(padded, {&hidden});
   if (ref.contains("logits")) cmp.close("logits", logits, ref.read_f32("logits"), o.atol, o.rtol);
   for (std::size_t i = 0; i < hidden.size(); ++i) {
     const std::string key = "hidden_states." + std::to_string(i);
@@ -190,7 +197,8 @@ Registration registration{Command{
     "verify", "Check a model against a transformers reference file (logits, hidden states, loss, gradients)",
     [](CLI::App& app) -> std::function<int()> {
       auto o = std::make_shared<Options>();
-      app.add_option("--model", o->model, "Hugging Face model directory (config.json + model.safetensors)")->required();
+      app.add_option("--model", o->model, "Model directory (config.json + weights), Hub id, s3:// URI or model.tar.gz")->required();
+      app.add_option("--revision", o->revision, "Hub branch, tag or commit of --model/--tokenizer")->capture_default_str();
       app.add_option("--reference", o->reference, "safetensors file written by transformers (see README)")->required();
       app.add_option("--threads", o->threads, "CPU threads (default: all)");
       app.add_option("--atol", o->atol, "absolute tolerance for logits, hidden states, loss, trajectory")->capture_default_str();

@@ -3,20 +3,15 @@
 #include "model/weights.h"
 
 #include <cmath>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
 
-#include <nlohmann/json.hpp>
-
 #include "checkpoint/safetensors.h"
+#include "checkpoint/tensor_file.h"
 #include "core/error.h"
-#include "core/json.h"
 #include "core/memory.h"
 #include "core/rng.h"
-
-namespace fs = std::filesystem;
 
 namespace tuneserve {
 
@@ -131,37 +126,10 @@ bool is_layernorm_weight(const std::string& name) {
 class TensorSource {
  public:
   explicit TensorSource(const std::string& dir) {
-    const fs::path d(dir);
-    const fs::path single = d / "model.safetensors", index = d / "model.safetensors.index.json";
-    if (fs::exists(single)) {
-      add_file(single.string());
-    } else if (fs::exists(index)) {
-      const nlohmann::json j = read_json_file(index.string());
-      if (!j.is_object() || !j.contains("weight_map") || !j.at("weight_map").is_object())
-        fail("{}: field 'weight_map' is missing or not an object", index.string());
-      std::set<std::string> files;
-      for (auto& [name, file] : j.at("weight_map").items()) {
-        if (!file.is_string())
-          fail("{}: field 'weight_map.{}' must be a file name", index.string(), text_excerpt(name));
-        const std::string& f = file.get_ref<const std::string&>();
-        // Shards sit beside the index: a path (absolute, "../", "sub/") would let a model read
-        // files outside its directory.
-        if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos || f.find('\0') != std::string::npos)
-          fail("{}: field 'weight_map.{}' is \"{}\": shards must be file names in the model directory", index.string(),
-               text_excerpt(name), text_excerpt(f));
-        files.insert(f);
-      }
-      for (auto& f : files) add_file((d / f).string());
-    } else if (fs::exists(d / "pytorch_model.bin")) {
-      fail("{}: only pytorch_model.bin found; tuneserve reads safetensors. Convert it in Python: "
-           "AutoModelForSequenceClassification.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)",
-           dir);
-    } else {
-      fail("{}: no model.safetensors (or model.safetensors.index.json) in this directory", dir);
-    }
+    for (const std::string& file : checkpoint_files(dir)) add_file(file);
   }
 
-  const SafeTensorsReader* find(const std::string& name) const {
+  const TensorFile* find(const std::string& name) const {
     auto it = where_.find(name);
     return it == where_.end() ? nullptr : readers_[it->second].get();
   }
@@ -174,10 +142,10 @@ class TensorSource {
 
  private:
   void add_file(const std::string& path) {
-    readers_.push_back(std::make_unique<SafeTensorsReader>(path));
+    readers_.push_back(open_tensor_file(path));
     for (auto& t : readers_.back()->tensors()) where_[t.name] = readers_.size() - 1;
   }
-  std::vector<std::unique_ptr<SafeTensorsReader>> readers_;
+  std::vector<std::unique_ptr<TensorFile>> readers_;
   std::map<std::string, std::size_t> where_;
 };
 
@@ -261,10 +229,10 @@ std::vector<float> init_all_parameters(const ParamTable& t, const ModelConfig& c
 namespace {
 
 // The checkpoint tensor that holds `spec` (under one of its candidate names), or null.
-const SafeTensorsReader* find_tensor(const TensorSource& source, const Spec& spec, const std::string& base,
+const TensorFile* find_tensor(const TensorSource& source, const Spec& spec, const std::string& base,
                                      std::string& found) {
   for (const auto& cand : candidate_names(spec.name, base)) {
-    if (const SafeTensorsReader* reader = source.find(cand)) {
+    if (const TensorFile* reader = source.find(cand)) {
       found = cand;
       return reader;
     }
@@ -281,7 +249,7 @@ void check_checkpoint(const ModelConfig& c, const TensorSource& source, const Ba
   std::size_t total = 0, largest = 0;
   for_each_spec(c, nullptr, nullptr, [&](Spec&& spec) {
     std::string found;
-    const SafeTensorsReader* reader = find_tensor(source, spec, base, found);
+    const TensorFile* reader = find_tensor(source, spec, base, found);
     if (!reader) {
       if (!spec.head)
         fail("{}: tensor '{}' is missing (expected shape {}); is this a {} checkpoint?", source.describe(), spec.name,
@@ -337,7 +305,7 @@ std::vector<float> load_parameters(ParamTable& t, const ModelConfig& c, const st
     const Spec& spec = specs[i];
     float* dst = host.data() + t.offset[i];
     std::string found;
-    const SafeTensorsReader* reader = find_tensor(source, spec, base, found);
+    const TensorFile* reader = find_tensor(source, spec, base, found);
     if (!reader) {  // a head (check_checkpoint refused anything else)
       init_tensor(dst, spec, c.initializer_range, rng);
       report.initialized.push_back(spec.name);

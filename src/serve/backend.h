@@ -5,10 +5,10 @@
 #pragma once
 
 #include <functional>
-#include <span>
 #include <string>
 #include <vector>
 
+#include "core/packed_batch.h"
 #include "model/pipeline.h"
 #include "tokenizer/encoding.h"
 
@@ -29,11 +29,11 @@ class Backend {
   // Thread-safe; called from the server's request threads. Throws tuneserve::Error on bad input,
   // InputTooLongError (pipeline.h) when truncation is off and the input is over max_length.
   virtual Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const = 0;
-  // Returns logits (B, K), row-major. Each row depends only on its own input (a batched result
-  // equals the single-input result). Thread-safe: every worker calls it concurrently. `stop` may
-  // be polled during the pass: when it returns true (every request of the batch has timed out or
-  // left) the pass may end early by throwing ForwardStopped (model/model.h).
-  virtual std::vector<float> forward(std::span<const Encoding* const> batch, const std::function<bool()>& stop) = 0;
+  // Returns logits (B, K), row-major, for the B sequences of `batch`. Each row depends only on its
+  // own input (a batched result equals the single-input result). Thread-safe: every worker calls it
+  // concurrently. `stop` may be polled during the pass: when it returns true (every request of the
+  // batch has timed out or left) the pass may end early by throwing ForwardStopped (model/model.h).
+  virtual std::vector<float> forward(const PackedBatch& batch, const std::function<bool()>& stop) = 0;
   // Memory one forward pass of up to `tokens` tokens holds while it runs (0: unknown), to bound
   // how many workers a model gets.
   virtual std::size_t forward_bytes(std::size_t tokens) const { return 0; }

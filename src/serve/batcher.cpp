@@ -1,6 +1,7 @@
 // Token-budget batching (see batcher.h): workers share one queue; whichever is free packs the
-// oldest requests into the next batch, so a batch never waits for a busy worker.
-//   B inputs in a batch, T tokens of the longest input, K labels
+// oldest requests into the next batch (a PackedBatch: the model runs only real tokens, so the budget
+// counts those), so a batch never waits for a busy worker.
+//   B inputs in a batch, K labels
 #include "serve/batcher.h"
 
 #include <algorithm>
@@ -15,10 +16,10 @@
 namespace tuneserve::serve {
 namespace {
 
-std::size_t longest_of(const Job& job) {
-  std::size_t longest = 0;
-  for (const auto& e : job.encodings) longest = std::max(longest, e.size());
-  return longest;
+std::size_t tokens_of(const Job& job) {
+  std::size_t tokens = 0;
+  for (const auto& e : job.encodings) tokens += e.size();
+  return tokens;
 }
 
 bool is_cancelled(const Job& job) { return job.cancelled && job.cancelled->load(); }
@@ -132,14 +133,12 @@ void Batcher::worker_loop(int index) {
   std::unique_lock lock(mutex_);
   // A full batch is one that cannot take the next queued request anyway.
   auto batch_ready = [&] {
-    std::size_t requests = 0, inputs = 0, longest = 0;
+    std::size_t requests = 0, tokens = 0;
     for (const Job& job : queue_) {
       if (is_cancelled(job)) continue;
       ++requests;
-      inputs += job.encodings.size();
-      longest = std::max(longest, longest_of(job));
-      if (requests >= config_.max_batch_requests || cost(inputs, longest) >= config_.max_batch_tokens)
-        return true;
+      tokens += tokens_of(job);
+      if (requests >= config_.max_batch_requests || tokens >= config_.max_batch_tokens) return true;
     }
     return false;
   };
@@ -161,7 +160,7 @@ void Batcher::worker_loop(int index) {
     if (queue_.empty()) continue;
 
     std::vector<Job> batch, dropped;
-    std::size_t inputs = 0, longest = 0;
+    std::size_t inputs = 0, tokens = 0;
     while (!queue_.empty()) {
       Job& job = queue_.front();
       if (is_cancelled(job)) {
@@ -169,12 +168,11 @@ void Batcher::worker_loop(int index) {
         queue_.pop_front();
         continue;
       }
-      const std::size_t n = job.encodings.size();
-      const std::size_t l = std::max(longest, longest_of(job));
+      const std::size_t n = job.encodings.size(), t = tokens_of(job);
       // The first request always goes, even one over the budget on its own.
-      if (!batch.empty() && cost(inputs + n, l) > config_.max_batch_tokens) break;
+      if (!batch.empty() && tokens + t > config_.max_batch_tokens) break;
       inputs += n;
-      longest = l;
+      tokens += t;
       batch.push_back(std::move(job));
       queue_.pop_front();
       if (batch.size() >= config_.max_batch_requests) break;
@@ -188,10 +186,7 @@ void Batcher::worker_loop(int index) {
     for (Job& job : dropped) job.done({}, nullptr);
     if (!batch.empty()) {
       const auto start = std::chrono::steady_clock::now();
-      std::vector<const Encoding*> items;
-      items.reserve(inputs);
       for (const Job& job : batch) {
-        for (const auto& e : job.encodings) items.push_back(&e);
         if (metrics_)
           metrics_->observe("tuneserve_queue_duration_seconds", {{"model", model_}},
                             std::chrono::duration<double>(start - job.enqueued).count());
@@ -202,10 +197,13 @@ void Batcher::worker_loop(int index) {
       const auto abandoned = [&batch] { return std::all_of(batch.begin(), batch.end(), is_cancelled); };
       bool stopped = false;
       try {
-        logits = backend_->forward(items, abandoned);
-        if (items.empty() || logits.size() % items.size() != 0 || logits.empty())
-          fail("model {}: forward returned {} logits for {} inputs", model_, logits.size(),
-               items.size());
+        if (inputs == 0) fail("model {}: a batch without inputs", model_);
+        PackedBatch packed;
+        for (const Job& job : batch)
+          for (const auto& e : job.encodings) packed.append(e.ids, e.type_ids);
+        logits = backend_->forward(packed, abandoned);
+        if (logits.empty() || logits.size() % inputs != 0)
+          fail("model {}: forward returned {} logits for {} inputs", model_, logits.size(), inputs);
       } catch (const ForwardStopped&) {
         stopped = true;
       } catch (...) {
@@ -217,15 +215,15 @@ void Batcher::worker_loop(int index) {
       if (metrics_) {
         const Labels labels{{"model", model_}};
         metrics_->observe("tuneserve_inference_duration_seconds", labels, seconds);
-        metrics_->observe("tuneserve_batch_size", labels, double(items.size()));
-        metrics_->observe("tuneserve_batch_tokens", labels, double(cost(inputs, longest)));
+        metrics_->observe("tuneserve_batch_size", labels, double(inputs));
+        metrics_->observe("tuneserve_batch_tokens", labels, double(tokens));
       }
       if (stopped) {
         dropped_ += batch.size();
         for (Job& job : batch) job.done({}, nullptr);
         batch.clear();
       }
-      const std::size_t K = error || stopped ? 0 : logits.size() / items.size();
+      const std::size_t K = error || stopped ? 0 : logits.size() / inputs;
       std::size_t row = 0;
       for (Job& job : batch) {
         const std::size_t n = job.encodings.size();

@@ -51,10 +51,13 @@ using S = const std::string&;
 
 const std::vector<Setting>& serve_settings() {
   static const std::vector<Setting> settings = {
-      {"model", {"HF_MODEL_DIR"}, "model directory (config.json + model.safetensors)",
+      {"model", {"HF_MODEL_DIR", "HF_MODEL_ID"},
+       "model: directory, Hub id, s3:// URI or model.tar.gz (default: /opt/ml/model when it exists)",
        [](O& o, S v) { o.model = v; }},
-      {"tokenizer", {}, "tokenizer directory (default: the model directory)",
+      {"tokenizer", {}, "tokenizer directory or Hub id (default: the model's)",
        [](O& o, S v) { o.tokenizer = v; }},
+      {"revision", {"HF_MODEL_REVISION"}, "Hub branch, tag or commit of the model and tokenizer",
+       [](O& o, S v) { o.revision = v; }},
       {"model_name", {}, "name the model is served under (/predictions/NAME)",
        [](O& o, S v) { o.model_name = v; }},
       {"task", {"HF_TASK"}, "pipeline task: text-classification (sentiment-analysis is an alias)",

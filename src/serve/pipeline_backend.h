@@ -22,7 +22,7 @@ class PipelineBackend : public Backend {
   Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const override {
     return pipeline_->tokenize(input, options);
   }
-  std::vector<float> forward(std::span<const Encoding* const> batch, const std::function<bool()>& stop) override {
+  std::vector<float> forward(const PackedBatch& batch, const std::function<bool()>& stop) override {
     return pipeline_->forward(batch, stop);
   }
   std::size_t forward_bytes(std::size_t tokens) const override { return pipeline_->forward_bytes(tokens); }
