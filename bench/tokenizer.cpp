@@ -1,5 +1,8 @@
 // Tokenizer throughput, one thread: every `content` of ../shared/data/amazon_polarity/train.jsonl
-// (4,000 reviews) encoded with the cased and uncased BERT tokenizers; best of N passes.
+// (4,000 reviews) encoded by each tokenizer family on the same texts: WordPiece (BERT cased and
+// uncased), byte-level BPE (RoBERTa, GPT-2), Unigram (T5) and SentencePiece .model files
+// (ALBERT, DeBERTa-v3, through libsentencepiece); best of N passes. The BPE and Unigram lines
+// print their tokens/s as a ratio of WordPiece's (cased) in the same run.
 // Peer (not run here: no Python tokenizers on this machine): ../shared/README.md cites Hugging
 // Face `tokenizers` at ~733k tokens/s on one thread of a different CPU; indicative only.
 //   build/bench/bench_tokenizer [passes=5]
@@ -8,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -33,8 +37,12 @@ int main(int argc, char** argv) {
   std::printf("amazon_polarity/train.jsonl: %zu contents, %.2f MB, one thread, best of %d passes\n",
               texts.size(), bytes / 1e6, passes);
 
-  for (const char* name : {"bert-base-cased", "bert-base-uncased"}) {
-    const auto tokenizer = tuneserve::Tokenizer::from_dir(shared + "/tokenizers/" + name);
+  double wordpiece_rate = 0;
+  for (const char* name : {"bert-base-cased", "bert-base-uncased", "roberta-base", "gpt2", "t5-small",
+                           "albert-base-v2", "deberta-v3-base"}) {
+    const std::string dir = shared + "/tokenizers/" + name;
+    if (!std::filesystem::is_directory(dir)) continue;
+    const auto tokenizer = tuneserve::Tokenizer::from_dir(dir);
     double best = 1e30;
     std::size_t tokens = 0;
     for (int pass = 0; pass < passes; ++pass) {
@@ -45,8 +53,10 @@ int main(int argc, char** argv) {
       best = std::min(best, seconds);
       tokens = count;
     }
-    std::printf("%-18s %9zu tokens (with [CLS]/[SEP])  %7.1f ms  %8.0f tokens/s  %7.0f texts/s  %6.1f MB/s\n",
-                name, tokens, best * 1e3, tokens / best, texts.size() / best, bytes / best / 1e6);
+    const double rate = tokens / best;
+    if (wordpiece_rate == 0) wordpiece_rate = rate;
+    std::printf("%-18s %-13s %9zu tokens  %7.1f ms  %8.0f tokens/s  %6.1f MB/s  %5.2fx WordPiece (cased)\n", name,
+                tokenizer.kind(), tokens, best * 1e3, rate, bytes / best / 1e6, rate / wordpiece_rate);
   }
   std::printf("peer: Hugging Face tokenizers ~733k tokens/s on one thread of another CPU "
               "(../shared/README.md; indicative only)\n");

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # The package list lives in one file, read here and by .ci/run's fresh-deps check.
 mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/packages.txt)
-# npm (serve's JS client test, the report page's Chart.js) ships inside NodeSource's nodejs;
+# npm (serve's JS client test, the report page's Chart.js, the tokenizer cross-check) ships inside NodeSource's nodejs;
 # Debian's nodejs needs the separate npm package, which conflicts with NodeSource's.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "${1:-}" = --print-packages ]; then
@@ -32,6 +32,16 @@ chartjs=third_party/npm/node_modules/chart.js/dist/chart.umd.js
 if [ ! -f "$chartjs" ]; then
   npm install --prefix third_party/npm --no-audit --no-fund --silent chart.js@4.5.1 ||
     echo "setup: could not install chart.js from npm; tuneserve report will say so when run"
+fi
+
+# The tokenizer cross-check (tests/tokenizer/js_crosscheck_test.cpp) compares with transformers.js,
+# pinned with the tokenizers package it resolves to; --ignore-scripts: its ONNX and image
+# dependencies' install scripts would download binaries the check never loads.
+transformers_js=third_party/npm/node_modules/@huggingface/transformers/package.json
+if ! grep -q '"version": "4.3.1"' "$transformers_js" 2>/dev/null; then
+  npm install --prefix third_party/npm --ignore-scripts --no-audit --no-fund --silent \
+    @huggingface/transformers@4.3.1 @huggingface/tokenizers@0.2.0 ||
+    echo "setup: could not install @huggingface/transformers from npm; the tokenizer cross-check will skip"
 fi
 
 build_dir="${BUILD_DIR:-build}"

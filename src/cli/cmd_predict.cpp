@@ -136,7 +136,8 @@ const Registration registration{Command{
       auto args = std::make_shared<PredictArgs>();
       app.add_option("--model", args->model_dir, "Model directory (config.json + model.safetensors)")->required();
       app.add_option("--tokenizer", args->tokenizer_dir,
-                     "Tokenizer directory (tokenizer.json or vocab.txt); default: the model directory");
+                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a .model or vocab.txt); "
+                     "default: the model directory");
       app.add_option("texts", args->texts, "Texts to classify (one: pipeline(text); several: pipeline([...]))");
       app.add_option("--text-pair", args->text_pair, "Second text of a pair, with exactly one TEXT");
       app.add_option("--input", args->input_path,

@@ -111,7 +111,7 @@ const Registration registration{Command{
     "tokenize", "Tokenize JSONL {\"text\", \"text_pair\"} lines from stdin with a Hugging Face tokenizer",
     [](CLI::App& app) -> std::function<int()> {
       auto args = std::make_shared<TokenizeArgs>();
-      app.add_option("--tokenizer", args->tokenizer_dir, "directory with tokenizer.json or vocab.txt")->required();
+      app.add_option("--tokenizer", args->tokenizer_dir, "directory with tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt")->required();
       app.add_option("--max-length", args->max_length,
                      "length limit incl. special tokens (truncation, --padding max_length); "
                      "0 = the tokenizer's model_max_length");
