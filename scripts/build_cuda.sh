@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds the CUDA backend into build-cuda/: the kernels, their tests against the CPU
 # twins and the kernel benchmark (compile and link only; no GPU needed), not the rest of libtuneserve
-# (TARGETS="tuneserve_cli ..." for more). CI runs it after the CPU suite; bench/gpu_check.sh reuses it.
+# (TARGETS="tuneserve_cli ..." for more; CI builds TARGETS=all with the benchmarks, as users configure it).
+# bench/gpu_check.sh reuses it.
 #   scripts/build_cuda.sh
 #   BUILD_DIR=b TARGETS="tuneserve_cuda test_cuda" JOBS=4 CMAKE_ARGS="-DTUNESERVE_WERROR=ON" scripts/build_cuda.sh
 #   BUNDLE=build-cuda-bundle scripts/build_cuda.sh     also pack prebuilt binaries for a GPU machine (below;

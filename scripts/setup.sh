@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # The package list lives in one file, read here and by .ci/run's fresh-deps check.
 mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/packages.txt)
-# npm (serve's JS client test, the report page's Chart.js, the tokenizer cross-check) ships inside NodeSource's nodejs;
+# npm (serve's JS client test, the report page's Chart.js) ships inside NodeSource's nodejs;
 # Debian's nodejs needs the separate npm package, which conflicts with NodeSource's.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "${1:-}" = --print-packages ]; then
@@ -27,21 +27,25 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# `tuneserve report` embeds Chart.js from npm (pinned) so its pages work offline.
-chartjs=third_party/npm/node_modules/chart.js/dist/chart.umd.js
-if [ ! -f "$chartjs" ]; then
-  npm install --prefix third_party/npm --no-audit --no-fund --silent chart.js@4.5.1 ||
-    echo "setup: could not install chart.js from npm; tuneserve report will say so when run"
+# npm packages, pinned, into third_party/npm (git-ignored): Chart.js, which `tuneserve report` embeds so
+# its pages work offline; @huggingface/hub, the independent client the Hub cache tests check against;
+# transformers.js with the tokenizers package it resolves to, the independent implementation the
+# tokenizer cross-check compares with. --ignore-scripts: none needs an install step (none may fetch
+# from the internet; transformers.js's ONNX and image dependencies would download binaries it never loads).
+npm_missing=()
+for spec in chart.js@4.5.1 @huggingface/hub@2.17.5 @huggingface/transformers@4.3.1 @huggingface/tokenizers@0.2.0; do
+  [ -f "third_party/npm/node_modules/${spec%@*}/package.json" ] || npm_missing+=("$spec")
+done
+if ((${#npm_missing[@]})); then
+  npm install --prefix third_party/npm --no-audit --no-fund --silent --ignore-scripts "${npm_missing[@]}" ||
+    echo "setup: could not install ${npm_missing[*]} from npm; tuneserve report and the cross-checks say so when run"
 fi
 
-# The tokenizer cross-check (tests/tokenizer/js_crosscheck_test.cpp) compares with transformers.js,
-# pinned with the tokenizers package it resolves to; --ignore-scripts: its ONNX and image
-# dependencies' install scripts would download binaries the check never loads.
-transformers_js=third_party/npm/node_modules/@huggingface/transformers/package.json
-if ! grep -q '"version": "4.3.1"' "$transformers_js" 2>/dev/null; then
-  npm install --prefix third_party/npm --ignore-scripts --no-audit --no-fund --silent \
-    @huggingface/transformers@4.3.1 @huggingface/tokenizers@0.2.0 ||
-    echo "setup: could not install @huggingface/transformers from npm; the tokenizer cross-check will skip"
+# The S3 tests start moto's server (python3 -m moto.server) and drive it with the AWS CLI; the fresh
+# image has both in its python3 (pip: moto 5.2.1, awscli), and Debian's awscli is in the list above.
+if ! python3 -c "import moto.server, flask_cors" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "moto[server]==5.2.1" ||
+    echo "setup: moto's server is missing and could not be installed; the S3 tests will skip and say so"
 fi
 
 build_dir="${BUILD_DIR:-build}"

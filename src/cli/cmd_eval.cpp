@@ -5,9 +5,10 @@
 #include <string>
 
 #include "cli/command.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "storage/resolve.h"
 #include "train/data_source.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
@@ -16,14 +17,18 @@ namespace tuneserve::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, tokenizer, data, text = "text", label = "label", label_map, columns, device;
+  std::string model, tokenizer, revision = "main", data, text = "text", label = "label", label_map, columns, device;
   long max_length = 512, batch_size = 32;
   int threads = 0;
   bool json = false, skip_bad_rows = false;
 };
 
-int run(const EvalArgs& a) {
+int run(EvalArgs a) {
   if (a.batch_size < 1) fail("--batch-size must be >= 1, got {}", a.batch_size);
+  const storage::ModelPaths paths = storage::resolve_model(a.model, a.tokenizer, {a.revision});
+  a.model = paths.model;
+  a.tokenizer = paths.tokenizer;
+  a.data = storage::resolve_data(a.data);
   LoadOptions load_options;
   load_options.device = select_device({.value = a.device}).device;
   if (a.threads > 0) Model::set_num_threads(a.threads);
@@ -54,9 +59,10 @@ const Registration registration{Command{
     "eval", "Evaluate a classifier on labelled data: accuracy, precision, recall, F1, loss, confusion matrix",
     [](CLI::App& app) -> std::function<int()> {
       auto a = std::make_shared<EvalArgs>();
-      app.add_option("--model", a->model, "Hugging Face model directory")->required();
+      app.add_option("--model", a->model, "Model directory, Hub id, s3:// URI or model.tar.gz")->required();
       app.add_option("--data", a->data, "Labelled data: csv/tsv/jsonl(.gz) file or a `tuneserve prep` directory")->required();
-      app.add_option("--tokenizer", a->tokenizer, "Tokenizer directory (default: the model directory)");
+      app.add_option("--tokenizer", a->tokenizer, "Tokenizer directory or Hub id (default: the model's)");
+      app.add_option("--revision", a->revision, "Hub branch, tag or commit of --model/--tokenizer")->capture_default_str();
       app.add_option("--text", a->text, "Text column, or two comma-separated for pairs")->capture_default_str();
       app.add_option("--label", a->label, "Label column")->capture_default_str();
       app.add_option("--label-map,--label_map", a->label_map, "Raw label to id, e.g. 1:0,2:1");

@@ -15,9 +15,10 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "core/error.h"
 #include "model/pipeline.h"
+#include "storage/resolve.h"
 
 namespace tuneserve::cli {
 namespace {
@@ -25,6 +26,7 @@ namespace {
 struct PredictArgs {
   std::string model_dir;
   std::string tokenizer_dir;
+  std::string revision = "main";
   std::vector<std::string> texts;
   std::string text_pair;
   std::string input_path;
@@ -109,7 +111,8 @@ int run_predict(const PredictArgs& args) {
   pipeline_options.threads = args.threads;
   pipeline_options.max_batch_size = args.batch_size;
   pipeline_options.device = device;
-  auto pipeline = Pipeline::load(args.model_dir, args.tokenizer_dir, pipeline_options);
+  const storage::ModelPaths paths = storage::resolve_model(args.model_dir, args.tokenizer_dir, {args.revision});
+  auto pipeline = Pipeline::load(paths.model, paths.tokenizer, pipeline_options);
   // stderr, not spdlog's default stdout sink: stdout carries only the JSON results.
   for (const auto& note : pipeline->load_notes()) std::fprintf(stderr, "warning: %s\n", note.c_str());
 
@@ -134,10 +137,11 @@ const Registration registration{Command{
     "predict", "Classify texts; prints what transformers' text-classification pipeline returns",
     [](CLI::App& app) -> std::function<int()> {
       auto args = std::make_shared<PredictArgs>();
-      app.add_option("--model", args->model_dir, "Model directory (config.json + model.safetensors)")->required();
+      app.add_option("--model", args->model_dir, "Model directory, Hub id, s3:// URI or model.tar.gz")->required();
       app.add_option("--tokenizer", args->tokenizer_dir,
-                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a .model or vocab.txt); "
-                     "default: the model directory");
+                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a .model or vocab.txt) or Hub id; "
+                     "default: the model's");
+      app.add_option("--revision", args->revision, "Hub branch, tag or commit of --model/--tokenizer")->capture_default_str();
       app.add_option("texts", args->texts, "Texts to classify (one: pipeline(text); several: pipeline([...]))");
       app.add_option("--text-pair", args->text_pair, "Second text of a pair, with exactly one TEXT");
       app.add_option("--input", args->input_path,

@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "data/prep.h"
+#include "storage/resolve.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tuneserve::cli {
@@ -16,7 +17,8 @@ namespace {
 
 struct PrepArgs {
   std::vector<std::string> inputs, test_inputs, text, columns;
-  std::string format = "auto", label_type = "class", label, label_map, tokenizer, output, padding = "longest";
+  std::string format = "auto", label_type = "class", label, label_map, tokenizer, revision = "main", output,
+      padding = "longest";
   std::vector<std::string> label_names;
   std::int64_t max_length = 0, select = -1;
   std::uint64_t seed = 42;
@@ -72,6 +74,7 @@ int run(PrepArgs& a) {
   o.padding = data::parse_padding(a.padding);
   o.threads = a.threads;
 
+  a.tokenizer = storage::resolve_tokenizer(a.tokenizer, {a.revision});
   const Tokenizer tokenizer = Tokenizer::from_dir(a.tokenizer);
   // As transformers' truncation=True: the model's limit unless told otherwise.
   o.max_length = a.max_length > 0 ? a.max_length : static_cast<std::int64_t>(tokenizer.model_max_length().value_or(512));
@@ -114,8 +117,10 @@ const Registration registration{Command{
       app.add_option("--label-names", a->label_names, "id2label names in id order, e.g. negative,positive")
           ->delimiter(',');
       app.add_option("--tokenizer", a->tokenizer,
-                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt)")
+                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt) "
+                     "or Hub id")
           ->required();
+      app.add_option("--revision", a->revision, "Hub branch, tag or commit of --tokenizer")->capture_default_str();
       app.add_option("--max-length", a->max_length, "Truncate to this many tokens (default: the tokenizer's model_max_length, else 512)");
       app.add_option("--padding", a->padding, "Batch padding policy recorded for training: longest or max_length")
           ->capture_default_str();

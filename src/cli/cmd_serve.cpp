@@ -19,9 +19,10 @@
 #include <thread>
 
 #include "cli/command.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "core/error.h"
 #include "serve/config.h"
+#include "storage/resolve.h"
 #include "serve/pipeline_backend.h"
 #include "serve/server.h"
 #include "tokenizer/tokenizer.h"
@@ -31,10 +32,18 @@ namespace {
 
 using namespace tuneserve::serve;
 
+constexpr const char* kSageMakerModelDir = "/opt/ml/model";
+
 int run_serve(ServeOptions options) {
-  if (options.model.empty()) fail("serve: --model DIR is required (or HF_MODEL_DIR)");
+  // SageMaker's serving containers load what the platform unpacked into /opt/ml/model.
+  if (options.model.empty() && std::filesystem::is_directory(kSageMakerModelDir)) options.model = kSageMakerModelDir;
+  if (options.model.empty())
+    fail("serve: --model is required (or HF_MODEL_DIR / HF_MODEL_ID; {} is used when it exists)", kSageMakerModelDir);
   // Before the port is bound: an orchestrator must not see a listening server that can never load.
   const Device device = select_device({.value = options.device, .source = "serve"}).device;
+  const storage::ModelPaths paths = storage::resolve_model(options.model, options.tokenizer, {options.revision});
+  options.model = paths.model;
+  if (!options.tokenizer.empty()) options.tokenizer = paths.tokenizer;
   // Every thread started from here inherits a blocked SIGTERM/SIGINT; the main thread takes
   // them with sigwait, so a signal during model loading is not lost and never kills a worker.
   sigset_t signals;

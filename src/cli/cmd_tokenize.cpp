@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "storage/resolve.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tuneserve::cli {
@@ -17,6 +18,7 @@ namespace {
 
 struct TokenizeArgs {
   std::string tokenizer_dir;
+  std::string revision = "main";
   std::size_t max_length = 0;
   std::string truncation;  // empty: longest_first when --max-length is given, else none
   std::string padding = "none";
@@ -63,7 +65,7 @@ std::pair<std::string, std::optional<std::string>> parse_line(const std::string&
 }
 
 int run(const TokenizeArgs& args) {
-  const Tokenizer tokenizer = Tokenizer::from_dir(args.tokenizer_dir);
+  const Tokenizer tokenizer = Tokenizer::from_dir(storage::resolve_tokenizer(args.tokenizer_dir, {args.revision}));
   EncodeOptions options;
   options.add_special_tokens = !args.no_special_tokens;
   options.max_length = args.max_length;
@@ -111,7 +113,11 @@ const Registration registration{Command{
     "tokenize", "Tokenize JSONL {\"text\", \"text_pair\"} lines from stdin with a Hugging Face tokenizer",
     [](CLI::App& app) -> std::function<int()> {
       auto args = std::make_shared<TokenizeArgs>();
-      app.add_option("--tokenizer", args->tokenizer_dir, "directory with tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt")->required();
+      app.add_option("--tokenizer", args->tokenizer_dir,
+                     "directory with tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt, "
+                     "or a Hub id")
+          ->required();
+      app.add_option("--revision", args->revision, "Hub branch, tag or commit of --tokenizer")->capture_default_str();
       app.add_option("--max-length", args->max_length,
                      "length limit incl. special tokens (truncation, --padding max_length); "
                      "0 = the tokenizer's model_max_length");

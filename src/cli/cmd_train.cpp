@@ -10,9 +10,10 @@
 
 #include "cli/command.h"
 #include "cli/train_console.h"
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "storage/resolve.h"
 #include "train/args.h"
 #include "train/data_source.h"
 #include "train/job_env.h"
@@ -65,6 +66,16 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
   return 0;
 }
 
+// Hub ids, s3:// URIs and archives become local paths (storage/resolve.h).
+void resolve_inputs(train::TrainArgs& args) {
+  const storage::ModelPaths paths =
+      storage::resolve_model(args.model, args.tokenizer == args.model ? "" : args.tokenizer, {args.revision});
+  args.model = paths.model;
+  args.tokenizer = paths.tokenizer;
+  args.train = storage::resolve_data(args.train);
+  if (!args.test.empty()) args.test = storage::resolve_data(args.test);
+}
+
 int run(const TrainCommand& cmd) {
   train::JobEnv env;
   try {
@@ -84,6 +95,7 @@ int run(const TrainCommand& cmd) {
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
+    resolve_inputs(args);
     return run_training(args, env, device.device);
   } catch (const std::exception& e) {
     if (env.active || !cmd.sagemaker_root.empty()) {

@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "storage/resolve.h"
 #include "train/optimizer.h"
 
 namespace tuneserve::cli {
@@ -22,6 +23,7 @@ namespace {
 
 struct Options {
   std::string model;
+  std::string revision = "main";
   std::string reference;
   int threads = 0;
   double atol = 1e-5, rtol = 1e-5;  // logits, hidden states, loss, trajectory
@@ -92,7 +94,7 @@ bool is_integer(DType d) { return d != DType::F32 && d != DType::F16 && d != DTy
 
 int run(const Options& o) {
   if (o.threads > 0) Model::set_num_threads(o.threads);
-  Model model = Model::load(o.model);
+  Model model = Model::load(storage::resolve_model(o.model, "", {o.revision}).model);
   const SafeTensorsReader ref(o.reference);
   if (!ref.contains("input_ids")) fail("{}: no 'input_ids' tensor: nothing to run the model on", o.reference);
   const TensorInfo& shape = ref.info("input_ids");
@@ -190,7 +192,8 @@ Registration registration{Command{
     "verify", "Check a model against a transformers reference file (logits, hidden states, loss, gradients)",
     [](CLI::App& app) -> std::function<int()> {
       auto o = std::make_shared<Options>();
-      app.add_option("--model", o->model, "Hugging Face model directory (config.json + model.safetensors)")->required();
+      app.add_option("--model", o->model, "Model directory (config.json + weights), Hub id, s3:// URI or model.tar.gz")->required();
+      app.add_option("--revision", o->revision, "Hub branch, tag or commit of --model/--tokenizer")->capture_default_str();
       app.add_option("--reference", o->reference, "safetensors file written by transformers (see README)")->required();
       app.add_option("--threads", o->threads, "CPU threads (default: all)");
       app.add_option("--atol", o->atol, "absolute tolerance for logits, hidden states, loss, trajectory")->capture_default_str();

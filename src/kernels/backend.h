@@ -1,7 +1,7 @@
 // The kernels and memory operations of one device, as a table of functions with the CPU kernels'
 // signatures and semantics (kernels/cpu/*.h; the CUDA twins in kernels/cuda/ have the same ones).
 // The model and the optimizer reach kernels and memory only through a Backend, so they hold no
-// device test and no #ifdef; backend_for() in core/device.cpp is the one place that picks a table.
+// device test and no #ifdef; backend_for() in kernels/dispatch.cpp is the one place that picks a table.
 //
 // Pointers given to a Backend's functions are memory of its device (allocate()), except where a
 // parameter is named host_*. On a GPU, work is ordered on the device's stream and the host is
@@ -16,7 +16,7 @@
 #include <memory>
 #include <span>
 
-#include "core/device.h"
+#include "kernels/device.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"

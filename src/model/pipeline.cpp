@@ -16,6 +16,7 @@
 
 #include "checkpoint/config.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,7 +42,7 @@ ScoreFunction parse_score_function(std::string_view name) {
   if (key == "sigmoid") return ScoreFunction::Sigmoid;
   if (key == "softmax") return ScoreFunction::Softmax;
   if (key == "none") return ScoreFunction::None;
-  fail("function_to_apply: unknown value '{}' (expected default, sigmoid, softmax or none)", name);
+  fail("function_to_apply: unknown value '{}' (expected default, sigmoid, softmax or none)", text_excerpt(name));
 }
 
 std::string_view score_function_name(ScoreFunction function) {
@@ -60,7 +61,7 @@ TopK parse_top_k(std::string_view text) {
   int k = -1;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), k);
   if (error != std::errc() || end != text.data() + text.size() || k < 0)
-    fail("top_k: '{}' is not a non-negative integer or 'all'", text);
+    fail("top_k: '{}' is not a non-negative integer or 'all'", text_excerpt(text));
   return TopK::best(k);
 }
 
@@ -74,7 +75,7 @@ CallOptions parse_parameters(const nlohmann::json& parameters) {
         options.postprocess.top_k = TopK::all();
       } else if (value.is_number_integer()) {
         if (value.get<std::int64_t>() < 0 || value.get<std::int64_t>() > 1'000'000)
-          fail("parameters.top_k: {} is out of range (expected >= 0, or null for all labels)", value.dump());
+          fail("parameters.top_k: {} is out of range (expected >= 0, or null for all labels)", json_excerpt(value));
         options.postprocess.top_k = TopK::best(value.get<int>());
       } else if (value.is_string()) {
         options.postprocess.top_k = parse_top_k(value.get<std::string>());
@@ -93,14 +94,15 @@ CallOptions parse_parameters(const nlohmann::json& parameters) {
         options.tokenize.truncation = value == "longest_first";
       } else {
         fail("parameters.truncation: expected true, false, \"longest_first\" or \"do_not_truncate\", got {}",
-             value.dump());
+             json_excerpt(value));
       }
     } else if (key == "max_length") {
       if (!value.is_number_integer() || value.get<std::int64_t>() < 1 || value.get<std::int64_t>() > 1'000'000)
-        fail("parameters.max_length: expected a positive integer, got {}", value.dump());
+        fail("parameters.max_length: expected a positive integer, got {}", json_excerpt(value));
       options.tokenize.max_length = value.get<int>();
     } else {
-      fail("parameters: unknown parameter '{}' (expected top_k, function_to_apply, truncation, max_length)", key);
+      fail("parameters: unknown parameter '{}' (expected top_k, function_to_apply, truncation, max_length)",
+           text_excerpt(key));
     }
   }
   return options;
@@ -125,7 +127,7 @@ TextInput parse_one_input(const nlohmann::json& value, const std::string& where)
         if (!field.is_string()) fail("{}.text_pair: expected a string, got {}", where, json_type_name(field));
         input.text_pair = field.get<std::string>();
       } else {
-        fail("{}: unknown key '{}' (expected \"text\" and optionally \"text_pair\")", where, key);
+        fail("{}: unknown key '{}' (expected \"text\" and optionally \"text_pair\")", where, text_excerpt(key));
       }
     }
     if (!has_text) fail("{}: missing \"text\"", where);

@@ -2,12 +2,12 @@
 #include "serve/config.h"
 
 #include <charconv>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/json.h"
 
 namespace tuneserve::serve {
 namespace {
@@ -17,7 +17,7 @@ long long to_int(const std::string& value, long long min, long long max) {
   const char* end = value.data() + value.size();
   auto [p, ec] = std::from_chars(value.data(), end, n);
   if (ec != std::errc() || p != end || n < min || n > max)
-    fail("expected an integer in {}..{}, got \"{}\"", min, max, value);
+    fail("expected an integer in {}..{}, got \"{}\"", min, max, text_excerpt(value));
   return n;
 }
 
@@ -30,7 +30,7 @@ double to_number(const std::string& value, double min, double max) {
     used = 0;
   }
   if (used == 0 || used != value.size() || !(d >= min && d <= max))
-    fail("expected a number in {}..{}, got \"{}\"", min, max, value);
+    fail("expected a number in {}..{}, got \"{}\"", min, max, text_excerpt(value));
   return d;
 }
 
@@ -45,10 +45,13 @@ using S = const std::string&;
 
 const std::vector<Setting>& serve_settings() {
   static const std::vector<Setting> settings = {
-      {"model", {"HF_MODEL_DIR"}, "model directory (config.json + model.safetensors)",
+      {"model", {"HF_MODEL_DIR", "HF_MODEL_ID"},
+       "model: directory, Hub id, s3:// URI or model.tar.gz (default: /opt/ml/model when it exists)",
        [](O& o, S v) { o.model = v; }},
-      {"tokenizer", {}, "tokenizer directory (default: the model directory)",
+      {"tokenizer", {}, "tokenizer directory or Hub id (default: the model's)",
        [](O& o, S v) { o.tokenizer = v; }},
+      {"revision", {"HF_MODEL_REVISION"}, "Hub branch, tag or commit of the model and tokenizer",
+       [](O& o, S v) { o.revision = v; }},
       {"model_name", {}, "name the model is served under (/predictions/NAME)",
        [](O& o, S v) { o.model_name = v; }},
       {"task", {"HF_TASK"}, "pipeline task: text-classification (sentiment-analysis is an alias)",
@@ -129,20 +132,13 @@ void apply_setting(ServeOptions& options, const Setting& setting, const std::str
 }
 
 void apply_config_file(ServeOptions& options, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("{}: cannot open the config file", path);
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: malformed JSON: {}", path, e.what());
-  }
+  const nlohmann::json doc = read_json_file(path);
   if (!doc.is_object()) fail("{}: expected a JSON object of settings", path);
   for (const auto& [key, value] : doc.items()) {
     const Setting* setting = nullptr;
     for (const auto& s : serve_settings())
       if (s.name == key) setting = &s;
-    if (!setting) fail("{}: unknown setting \"{}\"", path, key);
+    if (!setting) fail("{}: unknown setting \"{}\"", path, text_excerpt(key));
     if (!value.is_string() && !value.is_number() && !value.is_boolean())
       fail("{}: {}: expected a string or a number, got {}", path, key, value.type_name());
     apply_setting(options, *setting, value.is_string() ? value.get<std::string>() : value.dump(),

@@ -13,8 +13,9 @@
 namespace tuneserve::serve {
 
 struct ServeOptions {
-  std::string model;       // model directory (config.json + model.safetensors)
-  std::string tokenizer;   // tokenizer directory; default: the model directory
+  std::string model;       // model directory, Hub id, s3:// URI or model.tar.gz (storage/resolve.h)
+  std::string tokenizer;   // tokenizer directory or Hub id; default: the model's
+  std::string revision = "main";  // Hub branch, tag or commit
   std::string model_name = "model";
   std::string task = "text-classification";
   std::string handler;     // handler plugin (.so)

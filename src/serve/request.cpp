@@ -9,6 +9,8 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
+
 namespace tuneserve::serve {
 namespace {
 
@@ -67,13 +69,17 @@ auto client_error(F&& parse) {
   }
 }
 
-ParsedRequest parse_json(std::string_view body, const RequestLimits& limits) {
-  json doc;
+// Bounded nesting and size (core/json.h): a deeply nested body is a 400, not a stack overflow.
+json parse_body_json(std::string_view text, std::string_view where, const RequestLimits& limits) {
   try {
-    doc = json::parse(body.begin(), body.end());
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
-    http_fail(400, "validation", "malformed JSON: {}", e.what());
+    return parse_json(text, where, JsonLimits{limits.max_bytes});
+  } catch (const JsonError& e) {
+    throw HttpError(400, "validation", e.what());
   }
+}
+
+ParsedRequest parse_json_request(std::string_view body, const RequestLimits& limits) {
+  const json doc = parse_body_json(body, "body", limits);
   if (!doc.is_object())
     http_fail(400, "validation", "body: expected a JSON object with \"inputs\", got {}",
               json_type(doc));
@@ -83,18 +89,18 @@ ParsedRequest parse_json(std::string_view body, const RequestLimits& limits) {
     // it has no meaning for a dedicated endpoint.
     if (key != "inputs" && key != "parameters" && key != "options")
       http_fail(400, "validation", "body: unknown key \"{}\" (expected \"inputs\", \"parameters\")",
-                key);
+                text_excerpt(key));
   }
   if (!doc.contains("inputs")) http_fail(400, "validation", "body: missing \"inputs\"");
-  const json& inputs = doc["inputs"];
+  const json& inputs = doc.at("inputs");
   if (inputs.is_array() && inputs.empty()) http_fail(400, "empty", "inputs: the list is empty");
   if (inputs.is_array() && inputs.size() > limits.max_inputs)
     http_fail(413, "too_many_inputs", "inputs: {} inputs, more than the limit of {}",
               inputs.size(), limits.max_inputs);
   request.inputs = client_error([&] { return parse_inputs(inputs); });
   check_not_empty(request.inputs, "inputs");
-  if (doc.contains("parameters") && !doc["parameters"].is_null())
-    request.options = client_error([&] { return parse_parameters(doc["parameters"]); });
+  if (doc.contains("parameters") && !doc.at("parameters").is_null())
+    request.options = client_error([&] { return parse_parameters(doc.at("parameters")); });
   return request;
 }
 
@@ -163,7 +169,7 @@ ParsedRequest parse_csv_request(std::string_view body, const RequestLimits& limi
   auto text_col = column("inputs");
   if (!text_col)
     http_fail(400, "validation", "CSV header: no \"inputs\" column (header is \"{}\")",
-              fmt::join(header, ","));
+              text_excerpt(fmt::format("{}", fmt::join(header, ","))));
   auto pair_col = column("text_pair");
   ParsedRequest request;
   request.inputs.shape = CallShape::List;
@@ -193,12 +199,7 @@ ParsedRequest parse_jsonlines(std::string_view body, const RequestLimits& limits
     std::string_view line = body.substr(0, nl);
     body = nl == std::string_view::npos ? std::string_view{} : body.substr(nl + 1);
     if (lower_trim(line).empty()) continue;
-    json v;
-    try {
-      v = json::parse(line.begin(), line.end());
-    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
-      http_fail(400, "validation", "JSON lines line {}: malformed JSON: {}", line_no, e.what());
-    }
+    json v = parse_body_json(line, fmt::format("JSON lines line {}", line_no), limits);
     // A line is one input: "text", {"text", "text_pair"} or {"inputs": either of those}.
     if (v.is_object() && v.contains("inputs")) {
       if (v.size() != 1)
@@ -278,7 +279,7 @@ const char* media_type(Format format) {
 
 ParsedRequest parse_request(Format format, std::string_view body, const RequestLimits& limits) {
   switch (format) {
-    case Format::json: return parse_json(body, limits);
+    case Format::json: return parse_json_request(body, limits);
     case Format::csv: return parse_csv_request(body, limits);
     case Format::jsonlines: return parse_jsonlines(body, limits);
     case Format::text: {

@@ -62,10 +62,11 @@ struct ParsedRequest {
 
 struct RequestLimits {
   std::size_t max_inputs = 32;  // max_client_batch_size
+  std::size_t max_bytes = 6 * 1024 * 1024;  // largest JSON document decoded (the payload limit)
 };
 
-// Throws HttpError (400 validation/empty, 413 too_many_inputs) on anything malformed: bad JSON,
-// wrong types, unknown keys or parameters, invalid UTF-8, empty or too many inputs.
+// Throws HttpError (400 validation/empty, 413 too_many_inputs) on anything malformed: bad JSON
+// (also nested deeper than core/json.h allows), wrong types, unknown keys or parameters, invalid UTF-8, empty or too many inputs.
 // CSV (header "inputs", optional "text_pair") and JSON lines give a list; text/plain one string.
 ParsedRequest parse_request(Format format, std::string_view body, const RequestLimits& limits);
 

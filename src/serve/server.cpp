@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "core/json.h"
 
 static_assert(BOOST_VERSION >= 108100, "tuneserve's server is written against Boost 1.81 headers");
 
@@ -157,7 +158,10 @@ class Listener;
 }  // namespace
 
 struct Server::Impl {
-  Impl(ServerConfig c, ModelRegistry& m, Metrics& x) : config(std::move(c)), models(m), metrics(x) {}
+  Impl(ServerConfig c, ModelRegistry& m, Metrics& x) : config(std::move(c)), models(m), metrics(x) {
+    // A decoded document is never larger than the body it came in (a handler's input_fn included).
+    config.limits.max_bytes = config.max_payload_bytes;
+  }
 
   ServerConfig config;
   ModelRegistry& models;
@@ -571,7 +575,7 @@ void Server::Impl::check_auth(const Request& req) const {
 std::shared_ptr<Model> Server::Impl::model_for(const std::string& name, bool must_exist) const {
   if (!name.empty()) {
     if (auto model = models.find(name)) return model;
-    if (must_exist) http_fail(404, "not_found", "unknown model \"{}\"", name);
+    if (must_exist) http_fail(404, "not_found", "unknown model \"{}\"", text_excerpt(name));
   }
   auto model = models.default_model();
   if (!model) http_fail(503, "unhealthy", "no model is loaded");
@@ -586,7 +590,7 @@ void Server::Impl::route(Request& req, const std::shared_ptr<Exchange>& ex) {
   const bool post = req.method() == http::verb::post;
   auto need = [&](bool ok, const char* allow) {
     if (!ok) http_fail(405, "validation", "{} is not allowed on {}; use {}",
-                       std::string(req.method_string()), std::string(path), allow);
+                       std::string(req.method_string()), text_excerpt(path), allow);
   };
 
   if (parts.size() == 1 && (parts[0] == "ping" || parts[0] == "health")) {
@@ -642,8 +646,7 @@ void Server::Impl::route(Request& req, const std::shared_ptr<Exchange>& ex) {
     inference(req, ex, model_for(parts[1], true), Shape::pipeline);
     return;
   }
-  http_fail(404, "not_found", "no route for {} {}", std::string(req.method_string()),
-            std::string(path));
+  http_fail(404, "not_found", "no route for {} {}", std::string(req.method_string()), text_excerpt(path));
 }
 
 Reply Server::Impl::info() const {
@@ -818,20 +821,20 @@ std::string Server::Impl::store_path(const std::string& relative) const {
   const fs::path rel(relative);
   if (relative.empty() || rel.is_absolute())
     http_fail(400, "validation", "model path \"{}\" must be relative to the model store",
-              relative);
+              text_excerpt(relative));
   for (const auto& part : rel)
     if (part == "..")
-      http_fail(403, "forbidden", "model path \"{}\" leaves the model store", relative);
+      http_fail(403, "forbidden", "model path \"{}\" leaves the model store", text_excerpt(relative));
   std::error_code ec;
   const fs::path store = fs::weakly_canonical(config.model_store, ec);
   const fs::path full = fs::weakly_canonical(store / rel, ec);
   // Symbolic links are resolved first, so a link pointing outside is caught too.
   auto [s, f] = std::mismatch(store.begin(), store.end(), full.begin(), full.end());
   if (ec || s != store.end())
-    http_fail(403, "forbidden", "model path \"{}\" leaves the model store", relative);
+    http_fail(403, "forbidden", "model path \"{}\" leaves the model store", text_excerpt(relative));
   if (!fs::is_directory(full))
     http_fail(404, "not_found", "model path \"{}\" is not a directory in the model store",
-              relative);
+              text_excerpt(relative));
   return full.string();
 }
 
@@ -845,9 +848,9 @@ void Server::Impl::route_management(Request& req, const std::shared_ptr<Exchange
   json body = json::object();
   if (!req.body().empty()) {
     try {
-      body = json::parse(req.body());
-    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
-      http_fail(400, "validation", "malformed JSON: {}", e.what());
+      body = parse_json(req.body(), "body", JsonLimits{config.max_payload_bytes});
+    } catch (const JsonError& e) {
+      http_fail(400, "validation", "{}", e.what());
     }
     if (!body.is_object()) http_fail(400, "validation", "body: expected a JSON object");
   }
@@ -868,12 +871,12 @@ void Server::Impl::route_management(Request& req, const std::shared_ptr<Exchange
     char* end = nullptr;
     const long n = std::strtol(w->c_str(), &end, 10);
     if (end == w->c_str() || *end != '\0' || n < 1 || n > 256)
-      http_fail(400, "validation", "workers: expected an integer in 1..256, got \"{}\"", *w);
+      http_fail(400, "validation", "workers: expected an integer in 1..256, got \"{}\"", text_excerpt(*w));
     return static_cast<int>(n);
   };
   if (parts.empty() || parts[0] != "models" || parts.size() > 2)
     http_fail(404, "not_found", "no route for {} {} (management: /models, /models/{{name}})",
-              std::string(req.method_string()), std::string(path));
+              std::string(req.method_string()), text_excerpt(path));
   ex->route = parts.size() == 1 ? "mgmt:/models" : "mgmt:/models/{name}";
 
   if (parts.size() == 1 && req.method() == http::verb::get) {
@@ -902,7 +905,7 @@ void Server::Impl::route_management(Request& req, const std::shared_ptr<Exchange
   if (parts.size() != 2) http_fail(405, "validation", "use GET or POST on /models");
   const std::string name = parts[1];
   auto model = models.find(name);
-  if (!model) http_fail(404, "not_found", "unknown model \"{}\"", name);
+  if (!model) http_fail(404, "not_found", "unknown model \"{}\"", text_excerpt(name));
   switch (req.method()) {
     case http::verb::get:
       finish(*ex, Reply{200, model_json(*model).dump()});

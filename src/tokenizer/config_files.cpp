@@ -1,10 +1,8 @@
 // Tokenizer configuration files (see config_files.h).
 #include "tokenizer/config_files.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "core/error.h"
+#include "core/json.h"
 
 namespace tuneserve::tok {
 
@@ -12,15 +10,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 json read_json(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path.string());
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  try {
-    return json::parse(buffer.str());
-  } catch (const json::parse_error& e) {
-    fail("{}: invalid JSON: {}", path.string(), e.what());
-  }
+  // tokenizer.json files run to tens of MB (large vocabularies); they are still bounded.
+  return read_json_file(path.string(), JsonLimits{kJsonLargeFileBytes, 64});
 }
 
 bool get_bool(const json& obj, const char* key, bool fallback, const std::string& where) {

@@ -74,8 +74,9 @@ HyperparameterSpec spec(std::string name, std::vector<std::string> aliases, std:
 
 const std::vector<HyperparameterSpec>& hyperparameter_specs() {
   static const std::vector<HyperparameterSpec> specs = {
-      spec("model", {"model_name_or_path", "model_name", "model_dir"}, "Hugging Face model directory to fine-tune", &TrainArgs::model),
-      spec("tokenizer", {"tokenizer_name"}, "tokenizer directory (default: the model directory)", &TrainArgs::tokenizer),
+      spec("model", {"model_name_or_path", "model_name", "model_dir"}, "model to fine-tune: directory, Hub id, s3:// or model.tar.gz", &TrainArgs::model),
+      spec("tokenizer", {"tokenizer_name"}, "tokenizer directory or Hub id (default: the model's)", &TrainArgs::tokenizer),
+      spec("revision", {"model_revision"}, "Hub branch, tag or commit of the model and tokenizer", &TrainArgs::revision),
       spec("train", {"train_file"}, "training data: csv/tsv/jsonl(.gz) file or a `tuneserve prep` directory", &TrainArgs::train),
       spec("test", {"test_file", "validation_file", "eval_file"}, "evaluation data, same forms as --train", &TrainArgs::test),
       spec("text", {"text_column"}, "text column, or two comma-separated for pairs", &TrainArgs::text),
@@ -212,7 +213,7 @@ void finalize_args(TrainArgs& args) {
 
 nlohmann::json args_to_json(const TrainArgs& a) {
   nlohmann::json j = {
-      {"model", a.model}, {"tokenizer", a.tokenizer}, {"train", a.train}, {"test", a.test},
+      {"model", a.model}, {"tokenizer", a.tokenizer}, {"revision", a.revision}, {"train", a.train}, {"test", a.test},
       {"text", a.text}, {"label", a.label}, {"label_map", a.label_map}, {"columns", a.columns}, {"label_names", a.label_names}, {"max_length", a.max_length}, {"skip_bad_rows", a.skip_bad_rows},
       {"output_dir", a.output_dir}, {"epochs", a.epochs}, {"max_steps", a.max_steps},
       {"train_batch_size", a.train_batch_size}, {"eval_batch_size", a.eval_batch_size},

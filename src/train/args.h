@@ -19,8 +19,10 @@ namespace tuneserve::train {
 
 struct TrainArgs {
   // What to train on and with.
-  std::string model;          // HF model directory (config.json + model.safetensors)
-  std::string tokenizer;      // tokenizer directory; default: the model directory
+  // model, tokenizer, train, test and output_dir also take Hub ids and s3:// URIs (storage/resolve.h).
+  std::string model;          // HF model directory (config.json + model.safetensors) or Hub id
+  std::string tokenizer;      // tokenizer directory or Hub id; default: the model's
+  std::string revision = "main";  // Hub branch, tag or commit of model and tokenizer
   std::string train;          // raw data file (csv/tsv/jsonl[.gz]) or a `tuneserve prep` directory
   std::string test;           // the same, for evaluation (optional)
   std::string text = "text";  // text column, or "a,b" for pairs
@@ -60,7 +62,7 @@ struct TrainArgs {
   // Job control.
   std::string resume;          // checkpoint dir, or "latest" (newest under output_dir)
   long threads = 0;            // 0: all cores (or SM_NUM_CPUS)
-  std::string device;          // cpu | cuda | cuda:N; empty: not given (core/device_select.h decides)
+  std::string device;          // cpu | cuda | cuda:N; empty: not given (kernels/device_select.h decides)
   bool progress = true;        // bar on a terminal
 };
 

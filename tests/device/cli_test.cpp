@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/device.h"
+#include "kernels/device.h"
 #include "test_util.h"
 
 namespace tuneserve {

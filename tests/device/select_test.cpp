@@ -1,9 +1,9 @@
-// core/device_select.h: an explicit --device wins and must parse; SageMaker's SM_NUM_GPUS picks
+// kernels/device_select.h: an explicit --device wins and must parse; SageMaker's SM_NUM_GPUS picks
 // cuda:0 only when a GPU is usable, else the CPU with a note; errors name the source and value.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 #include "test_util.h"
 
 namespace tuneserve {

@@ -75,7 +75,7 @@ TEST(ServeConfig, ErrorsNameTheSource) {
   EXPECT_NE(error_of([&] { apply_config_file(o, path); }).find("task"), std::string::npos);
   fs::remove(path);
   path = write_temp("bad3.json", "{not json");
-  EXPECT_NE(error_of([&] { apply_config_file(o, path); }).find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_config_file(o, path); }).find("bad3.json: invalid JSON"), std::string::npos);
   fs::remove(path);
   EXPECT_NE(error_of([&] { apply_config_file(o, "/nonexistent/serve.json"); }).find("/nonexistent/serve.json"), std::string::npos);
   for (const auto& s : serve_settings()) EXPECT_EQ(flag_of(s).find('_'), std::string::npos) << flag_of(s);

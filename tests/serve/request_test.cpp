@@ -55,7 +55,7 @@ TEST(Request, JsonForms) {
 }
 
 TEST(Request, JsonErrorsNameTheProblem) {
-  EXPECT_NE(error_of(R"({"inputs": "x")", 400, "validation").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"inputs": "x")", 400, "validation").find("invalid JSON"), std::string::npos);
   EXPECT_NE(error_of(R"(["x"])", 400, "validation").find("JSON object"), std::string::npos);
   EXPECT_NE(error_of(R"({"text": "x"})", 400, "validation").find("unknown key \"text\""), std::string::npos);
   EXPECT_NE(error_of(R"({"inputs": 3})", 400, "validation").find("inputs"), std::string::npos);
@@ -78,6 +78,28 @@ TEST(Request, JsonErrorsNameTheProblem) {
   error_of("\"a\"\n49999e999\n", 400, "validation", Format::jsonlines);
   // Invalid UTF-8 inside a JSON string (a lone continuation byte).
   error_of(std::string("{\"inputs\": \"a\x80z\"}"), 400, "validation");
+}
+
+TEST(Request, NestingAndSizeAreBoundedAndErrorsQuoteLittle) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_NE(error_of(R"({"inputs": "x", "parameters": {"truncation": )" + deep + "}}", 400, "validation")
+                .find("body: JSON nested deeper than 64 levels"),
+            std::string::npos);
+  EXPECT_NE(error_of("\"a\"\n" + deep + "\n", 400, "validation", Format::jsonlines).find("line 2"), std::string::npos);
+  // A long value that is wrong is quoted in part only.
+  const std::string long_value(100000, 'x');
+  EXPECT_LT(error_of(R"({"inputs": "x", "parameters": {"truncation": ")" + long_value + "\"}}", 400, "validation").size(), 600u);
+  EXPECT_LT(error_of(R"({")" + long_value + R"(": 1})", 400, "validation").size(), 600u);
+  EXPECT_LT(error_of(R"({"inputs": "x", "parameters": {"function_to_apply": ")" + long_value + "\"}}", 400, "validation").size(), 600u);
+  EXPECT_LT(error_of(R"({"inputs": tru)" + long_value + "}", 400, "validation").size(), 600u);
+  RequestLimits small{8, 64};
+  try {
+    parse_request(Format::json, R"({"inputs": "a longer text than sixty-four bytes, which is the limit set here"})", small);
+    ADD_FAILURE() << "no error for a body over max_bytes";
+  } catch (const HttpError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_NE(std::string(e.what()).find("over the limit"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Request, CsvJsonLinesText) {

@@ -169,6 +169,41 @@ TEST(Server, BadInputGetsClearErrors) {
   expect(json{{"inputs", words}, {"parameters", {{"truncation", false}}}}.dump(), 422, "too_long");
 }
 
+// Issue 11: a 120 KB body nested 60,000 deep overflowed the stack when an error message printed
+// the value; every route that decodes JSON now refuses it with a short 400, and the server lives.
+TEST(Server, DeeplyNestedJsonIsA400OnEveryRoute) {
+  namespace fs = std::filesystem;
+  const fs::path store = fs::temp_directory_path() / fmt::format("tuneserve_deep_{}", ::getpid());
+  fs::create_directories(store / "m");
+  ServerConfig config = test_config();
+  config.management_port = 0;
+  config.model_store = store.string();
+  config.loader = [](const std::string&) { return std::make_shared<FakeBackend>(); };
+  TestServer s(config);
+  const std::string deep = std::string(60000, '[') + std::string(60000, ']');
+  const std::string body = R"({"inputs":"a","parameters":{"truncation":)" + deep + "}}";
+  auto expect_400 = [&](int port, const std::string& path, const std::string& request_body,
+                        std::map<std::string, std::string> headers = {}) {
+    auto r = http_request(port, "POST", path, request_body, headers);
+    EXPECT_EQ(r.status, 400) << path;
+    EXPECT_LT(r.body.size(), 1000u) << path << ": the error quotes the input";
+    json j = json::parse(r.body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.body;
+    EXPECT_NE(j["error"].get<std::string>().find("nested deeper than 64"), std::string::npos) << r.body;
+  };
+  for (const char* path : {"/invocations", "/", "/tokenize", "/endpoints/e/invocations", "/predictions/m"})
+    expect_400(s.port(), path, body);
+  expect_400(s.port(), "/invocations", "\"a\"\n" + deep + "\n", {{"Content-Type", "application/jsonlines"}});
+  expect_400(s.server->management_port(), "/models", R"({"name": )" + deep + R"(, "path": "m"})");
+  EXPECT_EQ(http_request(s.port(), "GET", "/ping").status, 200);
+  // Nesting within the limit still decodes (and fails for what it is, a list as truncation).
+  std::string ok = R"({"inputs":"a","parameters":{"truncation":)" + std::string(60, '[') + std::string(60, ']') + "}}";
+  auto r = http_request(s.port(), "POST", "/invocations", ok);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("parameters.truncation"), std::string::npos) << r.body;
+  fs::remove_all(store);
+}
+
 TEST(Server, KeepAliveServesManyRequestsOnOneConnection) {
   TestServer s;
   Connection c(s.port());

@@ -1,4 +1,4 @@
-// The CUDA Backend table (kernels/backend.h) over this folder's kernels; core/device.cpp is its one
+// The CUDA Backend table (kernels/backend.h) over this folder's kernels; kernels/dispatch.cpp is its one
 // user (backend_for), compiled only with -DTUNESERVE_CUDA=ON.
 //
 // Dimensions: none (see kernels/backend.h).

@@ -1,5 +1,5 @@
 // The one place a command's device is chosen (see device_select.h).
-#include "core/device_select.h"
+#include "kernels/device_select.h"
 
 #include "core/error.h"
 

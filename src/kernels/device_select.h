@@ -10,7 +10,7 @@
 
 #include <string>
 
-#include "core/device.h"
+#include "kernels/device.h"
 
 namespace tuneserve {
 
