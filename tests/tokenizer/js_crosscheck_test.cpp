@@ -10,7 +10,8 @@
 //   - its regex \s is JavaScript's, without U+0085 (NEL) and with U+FEFF (BOM), where
 //     tokenizers' Oniguruma \s and Rust's is_whitespace are the reverse (inputs holding either);
 //   - its Precompiled normalizer ignores the compiled char map and applies NFKC after two regex
-//     replacements instead (inputs whose normalization the two disagree on).
+//     replacements instead (inputs whose normalization the two disagree on, or that hold code
+//     points unassigned in utf8proc's Unicode version, which node's newer NFKC may decompose).
 // CI runs a bounded corpus (~770 inputs per tokenizer); TUNESERVE_CROSSCHECK_FULL=1 runs the full
 // one (~22,000) and prints the counts.
 #include <gtest/gtest.h>
@@ -109,7 +110,12 @@ class TransformersJs : public ::testing::Test {
       precompiled = tok::parse_normalizer(file["normalizer"], name);
     auto normalizations_differ = [&](const std::string& text) {
       const std::u32string chars = tok::utf8_to_u32(text);
-      return normalized(*precompiled, chars) != js_precompiled(chars);
+      // node's NFKC knows code points assigned after the Unicode version of utf8proc (and of the
+      // char map); where the text has one, the stand-in's output is unknown here.
+      const bool newer = std::any_of(chars.begin(), chars.end(), [](char32_t c) {
+        return utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_CN;
+      });
+      return newer || normalized(*precompiled, chars) != js_precompiled(chars);
     };
     const fs::path tmp = fs::temp_directory_path() / ("tuneserve_js_" + std::to_string(::getpid()) + "_" + name);
     fs::create_directories(tmp);
