@@ -19,36 +19,14 @@ namespace tuneserve {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 using tok::AddedToken;
+using tok::bert_template;
 using tok::DirConfig;
 using tok::get_bool;
 using tok::get_id;
+using tok::roberta_template;
 using tok::TemplatePiece;
 
 namespace {
-
-std::vector<TemplatePiece> bert_template(std::int32_t cls, std::int32_t sep, bool pair) {
-  std::vector<TemplatePiece> t = {{TemplatePiece::kSpecial, {cls}, 0},
-                                  {TemplatePiece::kSequenceA, {}, 0},
-                                  {TemplatePiece::kSpecial, {sep}, 0}};
-  if (pair) {
-    t.push_back({TemplatePiece::kSequenceB, {}, 1});
-    t.push_back({TemplatePiece::kSpecial, {sep}, 1});
-  }
-  return t;
-}
-
-// RobertaProcessing: <s> A </s> and <s> A </s> </s> B </s>, every type id 0.
-std::vector<TemplatePiece> roberta_template(std::int32_t cls, std::int32_t sep, bool pair) {
-  std::vector<TemplatePiece> t = {{TemplatePiece::kSpecial, {cls}, 0},
-                                  {TemplatePiece::kSequenceA, {}, 0},
-                                  {TemplatePiece::kSpecial, {sep}, 0}};
-  if (pair) {
-    t.push_back({TemplatePiece::kSpecial, {sep}, 0});
-    t.push_back({TemplatePiece::kSequenceB, {}, 0});
-    t.push_back({TemplatePiece::kSpecial, {sep}, 0});
-  }
-  return t;
-}
 
 std::string string_or(const json& obj, const char* key, const std::string& fallback, const std::string& where) {
   if (!obj.contains(key) || obj[key].is_null()) return fallback;
@@ -237,6 +215,33 @@ void count_spaces(std::string_view token, std::uint8_t& lead, std::uint8_t& trai
 }
 
 }  // namespace
+
+namespace tok {
+
+std::vector<TemplatePiece> bert_template(std::int32_t cls, std::int32_t sep, bool pair) {
+  std::vector<TemplatePiece> t = {{TemplatePiece::kSpecial, {cls}, 0},
+                                  {TemplatePiece::kSequenceA, {}, 0},
+                                  {TemplatePiece::kSpecial, {sep}, 0}};
+  if (pair) {
+    t.push_back({TemplatePiece::kSequenceB, {}, 1});
+    t.push_back({TemplatePiece::kSpecial, {sep}, 1});
+  }
+  return t;
+}
+
+std::vector<TemplatePiece> roberta_template(std::int32_t cls, std::int32_t sep, bool pair) {
+  std::vector<TemplatePiece> t = {{TemplatePiece::kSpecial, {cls}, 0},
+                                  {TemplatePiece::kSequenceA, {}, 0},
+                                  {TemplatePiece::kSpecial, {sep}, 0}};
+  if (pair) {
+    t.push_back({TemplatePiece::kSpecial, {sep}, 0});
+    t.push_back({TemplatePiece::kSequenceB, {}, 0});
+    t.push_back({TemplatePiece::kSpecial, {sep}, 0});
+  }
+  return t;
+}
+
+}  // namespace tok
 
 // Finishes loading: id -> token table, added-token matchers, special ids, offset-trimming tables.
 static void finish_tokenizer(Tokenizer::Impl& impl, const DirConfig& dir_config, const std::string& where) {

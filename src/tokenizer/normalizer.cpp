@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "tokenizer/config_files.h"
 #include "tokenizer/precompiled.h"
 #include "tokenizer/scratch.h"
 #include "tokenizer/unicode.h"
@@ -194,12 +195,6 @@ std::u32string string_field(const json& j, const char* key, const std::string& w
   return utf8_to_u32(j[key].get<std::string>());
 }
 
-bool bool_field(const json& j, const char* key, bool fallback, const std::string& where) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_boolean()) fail("{}: field \"{}\" must be true or false", where, key);
-  return j[key].get<bool>();
-}
-
 }  // namespace
 
 std::unique_ptr<Normalizer> make_bert_normalizer(const NormalizerConfig& config) {
@@ -213,11 +208,11 @@ std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& w
   const std::string type = j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
   if (type == "BertNormalizer") {
     NormalizerConfig c;
-    c.clean_text = bool_field(j, "clean_text", true, where);
-    c.handle_chinese_chars = bool_field(j, "handle_chinese_chars", true, where);
-    c.lowercase = bool_field(j, "lowercase", true, where);
+    c.clean_text = get_bool(j, "clean_text", true, where);
+    c.handle_chinese_chars = get_bool(j, "handle_chinese_chars", true, where);
+    c.lowercase = get_bool(j, "lowercase", true, where);
     // strip_accents null follows lowercase (tokenizers' BertNormalizer).
-    c.strip_accents = bool_field(j, "strip_accents", c.lowercase, where);
+    c.strip_accents = get_bool(j, "strip_accents", c.lowercase, where);
     return make_bert_normalizer(c);
   }
   if (type == "Precompiled") {
@@ -228,8 +223,8 @@ std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& w
   }
   if (type == "Lowercase") return make_lowercase_normalizer();
   if (type == "Strip")
-    return std::make_unique<StripNormalizer>(bool_field(j, "strip_left", true, where),
-                                             bool_field(j, "strip_right", true, where));
+    return std::make_unique<StripNormalizer>(get_bool(j, "strip_left", true, where),
+                                             get_bool(j, "strip_right", true, where));
   if (type == "Prepend") return std::make_unique<PrependNormalizer>(string_field(j, "prepend", where));
   if (type == "Replace") {
     if (!j.contains("pattern") || !j["pattern"].is_object() || !j["pattern"].contains("String"))

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tokenizer/config_files.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/scratch.h"
 #include "tokenizer/unicode.h"
@@ -143,6 +144,7 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
       n += 1;
     }
     Scratch<Text> mapped;
+    std::string utf8;
     std::size_t i = 0;
     while (i < n) {
       const std::size_t end = use_regex_ ? gpt2_match(s, i, n) : n;
@@ -152,9 +154,9 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
         if (c < 0x80) {
           mapped->push(kByteChars[c], o[k]);
         } else {
-          char buf[4];
-          const int len = encode_utf8(c, buf);
-          for (int b = 0; b < len; ++b) mapped->push(kByteChars[static_cast<unsigned char>(buf[b])], o[k]);
+          utf8.clear();  // at most 4 bytes: no allocation
+          utf8_append(utf8, c);
+          for (char b : utf8) mapped->push(kByteChars[static_cast<unsigned char>(b)], o[k]);
         }
       }
       word(mapped->chars.data(), mapped->orig.data(), mapped->size());
@@ -163,25 +165,6 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
   }
 
  private:
-  static int encode_utf8(char32_t c, char* out) {
-    if (c < 0x800) {
-      out[0] = static_cast<char>(0xC0 | (c >> 6));
-      out[1] = static_cast<char>(0x80 | (c & 0x3F));
-      return 2;
-    }
-    if (c < 0x10000) {
-      out[0] = static_cast<char>(0xE0 | (c >> 12));
-      out[1] = static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out[2] = static_cast<char>(0x80 | (c & 0x3F));
-      return 3;
-    }
-    out[0] = static_cast<char>(0xF0 | (c >> 18));
-    out[1] = static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out[2] = static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out[3] = static_cast<char>(0x80 | (c & 0x3F));
-    return 4;
-  }
-
   bool add_prefix_space_, use_regex_;
 };
 
@@ -245,12 +228,6 @@ class SequencePreTokenizer final : public PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> steps_;
 };
 
-bool bool_field(const json& j, const char* key, bool fallback, const std::string& where) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_boolean()) fail("{}: field \"{}\" must be true or false", where, key);
-  return j[key].get<bool>();
-}
-
 std::unique_ptr<PreTokenizer> parse_metaspace(const json& j, const std::string& where) {
   char32_t replacement = 0x2581;
   if (j.contains("replacement")) {
@@ -268,9 +245,9 @@ std::unique_ptr<PreTokenizer> parse_metaspace(const json& j, const std::string& 
     else fail("{}: prepend_scheme must be \"always\", \"first\" or \"never\"", where);
   } else {
     // Files written before prepend_scheme existed say add_prefix_space.
-    scheme = bool_field(j, "add_prefix_space", true, where) ? PrependScheme::Always : PrependScheme::Never;
+    scheme = get_bool(j, "add_prefix_space", true, where) ? PrependScheme::Always : PrependScheme::Never;
   }
-  return std::make_unique<MetaspacePreTokenizer>(replacement, scheme, bool_field(j, "split", true, where));
+  return std::make_unique<MetaspacePreTokenizer>(replacement, scheme, get_bool(j, "split", true, where));
 }
 
 }  // namespace
@@ -288,8 +265,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& j, const std::stri
   const std::string type = j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
   if (type == "BertPreTokenizer") return make_bert_pre_tokenizer();
   if (type == "ByteLevel")
-    return make_byte_level_pre_tokenizer(bool_field(j, "add_prefix_space", true, where),
-                                         bool_field(j, "use_regex", true, where));
+    return make_byte_level_pre_tokenizer(get_bool(j, "add_prefix_space", true, where),
+                                         get_bool(j, "use_regex", true, where));
   if (type == "Metaspace") return parse_metaspace(j, where);
   if (type == "WhitespaceSplit") return std::make_unique<WhitespaceSplit>();
   if (type == "Whitespace") return std::make_unique<WhitespacePreTokenizer>();

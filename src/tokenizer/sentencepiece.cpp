@@ -165,17 +165,6 @@ class AlbertPreprocess final : public Normalizer {
   bool remove_space_, keep_accents_, lowercase_;
 };
 
-std::vector<TemplatePiece> bert_style(std::int32_t cls, std::int32_t sep, bool pair) {
-  std::vector<TemplatePiece> t = {{TemplatePiece::kSpecial, {cls}, 0},
-                                  {TemplatePiece::kSequenceA, {}, 0},
-                                  {TemplatePiece::kSpecial, {sep}, 0}};
-  if (pair) {
-    t.push_back({TemplatePiece::kSequenceB, {}, 1});
-    t.push_back({TemplatePiece::kSpecial, {sep}, 1});
-  }
-  return t;
-}
-
 std::vector<TemplatePiece> t5_style(std::int32_t eos, bool pair) {
   std::vector<TemplatePiece> t = {{TemplatePiece::kSequenceA, {}, 0}, {TemplatePiece::kSpecial, {eos}, 0}};
   if (pair) {
@@ -259,8 +248,8 @@ void build_sentencepiece(Tokenizer::Impl& impl, const std::string& path, const D
     special(name_of(names.unk, {deberta ? "[UNK]" : "<unk>", "<unk>", "[UNK]"}), false, false);
     special(name_of(names.pad, {deberta ? "[PAD]" : "<pad>", "<pad>", "[PAD]"}), false, false);
     special(mask, false, albert);  // AlbertTokenizer's [MASK] takes the space before it
-    impl.post.single = bert_style(cls_id, sep_id, false);
-    impl.post.pair = bert_style(cls_id, sep_id, true);
+    impl.post.single = bert_template(cls_id, sep_id, false);
+    impl.post.pair = bert_template(cls_id, sep_id, true);
   } else {
     const std::int32_t eos_id = special(name_of(names.eos, {"</s>"}), true, false);
     special(name_of(names.unk, {"<unk>"}), false, false);

@@ -34,6 +34,11 @@ struct PostProcessor {
   bool trim_add_prefix_space = false;   // ... except the one space a prefix added to a first token
 };
 
+// BertProcessing's template: [CLS] A [SEP] (type 0), pair: B [SEP] (type 1).
+std::vector<TemplatePiece> bert_template(std::int32_t cls, std::int32_t sep, bool pair);
+// RobertaProcessing's: <s> A </s>, pair: </s> B </s>, every type id 0.
+std::vector<TemplatePiece> roberta_template(std::int32_t cls, std::int32_t sep, bool pair);
+
 }  // namespace tok
 
 struct Tokenizer::Impl {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tokenizer/unicode.h"
 
 namespace tuneserve::testing {
 
@@ -22,24 +23,6 @@ struct Input {
   std::optional<std::string> pair;
   std::string source;
 };
-
-inline void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
 
 // Seeded generator of texts that stress normalizers, pre-tokenizers and merges.
 class EdgeCases {
@@ -65,7 +48,7 @@ class EdgeCases {
   std::string spaces() {
     static const char32_t kinds[] = {' ', ' ', ' ', '\t', '\n', 0xA0, 0x3000, 0x2003, '\r'};
     std::string out;
-    for (std::size_t i = 0, n = 1 + pick(4); i < n; ++i) append_utf8(out, kinds[pick(std::size(kinds))]);
+    for (std::size_t i = 0, n = 1 + pick(4); i < n; ++i) tok::utf8_append(out, kinds[pick(std::size(kinds))]);
     return out;
   }
   std::string separator() {
@@ -94,31 +77,31 @@ class EdgeCases {
       }
       case 1:  // letters with one to three combining marks
         for (std::size_t i = 0, n = 1 + pick(6); i < n; ++i) {
-          append_utf8(out, pick(2) ? in('a', 'z') : in(0xC0, 0x17F));
-          for (std::size_t k = 0, m = pick(4); k < m; ++k) append_utf8(out, in(0x300, 0x36F));
+          tok::utf8_append(out, pick(2) ? in('a', 'z') : in(0xC0, 0x17F));
+          for (std::size_t k = 0, m = pick(4); k < m; ++k) tok::utf8_append(out, in(0x300, 0x36F));
         }
         break;
       case 2: {  // emoji: skin tones, ZWJ sequences, flags, keycaps, variation selectors
         for (std::size_t i = 0, n = 1 + pick(4); i < n; ++i) {
           switch (pick(5)) {
-            case 0: append_utf8(out, in(0x1F600, 0x1F64F)); break;
+            case 0: tok::utf8_append(out, in(0x1F600, 0x1F64F)); break;
             case 1:
-              append_utf8(out, in(0x1F466, 0x1F469));
-              append_utf8(out, in(0x1F3FB, 0x1F3FF));
+              tok::utf8_append(out, in(0x1F466, 0x1F469));
+              tok::utf8_append(out, in(0x1F3FB, 0x1F3FF));
               break;
             case 2:
-              append_utf8(out, 0x1F469);
-              append_utf8(out, 0x200D);
-              append_utf8(out, 0x1F4BB);
+              tok::utf8_append(out, 0x1F469);
+              tok::utf8_append(out, 0x200D);
+              tok::utf8_append(out, 0x1F4BB);
               break;
             case 3:
-              append_utf8(out, in(0x1F1E6, 0x1F1FF));
-              append_utf8(out, in(0x1F1E6, 0x1F1FF));
+              tok::utf8_append(out, in(0x1F1E6, 0x1F1FF));
+              tok::utf8_append(out, in(0x1F1E6, 0x1F1FF));
               break;
             default:
-              append_utf8(out, in('0', '9'));
-              append_utf8(out, 0xFE0F);
-              append_utf8(out, 0x20E3);
+              tok::utf8_append(out, in('0', '9'));
+              tok::utf8_append(out, 0xFE0F);
+              tok::utf8_append(out, 0x20E3);
           }
         }
         break;
@@ -126,17 +109,17 @@ class EdgeCases {
       case 3:  // CJK ideographs, kana, Hangul
         for (std::size_t i = 0, n = 1 + pick(12); i < n; ++i) {
           const std::size_t k = pick(4);
-          append_utf8(out, k == 0 ? in(0x4E00, 0x9FFF) : k == 1 ? in(0x3041, 0x30FF) : k == 2 ? in(0xAC00, 0xD7A3)
+          tok::utf8_append(out, k == 0 ? in(0x4E00, 0x9FFF) : k == 1 ? in(0x3041, 0x30FF) : k == 2 ? in(0xAC00, 0xD7A3)
                                                                                           : in(0xFF01, 0xFF5E));
         }
         break;
       case 4:  // right-to-left: Arabic (with harakat), Hebrew
         for (std::size_t i = 0, n = 1 + pick(10); i < n; ++i) {
           if (pick(2)) {
-            append_utf8(out, in(0x621, 0x64A));
-            if (pick(3) == 0) append_utf8(out, in(0x64B, 0x652));
+            tok::utf8_append(out, in(0x621, 0x64A));
+            if (pick(3) == 0) tok::utf8_append(out, in(0x64B, 0x652));
           } else {
-            append_utf8(out, in(0x5D0, 0x5EA));
+            tok::utf8_append(out, in(0x5D0, 0x5EA));
           }
           if (pick(5) == 0) out += ' ';
         }
@@ -145,12 +128,12 @@ class EdgeCases {
         for (std::size_t i = 0, n = 1 + pick(4); i < n; ++i) {
           static const char32_t odd[] = {0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0xFEFF, 0xAD, 0x7F, 0x85, 0x9C, 0x2028};
           const std::size_t k = pick(3);
-          append_utf8(out, k == 0 ? in(0, 0x1F) : k == 1 ? odd[pick(std::size(odd))] : in(0x80, 0x9F));
+          tok::utf8_append(out, k == 0 ? in(0, 0x1F) : k == 1 ? odd[pick(std::size(odd))] : in(0x80, 0x9F));
           word(out);
         }
         break;
       case 6:  // private use, BMP and plane 15
-        for (std::size_t i = 0, n = 1 + pick(4); i < n; ++i) append_utf8(out, pick(2) ? in(0xE000, 0xF8FF) : in(0xF0000, 0xF0FFF));
+        for (std::size_t i = 0, n = 1 + pick(4); i < n; ++i) tok::utf8_append(out, pick(2) ? in(0xE000, 0xF8FF) : in(0xF0000, 0xF0FFF));
         break;
       case 7: {  // long repeats
         static const char* units[] = {"a", "!", "ab", " ", "\xF0\x9F\x98\x80", "\xE6\x97\xA5", "-", "0", "\xC3\xA9"};
@@ -159,12 +142,12 @@ class EdgeCases {
         break;
       }
       case 8:  // Devanagari and Thai (combining vowel signs)
-        for (std::size_t i = 0, n = 1 + pick(10); i < n; ++i) append_utf8(out, pick(2) ? in(0x905, 0x94D) : in(0xE01, 0xE4E));
+        for (std::size_t i = 0, n = 1 + pick(10); i < n; ++i) tok::utf8_append(out, pick(2) ? in(0x905, 0x94D) : in(0xE01, 0xE4E));
         break;
       case 9:  // compatibility forms: ligatures, math alphanumerics, circled, superscripts, fractions
         for (std::size_t i = 0, n = 1 + pick(6); i < n; ++i) {
           const std::size_t k = pick(5);
-          append_utf8(out, k == 0 ? in(0xFB00, 0xFB06) : k == 1 ? in(0x1D400, 0x1D433) : k == 2 ? in(0x2460, 0x2473)
+          tok::utf8_append(out, k == 0 ? in(0xFB00, 0xFB06) : k == 1 ? in(0x1D400, 0x1D433) : k == 2 ? in(0x2460, 0x2473)
                            : k == 3 ? in(0x2070, 0x2079) : in(0xBC, 0xBE));
         }
         break;
@@ -177,14 +160,14 @@ class EdgeCases {
       case 11:  // Cyrillic, Greek (final sigma), Latin Extended
         for (std::size_t i = 0, n = 1 + pick(10); i < n; ++i) {
           const std::size_t k = pick(3);
-          append_utf8(out, k == 0 ? in(0x410, 0x44F) : k == 1 ? in(0x391, 0x3C9) : in(0x180, 0x24F));
+          tok::utf8_append(out, k == 0 ? in(0x410, 0x44F) : k == 1 ? in(0x391, 0x3C9) : in(0x180, 0x24F));
         }
         break;
       case 12:  // any assigned-or-not code point outside the surrogates
         for (std::size_t i = 0, n = 1 + pick(5); i < n; ++i) {
           char32_t c = in(0x20, 0x2FFFF);
           if (c >= 0xD800 && c <= 0xDFFF) c = 'x';
-          append_utf8(out, c);
+          tok::utf8_append(out, c);
         }
         break;
       default:
