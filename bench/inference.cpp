@@ -44,8 +44,9 @@ nlohmann::json check_parity(const Model& model, const std::string& reference_pat
   const auto ids = to_i32(reference.read_i64("input_ids"));
   const auto mask = to_i32(reference.read_i64("attention_mask"));
   const auto expected = reference.read_f32("logits");
-  Batch batch{static_cast<int>(shape[0]), static_cast<int>(shape[1]), ids.data(), mask.data(), nullptr};
-  const auto logits = model.forward(batch);
+  const auto logits =
+      model.forward(PackedBatch::from_padded(static_cast<int>(shape[0]), static_cast<int>(shape[1]), ids.data(),
+                                             mask.data(), nullptr));
   if (logits.size() != expected.size())
     fail("{}: {} logits, reference has {}", reference_path, logits.size(), expected.size());
   // fp32 with different GEMM blockings and summation orders over 6 layers: agree to ~1e-5 relative.
@@ -65,7 +66,7 @@ using bench::process_cpu_seconds;
 
 // Median wall seconds and median process CPU seconds (all threads) per forward. CPU time is the
 // figure that survives a shared machine: other processes stretch wall time, not our CPU time.
-std::pair<double, double> time_forward(const Model& model, const Batch& batch, int reps) {
+std::pair<double, double> time_forward(const Model& model, const PackedBatch& batch, int reps) {
   for (int i = 0; i < 2; ++i) model.forward(batch);  // warm-up: first-touch, weight packing, caches
   std::vector<double> wall, cpu;
   for (int i = 0; i < reps; ++i) {
@@ -100,7 +101,7 @@ int run(int argc, char** argv) {
   for (const auto& [B, reps] : {std::pair{1, reps_b1}, std::pair{32, reps_b32}}) {
     std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T), mask(ids.size(), 1);
     for (auto& id : ids) id = token(rng);
-    const auto [s, cpu] = time_forward(model, Batch{B, T, ids.data(), mask.data(), nullptr}, reps);
+    const auto [s, cpu] = time_forward(model, PackedBatch::from_padded(B, T, ids.data(), mask.data(), nullptr), reps);
     out["runs"].push_back({{"batch", B}, {"tokens", T}, {"ms", s * 1e3}, {"cpu_ms", cpu * 1e3}, {"seq_per_s", B / s},
                            {"gflops", B * flops_per_sequence(model.config(), T) / s / 1e9}});
   }

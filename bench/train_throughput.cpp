@@ -38,7 +38,7 @@ using bench::process_cpu_seconds;
 struct HostBatch {
   int B = 0, T = 0;
   std::vector<std::int32_t> ids, mask, labels;
-  Batch view() const { return {B, T, ids.data(), mask.data(), nullptr}; }
+  PackedBatch view() const { return PackedBatch::from_padded(B, T, ids.data(), mask.data(), nullptr); }
 };
 
 void add_batch(SafeTensorsWriter& w, const std::string& prefix, const HostBatch& b) {
@@ -89,9 +89,18 @@ int write_batches(const std::string& model_dir, const std::string& out, int B, i
   for (int k = 0; k < count; k++) {
     std::vector<std::int64_t> rows;
     for (int i = 0; i < B; i++) rows.push_back(row(rng));
-    const data::Batch db = p.train.batch(rows);
-    HostBatch b{static_cast<int>(db.B), static_cast<int>(db.T), db.input_ids, db.attention_mask, db.labels};
-    for (auto l : db.lengths) tokens += l;
+    // The peer takes padded (B, T) batches: pad each to its longest row.
+    const data::LabeledBatch db = p.train.batch(rows);
+    const PackedBatch& pb = db.tokens;
+    const int T = pb.padded_length;
+    HostBatch b{B, T, std::vector<std::int32_t>(static_cast<std::size_t>(B) * T, 0),
+                std::vector<std::int32_t>(static_cast<std::size_t>(B) * T, 0), db.labels};
+    for (int i = 0; i < B; i++)
+      for (int t = 0; t < pb.length(i); t++) {
+        b.ids[static_cast<std::size_t>(i) * T + t] = pb.input_ids[static_cast<std::size_t>(pb.cu_seqlens[i]) + t];
+        b.mask[static_cast<std::size_t>(i) * T + t] = 1;
+      }
+    tokens += static_cast<long>(pb.tokens());
     add_batch(w, "amazon." + std::to_string(k), b);
   }
   w.write(out);

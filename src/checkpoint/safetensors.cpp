@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -19,16 +20,6 @@ static_assert(std::endian::native == std::endian::little, "safetensors is little
 
 constexpr std::size_t kMaxHeader = 100u << 20;  // the reference library's limit
 
-struct DTypeEntry {
-  DType dtype;
-  const char* name;
-  std::size_t size;
-};
-constexpr DTypeEntry kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
-    {DType::I64, "I64", 8}, {DType::I32, "I32", 4}, {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
-    {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
-};
 
 float half_to_float(std::uint16_t h) {
   std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
@@ -56,18 +47,6 @@ float half_to_float(std::uint16_t h) {
 }
 
 }  // namespace
-
-const char* dtype_name(DType dtype) {
-  for (const auto& e : kDTypes)
-    if (e.dtype == dtype) return e.name;
-  return "?";
-}
-
-std::size_t dtype_size(DType dtype) {
-  for (const auto& e : kDTypes)
-    if (e.dtype == dtype) return e.size;
-  return 0;
-}
 
 std::int64_t TensorInfo::numel() const {
   std::int64_t n = 1;
@@ -110,13 +89,9 @@ SafeTensorsReader::SafeTensorsReader(const std::string& path) : file_(path) {
       TensorInfo t;
       t.name = name;
       const std::string dt = v.at("dtype").get<std::string>();
-      bool known = false;
-      for (const auto& e : kDTypes)
-        if (dt == e.name) {
-          t.dtype = e.dtype;
-          known = true;
-        }
-      if (!known) fail("{}: tensor '{}' has unsupported dtype {}", path, name, dt);
+      const std::optional<DType> dtype = dtype_from_name(dt);
+      if (!dtype) fail("{}: tensor '{}' has unsupported dtype {}", path, name, dt);
+      t.dtype = *dtype;
       for (const auto& d : v.at("shape")) {
         auto dim = d.get<std::int64_t>();
         if (dim < 0) fail("{}: tensor '{}' has a negative dimension", path, name);
@@ -150,14 +125,10 @@ const std::uint8_t* SafeTensorsReader::raw(const std::string& name) const {
   return file_.data() + data_start_ + info(name).begin;
 }
 
-std::vector<float> SafeTensorsReader::read_f32(const std::string& name) const {
-  const TensorInfo& t = info(name);
-  const std::uint8_t* p = raw(name);
-  const std::size_t n = static_cast<std::size_t>(t.numel());
-  std::vector<float> out(n);
-  switch (t.dtype) {
+void convert_to_f32(DType dtype, const std::uint8_t* p, std::size_t n, float* out) {
+  switch (dtype) {
     case DType::F32:
-      std::memcpy(out.data(), p, n * 4);
+      std::memcpy(out, p, n * 4);
       break;
     case DType::F64:
       for (std::size_t i = 0; i < n; ++i) {
@@ -181,8 +152,15 @@ std::vector<float> SafeTensorsReader::read_f32(const std::string& name) const {
       }
       break;
     default:
-      fail("{}: tensor '{}' is {}, expected a floating dtype", path(), name, dtype_name(t.dtype));
+      fail("{} is not a floating dtype", dtype_name(dtype));
   }
+}
+
+std::vector<float> SafeTensorsReader::read_f32(const std::string& name) const {
+  const TensorInfo& t = info(name);
+  if (!is_floating(t.dtype)) fail("{}: tensor '{}' is {}, expected a floating dtype", path(), name, dtype_name(t.dtype));
+  std::vector<float> out(static_cast<std::size_t>(t.numel()));
+  convert_to_f32(t.dtype, raw(name), out.size(), out.data());
   return out;
 }
 
@@ -205,23 +183,23 @@ std::vector<std::int64_t> SafeTensorsReader::read_i64(const std::string& name) c
   return out;
 }
 
-void SafeTensorsWriter::add_f32(const std::string& name, std::vector<std::int64_t> shape, const float* data) {
-  Entry e{DType::F32, std::move(shape), {}};
+void SafeTensorsWriter::add_raw(const std::string& name, DType dtype, std::vector<std::int64_t> shape,
+                                const void* data) {
+  Entry e{dtype, std::move(shape), {}};
   std::int64_t n = 1;
   for (auto d : e.shape) n *= d;
-  e.bytes.resize(static_cast<std::size_t>(n) * 4);
+  e.bytes.resize(static_cast<std::size_t>(n) * dtype_size(dtype));
   if (n > 0) std::memcpy(e.bytes.data(), data, e.bytes.size());
   entries_[name] = std::move(e);
 }
 
+void SafeTensorsWriter::add_f32(const std::string& name, std::vector<std::int64_t> shape, const float* data) {
+  add_raw(name, DType::F32, std::move(shape), data);
+}
+
 void SafeTensorsWriter::add_i64(const std::string& name, std::vector<std::int64_t> shape,
                                 const std::int64_t* data) {
-  Entry e{DType::I64, std::move(shape), {}};
-  std::int64_t n = 1;
-  for (auto d : e.shape) n *= d;
-  e.bytes.resize(static_cast<std::size_t>(n) * 8);
-  if (n > 0) std::memcpy(e.bytes.data(), data, e.bytes.size());
-  entries_[name] = std::move(e);
+  add_raw(name, DType::I64, std::move(shape), data);
 }
 
 void SafeTensorsWriter::write(const std::string& path) const {

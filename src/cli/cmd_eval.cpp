@@ -10,7 +10,7 @@
 #include "model/model.h"
 #include "storage/resolve.h"
 #include "train/data_source.h"
-#include "train/metrics.h"
+#include "train/eval_metrics.h"
 #include "train/trainer.h"
 
 namespace tuneserve::cli {
@@ -25,12 +25,12 @@ struct EvalArgs {
 
 int run(EvalArgs a) {
   if (a.batch_size < 1) fail("--batch-size must be >= 1, got {}", a.batch_size);
+  LoadOptions load_options;
+  load_options.device = select_device({.value = a.device}).device;  // before any model or data is fetched
   const storage::ModelPaths paths = storage::resolve_model(a.model, a.tokenizer, {a.revision});
   a.model = paths.model;
   a.tokenizer = paths.tokenizer;
   a.data = storage::resolve_data(a.data);
-  LoadOptions load_options;
-  load_options.device = select_device({.value = a.device}).device;
   if (a.threads > 0) Model::set_num_threads(a.threads);
   const Model model = Model::load(a.model, nullptr, load_options);
   train::DataSpec spec;

@@ -107,13 +107,18 @@ int run(const Options& o) {
   if ((!mask.empty() && mask.size() != ids.size()) || (!types.empty() && types.size() != ids.size()))
     fail("{}: attention_mask / token_type_ids must have the shape of input_ids {}", o.reference,
          shape_string(shape.shape));
-  const Batch batch{B, T, ids.data(), mask.empty() ? nullptr : mask.data(), types.empty() ? nullptr : types.data()};
+  const std::int32_t* mask_data = mask.empty() ? nullptr : mask.data();
+  const std::int32_t* type_data = types.empty() ? nullptr : types.data();
+  // Hidden states of every (B, T) position, padding included, as transformers returns them; the
+  // training checks run the batch packed, as training does.
+  const PackedBatch padded = PackedBatch::from_padded(B, T, ids.data(), mask_data, type_data, true);
+  const PackedBatch batch = PackedBatch::from_padded(B, T, ids.data(), mask_data, type_data);
   std::printf("verify: %s (%s, %d layers) on %s: batch %d x %d\n", o.model.c_str(), arch_name(model.config().arch),
               model.config().num_layers, o.reference.c_str(), B, T);
 
   Comparison cmp;
   std::vector<std::vector<float>> hidden;
-  const auto logits = model.forward(batch, {&hidden});
+  const auto logits = model.forward(padded, {&hidden});
   if (ref.contains("logits")) cmp.close("logits", logits, ref.read_f32("logits"), o.atol, o.rtol);
   for (std::size_t i = 0; i < hidden.size(); ++i) {
     const std::string key = "hidden_states." + std::to_string(i);

@@ -1,5 +1,5 @@
-// Tokenized dataset directory: write, map back with size checks, and padded / varlen batching.
-// Dimensions: N rows, B rows in a batch, T tokens per padded row.
+// Tokenized dataset directory: write, map back with size checks, and packed batches of rows.
+// Dimensions: N rows, B rows in a batch, T the padded length a batch stands for.
 #include "data/dataset.h"
 
 #include <algorithm>
@@ -325,53 +325,19 @@ float TokenizedDataset::value(std::size_t row) const {
   return values_[row];
 }
 
-Batch TokenizedDataset::batch(std::span<const std::int64_t> rows, std::optional<Padding> padding) const {
-  Batch b;
-  b.B = static_cast<std::int64_t>(rows.size());
-  std::int64_t longest = 0;
-  for (auto r : rows) {
-    check_row(r);
-    longest = std::max(longest, length(static_cast<std::size_t>(r)));
-  }
-  const Padding policy = padding.value_or(manifest_.padding);
-  b.T = longest;
-  if (policy == Padding::MaxLength && manifest_.max_length > 0) b.T = std::max(longest, manifest_.max_length);
-  const auto BT = static_cast<std::size_t>(b.B * b.T);
-  b.input_ids.assign(BT, manifest_.pad_token_id);
-  b.token_type_ids.assign(BT, manifest_.pad_token_type_id);
-  b.attention_mask.assign(BT, 0);
-  b.rows.assign(rows.begin(), rows.end());
-  for (std::int64_t i = 0; i < b.B; ++i) {
-    const auto row = static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]);
-    const auto ids = input_ids(row);
-    const auto types = token_type_ids(row);
-    const auto at = static_cast<std::size_t>(i * b.T);
-    std::copy(ids.begin(), ids.end(), b.input_ids.begin() + static_cast<std::ptrdiff_t>(at));
-    std::copy(types.begin(), types.end(), b.token_type_ids.begin() + static_cast<std::ptrdiff_t>(at));
-    std::fill_n(b.attention_mask.begin() + static_cast<std::ptrdiff_t>(at), ids.size(), 1);
-    b.lengths.push_back(static_cast<std::int32_t>(ids.size()));
-    if (!labels_.empty()) b.labels.push_back(labels_[row]);
-    if (!values_.empty()) b.values.push_back(values_[row]);
-  }
-  return b;
-}
-
-VarlenBatch TokenizedDataset::varlen_batch(std::span<const std::int64_t> rows) const {
-  VarlenBatch b;
-  b.B = static_cast<std::int64_t>(rows.size());
-  b.cu_seqlens.push_back(0);
+LabeledBatch TokenizedDataset::batch(std::span<const std::int64_t> rows, std::optional<Padding> padding) const {
+  LabeledBatch b;
   for (auto r : rows) {
     check_row(r);
     const auto row = static_cast<std::size_t>(r);
-    const auto ids = input_ids(row);
-    const auto types = token_type_ids(row);
-    b.input_ids.insert(b.input_ids.end(), ids.begin(), ids.end());
-    b.token_type_ids.insert(b.token_type_ids.end(), types.begin(), types.end());
-    b.cu_seqlens.push_back(static_cast<std::int32_t>(b.input_ids.size()));
+    if (length(row) == 0) fail("dataset row {}: no tokens (an empty text and a tokenizer without [CLS]?)", r);
+    b.tokens.append(input_ids(row), token_type_ids(row));
     b.rows.push_back(r);
     if (!labels_.empty()) b.labels.push_back(labels_[row]);
     if (!values_.empty()) b.values.push_back(values_[row]);
   }
+  if (padding.value_or(manifest_.padding) == Padding::MaxLength && manifest_.max_length > 0)
+    b.tokens.padded_length = std::max(b.tokens.padded_length, static_cast<int>(manifest_.max_length));
   return b;
 }
 

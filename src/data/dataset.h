@@ -1,7 +1,7 @@
 // Tokenized datasets: the on-disk layout `tuneserve prep` writes, the memory-mapped reader the
-// trainer opens, and the batcher that turns a list of row indices into padded (B, T) tensors.
+// trainer opens, and the batching that turns a list of row indices into a PackedBatch with targets.
 //
-// Dimensions: N rows, B rows in a batch, T tokens per padded row.
+// Dimensions: N rows, B rows in a batch, T the padded length a batch stands for.
 //
 // On-disk layout of one dataset directory (all little-endian, no headers, memory-mappable):
 //   input_ids.bin       int32 [total tokens]   every row's token ids, rows back to back, unpadded
@@ -11,8 +11,10 @@
 //                       or float32 [N] target values when the manifest's problem_type is "regression"
 //   manifest.json       row/token counts, label names and counts, tokenizer identity, max_length,
 //                       padding policy, length statistics, source files, skipped rows (Manifest)
-// Rows are stored unpadded; padding happens when a batch is made, to the batch's longest row
-// (`longest`, the default) or to max_length (`max_length`, the reference workflow's shape).
+// Rows are stored unpadded and batches stay unpadded (core/packed_batch.h); the padding policy sets
+// the padded length a batch stands for (its PackedBatch::padded_length, which keys the dropout
+// masks): the batch's longest row (`longest`, the default) or max_length (`max_length`, the
+// reference workflow's shape).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,8 @@
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
+
+#include "core/packed_batch.h"
 
 namespace tuneserve::data {
 
@@ -101,27 +105,13 @@ struct TokenizedRows {
   std::size_t size() const { return offsets.size() - 1; }
 };
 
-// One batch, row-major. Padded positions hold pad_token_id, type id pad_token_type_id, mask 0.
-struct Batch {
-  std::int64_t B = 0, T = 0;
-  std::vector<std::int32_t> input_ids;       // (B, T)
-  std::vector<std::int32_t> attention_mask;  // (B, T)
-  std::vector<std::int32_t> token_type_ids;  // (B, T)
-  std::vector<std::int32_t> labels;          // (B) class ids; empty when unlabelled or regression
-  std::vector<float> values;                 // (B) regression targets; empty otherwise
-  std::vector<std::int32_t> lengths;         // (B) real tokens per row
-  std::vector<std::int64_t> rows;            // (B) dataset row of each batch row
-};
-
-// Unpadded ("varlen") batch: rows back to back, cu_seqlens[b] .. cu_seqlens[b+1] is row b.
-struct VarlenBatch {
-  std::int64_t B = 0;
-  std::vector<std::int32_t> input_ids;       // (sum of lengths)
-  std::vector<std::int32_t> token_type_ids;  // (sum of lengths)
-  std::vector<std::int32_t> cu_seqlens;      // (B + 1)
-  std::vector<std::int32_t> labels;          // (B) as in Batch
-  std::vector<float> values;                 // (B) as in Batch
-  std::vector<std::int64_t> rows;            // (B)
+// A batch of dataset rows: their tokens packed, and their targets.
+struct LabeledBatch {
+  PackedBatch tokens;                // B sequences, padded_length from the padding policy
+  std::vector<std::int32_t> labels;  // (B) class ids; empty when unlabelled or regression
+  std::vector<float> values;         // (B) regression targets; empty otherwise
+  std::vector<std::int64_t> rows;    // (B) dataset row of each sequence
+  std::int64_t size() const { return static_cast<std::int64_t>(rows.size()); }
 };
 
 class TokenizedDataset {
@@ -149,10 +139,9 @@ class TokenizedDataset {
   std::size_t num_labels() const { return manifest_.id2label.size(); }
   const Manifest& manifest() const { return manifest_; }
 
-  // A padded batch of the given rows, in that order. Padding follows the manifest (longest in
-  // the batch, or max_length) unless `padding` overrides it. Error on an out-of-range row.
-  Batch batch(std::span<const std::int64_t> rows, std::optional<Padding> padding = {}) const;
-  VarlenBatch varlen_batch(std::span<const std::int64_t> rows) const;
+  // The given rows, in that order. The padded length follows the manifest (longest in the batch,
+  // or max_length) unless `padding` overrides it. Error on an out-of-range row.
+  LabeledBatch batch(std::span<const std::int64_t> rows, std::optional<Padding> padding = {}) const;
 
  private:
   struct Storage;

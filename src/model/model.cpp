@@ -1,9 +1,10 @@
 // BERT-family classifier on any Backend (CPU, CUDA): weights by Hugging Face name in one flat device
 // buffer, a forward that is a straight list of kernel calls per layer, and a backward that is the
 // same list reversed. Every kernel, copy and add goes through the model's Backend; the host only
-// builds token inputs (uploaded per call) and receives logits, hidden states and the loss.
+// checks the PackedBatch, builds token inputs (uploaded per call) and receives logits, hidden states
+// and the loss.
 //
-// Dimensions: B batch, T tokens, M tokens in the batch (B*T padded, or the real ones unpadded),
+// Dimensions: B sequences, T padded length, M tokens in the batch (B*T padded, or the real ones packed),
 // C hidden, NH heads, F ffn, L layers, V vocab, P positions, K labels.
 //
 // All three architectures are post-LayerNorm encoders with the same dataflow per layer:
@@ -135,13 +136,18 @@ struct Layout {
   int M = 0;                          // token rows run: B*T padded, or the real tokens packed
   bool packed = false;                // sequence b at rows offsets[b] .. offsets[b] + lengths[b]
   std::vector<int> offsets, lengths;
-  // Every head reads only each sequence's first token of the last layer, so after its K and V
-  // the last layer runs B rows (Q, attention output, projection, LN1, FFN, LN2).
+  std::vector<int> out_rows;          // (B) the row the head reads of each sequence (PackedBatch::output_rows)
+  // When every output row is its sequence's first token, after its K and V the last layer runs
+  // only those B rows (Q, attention output, projection, LN1, FFN, LN2).
   bool prune_last = false;
 
-  static Layout padded(int B, int T) { return {B, T, B * T, false, {}, {}, false}; }
   bool pruned(int layer, int L) const { return prune_last && layer == L - 1; }
   std::size_t first_row(int b) const { return packed ? offsets[b] : static_cast<std::size_t>(b) * T; }
+  bool outputs_are_first_tokens() const {
+    for (int b = 0; b < B; ++b)
+      if (static_cast<std::size_t>(out_rows[b]) != first_row(b)) return false;
+    return true;
+  }
 };
 
 // A run of `count` consecutive rows starting at `row` whose padded position starts at `padded_row`.
@@ -310,29 +316,34 @@ void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelCon
   if (!training) a.layers[0].att = nullptr;
 }
 
-// Token-level inputs after validation: ids, positions, types, and which tokens are real.
+// Token-level inputs after validation, in the batch's layout: ids, positions, types (M) and, for a
+// padded batch, which tokens are real (B, T).
 struct Tokens {
-  int B = 0, T = 0;
   std::vector<std::int32_t> ids, pos, types, mask;
 };
 
-Tokens prepare_tokens(const ModelConfig& c, const Batch& batch) {
-  if (batch.B <= 0 || batch.T <= 0) fail("batch is empty (B={}, T={})", batch.B, batch.T);
-  if (!batch.input_ids) fail("batch has no input_ids");
+// Checks `batch` against the model (ids in [0, V), positions, type ids), computes the positions and
+// lays the batch out: packed (each sequence one run of real tokens) or padded (B rows of T).
+Tokens prepare_tokens(const ModelConfig& c, const PackedBatch& batch, Layout& lay) {
+  batch.check();
+  lay.B = batch.size();
+  lay.T = batch.padded_length;
+  lay.M = static_cast<int>(batch.tokens());
+  lay.packed = !batch.padded();
+  lay.offsets.assign(batch.cu_seqlens.begin(), batch.cu_seqlens.end() - 1);
+  lay.lengths.resize(lay.B);
+  for (int b = 0; b < lay.B; ++b) lay.lengths[b] = batch.length(b);
+  lay.out_rows.assign(batch.output_rows.begin(), batch.output_rows.end());
+  lay.prune_last = false;
   Tokens tk;
-  tk.B = batch.B;
-  tk.T = batch.T;
-  const std::size_t N = static_cast<std::size_t>(batch.B) * batch.T;
-  tk.ids.assign(batch.input_ids, batch.input_ids + N);
-  tk.mask = batch.attention_mask ? std::vector<std::int32_t>(batch.attention_mask, batch.attention_mask + N)
-                                 : std::vector<std::int32_t>(N, 1);
-  tk.types = batch.token_type_ids ? std::vector<std::int32_t>(batch.token_type_ids, batch.token_type_ids + N)
-                                  : std::vector<std::int32_t>(N, 0);
-  tk.pos.resize(N);
-  for (int b = 0; b < batch.B; ++b) {
+  tk.ids = batch.input_ids;
+  tk.types = batch.token_type_ids;
+  tk.mask = batch.attention_mask;
+  tk.pos.resize(batch.tokens());
+  for (int b = 0; b < lay.B; ++b) {
     int running = 0;  // RoBERTa: positions count non-pad tokens from padding_idx + 1
-    for (int t = 0; t < batch.T; ++t) {
-      const std::size_t i = static_cast<std::size_t>(b) * batch.T + t;
+    for (int t = 0; t < lay.lengths[b]; ++t) {
+      const std::size_t i = static_cast<std::size_t>(lay.offsets[b]) + t;
       const std::int32_t id = tk.ids[i];
       if (id < 0 || id >= c.vocab_size)
         fail("input_ids[{}][{}] = {} is outside the model's vocabulary [0, {})", b, t, id, c.vocab_size);
@@ -343,7 +354,7 @@ Tokens prepare_tokens(const ModelConfig& c, const Batch& batch) {
         tk.pos[i] = t;
       }
       if (tk.pos[i] >= c.max_position_embeddings)
-        fail("sequence length {} exceeds the model's {} positions (max_position_embeddings{})", batch.T,
+        fail("sequence length {} exceeds the model's {} positions (max_position_embeddings{})", lay.lengths[b],
              c.arch == Arch::Roberta ? c.max_position_embeddings - c.pad_token_id - 1 : c.max_position_embeddings,
              c.arch == Arch::Roberta ? " - padding_idx - 1" : "");
       if (c.type_vocab_size > 0 && (tk.types[i] < 0 || tk.types[i] >= c.type_vocab_size))
@@ -352,46 +363,6 @@ Tokens prepare_tokens(const ModelConfig& c, const Batch& batch) {
     }
   }
   return tk;
-}
-
-// Drops padding: the real tokens of every row end to end (tk becomes the packed tokens, lay the
-// packed layout). Only when every row's first token is real (the head reads it) and, with
-// `prefix_only`, every row's real tokens are a prefix (training keys its dropout masks by padded
-// position, which needs each sequence to be one run). Otherwise returns false and changes nothing.
-bool pack_tokens(Tokens& tk, Layout& lay, bool prefix_only) {
-  const int B = tk.B, T = tk.T;
-  std::vector<int> offsets, lengths;
-  int total = 0;
-  for (int b = 0; b < B; ++b) {
-    const std::int32_t* m = tk.mask.data() + static_cast<std::size_t>(b) * T;
-    if (!m[0]) return false;
-    int len = 0;
-    for (int t = 0; t < T; ++t) len += m[t] != 0;
-    if (prefix_only)
-      for (int t = 0; t < len; ++t)
-        if (!m[t]) return false;
-    offsets.push_back(total);
-    lengths.push_back(len);
-    total += len;
-  }
-  Tokens packed;
-  packed.B = B;
-  packed.T = T;
-  packed.ids.reserve(total);
-  packed.pos.reserve(total);
-  packed.types.reserve(total);
-  for (std::size_t i = 0; i < tk.mask.size(); ++i) {
-    if (!tk.mask[i]) continue;
-    packed.ids.push_back(tk.ids[i]);
-    packed.pos.push_back(tk.pos[i]);
-    packed.types.push_back(tk.types[i]);
-  }
-  tk = std::move(packed);
-  lay.M = total;
-  lay.packed = true;
-  lay.offsets = std::move(offsets);
-  lay.lengths = std::move(lengths);
-  return true;
 }
 
 // Copies the token inputs of `lay` (tk in that layout) into a.tokens with one upload.
@@ -562,11 +533,11 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
     if (!pruned) save_hidden(la.ln2);  // the caller asked for no pruning when it wants hidden states
   }
 
-  // Head on each row's first token.
+  // Head on each sequence's output row.
   const float* last = a.layers[L - 1].ln2;
   const bool pruned_last = lay.pruned(L - 1, L);
   for (int b = 0; b < B; ++b) {
-    const std::size_t row = pruned_last ? static_cast<std::size_t>(b) : lay.first_row(b);
+    const std::size_t row = pruned_last ? static_cast<std::size_t>(b) : static_cast<std::size_t>(lay.out_rows[b]);
     k.copy(a.cls_in + static_cast<std::size_t>(b) * C, last + row * C, row_bytes);
   }
   const HeadSpec hs = head_spec(c);
@@ -579,17 +550,13 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
   k.matmul_forward(a.logits, a.head_b, w.cls_w, w.cls_b, B, C, K, 0);
 }
 
-std::vector<float> Model::forward(const Batch& batch, const ForwardOptions& options) const {
+std::vector<float> Model::forward(const PackedBatch& batch, const ForwardOptions& options) const {
   const Impl& m = *impl_;
   const ModelConfig& c = m.config;
-  Tokens tk = prepare_tokens(c, batch);
-  Layout lay = Layout::padded(tk.B, tk.T);
-  // Without hidden states asked for, padding is dropped (only real tokens go through the encoder;
-  // the logits do not depend on padding) and the last layer runs only the first tokens.
-  if (options.hidden_states == nullptr) {
-    pack_tokens(tk, lay, false);
-    lay.prune_last = m.engine.prune_last_layer;
-  }
+  Layout lay;
+  const Tokens tk = prepare_tokens(c, batch, lay);
+  // Without hidden states asked for, the last layer runs only the rows the head reads.
+  lay.prune_last = options.hidden_states == nullptr && m.engine.prune_last_layer && lay.outputs_are_first_tokens();
   require_device(m.device);  // a GPU: make it current on this thread
   const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(lay.M));
   // Activations per call from a pool, so concurrent forwards never share them.
@@ -600,7 +567,7 @@ std::vector<float> Model::forward(const Batch& batch, const ForwardOptions& opti
   const auto pw = m.packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
   m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states);
-  std::vector<float> logits(static_cast<std::size_t>(tk.B) * c.num_labels);
+  std::vector<float> logits(static_cast<std::size_t>(lay.B) * c.num_labels);
   m.backend->download(logits.data(), acts.logits, logits.size() * sizeof(float));
   m.return_arena(std::move(arena));
   return logits;
@@ -686,12 +653,13 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
   k.matmul_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, w.head_w, B, C, C, 0);
   k.dropout_backward(dh2, dh2, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), 0);
   // dx: gradient of the last layer's output, (B, C) when it ran the first tokens only, else (M, C)
-  // with the head's gradient on each first token.
+  // with the head's gradient on each output row.
   if (lay.pruned(L - 1, L)) {
     k.copy(dx, dh2, sizeof(float) * BC);
   } else {
     k.zero(dx, sizeof(float) * MC);
-    for (int b = 0; b < B; ++b) k.copy(dx + lay.first_row(b) * C, dh2 + static_cast<std::size_t>(b) * C, row_bytes);
+    for (int b = 0; b < B; ++b)
+      k.copy(dx + static_cast<std::size_t>(lay.out_rows[b]) * C, dh2 + static_cast<std::size_t>(b) * C, row_bytes);
   }
 
   for (int l = L - 1; l >= 0; --l) {
@@ -742,21 +710,20 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
   k.embedding_backward(g.wte, g.wpe, g.wtt, d2, a.ids, a.pos, a.types, M, C);
 }
 
-float Model::forward_backward(const Batch& batch, const Labels& labels, float grad_scale,
+float Model::forward_backward(const PackedBatch& batch, const Labels& labels, float grad_scale,
                               std::vector<float>* logits) {
   Impl& m = *impl_;
   const Backend& k = *m.backend;
   const ModelConfig& c = m.config;
   m.invalidate_packed();  // the optimizer will change the weights after this step
-  Tokens tk = prepare_tokens(c, batch);
-  const int B = tk.B, K = c.num_labels;
+  Layout lay;
+  const Tokens tk = prepare_tokens(c, batch, lay);
+  const int B = lay.B, K = c.num_labels;
   const std::size_t BK = static_cast<std::size_t>(B) * K;
   const Problem p = problem_of(c, labels);
   require_labels(c, p, labels);
-  // A step costs the real tokens, not B x longest; the last layer runs the first tokens only.
-  Layout lay = Layout::padded(B, tk.T);
-  if (m.engine.unpad_training) pack_tokens(tk, lay, true);
-  lay.prune_last = m.engine.prune_last_layer;
+  // A packed batch costs its real tokens, not B x longest; the last layer runs the output rows only.
+  lay.prune_last = m.engine.prune_last_layer && lay.outputs_are_first_tokens();
 
   DropoutPlan drop = m.dropout;
   drop.on = m.dropout_enabled;

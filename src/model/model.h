@@ -1,8 +1,8 @@
 // A BERT-family sequence classifier (DistilBERT, BERT, RoBERTa) loaded from a Hugging Face
 // directory: eval forward (logits), training forward+backward (loss, every parameter gradient), save.
 //
-// Dimensions: B batch, T tokens (padded length), C hidden, NH heads, HS head size, L layers,
-// F ffn size, V vocab, P max positions, K num_labels.
+// Dimensions: B sequences in a batch, M tokens in it (core/packed_batch.h), C hidden, NH heads,
+// HS head size, L layers, F ffn size, V vocab, P max positions, K num_labels.
 #pragma once
 
 #include <cstdint>
@@ -12,18 +12,9 @@
 
 #include "checkpoint/config.h"
 #include "core/device.h"
+#include "core/packed_batch.h"
 
 namespace tuneserve {
-
-// A padded batch, row-major (B, T). Rows may have different real lengths (attention_mask 0 on
-// padding). token_type_ids may be null (all zeros, as transformers does).
-struct Batch {
-  int B = 0;
-  int T = 0;
-  const std::int32_t* input_ids = nullptr;       // (B, T)
-  const std::int32_t* attention_mask = nullptr;  // (B, T); null = all ones
-  const std::int32_t* token_type_ids = nullptr;  // (B, T) or null
-};
 
 // Labels by problem type (see ModelConfig::problem_type; when it is empty transformers infers:
 // num_labels == 1 -> regression, integer class ids -> single label, else multi label).
@@ -53,22 +44,22 @@ struct LoadReport {
 };
 
 struct ForwardOptions {
-  // When set, filled with L+1 tensors (B, T, C): embeddings output, then each layer's output
+  // When set, filled with L+1 tensors (M, C), one row per token of the batch (B x T for a batch kept
+  // padded, as transformers returns them): embeddings output, then each layer's output
   // (transformers' `hidden_states`).
   std::vector<std::vector<float>>* hidden_states = nullptr;
 };
 
 // Work forward() and forward_backward() skip without changing results beyond float reassociation.
-// Both on by default; off runs the full reference path (tests compare the two, benchmarks time them).
+// On by default; off runs the full reference path (tests compare the two, benchmarks time them).
+// (Padding is the batch's business: a packed batch runs its real tokens only, end to end, and a
+// padded one (PackedBatch::from_padded) the full (B, T) layout; dropout masks are keyed by padded
+// position, so both draw the same masks.)
 struct EngineOptions {
-  // Every classification head reads only token 0 of each row from the last layer, so that layer runs
-  // Q, attention output, projection, LN1, FFN and LN2 for those B rows (K and V for all tokens).
-  // forward() never prunes when hidden states are requested.
+  // Every classification head reads only its output row (token 0) of each sequence from the last
+  // layer, so that layer runs Q, attention output, projection, LN1, FFN and LN2 for those B rows
+  // (K and V for all tokens). forward() never prunes when hidden states are requested.
   bool prune_last_layer = true;
-  // forward_backward() runs only the real tokens, end to end, when every row's real tokens are a
-  // prefix starting at token 0 (else the padded layout); dropout masks are keyed by padded position,
-  // so both layouts draw the same masks.
-  bool unpad_training = true;
 };
 
 struct LoadOptions {
@@ -103,9 +94,9 @@ class Model {
   static void set_num_threads(int n);
 
   // Eval-mode forward: logits (B, K) on the host (the batch is host memory too; it is uploaded per
-  // call). Throws Error for ids outside [0, V), T > positions, etc.
+  // call). Throws Error for ids outside [0, V), a sequence longer than the positions, etc.
   // Safe to call from several threads at once (activations are per call).
-  std::vector<float> forward(const Batch& batch, const ForwardOptions& options = {}) const;
+  std::vector<float> forward(const PackedBatch& batch, const ForwardOptions& options = {}) const;
 
   // Loss as transformers computes it for host `logits` (B, K) and host labels, on the CPU whatever
   // the device: mean cross-entropy, mean BCE-with-logits, or mean squared error, chosen by
@@ -118,7 +109,7 @@ class Model {
   // Training-mode forward (dropout on unless disabled) + backward. Gradients of loss*grad_scale
   // are ADDED to each Parameter::grad. Returns the (unscaled) loss; logits (host) written if non-null.
   // Batch and labels are host memory.
-  float forward_backward(const Batch& batch, const Labels& labels, float grad_scale = 1.0f,
+  float forward_backward(const PackedBatch& batch, const Labels& labels, float grad_scale = 1.0f,
                          std::vector<float>* logits = nullptr);
   // Dropout stream: a counter-based RNG keyed by seed; each forward_backward consumes one
   // offset, so restoring (seed, offset) resumes the exact stream.

@@ -376,15 +376,16 @@ std::string join(const std::vector<std::string>& items) {
 }
 
 // The input as tokens, checked against what the model can embed: ids in [0, V), length <= positions.
-void check_encoding(const Encoding& encoding, const ModelConfig& config, int positions, std::size_t index) {
+void check_encoding(const Encoding& encoding, const ModelConfig& config, int positions) {
+  if (encoding.size() == 0) fail("the input has no tokens");
   if (encoding.size() > static_cast<std::size_t>(positions))
-    fail("input {}: {} tokens, but the model embeds at most {} positions", index, encoding.size(), positions);
+    fail("{} tokens, but the model embeds at most {} positions", encoding.size(), positions);
   for (std::size_t t = 0; t < encoding.size(); ++t) {
     const std::int32_t id = encoding.ids[t];
     if (id < 0 || id >= config.vocab_size)
-      fail("input {}: token id {} at position {} is outside the model's vocabulary of {} ids "
+      fail("token id {} at position {} is outside the model's vocabulary of {} ids "
            "(is the tokenizer the model's own?)",
-           index, id, t, config.vocab_size);
+           id, t, config.vocab_size);
   }
 }
 
@@ -456,32 +457,11 @@ Encoding Pipeline::tokenize(const TextInput& input, const TokenizeOptions& optio
   if (encoding.size() > static_cast<std::size_t>(max_length))
     throw InputTooLongError(fmt::format("input of {} tokens is longer than the maximum length {} and truncation is off",
                                         encoding.size(), max_length));
+  check_encoding(encoding, impl_->model.config(), impl_->positions);
   return encoding;
 }
 
-std::vector<float> Pipeline::forward(std::span<const Encoding* const> batch) const {
-  const ModelConfig& config = impl_->model.config();
-  const int B = static_cast<int>(batch.size());
-  if (B == 0) return {};
-  std::size_t T = 0;
-  for (int b = 0; b < B; ++b) {
-    check_encoding(*batch[b], config, impl_->positions, static_cast<std::size_t>(b));
-    T = std::max(T, batch[b]->size());
-  }
-  // Padding: pad id, mask 0, type 0 (what the tokenizer's own padding writes).
-  std::vector<std::int32_t> ids(B * T, config.pad_token_id), mask(B * T, 0), types(B * T, 0);
-  for (int b = 0; b < B; ++b) {
-    const Encoding& e = *batch[b];
-    for (std::size_t t = 0; t < e.size(); ++t) {
-      ids[b * T + t] = e.ids[t];
-      mask[b * T + t] = e.attention_mask.empty() ? 1 : e.attention_mask[t];
-      types[b * T + t] = e.type_ids.empty() ? 0 : e.type_ids[t];
-    }
-  }
-  // DistilBERT has no token-type table (its tokenizer does not even return type ids).
-  const bool use_types = config.type_vocab_size > 0;
-  return impl_->model.forward(Batch{B, static_cast<int>(T), ids.data(), mask.data(), use_types ? types.data() : nullptr});
-}
+std::vector<float> Pipeline::forward(const PackedBatch& batch) const { return impl_->model.forward(batch); }
 
 std::vector<LabelScore> Pipeline::postprocess(std::span<const float> logits, const PostprocessOptions& options) const {
   return tuneserve::postprocess(logits, impl_->labels, options);
@@ -509,26 +489,24 @@ std::vector<std::vector<LabelScore>> Pipeline::predict(std::span<const TextInput
       fail("input {}: {}", i, e.what());
     }
   }
-  // Errors from here on name the caller's input index, not a position inside a batch.
-  for (std::size_t i = 0; i < N; ++i) check_encoding(encodings[i], impl_->model.config(), impl_->positions, i);
-
-  // Sorted by length, batches pad little; a batch closes at max_batch_size inputs or when its
-  // padded size (count x longest) would pass max_batch_tokens.
+  // Sorted by length (a batch's rows then take similar time); a batch closes at max_batch_size inputs
+  // or when its real tokens would pass max_batch_tokens.
   std::vector<std::size_t> order(N);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return encodings[a].size() < encodings[b].size(); });
   const int K = num_labels();
   std::vector<std::vector<LabelScore>> results(N);
-  std::vector<const Encoding*> batch;
   std::size_t begin = 0;
   while (begin < N) {
+    PackedBatch batch;
+    batch.append(encodings[order[begin]].ids, encodings[order[begin]].type_ids);
     std::size_t end = begin + 1;
     while (end < N && static_cast<int>(end - begin) < impl_->options.max_batch_size &&
-           (end - begin + 1) * encodings[order[end]].size() <= static_cast<std::size_t>(impl_->options.max_batch_tokens))
+           batch.tokens() + encodings[order[end]].size() <= static_cast<std::size_t>(impl_->options.max_batch_tokens)) {
+      batch.append(encodings[order[end]].ids, encodings[order[end]].type_ids);
       ++end;
-    batch.clear();
-    for (std::size_t j = begin; j < end; ++j) batch.push_back(&encodings[order[j]]);
+    }
     const std::vector<float> logits = forward(batch);
     for (std::size_t j = begin; j < end; ++j)
       results[order[j]] = postprocess(std::span<const float>(logits).subspan((j - begin) * K, K), options.postprocess);

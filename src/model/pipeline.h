@@ -1,11 +1,11 @@
-// The text-classification pipeline: text -> tokens -> padded batches -> model -> label scores,
+// The text-classification pipeline: text -> tokens -> packed batches -> model -> label scores,
 // with the semantics of transformers' TextClassificationPipeline (function_to_apply, top_k, output shape).
 //
-// Dimension legend: B batch (inputs in one forward), T tokens (padded length), NL num_labels.
+// Dimension legend: B batch (inputs in one forward), NL num_labels.
 //
 // Three layers, usable separately (the server runs them on different threads):
 //   1. tokenize(input, options)       const, thread-safe: truncation on by default to max_length().
-//   2. forward(encodings)             thread-safe: pads a batch, returns logits (B, NL).
+//   2. forward(packed batch)          thread-safe: returns logits (B, NL).
 //   3. postprocess(logits row, opts)  pure: function_to_apply + top_k + id2label, per request.
 // predict() chains them for many inputs, sorted by length into batches, results in input order.
 // call_json()/python_json() give exactly what `pipeline("text-classification")(inputs, ...)` returns
@@ -25,6 +25,7 @@
 #include "checkpoint/config.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/packed_batch.h"
 #include "tokenizer/encoding.h"
 
 namespace tuneserve {
@@ -151,7 +152,7 @@ class Pipeline {
   struct Options {
     int threads = 0;                // OpenMP threads for the forward; 0 keeps the runtime default
     int max_batch_size = 32;        // inputs per forward in predict()
-    int max_batch_tokens = 16384;   // B * T per forward in predict()
+    int max_batch_tokens = 16384;   // real tokens per forward in predict()
     Device device;                  // where the model runs (LoadOptions::device)
   };
 
@@ -167,19 +168,20 @@ class Pipeline {
   Pipeline& operator=(const Pipeline&) = delete;
 
   // Thread-safe. Truncates to options.max_length (default max_length()); with truncation off an
-  // input longer than that throws InputTooLongError giving both lengths.
+  // input longer than that throws InputTooLongError giving both lengths. Checks every id against
+  // the model's vocabulary (an error names the position and id), so one bad input never reaches a
+  // batch it shares with others.
   Encoding tokenize(const TextInput& input, const TokenizeOptions& options = {}) const;
 
-  // Thread-safe (activations are per call; each call uses the OpenMP threads it is given). Pads the
-  // encodings to the longest, checks every id against the model's vocabulary (an error names the
-  // input, position and id), returns logits (B, NL) row-major in the order given.
-  std::vector<float> forward(std::span<const Encoding* const> batch) const;
+  // Thread-safe (activations are per call; each call uses the OpenMP threads it is given): logits
+  // (B, NL) row-major in the batch's order.
+  std::vector<float> forward(const PackedBatch& batch) const;
 
   // Thread-safe and pure: one input's logits row (NL) -> its result.
   std::vector<LabelScore> postprocess(std::span<const float> logits, const PostprocessOptions& options) const;
 
   // All three steps for many inputs: tokenized, sorted by length into batches of at most
-  // max_batch_size inputs and max_batch_tokens padded tokens, results returned in input order.
+  // max_batch_size inputs and max_batch_tokens real tokens, results returned in input order.
   std::vector<std::vector<LabelScore>> predict(std::span<const TextInput> inputs, const CallOptions& options) const;
 
   const LabelInfo& labels() const;

@@ -4,10 +4,10 @@
 //   B inputs in a batch, T tokens of one input, K labels (num_labels)
 #pragma once
 
-#include <span>
 #include <string>
 #include <vector>
 
+#include "core/packed_batch.h"
 #include "model/pipeline.h"
 #include "tokenizer/encoding.h"
 
@@ -28,9 +28,10 @@ class Backend {
   // Thread-safe; called from the server's request threads. Throws tuneserve::Error on bad input,
   // InputTooLongError (pipeline.h) when truncation is off and the input is over max_length.
   virtual Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const = 0;
-  // Returns logits (B, K), row-major. Each row depends only on its own input (a batched result
-  // equals the single-input result). Thread-safe: every worker calls it concurrently.
-  virtual std::vector<float> forward(std::span<const Encoding* const> batch) = 0;
+  // Returns logits (B, K), row-major, for the B sequences of `batch`. Each row depends only on its
+  // own input (a batched result equals the single-input result). Thread-safe: every worker calls it
+  // concurrently.
+  virtual std::vector<float> forward(const PackedBatch& batch) = 0;
 };
 
 }  // namespace tuneserve::serve

@@ -1,6 +1,7 @@
 // Token-budget batching (see batcher.h): workers share one queue; whichever is free packs the
-// oldest requests into the next batch, so a batch never waits for a busy worker.
-//   B inputs in a batch, T tokens of the longest input, K labels
+// oldest requests into the next batch (a PackedBatch: the model runs only real tokens, so the budget
+// counts those), so a batch never waits for a busy worker.
+//   B inputs in a batch, K labels
 #include "serve/batcher.h"
 
 #include <algorithm>
@@ -10,10 +11,10 @@
 namespace tuneserve::serve {
 namespace {
 
-std::size_t longest_of(const Job& job) {
-  std::size_t longest = 0;
-  for (const auto& e : job.encodings) longest = std::max(longest, e.size());
-  return longest;
+std::size_t tokens_of(const Job& job) {
+  std::size_t tokens = 0;
+  for (const auto& e : job.encodings) tokens += e.size();
+  return tokens;
 }
 
 bool is_cancelled(const Job& job) { return job.cancelled && job.cancelled->load(); }
@@ -103,14 +104,12 @@ void Batcher::worker_loop(int index) {
   std::unique_lock lock(mutex_);
   // A full batch is one that cannot take the next queued request anyway.
   auto batch_ready = [&] {
-    std::size_t requests = 0, inputs = 0, longest = 0;
+    std::size_t requests = 0, tokens = 0;
     for (const Job& job : queue_) {
       if (is_cancelled(job)) continue;
       ++requests;
-      inputs += job.encodings.size();
-      longest = std::max(longest, longest_of(job));
-      if (requests >= config_.max_batch_requests || cost(inputs, longest) >= config_.max_batch_tokens)
-        return true;
+      tokens += tokens_of(job);
+      if (requests >= config_.max_batch_requests || tokens >= config_.max_batch_tokens) return true;
     }
     return false;
   };
@@ -132,7 +131,7 @@ void Batcher::worker_loop(int index) {
     if (queue_.empty()) continue;
 
     std::vector<Job> batch, dropped;
-    std::size_t inputs = 0, longest = 0;
+    std::size_t inputs = 0, tokens = 0;
     while (!queue_.empty()) {
       Job& job = queue_.front();
       if (is_cancelled(job)) {
@@ -140,12 +139,11 @@ void Batcher::worker_loop(int index) {
         queue_.pop_front();
         continue;
       }
-      const std::size_t n = job.encodings.size();
-      const std::size_t l = std::max(longest, longest_of(job));
+      const std::size_t n = job.encodings.size(), t = tokens_of(job);
       // The first request always goes, even one over the budget on its own.
-      if (!batch.empty() && cost(inputs + n, l) > config_.max_batch_tokens) break;
+      if (!batch.empty() && tokens + t > config_.max_batch_tokens) break;
       inputs += n;
-      longest = l;
+      tokens += t;
       batch.push_back(std::move(job));
       queue_.pop_front();
       if (batch.size() >= config_.max_batch_requests) break;
@@ -159,10 +157,7 @@ void Batcher::worker_loop(int index) {
     for (Job& job : dropped) job.done({}, nullptr);
     if (!batch.empty()) {
       const auto start = std::chrono::steady_clock::now();
-      std::vector<const Encoding*> items;
-      items.reserve(inputs);
       for (const Job& job : batch) {
-        for (const auto& e : job.encodings) items.push_back(&e);
         if (metrics_)
           metrics_->observe("tuneserve_queue_duration_seconds", {{"model", model_}},
                             std::chrono::duration<double>(start - job.enqueued).count());
@@ -170,10 +165,13 @@ void Batcher::worker_loop(int index) {
       std::vector<float> logits;
       std::exception_ptr error;
       try {
-        logits = backend_->forward(items);
-        if (items.empty() || logits.size() % items.size() != 0 || logits.empty())
-          fail("model {}: forward returned {} logits for {} inputs", model_, logits.size(),
-               items.size());
+        if (inputs == 0) fail("model {}: a batch without inputs", model_);
+        PackedBatch packed;
+        for (const Job& job : batch)
+          for (const auto& e : job.encodings) packed.append(e.ids, e.type_ids);
+        logits = backend_->forward(packed);
+        if (logits.empty() || logits.size() % inputs != 0)
+          fail("model {}: forward returned {} logits for {} inputs", model_, logits.size(), inputs);
       } catch (...) {
         error = std::current_exception();
       }
@@ -183,10 +181,10 @@ void Batcher::worker_loop(int index) {
       if (metrics_) {
         const Labels labels{{"model", model_}};
         metrics_->observe("tuneserve_inference_duration_seconds", labels, seconds);
-        metrics_->observe("tuneserve_batch_size", labels, double(items.size()));
-        metrics_->observe("tuneserve_batch_tokens", labels, double(cost(inputs, longest)));
+        metrics_->observe("tuneserve_batch_size", labels, double(inputs));
+        metrics_->observe("tuneserve_batch_tokens", labels, double(tokens));
       }
-      const std::size_t K = error ? 0 : logits.size() / items.size();
+      const std::size_t K = error ? 0 : logits.size() / inputs;
       std::size_t row = 0;
       for (Job& job : batch) {
         const std::size_t n = job.encodings.size();

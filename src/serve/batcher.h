@@ -2,7 +2,7 @@
 // threads that pack them into batches (up to max_batch_tokens / max_batch_requests, waiting at
 // most max_batch_delay for company unless the load is light: a lone request after a batch of one
 // runs at once), drop cancelled ones, and run the backend's forward pass.
-//   B inputs in a batch, T tokens of the longest input, K labels
+//   B inputs in a batch, K labels
 #pragma once
 
 #include <atomic>
@@ -23,7 +23,7 @@
 namespace tuneserve::serve {
 
 struct BatchConfig {
-  std::size_t max_batch_tokens = 16384;   // padded tokens (B x T) per forward pass
+  std::size_t max_batch_tokens = 16384;   // real tokens per forward pass (batches are packed, unpadded)
   std::size_t max_batch_requests = 64;    // requests per forward pass
   std::chrono::microseconds max_batch_delay{5000};  // how long the oldest request waits for company
   std::size_t queue_size = 256;           // requests admitted at once (tokenizing, queued, running)
@@ -66,7 +66,6 @@ class Batcher {
 
  private:
   void worker_loop(int index);
-  std::size_t cost(std::size_t inputs, std::size_t longest) const { return inputs * longest; }
 
   std::shared_ptr<Backend> backend_;
   BatchConfig config_;

@@ -22,9 +22,7 @@ class PipelineBackend : public Backend {
   Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const override {
     return pipeline_->tokenize(input, options);
   }
-  std::vector<float> forward(std::span<const Encoding* const> batch) override {
-    return pipeline_->forward(batch);
-  }
+  std::vector<float> forward(const PackedBatch& batch) override { return pipeline_->forward(batch); }
   const std::vector<std::string>& load_notes() const { return pipeline_->load_notes(); }
 
  private:

@@ -43,16 +43,6 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
 
 namespace {
 
-Batch model_batch(const data::Batch& b) {
-  Batch out;
-  out.B = static_cast<int>(b.B);
-  out.T = static_cast<int>(b.T);
-  out.input_ids = b.input_ids.data();
-  out.attention_mask = b.attention_mask.data();
-  out.token_type_ids = b.token_type_ids.data();
-  return out;
-}
-
 void write_json(const std::string& path, const nlohmann::json& j) {
   const std::string tmp = path + ".tmp";
   {
@@ -201,15 +191,15 @@ EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, 
   double loss_sum = 0;
   for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(batch_size)) {
     const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(batch_size), n - start);
-    const data::Batch b = dataset.batch(std::span<const std::int64_t>(order.data() + start, count));
+    const data::LabeledBatch b = dataset.batch(std::span<const std::int64_t>(order.data() + start, count));
     for (std::int32_t y : b.labels) {
       if (y < 0 || y >= K) fail("evaluation: label {} outside the model's {} labels", y, K);
     }
-    const std::vector<float> logits = model.forward(model_batch(b));
+    const std::vector<float> logits = model.forward(b.tokens);
     Labels l;
     l.class_ids = b.labels.data();
-    loss_sum += static_cast<double>(model.loss(logits.data(), static_cast<int>(b.B), l)) * static_cast<double>(b.B);
-    for (std::int64_t r = 0; r < b.B; r++) {
+    loss_sum += static_cast<double>(model.loss(logits.data(), static_cast<int>(b.size()), l)) * static_cast<double>(b.size());
+    for (std::int64_t r = 0; r < b.size(); r++) {
       const float* row = logits.data() + r * K;
       const auto row_index = static_cast<std::size_t>(b.rows[static_cast<std::size_t>(r)]);
       preds[row_index] = std::max_element(row, row + K) - row;
@@ -351,10 +341,10 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
         const long bi = st.next_batch + g;
         const std::int64_t begin = bi * B;
         const std::int64_t count = std::min<std::int64_t>(B, n - begin);
-        const data::Batch b = train.batch(std::span<const std::int64_t>(order.data() + begin, static_cast<std::size_t>(count)));
+        const data::LabeledBatch b = train.batch(std::span<const std::int64_t>(order.data() + begin, static_cast<std::size_t>(count)));
         Labels l;
         l.class_ids = b.labels.data();
-        const float loss = model.forward_backward(model_batch(b), l, 1.0f / static_cast<float>(group));
+        const float loss = model.forward_backward(b.tokens, l, 1.0f / static_cast<float>(group));
         if (!std::isfinite(loss)) fail("training diverged: loss is {} at step {}", loss, st.global_step + 1);
         step_loss += static_cast<double>(loss) / static_cast<double>(group);
         window_samples += count;

@@ -22,7 +22,7 @@
 #include "data/dataset.h"
 #include "model/model.h"
 #include "train/args.h"
-#include "train/metrics.h"
+#include "train/eval_metrics.h"
 
 namespace tuneserve::train {
 

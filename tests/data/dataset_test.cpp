@@ -74,7 +74,7 @@ TEST(Dataset, WriteOpenRoundTrip) {
   fs::remove_all(dir);
 }
 
-TEST(Dataset, BatchPadsToLongestOrMaxLength) {
+TEST(Dataset, BatchPacksRowsAndStandsForLongestOrMaxLength) {
   std::vector<std::vector<std::int32_t>> ids;
   auto manifest = make_manifest();
   manifest.pad_token_id = 7;
@@ -84,30 +84,25 @@ TEST(Dataset, BatchPadsToLongestOrMaxLength) {
   for (auto r : rows) longest = std::max(longest, ids[static_cast<std::size_t>(r)].size());
 
   for (auto policy : {Padding::Longest, Padding::MaxLength}) {
-    Batch b = d.batch(rows, policy);
-    ASSERT_EQ(b.B, 3);
-    ASSERT_EQ(b.T, policy == Padding::Longest ? static_cast<std::int64_t>(longest) : 16);
-    for (std::int64_t i = 0; i < b.B; ++i) {
+    const LabeledBatch b = d.batch(rows, policy);
+    const tuneserve::PackedBatch& p = b.tokens;
+    ASSERT_EQ(p.size(), 3);
+    ASSERT_EQ(b.size(), 3);
+    EXPECT_FALSE(p.padded());
+    EXPECT_EQ(p.padded_length, policy == Padding::Longest ? static_cast<int>(longest) : 16);
+    EXPECT_NO_THROW(p.check());
+    for (int i = 0; i < p.size(); ++i) {
       const auto& want = ids[static_cast<std::size_t>(rows[static_cast<std::size_t>(i)])];
-      EXPECT_EQ(b.lengths[static_cast<std::size_t>(i)], static_cast<std::int32_t>(want.size()));
       EXPECT_EQ(b.labels[static_cast<std::size_t>(i)], rows[static_cast<std::size_t>(i)] % 3);
-      for (std::int64_t t = 0; t < b.T; ++t) {
-        const auto at = static_cast<std::size_t>(i * b.T + t);
-        const bool real = static_cast<std::size_t>(t) < want.size();
-        EXPECT_EQ(b.input_ids[at], real ? want[static_cast<std::size_t>(t)] : 7);
-        EXPECT_EQ(b.attention_mask[at], real ? 1 : 0);
-        if (!real) {
-          EXPECT_EQ(b.token_type_ids[at], 0);
-        }
-      }
+      EXPECT_EQ(b.rows[static_cast<std::size_t>(i)], rows[static_cast<std::size_t>(i)]);
+      EXPECT_EQ(p.output_rows[static_cast<std::size_t>(i)], p.cu_seqlens[static_cast<std::size_t>(i)]);
+      std::vector<std::int32_t> got(p.input_ids.begin() + p.cu_seqlens[i], p.input_ids.begin() + p.cu_seqlens[i + 1]);
+      EXPECT_EQ(got, want);
+      const auto types = d.token_type_ids(static_cast<std::size_t>(rows[static_cast<std::size_t>(i)]));
+      EXPECT_TRUE(std::equal(types.begin(), types.end(), p.token_type_ids.begin() + p.cu_seqlens[i],
+                             p.token_type_ids.begin() + p.cu_seqlens[i + 1]));
     }
-  }
-  VarlenBatch v = d.varlen_batch(rows);
-  ASSERT_EQ(v.cu_seqlens.size(), 4u);
-  for (std::size_t i = 0; i < 3; ++i) {
-    const auto& want = ids[static_cast<std::size_t>(rows[i])];
-    std::vector<std::int32_t> got(v.input_ids.begin() + v.cu_seqlens[i], v.input_ids.begin() + v.cu_seqlens[i + 1]);
-    EXPECT_EQ(got, want);
+    EXPECT_EQ(p.real_tokens(), p.tokens());
   }
 }
 
@@ -117,7 +112,7 @@ TEST(Dataset, BadRowIndexIsAnError) {
   const std::vector<std::int64_t> rows = {0, 3};
   EXPECT_THROW(d.batch(rows), tuneserve::Error);
   const std::vector<std::int64_t> negative = {-1};
-  EXPECT_THROW(d.varlen_batch(negative), tuneserve::Error);
+  EXPECT_THROW(d.batch(negative), tuneserve::Error);
 }
 
 TEST(Dataset, DamagedDirectoryNamesTheFile) {

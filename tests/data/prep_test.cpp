@@ -181,7 +181,7 @@ TEST(Prep, OutputIsTheSameForAnyThreadCount) {
   EXPECT_EQ(m.label_counts, (std::vector<std::int64_t>{666, 334}));
   EXPECT_EQ(m.lengths.max, 5);
   EXPECT_EQ(m.lengths.at_max_length, 1000);
-  EXPECT_EQ(outs[0].batch(std::vector<std::int64_t>{0, 1}).T, 5);
+  EXPECT_EQ(outs[0].batch(std::vector<std::int64_t>{0, 1}).tokens.padded_length, 5);
   // Type ids: [CLS] first [SEP] are 0, the pair's words 1.
   auto t = outs[0].token_type_ids(0);
   EXPECT_EQ(std::vector<std::int32_t>(t.begin(), t.end()), (std::vector<std::int32_t>{0, 0, 0, 1, 1}));

@@ -28,7 +28,9 @@ struct TestBatch {
   std::string name;
   int B, T;
   std::vector<std::int32_t> ids, mask, types;
-  Batch batch() const { return {B, T, ids.data(), mask.data(), types.empty() ? nullptr : types.data()}; }
+  PackedBatch batch(bool keep_padding = false) const {
+    return PackedBatch::from_padded(B, T, ids.data(), mask.data(), types.empty() ? nullptr : types.data(), keep_padding);
+  }
 };
 
 // Unequal lengths (unpadded paths), no padding, and a hole and left padding (padded fallbacks).
@@ -102,13 +104,13 @@ TEST_P(OnEmulatedGpu, ForwardLogitsAndHiddenStatesAreBitwiseTheCpus) {
     ASSERT_TRUE(testing::is_emulated_device_address(p.grad)) << p.name;
   }
   for (const bool prune : {true, false}) {
-    gpu.set_engine_options({prune, true});
-    cpu.set_engine_options({prune, true});
+    gpu.set_engine_options({prune});
+    cpu.set_engine_options({prune});
     for (const TestBatch& tb : batches(cpu.config())) {
       const std::string what = std::string(GetParam()) + " " + tb.name + (prune ? " pruned" : "");
       expect_bitwise(gpu.forward(tb.batch()), cpu.forward(tb.batch()), what + " logits");
       std::vector<std::vector<float>> hg, hc;
-      expect_bitwise(gpu.forward(tb.batch(), {&hg}), cpu.forward(tb.batch(), {&hc}), what + " logits (hidden path)");
+      expect_bitwise(gpu.forward(tb.batch(true), {&hg}), cpu.forward(tb.batch(true), {&hc}), what + " logits (hidden path)");
       ASSERT_EQ(hg.size(), static_cast<std::size_t>(cpu.config().num_layers + 1));
       ASSERT_EQ(hg.size(), hc.size());
       for (std::size_t l = 0; l < hc.size(); ++l) expect_bitwise(hg[l], hc[l], what + " hidden state " + std::to_string(l));
@@ -124,22 +126,22 @@ TEST_P(OnEmulatedGpu, TrainingLossLogitsAndEveryGradientAreBitwiseTheCpus) {
   enable_dropout(cpu);
   enable_dropout(gpu);
   const int K = cpu.config().num_labels;
-  for (const EngineOptions eo : {EngineOptions{false, false}, EngineOptions{true, false}, EngineOptions{false, true},
-                                 EngineOptions{true, true}}) {
+  for (const auto& [prune, packed] :
+       {std::pair{false, false}, std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
     for (const TestBatch& tb : batches(cpu.config())) {
-      const std::string what = std::string(GetParam()) + " " + tb.name + (eo.prune_last_layer ? " pruned" : "") +
-                               (eo.unpad_training ? " unpadded" : "");
+      const std::string what = std::string(GetParam()) + " " + tb.name + (prune ? " pruned" : "") +
+                               (packed ? " unpadded" : "");
       std::vector<std::int32_t> labels(tb.B);
       for (int b = 0; b < tb.B; ++b) labels[b] = (b + 1) % K;
       for (Model* m : {&cpu, &gpu}) {
-        m->set_engine_options(eo);
+        m->set_engine_options({prune});
         m->set_dropout(7, 2);
         m->zero_grad();
       }
       for (int step = 0; step < 2; ++step) {
         std::vector<float> lc, lg;
-        const float loss_c = cpu.forward_backward(tb.batch(), Labels{labels.data(), nullptr}, 0.5f, &lc);
-        const float loss_g = gpu.forward_backward(tb.batch(), Labels{labels.data(), nullptr}, 0.5f, &lg);
+        const float loss_c = cpu.forward_backward(tb.batch(!packed), Labels{labels.data(), nullptr}, 0.5f, &lc);
+        const float loss_g = gpu.forward_backward(tb.batch(!packed), Labels{labels.data(), nullptr}, 0.5f, &lg);
         EXPECT_EQ(std::memcmp(&loss_c, &loss_g, sizeof(float)), 0) << what << ": loss " << loss_g << " vs " << loss_c;
         expect_bitwise(lg, lc, what + " logits step " + std::to_string(step));
       }

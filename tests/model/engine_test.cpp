@@ -1,5 +1,6 @@
-// The work the engine skips (EngineOptions: the last layer on first tokens only, unpadded training)
-// against the full padded reference path: logits, loss and every parameter gradient, dropout on.
+// The work the engine skips (EngineOptions: the last layer on first tokens only; a packed batch: real
+// tokens only) against the full padded reference path: logits, loss and every parameter gradient,
+// dropout on.
 //
 // Dimensions: B batch, T padded length, K labels.
 #include <gtest/gtest.h>
@@ -15,12 +16,14 @@
 namespace tuneserve {
 namespace {
 
-// A padded batch; `mask` rows may be prefixes (unpaddable), left-padded or holed (padded fallback).
+// A padded batch; `mask` rows may be prefixes (packable), left-padded or holed (kept padded).
 struct TestBatch {
   std::string name;
   int B, T;
   std::vector<std::int32_t> ids, mask;
-  Batch batch() const { return {B, T, ids.data(), mask.data(), nullptr}; }
+  PackedBatch batch(bool keep_padding = false) const {
+    return PackedBatch::from_padded(B, T, ids.data(), mask.data(), nullptr, keep_padding);
+  }
 };
 
 std::vector<TestBatch> batches(const ModelConfig& c) {
@@ -71,11 +74,11 @@ TEST_P(Engine, PrunedLastLayerLogitsEqualTheFullPath) {
   TUNESERVE_REQUIRE_SHARED("goldens/" + arch + "/model.safetensors");
   Model model = tiny(arch, false);
   for (const TestBatch& tb : batches(model.config())) {
-    model.set_engine_options({true, true});
+    model.set_engine_options({true});
     const auto pruned = model.forward(tb.batch());
     std::vector<std::vector<float>> hidden;  // hidden states: the full padded path
-    const auto full = model.forward(tb.batch(), {&hidden});
-    model.set_engine_options({false, true});
+    const auto full = model.forward(tb.batch(true), {&hidden});
+    model.set_engine_options({false});
     const auto unpruned = model.forward(tb.batch());
     expect_close(pruned, full, 1e-5f, 1e-5f, arch + " " + tb.name + " vs hidden-states path");
     expect_close(pruned, unpruned, 1e-5f, 1e-5f, arch + " " + tb.name + " vs unpruned");
@@ -88,15 +91,16 @@ struct Step {
   std::vector<std::vector<float>> grads;
 };
 
-Step train_step(Model& model, const TestBatch& tb, EngineOptions options) {
-  model.set_engine_options(options);
+// One step with the last layer pruned or not, on the batch packed or kept padded.
+Step train_step(Model& model, const TestBatch& tb, bool prune, bool packed) {
+  model.set_engine_options({prune});
   model.set_dropout(5, 3);
   model.zero_grad();
   const int K = model.config().num_labels;
   std::vector<std::int32_t> labels(tb.B);
   for (int b = 0; b < tb.B; ++b) labels[b] = b % K;
   Step s;
-  s.loss = model.forward_backward(tb.batch(), Labels{labels.data(), nullptr}, 1.0f, &s.logits);
+  s.loss = model.forward_backward(tb.batch(!packed), Labels{labels.data(), nullptr}, 1.0f, &s.logits);
   for (auto& p : model.parameters()) s.grads.emplace_back(p.grad, p.grad + p.numel);
   return s;
 }
@@ -108,14 +112,13 @@ TEST_P(Engine, PrunedAndUnpaddedTrainingStepsEqualThePaddedStep) {
   Model model = tiny(arch, true);
   const auto& params = model.parameters();
   for (const TestBatch& tb : batches(model.config())) {
-    const Step ref = train_step(model, tb, {false, false});
+    const Step ref = train_step(model, tb, false, false);
     bool any_nonzero = false;
     for (const auto& g : ref.grads) any_nonzero |= std::any_of(g.begin(), g.end(), [](float v) { return v != 0.0f; });
     ASSERT_TRUE(any_nonzero);
-    for (const EngineOptions eo : {EngineOptions{true, false}, EngineOptions{false, true}, EngineOptions{true, true}}) {
-      const std::string what = arch + " " + tb.name + (eo.prune_last_layer ? " pruned" : "") +
-                               (eo.unpad_training ? " unpadded" : "");
-      const Step s = train_step(model, tb, eo);
+    for (const auto& [prune, packed] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+      const std::string what = arch + " " + tb.name + (prune ? " pruned" : "") + (packed ? " unpadded" : "");
+      const Step s = train_step(model, tb, prune, packed);
       EXPECT_NEAR(s.loss, ref.loss, 1e-5f * (1 + std::abs(ref.loss))) << what;
       expect_close(s.logits, ref.logits, 1e-5f, 1e-5f, what + " logits");
       for (std::size_t i = 0; i < ref.grads.size(); ++i) {

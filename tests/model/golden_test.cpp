@@ -15,8 +15,9 @@ namespace {
 struct GoldenInputs {
   int B = 0, T = 0;
   std::vector<std::int32_t> ids, mask, types, labels;
-  Batch batch() const {
-    return {B, T, ids.data(), mask.data(), types.empty() ? nullptr : types.data()};
+  // Packed (real tokens only) unless `keep_padding` (every (B, T) position, as the goldens' hidden states).
+  PackedBatch batch(bool keep_padding = false) const {
+    return PackedBatch::from_padded(B, T, ids.data(), mask.data(), types.empty() ? nullptr : types.data(), keep_padding);
   }
 };
 
@@ -59,7 +60,7 @@ TEST_P(Golden, ForwardLogitsAndHiddenStates) {
   const SafeTensorsReader g(testing::shared_path("goldens/" + arch + "/golden.safetensors"));
   const GoldenInputs in = read_inputs(g);
   std::vector<std::vector<float>> hidden;
-  const auto logits = model.forward(in.batch(), {&hidden});
+  const auto logits = model.forward(in.batch(true), {&hidden});
   expect_close(logits, g.read_f32("logits"), 1e-5f, 1e-5f, "logits");
   ASSERT_EQ(hidden.size(), static_cast<std::size_t>(model.config().num_layers + 1));
   for (std::size_t i = 0; i < hidden.size(); ++i)

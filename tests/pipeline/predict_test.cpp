@@ -297,7 +297,8 @@ TEST(Pipeline, BatchedEqualsOneAtATimeInInputOrder) {
   ASSERT_EQ(batched.size(), inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Encoding e = pipeline->tokenize(inputs[i]);
-    const Encoding* one[] = {&e};
+    PackedBatch one;
+    one.append(e.ids, e.type_ids);
     const auto logits = pipeline->forward(one);
     ASSERT_EQ(logits.size(), 2u);
     for (const auto& ls : batched[i]) {
@@ -325,13 +326,14 @@ TEST(Pipeline, PairsCarryTokenTypesToBert) {
   const Encoding e = pipeline->tokenize(pair);
   ASSERT_EQ(e.ids.size(), e.type_ids.size());
   ASSERT_EQ(e.type_ids.back(), 1);
-  const Encoding* one[] = {&e};
+  PackedBatch one;
+  one.append(e.ids, e.type_ids);
   const auto logits = pipeline->forward(one);
 
   const Model model = Model::load(shared_path("goldens/bert"));
   const int T = static_cast<int>(e.size());
-  const auto with_types = model.forward(Batch{1, T, e.ids.data(), nullptr, e.type_ids.data()});
-  const auto without_types = model.forward(Batch{1, T, e.ids.data(), nullptr, nullptr});
+  const auto with_types = model.forward(PackedBatch::from_padded(1, T, e.ids.data(), nullptr, e.type_ids.data()));
+  const auto without_types = model.forward(PackedBatch::from_padded(1, T, e.ids.data(), nullptr, nullptr));
   ASSERT_EQ(logits.size(), 3u);
   double differs = 0;
   for (int k = 0; k < 3; ++k) {

@@ -57,29 +57,30 @@ class FakeBackend : public serve::Backend {
   }
 
   // Row i = f(ids of input i) only.
-  static std::vector<float> row(const Encoding& e, std::size_t K) {
+  static std::vector<float> row(std::span<const std::int32_t> ids, std::size_t K) {
     std::vector<float> out(K);
     double sum = 0;
-    for (std::size_t t = 0; t < e.ids.size(); ++t) sum += e.ids[t] * double(t + 1);
+    for (std::size_t t = 0; t < ids.size(); ++t) sum += ids[t] * double(t + 1);
     for (std::size_t k = 0; k < K; ++k)
-      out[k] = static_cast<float>(std::sin(sum * 0.001 * double(k + 1)) * 3.0 + 0.1 * double(e.ids.size()) * double(k));
+      out[k] = static_cast<float>(std::sin(sum * 0.001 * double(k + 1)) * 3.0 + 0.1 * double(ids.size()) * double(k));
     return out;
   }
+  static std::vector<float> row(const Encoding& e, std::size_t K) { return row(e.ids, K); }
 
-  std::vector<float> forward(std::span<const Encoding* const> batch) override {
+  std::vector<float> forward(const PackedBatch& batch) override {
     {
       std::unique_lock lock(mutex_);
-      batches_.push_back({batch.size(), 0});
-      for (const Encoding* e : batch) batches_.back().second = std::max(batches_.back().second, e->size());
+      batches_.push_back({static_cast<std::size_t>(batch.size()), batch.tokens()});
       ++running_;
       cv_.notify_all();
       cv_.wait(lock, [&] { return !held_; });
     }
     if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
     std::vector<float> out;
-    for (const Encoding* e : batch) {
-      if (!e->ids.empty() && e->ids.size() > 2 && fail_all_) fail("fake backend: forward failed");
-      auto r = row(*e, info_.labels.id2label.size());
+    for (int b = 0; b < batch.size(); ++b) {
+      const std::span<const std::int32_t> ids(batch.input_ids.data() + batch.cu_seqlens[b], batch.length(b));
+      if (ids.size() > 2 && fail_all_) fail("fake backend: forward failed");
+      auto r = row(ids, info_.labels.id2label.size());
       out.insert(out.end(), r.begin(), r.end());
     }
     std::lock_guard lock(mutex_);
@@ -99,7 +100,7 @@ class FakeBackend : public serve::Backend {
   }
   void set_delay(std::chrono::milliseconds d) { delay_ = d; }
   void set_fail(bool f) { fail_all_ = f; }
-  std::vector<std::pair<std::size_t, std::size_t>> batches() {  // (inputs, longest)
+  std::vector<std::pair<std::size_t, std::size_t>> batches() {  // (inputs, tokens)
     std::lock_guard lock(mutex_);
     return batches_;
   }

@@ -25,6 +25,10 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int M, int K, int N, int dout_stride = 0);
 
+// The instruction set oneDNN's kernels use ("avx512_core_bf16", "avx2", ...): the CPU's, capped by
+// TUNESERVE_CPU_ISA (kernels/cpu/isa.h).
+const char* onednn_isa();
+
 // A weight matrix reordered once into oneDNN's preferred layout for fast inference.
 // Thread-safe: forward may be called concurrently (primitives are cached per M under a lock).
 class PackedLinear {

@@ -8,16 +8,16 @@
 #include <cstdint>
 #include <string>
 
+#include "core/dtype.h"
+
 struct CUstream_st;  // cudaStream_t is CUstream_st*; declared here so callers need no CUDA header
 
 namespace tuneserve::cuda {
 
 using Stream = CUstream_st*;
 
-// bf16 storage (the top 16 bits of an fp32), as __nv_bfloat16 lays it out.
-struct Bf16 {
-  std::uint16_t bits;
-};
+// bf16 storage (the top 16 bits of an fp32), as __nv_bfloat16 lays it out: core/dtype.h's.
+using Bf16 = tuneserve::Bf16;
 
 // Number of usable GPUs; 0 when there is no driver or no device (why_none, when given, says which).
 int device_count(std::string* why_none = nullptr);

@@ -2,7 +2,7 @@
 // Undefined ratios (no predictions or no examples of a class) are 0, as scikit-learn's default.
 //
 // Dimensions: N examples, K labels.
-#include "train/metrics.h"
+#include "train/eval_metrics.h"
 
 #include <fmt/format.h>
 

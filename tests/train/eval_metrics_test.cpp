@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "train/metrics.h"
+#include "train/eval_metrics.h"
 
 using namespace tuneserve::train;
 
