@@ -238,31 +238,21 @@ void Bpe::tokenize(const char32_t* chars, const std::int32_t* orig, std::size_t 
       return;
     }
   }
-  WordCache& cache = thread_word_cache(serial_);
-  const std::uint64_t hash = hash_bytes(key);
-  std::size_t count = 0;
-  if (const CachedToken* hit = cache.find(key, hash, count)) {
-    for (std::size_t k = 0; k < count; ++k) out.push_back(Token{hit[k].id, orig[hit[k].begin], orig[hit[k].end - 1] + 1});
-    return;
-  }
-  thread_local WordBytes word;
-  thread_local std::vector<Piece> pieces;
-  thread_local std::vector<CachedToken> cached;
-  word.assign(chars, n);
-  pieces.clear();
-  cached.clear();
-  merge_word(chars, n, pieces);
-  // Byte ranges become char ranges; ranges past the word (byte_fallback of a prefix or suffix)
-  // end at its last char.
-  const std::size_t bytes = key.size();
-  for (const Piece& p : pieces) {
-    const std::size_t b = std::min<std::size_t>(p.begin, bytes - 1);
-    const std::size_t e = std::max<std::size_t>(std::min<std::size_t>(p.end, bytes), b + 1);
-    const std::uint32_t first = word.char_of[b], last = word.char_of[e - 1];
-    out.push_back(Token{p.id, orig[first], orig[last] + 1});
-    cached.push_back(CachedToken{p.id, static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(last + 1)});
-  }
-  if (bytes < WordCache::kMaxKeyBytes) cache.insert(key, hash, cached.data(), cached.size());
+  tokenize_cached(serial_, key, orig, out, [&](EmitToken emit) {
+    thread_local WordBytes word;
+    thread_local std::vector<Piece> pieces;
+    word.assign(chars, n);
+    pieces.clear();
+    merge_word(chars, n, pieces);
+    // Byte ranges become char ranges; ranges past the word (byte_fallback of a prefix or suffix)
+    // end at its last char.
+    const std::size_t bytes = key.size();
+    for (const Piece& p : pieces) {
+      const std::size_t b = std::min<std::size_t>(p.begin, bytes - 1);
+      const std::size_t e = std::max<std::size_t>(std::min<std::size_t>(p.end, bytes), b + 1);
+      emit(p.id, word.char_of[b], word.char_of[e - 1] + 1);
+    }
+  });
 }
 
 }  // namespace tuneserve::tok

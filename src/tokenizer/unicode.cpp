@@ -125,21 +125,28 @@ const std::uint8_t* const kAsciiFlags = kAsciiTable.data();
 
 std::uint8_t char_flags_slow(char32_t c) { return compute_flags(c); }
 
-int decompose_canonical(char32_t c, char32_t out[8]) {
-  if (c < 0xC0) {
-    out[0] = c;
-    return 1;
-  }
-  utf8proc_int32_t buf[8];
+namespace {
+// utf8proc's decomposition of c into at most `cap` chars; c itself when it has none.
+int decompose(char32_t c, char32_t* out, int cap, int options) {
+  utf8proc_int32_t buf[18];
   int boundclass = 0;
-  const auto n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 8,
-                                         UTF8PROC_DECOMPOSE, &boundclass);
-  if (n <= 0 || n > 8) {
+  const auto n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, cap,
+                                         static_cast<utf8proc_option_t>(options), &boundclass);
+  if (n <= 0 || n > cap) {
     out[0] = c;
     return 1;
   }
   for (int i = 0; i < n; ++i) out[i] = static_cast<char32_t>(buf[i]);
   return static_cast<int>(n);
+}
+}  // namespace
+
+int decompose_canonical(char32_t c, char32_t out[8]) {
+  if (c < 0xC0) {
+    out[0] = c;
+    return 1;
+  }
+  return decompose(c, out, 8, UTF8PROC_DECOMPOSE);
 }
 
 int decompose_compat(char32_t c, char32_t out[18]) {
@@ -147,17 +154,7 @@ int decompose_compat(char32_t c, char32_t out[18]) {
     out[0] = c;
     return 1;
   }
-  utf8proc_int32_t buf[18];
-  int boundclass = 0;
-  const auto n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 18,
-                                         static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT),
-                                         &boundclass);
-  if (n <= 0 || n > 18) {
-    out[0] = c;
-    return 1;
-  }
-  for (int i = 0; i < n; ++i) out[i] = static_cast<char32_t>(buf[i]);
-  return static_cast<int>(n);
+  return decompose(c, out, 18, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
 }
 
 bool is_python_space(char32_t c) { return is_rust_whitespace(c) || (c >= 0x1C && c <= 0x1F); }

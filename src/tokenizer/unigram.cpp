@@ -178,44 +178,34 @@ void Unigram::tokenize(const char32_t* chars, const std::int32_t* orig, std::siz
   if (n == 0) return;
   thread_local std::string key;
   utf8_key(chars, n, key);
-  WordCache& cache = thread_word_cache(serial_);
-  const std::uint64_t hash = hash_bytes(key);
-  std::size_t count = 0;
-  if (const CachedToken* hit = cache.find(key, hash, count)) {
-    for (std::size_t k = 0; k < count; ++k) out.push_back(Token{hit[k].id, orig[hit[k].begin], orig[hit[k].end - 1] + 1});
-    return;
-  }
-  thread_local WordBytes word;
-  thread_local std::vector<Piece> pieces;
-  thread_local std::vector<CachedToken> tokens;
-  word.assign(chars, n);
-  pieces.clear();
-  tokens.clear();
-  encode(key, pieces);
-  // Pieces end on char boundaries; they are looked up by their text, as tokenizers does, and
-  // unknown text falls back to bytes or unk.
-  auto emit = [&](std::int32_t id, const Piece& p) {
-    const std::uint32_t first = word.char_of[p.begin], last = word.char_of[p.end - 1];
-    out.push_back(Token{id, orig[first], orig[last] + 1});
-    tokens.push_back(CachedToken{id, static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(last + 1)});
-  };
-  for (const Piece& p : pieces) {
-    const std::string_view text = std::string_view(key).substr(p.begin, p.end - p.begin);
-    // A piece the trie found carries the id its text maps to; fused unknowns need the lookup.
-    const std::int32_t id = p.id >= 0 ? p.id : ids_.find(text);
-    if (id >= 0) {
-      emit(id, p);
-      continue;
+  tokenize_cached(serial_, key, orig, out, [&](EmitToken emit_range) {
+    thread_local WordBytes word;
+    thread_local std::vector<Piece> pieces;
+    word.assign(chars, n);
+    pieces.clear();
+    encode(key, pieces);
+    // Pieces end on char boundaries; they are looked up by their text, as tokenizers does, and
+    // unknown text falls back to bytes or unk.
+    auto emit = [&](std::int32_t id, const Piece& p) {
+      emit_range(id, word.char_of[p.begin], word.char_of[p.end - 1] + 1);
+    };
+    for (const Piece& p : pieces) {
+      const std::string_view text = std::string_view(key).substr(p.begin, p.end - p.begin);
+      // A piece the trie found carries the id its text maps to; fused unknowns need the lookup.
+      const std::int32_t id = p.id >= 0 ? p.id : ids_.find(text);
+      if (id >= 0) {
+        emit(id, p);
+        continue;
+      }
+      if (byte_fallback_ && std::all_of(text.begin(), text.end(),
+                                        [&](char c) { return byte_ids_[static_cast<unsigned char>(c)] >= 0; })) {
+        for (char c : text) emit(byte_ids_[static_cast<unsigned char>(c)], p);
+        continue;
+      }
+      if (!unk_id_) fail("Unigram: the text has a piece outside the vocabulary and the model has no unk_id");
+      emit(*unk_id_, p);
     }
-    if (byte_fallback_ && std::all_of(text.begin(), text.end(),
-                                      [&](char c) { return byte_ids_[static_cast<unsigned char>(c)] >= 0; })) {
-      for (char c : text) emit(byte_ids_[static_cast<unsigned char>(c)], p);
-      continue;
-    }
-    if (!unk_id_) fail("Unigram: the text has a piece outside the vocabulary and the model has no unk_id");
-    emit(*unk_id_, p);
-  }
-  if (key.size() < WordCache::kMaxKeyBytes) cache.insert(key, hash, tokens.data(), tokens.size());
+  });
 }
 
 }  // namespace tuneserve::tok

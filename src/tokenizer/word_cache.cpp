@@ -7,6 +7,8 @@
 #include <cstring>
 #include <memory>
 
+#include "tokenizer/wordpiece.h"
+
 namespace tuneserve::tok {
 namespace {
 constexpr std::size_t kSlots = 16384;  // > 1.5 x kCapacity, a power of two
@@ -82,6 +84,27 @@ WordCache& thread_word_cache(std::uint64_t serial) {
   victim->cache = std::make_unique<WordCache>();
   last = victim;
   return *victim->cache;
+}
+
+void tokenize_cached(std::uint64_t serial, std::string_view key, const std::int32_t* orig, std::vector<Token>& out,
+                     FunctionRef<void(EmitToken)> split) {
+  WordCache& cache = thread_word_cache(serial);
+  const std::uint64_t hash = hash_bytes(key);
+  std::size_t count = 0;
+  if (const CachedToken* hit = cache.find(key, hash, count)) {
+    for (std::size_t k = 0; k < count; ++k) out.push_back(Token{hit[k].id, orig[hit[k].begin], orig[hit[k].end - 1] + 1});
+    return;
+  }
+  // A cached word has under kMaxKeyBytes bytes, so its char ranges fit CachedToken's 16 bits.
+  const bool cacheable = key.size() < WordCache::kMaxKeyBytes;
+  thread_local std::vector<CachedToken> tokens;
+  tokens.clear();
+  split([&](std::int32_t id, std::uint32_t begin, std::uint32_t end) {
+    out.push_back(Token{id, orig[begin], orig[end - 1] + 1});
+    if (cacheable)
+      tokens.push_back(CachedToken{id, static_cast<std::uint16_t>(begin), static_cast<std::uint16_t>(end)});
+  });
+  if (cacheable) cache.insert(key, hash, tokens.data(), tokens.size());
 }
 
 }  // namespace tuneserve::tok

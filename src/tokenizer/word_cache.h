@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/model.h"
+
 namespace tuneserve::tok {
 
 // One token of a cached word: id and its char range inside the word.
@@ -46,5 +48,13 @@ std::uint64_t next_model_serial();
 // The calling thread's cache for model `serial`; a thread keeps caches for a few models and drops
 // the least recently used one.
 WordCache& thread_word_cache(std::uint64_t serial);
+
+// emit(id, begin, end): one token covering chars [begin, end) of the word.
+using EmitToken = FunctionRef<void(std::int32_t id, std::uint32_t begin, std::uint32_t end)>;
+// Appends the tokens of one word (key: its UTF-8 bytes; orig[i]: the original index of its char i):
+// replayed from the calling thread's cache for model `serial` when there, else made by `split`
+// and cached.
+void tokenize_cached(std::uint64_t serial, std::string_view key, const std::int32_t* orig, std::vector<Token>& out,
+                     FunctionRef<void(EmitToken)> split);
 
 }  // namespace tuneserve::tok

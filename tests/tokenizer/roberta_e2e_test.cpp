@@ -8,12 +8,12 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <unistd.h>
 
 #include "background_process.h"
 #include "checkpoint/config.h"
+#include "core/mapped_file.h"
 #include "model/model.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -23,13 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class RobertaEndToEnd : public ::testing::Test {
  protected:
@@ -95,7 +88,7 @@ TEST_F(RobertaEndToEnd, VerifyThenTextThroughPredictTrainAndServe) {
   ASSERT_EQ(status_, 0) << out;
   EXPECT_TRUE(fs::exists(trained / "eval_results.json")) << out;
   for (const char* name : {"tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json"})
-    EXPECT_EQ(slurp(trained / name), slurp(tokenizer + "/" + name)) << name << " changed on the way through train";
+    EXPECT_EQ(read_text_file((trained / name).string()), read_text_file(tokenizer + "/" + name)) << name << " changed on the way through train";
 
   const std::string predicted = run(testing::binary_path() + " predict --model " + trained.string() + " '" + text + "'");
   ASSERT_EQ(status_, 0) << predicted;
