@@ -1,7 +1,7 @@
-// libFuzzer target for the tokenizer.json loader (tokenizer/tokenizer.cpp): the input is written as
-// a tokenizer.json in a directory of its own and loaded; a tokenizer that loads then encodes a
-// text, a pair with truncation and a padded batch. Any exception other than tuneserve::Error is a
-// finding.
+// libFuzzer target for the tokenizer.json loader (tokenizer/load.cpp, with the WordPiece, BPE and
+// Unigram models): the input is written as a tokenizer.json in a directory of its own and loaded; a
+// tokenizer that loads then encodes a text, a pair with truncation and a padded batch. Any exception
+// other than tuneserve::Error is a finding.
 #include <unistd.h>
 
 #include <cstddef>

@@ -137,7 +137,8 @@ const Registration registration{Command{
       auto args = std::make_shared<PredictArgs>();
       app.add_option("--model", args->model_dir, "Model directory, Hub id, s3:// URI or model.tar.gz")->required();
       app.add_option("--tokenizer", args->tokenizer_dir,
-                     "Tokenizer directory (tokenizer.json or vocab.txt) or Hub id; default: the model's");
+                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a .model or vocab.txt) or Hub id; "
+                     "default: the model's");
       app.add_option("--revision", args->revision, "Hub branch, tag or commit of --model/--tokenizer")->capture_default_str();
       app.add_option("texts", args->texts, "Texts to classify (one: pipeline(text); several: pipeline([...]))");
       app.add_option("--text-pair", args->text_pair, "Second text of a pair, with exactly one TEXT");

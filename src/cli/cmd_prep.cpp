@@ -118,7 +118,10 @@ const Registration registration{Command{
       app.add_option("--label-map", a->label_map, "Raw label value to id, e.g. 1:0,2:1");
       app.add_option("--label-names", a->label_names, "id2label names in id order, e.g. negative,positive")
           ->delimiter(',');
-      app.add_option("--tokenizer", a->tokenizer, "Tokenizer directory (tokenizer.json or vocab.txt) or Hub id")->required();
+      app.add_option("--tokenizer", a->tokenizer,
+                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt) "
+                     "or Hub id")
+          ->required();
       app.add_option("--revision", a->revision, "Hub branch, tag or commit of --tokenizer")->capture_default_str();
       app.add_option("--max-length", a->max_length, "Truncate to this many tokens (default: the tokenizer's model_max_length, else 512)");
       app.add_option("--padding", a->padding, "Batch padding policy recorded for training: longest or max_length")

@@ -25,6 +25,7 @@
 #include "storage/resolve.h"
 #include "serve/pipeline_backend.h"
 #include "serve/server.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tuneserve::cli {
 namespace {
@@ -60,8 +61,7 @@ int run_serve(ServeOptions options) {
   const std::string tokenizer = options.tokenizer;
   options.server.loader = [pipeline_options, tokenizer](const std::string& dir) {
     // A model from the store brings its own tokenizer when it has one.
-    const bool own = std::filesystem::exists(dir + "/tokenizer.json") ||
-                     std::filesystem::exists(dir + "/vocab.txt");
+    const bool own = tokenizer_file(dir).has_value();
     auto backend = std::make_shared<PipelineBackend>(dir, own || tokenizer.empty() ? dir : tokenizer,
                                                      pipeline_options);
     for (const auto& note : backend->load_notes()) spdlog::warn("{}: {}", dir, note);

@@ -109,7 +109,10 @@ const Registration registration{Command{
     "tokenize", "Tokenize JSONL {\"text\", \"text_pair\"} lines from stdin with a Hugging Face tokenizer",
     [](CLI::App& app) -> std::function<int()> {
       auto args = std::make_shared<TokenizeArgs>();
-      app.add_option("--tokenizer", args->tokenizer_dir, "directory with tokenizer.json or vocab.txt, or a Hub id")->required();
+      app.add_option("--tokenizer", args->tokenizer_dir,
+                     "directory with tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt, "
+                     "or a Hub id")
+          ->required();
       app.add_option("--revision", args->revision, "Hub branch, tag or commit of --tokenizer")->capture_default_str();
       app.add_option("--max-length", args->max_length,
                      "length limit incl. special tokens (truncation, --padding max_length); "

@@ -70,7 +70,7 @@ struct Manifest {
   // Tokenizer identity: where it was and a hash of the vocabulary file, so a trainer can refuse
   // a dataset tokenized with another vocabulary.
   std::string tokenizer_path;
-  std::string tokenizer_file;              // tokenizer.json or vocab.txt (the hashed file)
+  std::string tokenizer_file;              // tokenizer_file()'s name: tokenizer.json, vocab.txt ... (hashed)
   std::string tokenizer_hash;              // "fnv1a64:<16 hex digits>" of that file's bytes
   std::int32_t pad_token_id = 0;
   std::int32_t pad_token_type_id = 0;

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "data/prep.h"
+#include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tuneserve::data {
@@ -21,10 +22,10 @@ Encoder tokenizer_encoder(const Tokenizer& tokenizer, const std::string& dir, st
     return tokenizer.encode(text, pair, options);
   };
   e.path = dir;
-  const std::filesystem::path root(dir);
-  const auto json = root / "tokenizer.json";
-  e.file = std::filesystem::exists(json) ? "tokenizer.json" : "vocab.txt";
-  e.hash = file_hash((root / e.file).string());
+  const auto file = tokenizer_file(dir);
+  if (!file) fail("{}: no tokenizer file to record in the dataset", dir);
+  e.file = std::filesystem::path(*file).filename().string();
+  e.hash = file_hash(*file);
   e.pad_token_id = tokenizer.special_ids().pad.value_or(0);
   e.pad_token_type_id = tokenizer.pad_type_id();
   return e;

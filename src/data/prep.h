@@ -86,7 +86,7 @@ struct Encoder {
 std::string file_hash(const std::string& path);
 
 // An Encoder over a loaded tokenizer: special tokens added, truncation longest_first to
-// max_length (0 = none), no padding (batches pad), identity from `dir`'s tokenizer.json or vocab.txt.
+// max_length (0 = none), no padding (batches pad), identity from `dir`'s tokenizer_file().
 Encoder tokenizer_encoder(const Tokenizer& tokenizer, const std::string& dir, std::int64_t max_length);
 
 struct PrepOptions {

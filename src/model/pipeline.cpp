@@ -368,10 +368,6 @@ struct Pipeline::Impl {
 
 namespace {
 
-// Where the tokenizer's files live: tokenizer.json, or the older vocab.txt form.
-bool has_tokenizer_files(const std::filesystem::path& dir) {
-  return std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "vocab.txt");
-}
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -405,11 +401,12 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   if (!fs::exists(fs::path(model_dir) / "config.json")) fail("model directory {}: no config.json", model_dir);
   const std::string tok_dir = tokenizer_dir.empty() ? model_dir : tokenizer_dir;
   if (!fs::is_directory(tok_dir)) fail("tokenizer directory {}: not found", tok_dir);
-  if (!has_tokenizer_files(tok_dir)) {
+  if (!tokenizer_file(tok_dir)) {
     if (tokenizer_dir.empty())
-      fail("model directory {}: no tokenizer (tokenizer.json or vocab.txt); give the tokenizer's directory "
-           "(--tokenizer DIR)", model_dir);
-    fail("tokenizer directory {}: no tokenizer.json or vocab.txt", tok_dir);
+      fail("model directory {}: no tokenizer (tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or "
+           "vocab.txt); give the tokenizer's directory (--tokenizer DIR)", model_dir);
+    fail("tokenizer directory {}: no tokenizer.json, vocab.json + merges.txt, SentencePiece .model or vocab.txt",
+         tok_dir);
   }
   if (options.max_batch_size < 1 || options.max_batch_tokens < 1)
     fail("pipeline: max_batch_size and max_batch_tokens must be positive (got {} and {})", options.max_batch_size,

@@ -18,6 +18,7 @@
 #include "core/json.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tuneserve::train {
 
@@ -172,8 +173,7 @@ void load_weights_into(Model& model, const std::string& dir, long seed, const ch
 
 void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
   if (from_dir.empty() || !fs::is_directory(from_dir)) return;
-  for (const char* name : {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-                           "vocab.json", "merges.txt", "added_tokens.json"}) {
+  for (const std::string& name : tokenizer_file_names()) {
     const fs::path src = fs::path(from_dir) / name;
     if (fs::exists(src) && fs::weakly_canonical(src) != fs::weakly_canonical(fs::path(to_dir) / name))
       fs::copy_file(src, fs::path(to_dir) / name, fs::copy_options::overwrite_existing);

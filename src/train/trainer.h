@@ -71,8 +71,8 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 // Newest checkpoint-<step> directory under `dir`, or "" when there is none.
 std::string latest_checkpoint(const std::string& dir);
 
-// Copies the tokenizer files a Hugging Face directory carries (tokenizer.json, vocab.txt,
-// tokenizer_config.json, special_tokens_map.json, vocab.json, merges.txt, added_tokens.json).
+// Copies the tokenizer files a Hugging Face directory carries, unchanged (tokenizer_file_names():
+// tokenizer.json, vocab.txt, vocab.json, merges.txt, SentencePiece .model files, the configs).
 void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir);
 
 }  // namespace tuneserve::train
