@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "train/args.h"
 #include "train/data_source.h"
+#include "train/distributed.h"
 #include "train/trainer.h"
 
 namespace tuneserve::cli {
@@ -19,14 +20,16 @@ struct RunInputs {
 };
 // Threads, the data (raw files prepared in memory at min(max_length, the model's limit), or
 // prepared directories) and the model on `device` (a new head when the data has another number of
-// labels), with what was done printed on stderr.
-RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device);
+// labels), with what was done printed on stderr when `report` (rank 0 of a data-parallel job).
+RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device, bool report = true);
 
 // "mm:ss" or "h:mm:ss".
 std::string format_duration(double seconds);
 
-// train_model with the console attached; SIGINT is handled only while it runs.
+// train_model with the console attached (on rank 0 of a data-parallel `group`); SIGINT is handled
+// only while it runs.
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,
-                                       const data::TokenizedDataset* test, const train::TrainPaths& paths);
+                                       const data::TokenizedDataset* test, const train::TrainPaths& paths,
+                                       const train::ProcessGroup* group = nullptr);
 
 }  // namespace tuneserve::cli

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,15 @@ struct EngineOptions {
   // layer, so that layer runs Q, attention output, projection, LN1, FFN and LN2 for those B rows
   // (K and V for all tokens). forward() never prunes when hidden states are requested.
   bool prune_last_layer = true;
+};
+
+// The flat gradient buffer (memory of the model's device): the word embeddings' (V, C) rows come
+// first, the classification head last; backward fills it from the end towards the start.
+struct GradientBuffer {
+  float* data = nullptr;          // (total)
+  std::size_t total = 0;
+  std::size_t word_rows = 0;      // V: rows of the word embeddings at data[0 .. V*C)
+  std::size_t width = 0;          // C
 };
 
 struct LoadOptions {
@@ -122,6 +132,15 @@ class Model {
   // Call after changing Parameter::data outside forward_backward (optimizer step, restoring a
   // checkpoint), so the next forward() repacks its inference weights.
   void mark_weights_changed();
+
+  // ---- data-parallel training (train/distributed.h sums gradients across ranks while backward runs)
+  // Every Parameter::grad lies in this one buffer, in parameters() order.
+  GradientBuffer gradient_buffer();
+  // Called during forward_backward's backward each time more gradients are final: floats [from,
+  // total) of gradient_buffer() do not change again in this call (on a GPU: the kernels that write
+  // them are queued on the device's stream). `from` decreases call by call (the head, each layer from
+  // the last, the embedding LayerNorm) and is 0 at the end. An empty function removes the hook.
+  void set_gradient_ready_hook(std::function<void(std::size_t from)> hook);
 
   // Writes dir/config.json and dir/model.safetensors under transformers' names (weights downloaded
   // from the device).
