@@ -41,7 +41,7 @@ void copy_if_exists(const fs::path& from, const fs::path& to_dir) {
 int run_training(const train::TrainArgs& args, const train::JobEnv& env, const Device& device,
                  const storage::OutputDir& output, const train::ProcessGroup& group) {
   const bool writer = group.rank() == 0;  // in a data-parallel job the other ranks write nothing
-  RunInputs in = load_run_inputs(args, device, writer);
+  train::RunInputs in = load_run_inputs(args, device, writer);
   const train::TrainingData& data = in.data;
   Model& model = in.model;
   train::TrainPaths paths{args.output_dir, env.active ? env.checkpoint_dir : args.output_dir, args.tokenizer};
