@@ -44,6 +44,28 @@ namespace {
 // MPI counts are int: larger buffers go in pieces of this many elements.
 constexpr std::size_t kMaxCount = std::size_t{1} << 30;
 
+// Drives MPI's progress until `request` completes: a few tests back to back, then sleeps that grow
+// to 200 us, so a wait for another rank costs next to no CPU (OpenMPI's blocking calls spin, taking
+// a core from the ranks sharing it).
+void poll(MPI_Request& request) {
+  int done = 0;
+  for (int i = 0;; i++) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    if (i >= 8) std::this_thread::sleep_for(std::chrono::microseconds(std::min(200, 10 * (i - 7))));
+  }
+}
+
+// In-place sum over every rank of `n` values of `type`, in pieces MPI's int counts can carry.
+template <typename T>
+void sum_in_place(T* values, std::size_t n, MPI_Datatype type, MPI_Comm comm) {
+  for (std::size_t at = 0; at < n; at += kMaxCount) {
+    MPI_Request request;
+    MPI_Iallreduce(MPI_IN_PLACE, values + at, static_cast<int>(std::min(kMaxCount, n - at)), type, MPI_SUM, comm, &request);
+    poll(request);
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -102,17 +124,11 @@ std::string ProcessGroup::where(int rank) const {
 }
 
 void ProcessGroup::allreduce_sum(std::span<double> values) const {
-  if (!mpi_ || values.empty()) return;
-  for (std::size_t at = 0; at < values.size(); at += kMaxCount)
-    MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(kMaxCount, values.size() - at)), MPI_DOUBLE,
-                  MPI_SUM, MPI_COMM_WORLD);
+  if (mpi_) sum_in_place(values.data(), values.size(), MPI_DOUBLE, MPI_COMM_WORLD);
 }
 
 void ProcessGroup::allreduce_sum(std::span<std::int64_t> values) const {
-  if (!mpi_ || values.empty()) return;
-  for (std::size_t at = 0; at < values.size(); at += kMaxCount)
-    MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(kMaxCount, values.size() - at)),
-                  MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  if (mpi_) sum_in_place(values.data(), values.size(), MPI_INT64_T, MPI_COMM_WORLD);
 }
 
 std::vector<std::string> ProcessGroup::allgather(const std::string& mine) const {
@@ -258,24 +274,8 @@ class MpiCollective final : public GradientCollective {
       backend_.download(staging_.data(), job.data, job.n * sizeof(float));
       values = staging_.data();
     }
-    for (std::size_t at = 0; at < job.n; at += kMaxCount) {
-      MPI_Request request;
-      MPI_Iallreduce(MPI_IN_PLACE, values + at, static_cast<int>(std::min(kMaxCount, job.n - at)), MPI_FLOAT, MPI_SUM,
-                     comm_, &request);
-      poll(request);
-    }
+    sum_in_place(values, job.n, MPI_FLOAT, comm_);
     if (!host) backend_.upload(job.data, staging_.data(), job.n * sizeof(float));
-  }
-
-  // Drives MPI's progress until `request` completes: a few tests back to back, then sleeps that grow
-  // to 200 us, so a wait for another rank costs next to no CPU.
-  static void poll(MPI_Request& request) {
-    int done = 0;
-    for (int i = 0;; i++) {
-      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-      if (done) return;
-      if (i >= 8) std::this_thread::sleep_for(std::chrono::microseconds(std::min(200, 10 * (i - 7))));
-    }
   }
 
   Device device_;
