@@ -16,7 +16,9 @@
 #include "storage/resolve.h"
 #include "train/args.h"
 #include "train/data_source.h"
+#include "train/distributed.h"
 #include "train/job_env.h"
+#include "train/mpi_launch.h"
 #include "train/trainer.h"
 
 namespace tuneserve::cli {
@@ -37,13 +39,15 @@ void copy_if_exists(const fs::path& from, const fs::path& to_dir) {
 }
 
 int run_training(const train::TrainArgs& args, const train::JobEnv& env, const Device& device,
-                 const storage::OutputDir& output) {
-  train::RunInputs in = load_run_inputs(args, device);
+                 const storage::OutputDir& output, const train::ProcessGroup& group) {
+  const bool writer = group.rank() == 0;  // in a data-parallel job the other ranks write nothing
+  train::RunInputs in = load_run_inputs(args, device, writer);
   const train::TrainingData& data = in.data;
   Model& model = in.model;
   train::TrainPaths paths{args.output_dir, env.active ? env.checkpoint_dir : args.output_dir, args.tokenizer};
   const train::TrainOutcome outcome =
-      train_with_console(model, args, data.train, data.test ? &*data.test : nullptr, paths);
+      train_with_console(model, args, data.train, data.test ? &*data.test : nullptr, paths, &group);
+  if (!writer) return outcome.interrupted ? 130 : 0;
   if (outcome.interrupted) {
     std::fprintf(stderr, "stopped at step %ld of %ld; checkpoint %s\nresume with: tuneserve train ... --resume latest\n",
                  outcome.global_step, outcome.total_steps, outcome.last_checkpoint.c_str());
@@ -53,6 +57,9 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
   std::printf("trained %ld steps (%.2f epochs) in %s: train loss %.4f, %.1f samples/s\n", outcome.global_step,
               outcome.epoch, format_duration(tr["train_runtime"].get<double>()).c_str(), tr["train_loss"].get<double>(),
               tr["train_samples_per_second"].get<double>());
+  if (group.distributed())
+    std::printf("%d ranks: %.1f%% of the time waiting for the others (gradient and loss sums)\n", group.size(),
+                100.0 * tr["communication_wait_seconds"].get<double>() / tr["train_runtime"].get<double>());
   if (outcome.eval_results) {
     const auto& e = *outcome.eval_results;
     std::printf("eval: loss %.4f accuracy %.4f precision %.4f recall %.4f f1 %.4f (%ld rows)\n", e["eval_loss"].get<double>(),
@@ -83,16 +90,24 @@ void resolve_inputs(train::TrainArgs& args) {
 
 int run(const TrainCommand& cmd) {
   train::JobEnv env;
+  // Started by mpirun: one rank of a data-parallel job (MPI starts here). Else a process alone.
+  train::ProcessGroup& group = train::ProcessGroup::world();
   try {
     env = train::detect_job_env(cmd.sagemaker_root);
+    // SageMaker's MPI contract: this host starts the ranks (the first host) or hosts them.
+    if (env.active && !group.distributed() && !train::ProcessGroup::launched_by_mpi() && !cmd.dry_run) {
+      const train::MpiJob job = train::mpi_job(env);
+      if (job.enabled) return train::run_sagemaker_mpi(job);
+    }
     train::TrainArgs args;
-    train::apply_job_env(env, args);
+    train::apply_job_env(env, args, group.local_size());
     for (const auto& [key, value] : cmd.given) train::set_hyperparameter(args, key, value);
     train::finalize_args(args);
+    if (group.distributed() && args.threads == 0) args.threads = train::threads_per_rank(group.local_size());
     // Before any data or model is read: a bad or unusable device fails the job at once.
     const DeviceChoice device =
-        select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0});
-    if (!device.note.empty()) std::fprintf(stderr, "%s\n", device.note.c_str());
+        select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0, group.local_rank()});
+    if (!device.note.empty() && group.rank() == 0) std::fprintf(stderr, "%s\n", device.note.c_str());
     args.device = device.device.str();
     if (cmd.dry_run) {
       nlohmann::json out = train::args_to_json(args);
@@ -101,14 +116,20 @@ int run(const TrainCommand& cmd) {
       return 0;
     }
     resolve_inputs(args);
-    const storage::OutputDir output = storage::prepare_output_dir(args.output_dir);
+    const storage::OutputDir output =
+        group.rank() == 0 ? storage::prepare_output_dir(args.output_dir) : storage::OutputDir{args.output_dir, ""};
     args.output_dir = output.local;
-    return run_training(args, env, device.device, output);
+    const int status = run_training(args, env, device.device, output, group);
+    group.finalize();
+    return status;
   } catch (const std::exception& e) {
     if (env.active || !cmd.sagemaker_root.empty()) {
       if (env.root.empty()) env.root = cmd.sagemaker_root;
-      train::write_failure(env, e.what());
+      train::write_failure(env, group.distributed() ? group.where() + ": " + e.what() : e.what());
     }
+    // One rank failing ends them all at once, naming this rank and host (the others may be waiting
+    // on it in a collective).
+    if (group.distributed()) group.abort(e.what());
     throw;
   }
 }

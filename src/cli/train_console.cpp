@@ -99,15 +99,19 @@ class Progress {
 
 }  // namespace
 
-train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device) {
-  return train::load_run_inputs(args, device, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device, bool report) {
+  return train::load_run_inputs(args, device, [report](const std::string& line) {
+    if (report) std::fprintf(stderr, "%s\n", line.c_str());
+  });
 }
 
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,
-                                       const data::TokenizedDataset* test, const train::TrainPaths& paths) {
+                                       const data::TokenizedDataset* test, const train::TrainPaths& paths,
+                                       const train::ProcessGroup* group) {
   Progress progress(args.progress && ::isatty(STDERR_FILENO));
   train::TrainHooks hooks;
   hooks.stop = &g_stop;
+  hooks.group = group;
   hooks.on_log = [&](const nlohmann::json& r) { progress.line(describe(r)); };
   hooks.on_step = [&](long step, long total, double loss) { progress.step(step, total, loss); };
   g_stop = false;

@@ -140,8 +140,11 @@ struct Layout {
   // When every output row is its sequence's first token, after its K and V the last layer runs
   // only those B rows (Q, attention output, projection, LN1, FFN, LN2).
   bool prune_last = false;
+  int first_seq = 0;                  // sequence 0's row in the padded batch the masks follow (PackedBatch::sequence_offset)
 
   bool pruned(int layer, int L) const { return prune_last && layer == L - 1; }
+  // Where sequence b's token 0 sits in that padded batch (its first dropout index, in tokens).
+  std::size_t padded_row(int b) const { return static_cast<std::size_t>(first_seq + b) * T; }
   std::size_t first_row(int b) const { return packed ? offsets[b] : static_cast<std::size_t>(b) * T; }
   bool outputs_are_first_tokens() const {
     for (int b = 0; b < B; ++b)
@@ -157,18 +160,17 @@ struct RowRun {
 
 // The token rows as runs: one in the padded layout, one per sequence packed.
 std::vector<RowRun> token_runs(const Layout& lay) {
-  if (!lay.packed) return {{0, static_cast<std::size_t>(lay.M), 0}};
+  if (!lay.packed) return {{0, static_cast<std::size_t>(lay.M), lay.padded_row(0)}};
   std::vector<RowRun> runs;
   for (int b = 0; b < lay.B; ++b)
-    runs.push_back({static_cast<std::size_t>(lay.offsets[b]), static_cast<std::size_t>(lay.lengths[b]),
-                    static_cast<std::size_t>(b) * lay.T});
+    runs.push_back({static_cast<std::size_t>(lay.offsets[b]), static_cast<std::size_t>(lay.lengths[b]), lay.padded_row(b)});
   return runs;
 }
 
 // The B first-token rows of a pruned layer (row b is sequence b's token 0).
 std::vector<RowRun> first_token_runs(const Layout& lay) {
   std::vector<RowRun> runs;
-  for (int b = 0; b < lay.B; ++b) runs.push_back({static_cast<std::size_t>(b), 1, static_cast<std::size_t>(b) * lay.T});
+  for (int b = 0; b < lay.B; ++b) runs.push_back({static_cast<std::size_t>(b), 1, lay.padded_row(b)});
   return runs;
 }
 
@@ -198,7 +200,7 @@ std::vector<AttentionCall> attention_calls(const Layout& lay, const std::int32_t
   const int Tq = pruned ? 1 : 0;
   std::vector<AttentionCall> calls;
   if (!lay.packed) {
-    calls.push_back({lay.B, lay.T, 0, 0, 0, mask, {Tq, lay.T, 0}});
+    calls.push_back({lay.B, lay.T, 0, 0, 0, mask, {Tq, lay.T, lay.padded_row(0) * NH * lay.T}});
     *att_numel = static_cast<std::size_t>(lay.B) * NH * (pruned ? 1 : lay.T) * lay.T;
     return calls;
   }
@@ -206,7 +208,7 @@ std::vector<AttentionCall> attention_calls(const Layout& lay, const std::int32_t
   for (int b = 0; b < lay.B; ++b) {
     const int len = lay.lengths[b];
     const std::size_t off = lay.offsets[b];
-    const std::uint64_t key0 = static_cast<std::uint64_t>(b) * NH * lay.T * lay.T;
+    const std::uint64_t key0 = static_cast<std::uint64_t>(lay.padded_row(b)) * NH * lay.T;
     calls.push_back({1, len, off, pruned ? static_cast<std::size_t>(b) : off, att, nullptr, {Tq, lay.T, key0}});
     att += static_cast<std::size_t>(NH) * (pruned ? 1 : len) * len;
   }
@@ -344,6 +346,7 @@ Tokens prepare_tokens(const ModelConfig& c, const PackedBatch& batch, Layout& la
   for (int b = 0; b < lay.B; ++b) lay.lengths[b] = batch.length(b);
   lay.out_rows.assign(batch.output_rows.begin(), batch.output_rows.end());
   lay.prune_last = false;
+  lay.first_seq = batch.sequence_offset;
   Tokens tk;
   tk.ids = batch.input_ids;
   tk.types = batch.token_type_ids;
@@ -416,6 +419,7 @@ struct Model::Impl {
   DropoutPlan dropout;
   bool dropout_enabled = true;
   EngineOptions engine;
+  std::function<void(std::size_t)> gradient_ready;  // set_gradient_ready_hook
   // Inference weights prepared by the backend, built on first forward() after any weight change.
   mutable std::mutex pack_mutex;
   mutable std::shared_ptr<const PackedWeights> packed;
@@ -556,12 +560,13 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
     k.copy(a.cls_in + static_cast<std::size_t>(b) * C, last + row * C, row_bytes);
   }
   const HeadSpec hs = head_spec(c);
+  const std::uint64_t head_key0 = static_cast<std::uint64_t>(lay.first_seq) * C;  // row b draws row first_seq + b's bits
   const std::size_t BC = static_cast<std::size_t>(B) * C;
-  k.dropout_forward(a.head_a, a.cls_in, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), 0);
+  k.dropout_forward(a.head_a, a.cls_in, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), head_key0);
   k.matmul_forward(a.head_pre, a.head_a, w.head_w, w.head_b, B, C, C, 0);
   if (hs.tanh) k.tanh_forward(a.head_act, a.head_pre, BC);
   else k.relu_forward(a.head_act, a.head_pre, BC);
-  k.dropout_forward(a.head_b, a.head_act, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), 0);
+  k.dropout_forward(a.head_b, a.head_act, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), head_key0);
   k.matmul_forward(a.logits, a.head_b, w.cls_w, w.cls_b, B, C, K, 0);
 }
 
@@ -679,6 +684,10 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
   auto dropout = [&](float* out, const float* inp, const std::vector<RowRun>& runs, float p, const DropoutKey& key) {
     dropout_rows(k, out, inp, runs, C, p, key);
   };
+  // Tells the data-parallel hook that every gradient from `first` to the buffer's end is final.
+  auto ready = [&](const float* first) {
+    if (gradient_ready) gradient_ready(static_cast<std::size_t>(first - params.grads.as<float>()));
+  };
 
   // Scratch: gradient of the current layer output, two (M, C), one (M, F) x2, one (M, 3C), head (B, C) x2
   // (reused for the Q path of a pruned last layer).
@@ -696,12 +705,14 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
 
   // Head, reversed.
   const HeadSpec hs = head_spec(c);
+  const std::uint64_t head_key0 = static_cast<std::uint64_t>(lay.first_seq) * C;  // row b draws row first_seq + b's bits
   k.matmul_backward(dh1, g.cls_w, g.cls_b, dlogits, a.head_b, w.cls_w, B, C, K, 0);
-  k.dropout_backward(dh1, dh1, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), 0);
+  k.dropout_backward(dh1, dh1, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), head_key0);
   if (hs.tanh) k.tanh_backward(dh1, a.head_act, dh1, BC);
   else k.relu_backward(dh1, a.head_pre, dh1, BC);
   k.matmul_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, w.head_w, B, C, C, 0);
-  k.dropout_backward(dh2, dh2, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), 0);
+  k.dropout_backward(dh2, dh2, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), head_key0);
+  ready(g.head_w);  // the head is the last block of the buffer
   // dx: gradient of the last layer's output, (B, C) when it ran the first tokens only, else (M, C)
   // with the head's gradient on each output row.
   if (lay.pruned(L - 1, L)) {
@@ -752,12 +763,15 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
       k.matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C, 0);
       k.add(dx, d2, MC);  // residual into x
     }
+    ready(lg.qkv_w);  // layer l's block starts at its fused QKV weight
   }
 
   // Embeddings.
   dropout(d1, dx, tokens, p_hidden, drop.key(kSiteEmbedding));
   k.layernorm_backward(d2, g.emb_ln_w, g.emb_ln_b, d1, a.emb, w.emb_ln_w, a.emb_mean, a.emb_rstd, M, C);
+  ready(g.emb_ln_w);
   k.embedding_backward(g.wte, g.wpe, g.wtt, d2, a.ids, a.pos, a.types, M, C);
+  ready(g.wte);
 }
 
 float Model::forward_backward(const PackedBatch& batch, const Labels& labels, float grad_scale,
@@ -854,6 +868,13 @@ void Model::set_dropout_enabled(bool enabled) { impl_->dropout_enabled = enabled
 void Model::set_engine_options(const EngineOptions& options) { impl_->engine = options; }
 const EngineOptions& Model::engine_options() const { return impl_->engine; }
 void Model::mark_weights_changed() { impl_->invalidate_packed(); }
+
+GradientBuffer Model::gradient_buffer() {
+  const ParamTable& t = impl_->params;
+  const ModelConfig& c = impl_->config;
+  return {t.grads.as<float>(), t.total, static_cast<std::size_t>(c.vocab_size), static_cast<std::size_t>(c.hidden_size)};
+}
+void Model::set_gradient_ready_hook(std::function<void(std::size_t)> hook) { impl_->gradient_ready = std::move(hook); }
 
 Model Model::from_config(const ModelConfig& config, std::uint64_t init_seed, const Device& device) {
   Model model;

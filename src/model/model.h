@@ -73,6 +73,15 @@ struct EngineOptions {
   bool prune_last_layer = true;
 };
 
+// The flat gradient buffer (memory of the model's device): the word embeddings' (V, C) rows come
+// first, the classification head last; backward fills it from the end towards the start.
+struct GradientBuffer {
+  float* data = nullptr;          // (total)
+  std::size_t total = 0;
+  std::size_t word_rows = 0;      // V: rows of the word embeddings at data[0 .. V*C)
+  std::size_t width = 0;          // C
+};
+
 struct LoadOptions {
   std::uint64_t init_seed = 42;       // for tensors absent from the file (a new classification head)
   std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
@@ -141,6 +150,15 @@ class Model {
   // Call after changing Parameter::data outside forward_backward (optimizer step, restoring a
   // checkpoint), so the next forward() repacks its inference weights.
   void mark_weights_changed();
+
+  // ---- data-parallel training (train/distributed.h sums gradients across ranks while backward runs)
+  // Every Parameter::grad lies in this one buffer, in parameters() order.
+  GradientBuffer gradient_buffer();
+  // Called during forward_backward's backward each time more gradients are final: floats [from,
+  // total) of gradient_buffer() do not change again in this call (on a GPU: the kernels that write
+  // them are queued on the device's stream). `from` decreases call by call (the head, each layer from
+  // the last, the embedding LayerNorm) and is 0 at the end. An empty function removes the hook.
+  void set_gradient_ready_hook(std::function<void(std::size_t from)> hook);
 
   // Writes dir/config.json and dir/model.safetensors under transformers' names (weights downloaded
   // from the device).

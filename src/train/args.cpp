@@ -101,6 +101,8 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("adam_epsilon", {}, "AdamW epsilon", &TrainArgs::adam_epsilon),
       spec("max_grad_norm", {}, "clip the global gradient norm to this (0 = off)", &TrainArgs::max_grad_norm),
       spec("gradient_accumulation_steps", {}, "batches per optimizer step", &TrainArgs::gradient_accumulation_steps),
+      spec("ddp_bucket_cap_mb", {}, "mpirun jobs: MiB of gradients summed across ranks at once while backward runs",
+           &TrainArgs::ddp_bucket_cap_mb),
       spec("lr_scheduler_type", {"scheduler"}, "linear | cosine | constant | constant_with_warmup", &TrainArgs::lr_scheduler_type),
       spec("seed", {}, "seed for data order, dropout and new heads", &TrainArgs::seed),
       spec("dropout", {}, "use the model's dropouts in training (false: none)", &TrainArgs::dropout),
@@ -134,31 +136,29 @@ void set_hyperparameter(TrainArgs& args, const std::string& key, const std::stri
   fail("unknown hyperparameter '{}' (see `tuneserve train --help`)", key);
 }
 
+std::string hyperparameter_text(const nlohmann::json& raw, const std::string& key, const std::string& source) {
+  nlohmann::json value = raw;
+  if (raw.is_string()) {
+    // SageMaker JSON-encodes every value; a bare string that is not JSON is taken as it is.
+    try {
+      value = parse_json(raw.get_ref<const std::string&>(), fmt::format("{}: hyperparameter {}", source, key));
+    } catch (const JsonError&) {
+      value = raw;
+    }
+  }
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  if (value.is_number()) return value.dump();
+  fail("{}: hyperparameter {} must be a string, number or boolean, got {}", source, text_excerpt(key),
+       json_excerpt(raw));
+}
+
 void apply_hyperparameters_json(TrainArgs& args, const nlohmann::json& hyperparameters,
                                 const std::string& source) {
   if (!hyperparameters.is_object()) fail("{}: hyperparameters must be a JSON object", source);
   for (const auto& [key, raw] : hyperparameters.items()) {
     if (key.starts_with("sagemaker_")) continue;
-    nlohmann::json value = raw;
-    if (raw.is_string()) {
-      // SageMaker JSON-encodes every value; a bare string that is not JSON is taken as it is.
-      try {
-        value = parse_json(raw.get_ref<const std::string&>(), fmt::format("{}: hyperparameter {}", source, key));
-      } catch (const JsonError&) {
-        value = raw;
-      }
-    }
-    std::string text;
-    if (value.is_string()) {
-      text = value.get<std::string>();
-    } else if (value.is_boolean()) {
-      text = value.get<bool>() ? "true" : "false";
-    } else if (value.is_number()) {
-      text = value.dump();
-    } else {
-      fail("{}: hyperparameter {} must be a string, number or boolean, got {}", source, text_excerpt(key),
-           json_excerpt(raw));
-    }
+    const std::string text = hyperparameter_text(raw, key, source);
     try {
       set_hyperparameter(args, key, text);
     } catch (const Error& e) {
@@ -188,6 +188,7 @@ void finalize_args(TrainArgs& args) {
   positive("train_batch_size", args.train_batch_size);
   positive("eval_batch_size", args.eval_batch_size);
   positive("gradient_accumulation_steps", args.gradient_accumulation_steps);
+  positive("ddp_bucket_cap_mb", args.ddp_bucket_cap_mb);
   positive("logging_steps", args.logging_steps);
   positive("save_steps", args.save_steps);
   positive("max_length", args.max_length);
@@ -226,6 +227,7 @@ nlohmann::json args_to_json(const TrainArgs& a) {
       {"warmup_ratio", a.warmup_ratio}, {"weight_decay", a.weight_decay},
       {"adam_beta1", a.adam_beta1}, {"adam_beta2", a.adam_beta2}, {"adam_epsilon", a.adam_epsilon},
       {"max_grad_norm", a.max_grad_norm}, {"gradient_accumulation_steps", a.gradient_accumulation_steps},
+      {"ddp_bucket_cap_mb", a.ddp_bucket_cap_mb},
       {"lr_scheduler_type", a.lr_scheduler_type}, {"seed", a.seed}, {"dropout", a.dropout},
       {"eval_strategy", a.eval_strategy}, {"eval_steps", a.eval_steps},
       {"save_strategy", a.save_strategy}, {"save_steps", a.save_steps},

@@ -45,6 +45,7 @@ struct TrainArgs {
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   double max_grad_norm = 1.0;  // 0 = no clipping
   long gradient_accumulation_steps = 1;
+  long ddp_bucket_cap_mb = 25;     // data-parallel jobs: gradient bucket size in MiB (PyTorch DDP's default)
   std::string lr_scheduler_type = "linear";
   long seed = 42;
   bool dropout = true;         // false: train without dropout (parity checks)
@@ -81,6 +82,11 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs();
 // Sets `key` (either spelling, or an alias) from its textual value; Error for an unknown key or
 // a value of the wrong type ("learning_rate: '1e-3x' is not a number").
 void set_hyperparameter(TrainArgs& args, const std::string& key, const std::string& value);
+
+// The text of one hyperparameters.json value: SageMaker JSON-encodes each ("\"x\"", "3", "true");
+// plain JSON strings, numbers and booleans are taken as they are. Error naming `key` and `source`
+// for anything else.
+std::string hyperparameter_text(const nlohmann::json& raw, const std::string& key, const std::string& source);
 
 // A SageMaker hyperparameters.json object: each value is usually a JSON-encoded string
 // ("\"distilbert\"", "3", "true"); plain JSON values are taken as they are. Keys starting with

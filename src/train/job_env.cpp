@@ -1,6 +1,7 @@
 // SageMaker job contract: environment variables, hyperparameters.json, channels, failure file.
 #include "train/job_env.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -63,6 +64,19 @@ JobEnv detect_job_env(const std::string& root_override) {
   env.checkpoint_dir = env.root + "/checkpoints";
   env.num_gpus = env_int("SM_NUM_GPUS", &any);
   env.num_cpus = env_int("SM_NUM_CPUS", &any);
+  if (const char* hosts = std::getenv("SM_HOSTS"); hosts && *hosts) {
+    any = true;
+    const nlohmann::json list = nlohmann::json::parse(hosts, nullptr, false);
+    if (list.is_discarded() || !list.is_array() || list.empty())
+      fail("environment SM_HOSTS: '{}' is not a JSON list of host names", hosts);
+    for (const auto& h : list) {
+      if (!h.is_string() || h.get<std::string>().empty())
+        fail("environment SM_HOSTS: '{}' holds {}, not a host name", hosts, h.dump());
+      env.hosts.push_back(h.get<std::string>());
+    }
+  }
+  env.current_host = env_or("SM_CURRENT_HOST", "", &any);
+  env.network_interface = env_or("SM_NETWORK_INTERFACE_NAME", "eth0", &any);
   env.active = any;
   return env;
 }
@@ -84,12 +98,12 @@ std::string resolve_data_path(const std::string& path, const std::string& what) 
   fail("{}: {} holds several data files ({}); name one", what, path, list);
 }
 
-void apply_job_env(const JobEnv& env, TrainArgs& args) {
+void apply_job_env(const JobEnv& env, TrainArgs& args, int local_ranks) {
   if (!env.active) return;
   args.output_dir = env.model_dir;
   if (fs::exists(env.channel_train)) args.train = env.channel_train;
   if (fs::exists(env.channel_test)) args.test = env.channel_test;
-  if (env.num_cpus > 0) args.threads = env.num_cpus;
+  if (env.num_cpus > 0) args.threads = std::max(1, env.num_cpus / std::max(1, local_ranks));
   apply_hyperparameters_json(args, env.hyperparameters, env.hyperparameters_path);
 }
 
