@@ -103,7 +103,8 @@ RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device) {
   spec.label_names = args.label_names;
   spec.tokenizer = args.tokenizer;
   spec.skip_bad_rows = args.skip_bad_rows;
-  spec.max_length = std::min(args.max_length, train::model_max_tokens(config));
+  const long model_limit = train::model_max_tokens(config);
+  spec.max_length = args.max_length > 0 ? std::min(args.max_length, model_limit) : model_limit;
   if (spec.max_length < args.max_length)
     std::fprintf(stderr, "max_length %ld is more than %s accepts; truncating at %ld\n", args.max_length,
                  args.model.c_str(), spec.max_length);
@@ -111,6 +112,13 @@ RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device) {
   const std::string train_path = train::resolve_data_path(args.train, "train");
   const std::string test_path = args.test.empty() ? "" : train::resolve_data_path(args.test, "test");
   train::TrainingData data = train::load_training_data(train_path, test_path, spec);
+  // Prepared directories may hold longer rows than this run takes: cut at batch time.
+  const std::string why = args.max_length > 0 && args.max_length <= model_limit
+                              ? fmt::format("max_length {}", spec.max_length)
+                              : fmt::format("the {} positions of {}", spec.max_length, args.model);
+  data.train = data.train.truncated(spec.max_length, why);
+  if (data.test) data.test = data.test->truncated(spec.max_length, why);
+  std::string tokenizer_dir = train::training_tokenizer(data, args.tokenizer);
   std::fprintf(stderr, "data: %zu training rows%s\n", data.train.size(),
                data.test ? fmt::format(", {} test rows", data.test->size()).c_str() : "");
 
@@ -127,7 +135,7 @@ RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device) {
   if (!report.ignored.empty())
     std::fprintf(stderr, "not used from the checkpoint: %zu tensors (%s, ...)\n", report.ignored.size(), report.ignored[0].c_str());
 
-  return RunInputs{std::move(data), std::move(model)};
+  return RunInputs{std::move(data), std::move(model), std::move(tokenizer_dir)};
 }
 
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,

@@ -73,6 +73,8 @@ std::string latest_checkpoint(const std::string& dir);
 
 // Copies the tokenizer files a Hugging Face directory carries (tokenizer.json, vocab.txt,
 // tokenizer_config.json, special_tokens_map.json, vocab.json, merges.txt, added_tokens.json).
-void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir);
+// With `model_max_length` > 0 (the model's positions), tokenizer_config.json says that length, so
+// transformers' pipeline truncates where this model ends, not where the tokenizer's source model did.
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir, long model_max_length = 0);
 
 }  // namespace tuneserve::train

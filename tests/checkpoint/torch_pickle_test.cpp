@@ -59,7 +59,7 @@ std::vector<float> logits(const std::string& model_dir) {
   const Model model = Model::load(model_dir);
   const std::vector<std::int32_t> ids = {2, 17, 33, 8, 9, 3, 2, 9, 41, 3, 0, 0};
   const std::vector<std::int32_t> mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
-  return model.forward({2, 6, ids.data(), mask.data(), nullptr});
+  return model.forward(PackedBatch::from_padded(2, 6, ids.data(), mask.data(), nullptr));
 }
 
 TEST_F(TorchCheckpointTest, SameTensorsAsTheSafetensorsFile) {
