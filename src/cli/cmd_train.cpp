@@ -38,10 +38,10 @@ void copy_if_exists(const fs::path& from, const fs::path& to_dir) {
 
 int run_training(const train::TrainArgs& args, const train::JobEnv& env, const Device& device,
                  const storage::OutputDir& output) {
-  RunInputs in = load_run_inputs(args, device);
+  train::RunInputs in = load_run_inputs(args, device);
   const train::TrainingData& data = in.data;
   Model& model = in.model;
-  const std::string model_dir = args.model_dir.empty() ? args.output_dir : args.model_dir;
+  const std::string model_dir = train::final_model_dir(args);
   train::TrainPaths paths{model_dir, args.output_dir, in.tokenizer_dir};
   const train::TrainOutcome outcome =
       train_with_console(model, args, data.train, data.test ? &*data.test : nullptr, paths);

@@ -36,7 +36,7 @@ struct TrainArgs {
   // place. A SageMaker job's default is <root>/checkpoints, and its final model always goes to
   // SM_MODEL_DIR (what the platform uploads), whatever output_dir says.
   std::string output_dir = "out";
-  std::string model_dir;      // final model, metrics and results (default: output_dir)
+  std::string model_dir;      // final model, metrics and results (default: output_dir; final_model_dir())
   // Optimisation.
   double epochs = 3;
   long max_steps = -1;        // > 0 overrides epochs
@@ -69,6 +69,9 @@ struct TrainArgs {
   std::string device;          // cpu | cuda | cuda:N; empty: not given (kernels/device_select.h decides)
   bool progress = true;        // bar on a terminal
 };
+
+// Where the final model goes: model_dir, else output_dir.
+inline std::string final_model_dir(const TrainArgs& a) { return a.model_dir.empty() ? a.output_dir : a.model_dir; }
 
 // One settable hyperparameter: its JSON name (underscores), aliases, help, and how a textual value
 // is applied. `is_flag`: a boolean that may appear without a value on the command line.
