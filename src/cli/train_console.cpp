@@ -1,4 +1,4 @@
-// Console side of a training run: progress bar or plain lines, SIGINT -> checkpoint and stop.
+// Console side of a training run: progress bar or plain lines, SIGINT/SIGTERM -> checkpoint and stop.
 #include "cli/train_console.h"
 
 #include <unistd.h>
@@ -15,11 +15,20 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_sigint(int) {
+// SIGTERM is how SageMaker stops a job (and announces a spot interruption): it gets the same
+// checkpoint as Ctrl-C, within the platform's grace period if a step is shorter than that.
+void on_stop_signal(int sig) {
   g_stop = true;
   static const char msg[] = "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
-  [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  std::signal(SIGINT, SIG_DFL);
+  static const char term[] = "\nSIGTERM: saving a checkpoint after this step\n";
+  [[maybe_unused]] auto n = sig == SIGTERM ? ::write(STDERR_FILENO, term, sizeof(term) - 1)
+                                              : ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  std::signal(sig, SIG_DFL);
+}
+
+void handle_stop_signals(void (*handler)(int)) {
+  std::signal(SIGINT, handler);
+  std::signal(SIGTERM, handler);
 }
 
 
@@ -100,16 +109,16 @@ train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& arg
   hooks.on_log = [&](const nlohmann::json& r) { progress.line(describe(r)); };
   hooks.on_step = [&](long step, long total, double loss) { progress.step(step, total, loss); };
   g_stop = false;
-  std::signal(SIGINT, on_sigint);
+  handle_stop_signals(on_stop_signal);
   train::TrainOutcome outcome;
   try {
     outcome = train::train_model(model, args, train, test, paths, hooks);
   } catch (...) {
-    std::signal(SIGINT, SIG_DFL);
+    handle_stop_signals(SIG_DFL);
     progress.finish();
     throw;
   }
-  std::signal(SIGINT, SIG_DFL);
+  handle_stop_signals(SIG_DFL);
   progress.finish();
   return outcome;
 }

@@ -1,6 +1,6 @@
 // Console side of a training run shared by `tuneserve train` and `tuneserve quickstart`: a
 // progress bar on a terminal (steps, it/s, loss, ETA), one plain line per log record otherwise,
-// and Ctrl-C (SIGINT) turned into "checkpoint after this step, then stop".
+// and Ctrl-C (SIGINT) or a job stop (SIGTERM) turned into "checkpoint after this step, then stop".
 #pragma once
 
 #include <string>
@@ -20,7 +20,7 @@ train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& dev
 // "mm:ss" or "h:mm:ss".
 std::string format_duration(double seconds);
 
-// train_model with the console attached; SIGINT is handled only while it runs.
+// train_model with the console attached; SIGINT and SIGTERM are handled only while it runs.
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,
                                        const data::TokenizedDataset* test, const train::TrainPaths& paths);
 

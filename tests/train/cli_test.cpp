@@ -262,39 +262,45 @@ TEST_F(TrainCli, TokenizerMustMatchThePreparedData) {
       << log;
 }
 
+// Ctrl-C (SIGINT) and a SageMaker stop or spot interruption (SIGTERM) both save a checkpoint after
+// the current step and exit 130; --resume latest then finishes the run.
 TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) {
-  const fs::path out = dir / "out";
   const std::string train_rows = head("data/amazon_polarity/train.jsonl", 256, dir / "train256.jsonl");
-  const std::string cmd = base() + " --train " + train_rows + " --epochs 2 --train-batch-size 8 --logging-steps 1" +
-                          " --save-strategy no --output-dir " + out.string();
-  pid_t pid = 0;
-  const std::string shell = cmd + " > " + (dir / "log").string() + " 2>&1";
-  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
-  // exec so that the signal reaches tuneserve itself, not only the shell.
-  const std::string exec_shell = "exec " + shell;
-  argv[2] = exec_shell.c_str();
-  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (count_lines(out / "metrics.jsonl") < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_GE(count_lines(out / "metrics.jsonl"), 2u) << "training did not start";
-  ::kill(pid, SIGINT);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 130) << std::ifstream(dir / "log").rdbuf();
-  bool found = false;
-  long step = 0;
-  for (const auto& e : fs::directory_iterator(out)) {
-    if (e.path().filename().string().starts_with("checkpoint-")) {
-      found = true;
-      step = std::stol(e.path().filename().string().substr(11));
+  auto command = [&](const fs::path& out) {
+    return base() + " --train " + train_rows + " --epochs 2 --train-batch-size 8 --logging-steps 1" +
+           " --save-strategy no --output-dir " + out.string();
+  };
+  auto interrupt = [&](int sig, const fs::path& out) {
+    pid_t pid = 0;
+    // exec so that the signal reaches tuneserve itself, not only the shell.
+    const std::string shell = "exec " + command(out) + " > " + (dir / "log").string() + " 2>&1";
+    const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
+    ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (count_lines(out / "metrics.jsonl") < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_GE(count_lines(out / "metrics.jsonl"), 2u) << "training did not start";
+    ::kill(pid, sig);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << "signal " << sig;
+    EXPECT_EQ(WEXITSTATUS(status), 130) << std::ifstream(dir / "log").rdbuf();
+    bool found = false;
+    long step = 0;
+    for (const auto& e : fs::directory_iterator(out)) {
+      if (e.path().filename().string().starts_with("checkpoint-")) {
+        found = true;
+        step = std::stol(e.path().filename().string().substr(11));
+      }
     }
-  }
-  ASSERT_TRUE(found) << "no checkpoint after SIGINT";
-  EXPECT_LT(step, 64);
-  EXPECT_FALSE(fs::exists(out / "model.safetensors"));
-  ASSERT_EQ(run(cmd + " --resume latest > " + (dir / "log2").string() + " 2>&1"), 0) << std::ifstream(dir / "log2").rdbuf();
+    ASSERT_TRUE(found) << "no checkpoint after signal " << sig;
+    EXPECT_LT(step, 64);
+    EXPECT_FALSE(fs::exists(out / "model.safetensors"));
+  };
+  interrupt(SIGTERM, dir / "term");
+  const fs::path out = dir / "out";
+  interrupt(SIGINT, out);
+  ASSERT_EQ(run(command(out) + " --resume latest > " + (dir / "log2").string() + " 2>&1"), 0) << std::ifstream(dir / "log2").rdbuf();
   EXPECT_EQ(read_json(out / "train_results.json")["global_step"], 64);
   EXPECT_EQ(count_lines(out / "metrics.jsonl"), 64u);  // one log per step, none twice
 }
