@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/json.h"
 
 namespace tuneserve {
 
@@ -31,6 +31,8 @@ std::string ModelConfig::sequence_classification_class() const {
 }
 
 namespace {
+
+constexpr int kMaxLabels = 1'000'000;
 
 // Field names per architecture (see the table in config.h).
 struct Keys {
@@ -59,7 +61,7 @@ int get_int(const nlohmann::json& j, const char* key, const std::string& source,
     if (required) fail("{}: field '{}' is missing", source, key);
     return fallback;
   }
-  if (!it->is_number_integer()) fail("{}: field '{}' must be an integer, found {}", source, key, it->dump());
+  if (!it->is_number_integer()) fail("{}: field '{}' must be an integer, found {}", source, key, json_excerpt(*it));
   const auto v = it->get<std::int64_t>();
   if (v < 0 || v > (1 << 30)) fail("{}: field '{}' out of range: {}", source, key, v);
   return static_cast<int>(v);
@@ -68,7 +70,7 @@ int get_int(const nlohmann::json& j, const char* key, const std::string& source,
 float get_float(const nlohmann::json& j, const char* key, const std::string& source, float fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_number()) fail("{}: field '{}' must be a number, found {}", source, key, it->dump());
+  if (!it->is_number()) fail("{}: field '{}' must be a number, found {}", source, key, json_excerpt(*it));
   return it->get<float>();
 }
 
@@ -76,7 +78,7 @@ std::string get_string(const nlohmann::json& j, const char* key, const std::stri
                        const std::string& fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_string()) fail("{}: field '{}' must be a string, found {}", source, key, it->dump());
+  if (!it->is_string()) fail("{}: field '{}' must be a string, found {}", source, key, json_excerpt(*it));
   return it->get<std::string>();
 }
 
@@ -115,7 +117,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
   else if (type == "bert") c.arch = Arch::Bert;
   else if (type == "roberta") c.arch = Arch::Roberta;
   else if (type.empty()) fail("{}: field 'model_type' is missing (expected distilbert, bert or roberta)", source);
-  else fail("{}: field 'model_type' is '{}': supported are distilbert, bert, roberta", source, type);
+  else fail("{}: field 'model_type' is '{}': supported are distilbert, bert, roberta", source, text_excerpt(type));
 
   const Keys k = keys_for(c.arch);
   c.hidden_size = get_int(j, k.hidden_size, source, true, 0);
@@ -141,10 +143,10 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     c.layer_norm_eps = get_float(j, "layer_norm_eps", source, 1e-12f);
     const std::string pos = get_string(j, "position_embedding_type", source, "absolute");
     if (pos != "absolute")
-      fail("{}: field 'position_embedding_type' is '{}': only 'absolute' is supported", source, pos);
+      fail("{}: field 'position_embedding_type' is '{}': only 'absolute' is supported", source, text_excerpt(pos));
   }
   if (c.hidden_act != "gelu")
-    fail("{}: field '{}' is '{}': only 'gelu' (exact erf) is supported", source, k.activation, c.hidden_act);
+    fail("{}: field '{}' is '{}': only 'gelu' (exact erf) is supported", source, k.activation, text_excerpt(c.hidden_act));
   if (c.hidden_size <= 0 || c.num_heads <= 0 || c.hidden_size % c.num_heads != 0)
     fail("{}: field '{}' ({}) must be a positive multiple of '{}' ({})", source, k.hidden_size,
          c.hidden_size, k.num_heads, c.num_heads);
@@ -169,8 +171,8 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
         used = 0;
       }
       if (used != key.size() || id < 0)
-        fail("{}: field 'id2label' key '{}' is not a non-negative integer", source, key);
-      if (!value.is_string()) fail("{}: field 'id2label.{}' must be a string", source, key);
+        fail("{}: field 'id2label' key '{}' is not a non-negative integer", source, text_excerpt(key));
+      if (!value.is_string()) fail("{}: field 'id2label.{}' must be a string", source, text_excerpt(key));
       by_id[id] = value.get<std::string>();
     }
     for (int i = 0; i < static_cast<int>(by_id.size()); ++i) {
@@ -179,6 +181,8 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     }
   } else {
     const int n = get_int(j, "num_labels", source, false, 2);
+    // Label names are made before any weight is checked: a huge count must not allocate first.
+    if (n > kMaxLabels) fail("{}: field 'num_labels' is {}: at most {} labels are supported", source, n, kMaxLabels);
     for (int i = 0; i < n; ++i) names.push_back(default_label_name(static_cast<std::size_t>(i)));
   }
   if (names.empty()) fail("{}: field 'id2label' is empty", source);
@@ -186,7 +190,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
   if (auto it = j.find("label2id"); it != j.end() && it->is_object()) {
     c.label2id.clear();
     for (auto& [key, value] : it->items()) {
-      if (!value.is_number_integer()) fail("{}: field 'label2id.{}' must be an integer", source, key);
+      if (!value.is_number_integer()) fail("{}: field 'label2id.{}' must be an integer", source, text_excerpt(key));
       c.label2id[key] = value.get<int>();
     }
   }
@@ -194,7 +198,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
   if (!c.problem_type.empty() && c.problem_type != "single_label_classification" &&
       c.problem_type != "multi_label_classification" && c.problem_type != "regression")
     fail("{}: field 'problem_type' is '{}': expected single_label_classification, "
-         "multi_label_classification or regression", source, c.problem_type);
+         "multi_label_classification or regression", source, text_excerpt(c.problem_type));
   if (auto it = j.find("architectures"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) fail("{}: field 'architectures' must be a list of strings", source);
     for (auto& a : *it) {
@@ -209,13 +213,7 @@ ModelConfig load_config(const std::string& path) {
   std::string file = path;
   if (std::filesystem::is_directory(path)) file = (std::filesystem::path(path) / "config.json").string();
   if (!std::filesystem::exists(file)) fail("{}: no such file (a model directory holds config.json)", file);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", file, e.what());
-  }
-  return parse_config(j, file);
+  return parse_config(read_json_file(file), file);
 }
 
 nlohmann::json config_to_json(const ModelConfig& c) {

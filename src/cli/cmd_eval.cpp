@@ -20,13 +20,14 @@ struct EvalArgs {
   std::string model, tokenizer, revision = "main", data, text = "text", label = "label", label_map, columns, device;
   long max_length = 0, batch_size = 32;
   int threads = 0;
-  bool json = false, skip_bad_rows = false;
+  bool json = false, skip_bad_rows = false, no_weight_check = false;
 };
 
 int run(EvalArgs a) {
   if (a.batch_size < 1) fail("--batch-size must be >= 1, got {}", a.batch_size);
   LoadOptions load_options;
   load_options.device = select_device({.value = a.device}).device;  // before any model or data is fetched
+  load_options.check_finite = !a.no_weight_check;
   const storage::ModelPaths paths = storage::resolve_model(a.model, a.tokenizer, {a.revision});
   a.model = paths.model;
   a.tokenizer = paths.tokenizer;
@@ -78,6 +79,7 @@ const Registration registration{Command{
       app.add_option("--device", a->device, "cpu | cuda | cuda:N (default: cpu)");
       app.add_flag("--skip-bad-rows,--skip_bad_rows", a->skip_bad_rows, "Skip malformed rows (counted) instead of stopping");
       app.add_flag("--json", a->json, "Print one JSON object instead of a table");
+      app.add_flag("--no-weight-check", a->no_weight_check, "Load weights holding NaN or Inf instead of refusing them");
       return [a] { return run(*a); };
     }}};
 

@@ -17,6 +17,7 @@
 #include "cli/command.h"
 #include "kernels/device_select.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "model/pipeline.h"
 #include "storage/resolve.h"
 
@@ -35,6 +36,7 @@ struct PredictArgs {
   std::string top_k;
   int max_length = 0;
   bool no_truncation = false;
+  bool no_weight_check = false;
   int threads = 0;
   int batch_size = 32;
   std::string device;
@@ -49,12 +51,7 @@ struct Line {
 
 Line parse_line(const std::string& text, const std::string& path, std::size_t line_number,
                 std::vector<TextInput>& inputs) {
-  nlohmann::json value;
-  try {
-    value = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("{}: line {}: not valid JSON ({})", path, line_number, e.what());
-  }
+  const nlohmann::json value = parse_json(text, fmt::format("{}: line {}", path, line_number), {kJsonRecordBytes});
   if (!value.is_object()) fail("{}: line {}: expected an object with \"text\" or \"inputs\"", path, line_number);
   ParsedInputs parsed;
   try {
@@ -111,6 +108,7 @@ int run_predict(const PredictArgs& args) {
   pipeline_options.threads = args.threads;
   pipeline_options.max_batch_size = args.batch_size;
   pipeline_options.device = device;
+  pipeline_options.check_weights = !args.no_weight_check;
   const storage::ModelPaths paths = storage::resolve_model(args.model_dir, args.tokenizer_dir, {args.revision});
   auto pipeline = Pipeline::load(paths.model, paths.tokenizer, pipeline_options);
   // stderr, not spdlog's default stdout sink: stdout carries only the JSON results.
@@ -152,6 +150,7 @@ const Registration registration{Command{
       app.add_option("--max-length", args->max_length, "Truncate to this many tokens (default: the model's)")
           ->check(CLI::PositiveNumber);
       app.add_flag("--no-truncation", args->no_truncation, "Reject over-long inputs instead of truncating");
+      app.add_flag("--no-weight-check", args->no_weight_check, "Load weights holding NaN or Inf instead of refusing them");
       app.add_option("--threads", args->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
       app.add_option("--batch-size", args->batch_size, "Inputs per forward pass")
           ->capture_default_str()

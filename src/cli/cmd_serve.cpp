@@ -75,6 +75,7 @@ int run_serve(ServeOptions options) {
   pipeline_options.threads =
       options.threads > 0 ? options.threads : std::max(1, cores / std::max(1, options.batch.workers));
   pipeline_options.device = device;
+  pipeline_options.check_weights = options.weight_check;
   const std::string tokenizer = options.tokenizer;
   options.server.loader = [pipeline_options, tokenizer](const std::string& dir) {
     // A model from the store brings its own tokenizer when it has one.

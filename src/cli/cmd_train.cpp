@@ -1,5 +1,5 @@
 // `tuneserve train`: fine-tunes a Hugging Face classifier on raw files or a prepared dataset, with
-// transformers Trainer semantics, checkpoints, --resume, Ctrl-C checkpointing and the SageMaker
+// transformers Trainer semantics, checkpoints, --resume, Ctrl-C / SIGTERM checkpointing and the SageMaker
 // job contract (hyperparameters.json, SM_* variables, failure file). See train/args.h for flags.
 #include <cstdio>
 #include <filesystem>
@@ -48,7 +48,7 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
   if (outcome.interrupted) {
     std::fprintf(stderr, "stopped at step %ld of %ld; checkpoint %s\nresume with: tuneserve train ... --resume latest\n",
                  outcome.global_step, outcome.total_steps, outcome.last_checkpoint.c_str());
-    return 130;
+    return interrupted_exit_code();
   }
   const auto& tr = outcome.train_results;
   std::printf("trained %ld steps (%.2f epochs) in %s: train loss %.4f, %.1f samples/s\n", outcome.global_step,

@@ -14,15 +14,17 @@ namespace tuneserve::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
 
-// SIGTERM is how SageMaker stops a job (and announces a spot interruption): it gets the same
-// checkpoint as Ctrl-C, within the platform's grace period if a step is shorter than that.
+// Async-signal-safe: sets flags, writes one fixed line, and lets the same signal again end the
+// process at once.
 void on_stop_signal(int sig) {
   g_stop = true;
-  static const char msg[] = "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
-  static const char term[] = "\nSIGTERM: saving a checkpoint after this step\n";
-  [[maybe_unused]] auto n = sig == SIGTERM ? ::write(STDERR_FILENO, term, sizeof(term) - 1)
-                                              : ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  g_signal = sig;
+  static const char interrupt[] = "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
+  static const char terminate[] = "\nSIGTERM: saving a checkpoint after this step, then exiting\n";
+  const bool term = sig == SIGTERM;
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, term ? terminate : interrupt, (term ? sizeof terminate : sizeof interrupt) - 1);
   std::signal(sig, SIG_DFL);
 }
 
@@ -109,6 +111,7 @@ train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& arg
   hooks.on_log = [&](const nlohmann::json& r) { progress.line(describe(r)); };
   hooks.on_step = [&](long step, long total, double loss) { progress.step(step, total, loss); };
   g_stop = false;
+  g_signal = 0;
   handle_stop_signals(on_stop_signal);
   train::TrainOutcome outcome;
   try {
@@ -122,5 +125,7 @@ train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& arg
   progress.finish();
   return outcome;
 }
+
+int interrupted_exit_code() { return g_signal == SIGTERM ? 0 : 130; }
 
 }  // namespace tuneserve::cli

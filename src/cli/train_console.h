@@ -1,6 +1,7 @@
 // Console side of a training run shared by `tuneserve train` and `tuneserve quickstart`: a
 // progress bar on a terminal (steps, it/s, loss, ETA), one plain line per log record otherwise,
-// and Ctrl-C (SIGINT) or a job stop (SIGTERM) turned into "checkpoint after this step, then stop".
+// and Ctrl-C (SIGINT) or SIGTERM (SageMaker stopping a job, a spot interruption, Kubernetes)
+// turned into "checkpoint after this step, then stop".
 #pragma once
 
 #include <string>
@@ -23,5 +24,9 @@ std::string format_duration(double seconds);
 // train_model with the console attached; SIGINT and SIGTERM are handled only while it runs.
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,
                                        const data::TokenizedDataset* test, const train::TrainPaths& paths);
+
+// The exit status of a run that a signal stopped (its checkpoint saved): 130 after Ctrl-C, as a
+// shell reports it; 0 after SIGTERM, the orchestrator's request to stop, which was honoured.
+int interrupted_exit_code();
 
 }  // namespace tuneserve::cli

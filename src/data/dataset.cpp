@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/mapped_file.h"
 
 namespace tuneserve::data {
@@ -201,12 +202,7 @@ TokenizedDataset TokenizedDataset::open(const std::string& dir) {
   const std::string manifest_path = (root / "manifest.json").string();
   if (!fs::exists(manifest_path))
     fail("{}: not a tokenized dataset directory (no manifest.json; write one with `tuneserve prep`)", dir);
-  json j;
-  try {
-    j = json::parse(read_text_file(manifest_path));
-  } catch (const json::exception& e) {
-    fail("{}: invalid JSON: {}", manifest_path, e.what());
-  }
+  const json j = read_json_file(manifest_path, {kJsonLargeFileBytes});
   TokenizedDataset d;
   d.manifest_ = Manifest::from_json(j, manifest_path);
   auto storage = std::make_shared<Storage>();

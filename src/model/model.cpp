@@ -219,10 +219,13 @@ class Carver {
  public:
   void add(float** slot, std::size_t n) { items_.push_back({slot, nullptr, n}); }
   void add(std::int32_t** slot, std::size_t n) { items_.push_back({nullptr, slot, n}); }
-  void allocate(Arena& arena, const Backend& backend) {
+  std::size_t bytes() const {
     std::size_t total = 0;  // in 4-byte elements
     for (auto& it : items_) total += round(it.n);
-    float* base = static_cast<float*>(arena.reserve(backend, total * sizeof(float)));
+    return total * sizeof(float);
+  }
+  void allocate(Arena& arena, const Backend& backend) {
+    float* base = static_cast<float*>(arena.reserve(backend, bytes()));
     std::size_t offset = 0;
     for (auto& it : items_) {
       if (it.f) *it.f = base + offset;
@@ -244,8 +247,8 @@ class Carver {
 // Rows of each token input in Acts::tokens, rounded so that every input starts 64-byte aligned.
 std::size_t token_stride(const Layout& lay) { return (static_cast<std::size_t>(lay.M) + 15) / 16 * 16; }
 
-void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelConfig& c, const Layout& lay,
-                   bool training) {
+// The slices of one call's activations, not yet placed (allocate_acts places them).
+Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training) {
   const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = lay.M, Bs = lay.B;
   Carver v;
   v.add(&a.tokens, 3 * token_stride(lay) + (lay.packed ? 0 : static_cast<std::size_t>(lay.B) * lay.T));
@@ -298,7 +301,13 @@ void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelCon
     v.add(&a.targets, Bs * c.num_labels);
     v.add(&a.dlogits, Bs * c.num_labels);
   }
-  v.allocate(arena, backend);
+  return v;
+}
+
+void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelConfig& c, const Layout& lay,
+                   bool training) {
+  plan_acts(a, c, lay, training).allocate(arena, backend);
+  const int distinct = training ? c.num_layers : 1;
   if (!training) {
     a.emb_out = a.emb_ln;
     a.layers[0].res1 = a.layers[0].ao;
@@ -410,9 +419,12 @@ struct Model::Impl {
   // Inference weights prepared by the backend, built on first forward() after any weight change.
   mutable std::mutex pack_mutex;
   mutable std::shared_ptr<const PackedWeights> packed;
-  // Inference activations: one arena per concurrent forward(), returned here after the call.
+  // Inference activations: one arena per concurrent forward(), returned here after the call and
+  // kept (warm) unless more than arena_limit would then exist.
   mutable std::mutex arena_mutex;
   mutable std::vector<std::unique_ptr<Arena>> free_arenas;
+  mutable std::size_t arenas_out = 0;  // taken by forward() calls running now
+  mutable std::size_t arena_limit = SIZE_MAX;
   // Training activations and gradient scratch, kept between steps.
   Acts train_acts;
   Arena train_arena;
@@ -430,6 +442,7 @@ struct Model::Impl {
   }
   std::unique_ptr<Arena> take_arena() const {
     std::lock_guard<std::mutex> lock(arena_mutex);
+    ++arenas_out;
     if (free_arenas.empty()) return std::make_unique<Arena>();
     std::unique_ptr<Arena> arena = std::move(free_arenas.back());
     free_arenas.pop_back();
@@ -437,7 +450,8 @@ struct Model::Impl {
   }
   void return_arena(std::unique_ptr<Arena> arena) const {
     std::lock_guard<std::mutex> lock(arena_mutex);
-    free_arenas.push_back(std::move(arena));
+    --arenas_out;
+    if (free_arenas.size() + arenas_out < arena_limit) free_arenas.push_back(std::move(arena));
   }
   void invalidate_packed() {
     std::lock_guard<std::mutex> lock(pack_mutex);
@@ -445,7 +459,7 @@ struct Model::Impl {
   }
 
   void forward_layers(Acts& a, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
-                      std::vector<std::vector<float>>* hidden) const;
+                      std::vector<std::vector<float>>* hidden, const std::function<bool()>& stop = {}) const;
   void backward(Acts& a, const Layout& lay, const float* dlogits, const DropoutPlan& drop);
 };
 
@@ -453,7 +467,7 @@ struct Model::Impl {
 // forward
 
 void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
-                                 std::vector<std::vector<float>>* hidden) const {
+                                 std::vector<std::vector<float>>* hidden, const std::function<bool()>& stop) const {
   const Backend& k = *backend;
   const ModelConfig& c = config;
   const Weights& w = params.w;
@@ -484,6 +498,7 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
   save_hidden(a.emb_out);
 
   for (int l = 0; l < L; ++l) {
+    if (stop && stop()) throw ForwardStopped(fmt::format("forward pass stopped before layer {} of {}", l, L));
     const LayerWeights& lw = w.layers[l];
     const LayerActs& la = a.layers[l];
     const PackedLayer* pl = pw ? &pw->layers[l] : nullptr;
@@ -559,18 +574,53 @@ std::vector<float> Model::forward(const PackedBatch& batch, const ForwardOptions
   lay.prune_last = options.hidden_states == nullptr && m.engine.prune_last_layer && lay.outputs_are_first_tokens();
   require_device(m.device);  // a GPU: make it current on this thread
   const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(lay.M));
-  // Activations per call from a pool, so concurrent forwards never share them.
-  std::unique_ptr<Arena> arena = m.take_arena();
+  // Activations per call from a pool, so concurrent forwards never share them; given back even
+  // when the pass throws (ForwardStopped).
+  struct Lease {
+    const Impl& m;
+    std::unique_ptr<Arena> arena;
+    ~Lease() { m.return_arena(std::move(arena)); }
+  } lease{m, m.take_arena()};
+  Arena* arena = lease.arena.get();
   Acts acts;
   allocate_acts(acts, *arena, *m.backend, c, lay, false);
   upload_tokens(acts, tk, lay, *m.backend);
   const auto pw = m.packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
-  m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states);
+  m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states, options.stop);
   std::vector<float> logits(static_cast<std::size_t>(lay.B) * c.num_labels);
   m.backend->download(logits.data(), acts.logits, logits.size() * sizeof(float));
-  m.return_arena(std::move(arena));
   return logits;
+}
+
+std::size_t Model::inference_bytes(int tokens, int longest) const {
+  // The packed layout forward() runs when no hidden states are asked for, filled with sequences of
+  // `longest` tokens (attention grows with the square of a sequence's length: the worst case).
+  Layout lay;
+  longest = std::max(1, std::min(longest, tokens));
+  for (int left = std::max(1, tokens); left > 0; left -= longest) {
+    lay.offsets.push_back(lay.M);
+    lay.lengths.push_back(std::min(left, longest));
+    lay.M += lay.lengths.back();
+  }
+  lay.B = static_cast<int>(lay.lengths.size());
+  lay.T = longest;
+  lay.packed = true;
+  lay.out_rows = lay.offsets;
+  lay.prune_last = impl_->engine.prune_last_layer;
+  Acts acts;
+  return plan_acts(acts, impl_->config, lay, false).bytes();
+}
+
+void Model::set_concurrent_forwards(std::size_t n) const {
+  const Impl& m = *impl_;
+  std::vector<std::unique_ptr<Arena>> freed;  // released outside the lock
+  std::lock_guard<std::mutex> lock(m.arena_mutex);
+  m.arena_limit = std::max<std::size_t>(n, 1);
+  while (!m.free_arenas.empty() && m.free_arenas.size() + m.arenas_out > m.arena_limit) {
+    freed.push_back(std::move(m.free_arenas.back()));
+    m.free_arenas.pop_back();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -825,9 +875,8 @@ Model Model::load(const std::string& dir, LoadReport* report, const LoadOptions&
   if (config.architectures.empty() || config.architectures[0] != config.sequence_classification_class())
     config.architectures = {config.sequence_classification_class()};
   m.config = config;
-  build_param_table(m.params, config, *m.backend);
   LoadReport local;
-  upload_parameters(m.params, load_parameters(m.params, config, dir, options.init_seed, report ? *report : local));
+  upload_parameters(m.params, load_parameters(m.params, config, dir, *m.backend, options, report ? *report : local));
   return model;
 }
 

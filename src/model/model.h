@@ -6,12 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "checkpoint/config.h"
 #include "core/device.h"
+#include "core/error.h"
 #include "core/packed_batch.h"
 
 namespace tuneserve {
@@ -48,6 +50,15 @@ struct ForwardOptions {
   // padded, as transformers returns them): embeddings output, then each layer's output
   // (transformers' `hidden_states`).
   std::vector<std::vector<float>>* hidden_states = nullptr;
+  // Polled before each layer: true abandons the pass (forward throws ForwardStopped), so a server
+  // stops computing a batch whose every request has timed out or gone.
+  std::function<bool()> stop = {};
+};
+
+// What forward() throws when ForwardOptions::stop asked it to stop.
+class ForwardStopped : public Error {
+ public:
+  using Error::Error;
 };
 
 // Work forward() and forward_backward() skip without changing results beyond float reassociation.
@@ -67,6 +78,7 @@ struct LoadOptions {
   std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
   std::string problem_type;           // non-empty: override the config's problem_type
   Device device;                      // where the weights live and the kernels run (see Parameter)
+  bool check_finite = true;           // refuse a checkpoint holding NaN or Inf (it would answer NaN)
 };
 
 class Model {
@@ -97,6 +109,13 @@ class Model {
   // call). Throws Error for ids outside [0, V), a sequence longer than the positions, etc.
   // Safe to call from several threads at once (activations are per call).
   std::vector<float> forward(const PackedBatch& batch, const ForwardOptions& options = {}) const;
+
+  // The activation memory (bytes) one forward() of `tokens` real tokens in all, in sequences of at
+  // most `longest` tokens, takes at most, for sizing how many passes may run at once.
+  std::size_t inference_bytes(int tokens, int longest) const;
+  // From now on at most `n` forward() calls run at once: activation memory kept warm for more (one
+  // arena per concurrent call, as large as its largest batch) is freed, now and as calls end.
+  void set_concurrent_forwards(std::size_t n) const;
 
   // Loss as transformers computes it for host `logits` (B, K) and host labels, on the CPU whatever
   // the device: mean cross-entropy, mean BCE-with-logits, or mean squared error, chosen by

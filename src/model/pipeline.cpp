@@ -419,6 +419,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   LoadReport report;
   LoadOptions load_options;
   load_options.device = options.device;
+  load_options.check_finite = options.check_weights;
   auto impl = std::make_unique<Impl>(Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report, load_options), options,
                                           {}, 0, 0, {}});
   const ModelConfig& config = impl->model.config();
@@ -464,7 +465,18 @@ Encoding Pipeline::tokenize(const TextInput& input, const TokenizeOptions& optio
   return encoding;
 }
 
-std::vector<float> Pipeline::forward(const PackedBatch& batch) const { return impl_->model.forward(batch); }
+std::vector<float> Pipeline::forward(const PackedBatch& batch, const std::function<bool()>& stop) const {
+  ForwardOptions options;
+  options.stop = stop;
+  return impl_->model.forward(batch, options);
+}
+
+std::size_t Pipeline::forward_bytes(std::size_t tokens) const {
+  const int T = static_cast<int>(std::min<std::size_t>(tokens, 1 << 30));
+  return impl_->model.inference_bytes(T, impl_->positions);
+}
+
+void Pipeline::set_concurrent_forwards(std::size_t n) const { impl_->model.set_concurrent_forwards(n); }
 
 std::vector<LabelScore> Pipeline::postprocess(std::span<const float> logits, const PostprocessOptions& options) const {
   return tuneserve::postprocess(logits, impl_->labels, options);

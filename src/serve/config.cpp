@@ -34,6 +34,12 @@ double to_number(const std::string& value, double min, double max) {
   return d;
 }
 
+bool to_bool(const std::string& value) {
+  if (value == "true" || value == "1" || value == "yes") return true;
+  if (value == "false" || value == "0" || value == "no") return false;
+  fail("expected true or false, got \"{}\"", text_excerpt(value));
+}
+
 std::chrono::milliseconds seconds(const std::string& value) {
   return std::chrono::milliseconds(static_cast<long long>(to_number(value, 0.001, 86400) * 1000));
 }
@@ -69,6 +75,8 @@ const std::vector<Setting>& serve_settings() {
        [](O& o, S v) { o.threads = static_cast<int>(to_int(v, 0, 1024)); }},
       {"device", {"TUNESERVE_DEVICE"}, "where the model runs: cpu | cuda | cuda:N (default cpu)",
        [](O& o, S v) { o.device = parse_device(v).str(); }},
+      {"weight_check", {}, "refuse a model whose weights hold NaN or Inf (default true)",
+       [](O& o, S v) { o.weight_check = to_bool(v); }},
       {"job_queue_size", {"MAX_CONCURRENT_REQUESTS"},
        "requests admitted per model at once; more get 503 + Retry-After",
        [](O& o, S v) { o.batch.queue_size = static_cast<std::size_t>(to_int(v, 1, 1'000'000)); }},

@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/unicode.h"
 #include "tokenizer/wordpiece.h"
@@ -132,17 +132,8 @@ Workspace& workspace() {
   return ws;
 }
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path.string());
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  try {
-    return json::parse(buffer.str());
-  } catch (const json::parse_error& e) {
-    fail("{}: invalid JSON: {}", path.string(), e.what());
-  }
-}
+// tokenizer.json of a large vocabulary runs to tens of MB.
+json read_json(const fs::path& path) { return read_json_file(path.string(), {kJsonLargeFileBytes}); }
 
 // A token name in tokenizer_config.json / special_tokens_map.json: "x" or {"content": "x", ...}.
 std::optional<std::string> token_name(const json& value) {

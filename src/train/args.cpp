@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "train/schedule.h"
 
 namespace tuneserve::train {
@@ -158,8 +159,11 @@ void apply_hyperparameters_json(TrainArgs& args, const nlohmann::json& hyperpara
     nlohmann::json value = raw;
     if (raw.is_string()) {
       // SageMaker JSON-encodes every value; a bare string that is not JSON is taken as it is.
-      value = nlohmann::json::parse(raw.get<std::string>(), nullptr, /*allow_exceptions=*/false);
-      if (value.is_discarded()) value = raw;
+      try {
+        value = parse_json(raw.get_ref<const std::string&>(), fmt::format("{}: hyperparameter {}", source, key));
+      } catch (const JsonError&) {
+        value = raw;
+      }
     }
     std::string text;
     if (value.is_string()) {
@@ -169,7 +173,8 @@ void apply_hyperparameters_json(TrainArgs& args, const nlohmann::json& hyperpara
     } else if (value.is_number()) {
       text = value.dump();
     } else {
-      fail("{}: hyperparameter {} must be a string, number or boolean, got {}", source, key, raw.dump());
+      fail("{}: hyperparameter {} must be a string, number or boolean, got {}", source, text_excerpt(key),
+           json_excerpt(raw));
     }
     try {
       set_hyperparameter(args, key, text);

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/json.h"
 
 namespace tuneserve::train {
 
@@ -53,10 +53,8 @@ JobEnv detect_job_env(const std::string& root_override) {
   bool any = found;
   if (fs::exists(env.hyperparameters_path)) {
     any = true;
-    const std::string text = read_text_file(env.hyperparameters_path);
-    env.hyperparameters = nlohmann::json::parse(text, nullptr, false);
-    if (env.hyperparameters.is_discarded() || !env.hyperparameters.is_object())
-      fail("{}: not a JSON object", env.hyperparameters_path);
+    env.hyperparameters = read_json_file(env.hyperparameters_path);
+    if (!env.hyperparameters.is_object()) fail("{}: not a JSON object", env.hyperparameters_path);
   }
   env.model_dir = env_or("SM_MODEL_DIR", env.root + "/model", &any);
   env.channel_train = env_or("SM_CHANNEL_TRAIN", env.root + "/input/data/train", &any);

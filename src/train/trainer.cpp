@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -14,7 +15,7 @@
 
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/json.h"
 #include "train/data_source.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
@@ -54,26 +55,32 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   fs::rename(tmp, path);
 }
 
-nlohmann::json read_json(const std::string& path) {
-  nlohmann::json j = nlohmann::json::parse(read_text_file(path), nullptr, false);
-  if (j.is_discarded()) fail("{}: not valid JSON", path);
-  return j;
-}
+// trainer_state.json keeps every log record of a run: a large file of our own.
+nlohmann::json read_json(const std::string& path) { return read_json_file(path, {kJsonLargeFileBytes}); }
 
+// The step of a checkpoint-<step> folder; -1 for any other name, a step too large for a long
+// included (a stray "checkpoint-99999999999999999999999" is not one of ours).
 long checkpoint_step(const fs::path& p) {
   const std::string name = p.filename().string();
   if (!name.starts_with("checkpoint-")) return -1;
-  const std::string digits = name.substr(11);
-  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) return -1;
-  return std::stol(digits);
+  const std::string_view digits = std::string_view(name).substr(11);
+  long step = -1;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || step < 0) return -1;
+  return step;
 }
 
 std::vector<fs::path> checkpoints_in(const std::string& dir) {
   std::vector<fs::path> out;
   if (!fs::is_directory(dir)) return out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_directory() && checkpoint_step(e.path()) >= 0 && fs::exists(e.path() / "trainer_state.json"))
-      out.push_back(e.path());
+    if (!e.is_directory()) continue;
+    if (checkpoint_step(e.path()) < 0) {
+      if (e.path().filename().string().starts_with("checkpoint-"))
+        spdlog::warn("{}: not a checkpoint-<step> folder; ignored", e.path().string());
+      continue;
+    }
+    if (fs::exists(e.path() / "trainer_state.json")) out.push_back(e.path());
   }
   std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) { return checkpoint_step(a) < checkpoint_step(b); });
   return out;
@@ -261,7 +268,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
     if (saved.value("identity", nlohmann::json()) != identity)
       fail("--resume {}: the checkpoint was made with other settings ({}) than this run ({}); "
            "resume with the same data, batch size, accumulation, seed, steps and schedule",
-           dir, saved.value("identity", nlohmann::json()).dump(), identity.dump());
+           dir, json_excerpt(saved.value("identity", nlohmann::json())), json_excerpt(identity));
     st = LoopState::from_json(saved.at("state"), state_path);
     load_weights_into(model, dir, args.seed, "--resume");
     optimizer.load_state(SafeTensorsReader((fs::path(dir) / "optimizer.safetensors").string()));

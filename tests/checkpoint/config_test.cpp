@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "test_util.h"
@@ -103,6 +104,24 @@ TEST(Config, ErrorsNameFileAndField) {
   nlohmann::json t = {{"model_type", "gpt2"}};
   EXPECT_THROW(parse_config(t, "x"), Error);
   EXPECT_THROW(load_config("/nonexistent/dir"), Error);
+}
+
+// Issue 11: a config.json holding a 10^6-deep array crashed `predict` (stack overflow), and a
+// huge num_labels allocated its label names before any weight was looked at.
+TEST(Config, DeepFilesAndHugeLabelCountsAreClearErrors) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("tuneserve_deep_config_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  std::ofstream(dir / "config.json") << R"({"model_type": "distilbert", "dim": )" << deep << "}";
+  const std::string message = testing::error_of([&] { load_config(dir.string()); });
+  EXPECT_NE(message.find("config.json: JSON nested deeper than 64 levels"), std::string::npos) << message;
+  std::ofstream(dir / "config.json") << R"({"model_type": "distilbert", "dim": [)" << std::string(5000, '1') << "]}";
+  EXPECT_LT(testing::error_of([&] { load_config(dir.string()); }).size(), 600u);
+  fs::remove_all(dir);
+  nlohmann::json j = {{"model_type", "distilbert"}, {"dim", 64}, {"n_layers", 2}, {"n_heads", 4}, {"hidden_dim", 10},
+                      {"vocab_size", 50}, {"num_labels", 1'000'000'000}};
+  EXPECT_NE(testing::error_of([&] { parse_config(j, "x"); }).find("at most 1000000 labels"), std::string::npos);
 }
 
 }  // namespace

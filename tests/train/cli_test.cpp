@@ -1,7 +1,7 @@
 // `tuneserve train` end to end on a slice of the Amazon reviews: the Hugging Face output directory
 // and result files, the SageMaker job contract in a temporary root (hyperparameters.json with
 // JSON-encoded values, channels, model dir, failure file), and Ctrl-C: SIGINT saves a checkpoint,
-// exits 130, and --resume latest finishes the run.
+// exits 130, and --resume latest finishes the run (SIGTERM the same, exiting 0).
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -57,7 +57,7 @@ std::size_t count_lines(const fs::path& p) {
 }
 
 class TrainCli : public ::testing::Test {
- protected:
+ public:
   void SetUp() override {
     if (!fs::exists(shared_path("models/distilbert-tiny-init/model.safetensors")) ||
         !fs::exists(shared_path("data/amazon_polarity/train.jsonl")))
@@ -262,45 +262,50 @@ TEST_F(TrainCli, TokenizerMustMatchThePreparedData) {
       << log;
 }
 
-// Ctrl-C (SIGINT) and a SageMaker stop or spot interruption (SIGTERM) both save a checkpoint after
-// the current step and exit 130; --resume latest then finishes the run.
-TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) {
-  const std::string train_rows = head("data/amazon_polarity/train.jsonl", 256, dir / "train256.jsonl");
-  auto command = [&](const fs::path& out) {
-    return base() + " --train " + train_rows + " --epochs 2 --train-batch-size 8 --logging-steps 1" +
-           " --save-strategy no --output-dir " + out.string();
-  };
-  auto interrupt = [&](int sig, const fs::path& out) {
-    pid_t pid = 0;
-    // exec so that the signal reaches tuneserve itself, not only the shell.
-    const std::string shell = "exec " + command(out) + " > " + (dir / "log").string() + " 2>&1";
-    const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
-    ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (count_lines(out / "metrics.jsonl") < 2 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    ASSERT_GE(count_lines(out / "metrics.jsonl"), 2u) << "training did not start";
-    ::kill(pid, sig);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFEXITED(status)) << "signal " << sig;
-    EXPECT_EQ(WEXITSTATUS(status), 130) << std::ifstream(dir / "log").rdbuf();
-    bool found = false;
-    long step = 0;
-    for (const auto& e : fs::directory_iterator(out)) {
-      if (e.path().filename().string().starts_with("checkpoint-")) {
-        found = true;
-        step = std::stol(e.path().filename().string().substr(11));
-      }
-    }
-    ASSERT_TRUE(found) << "no checkpoint after signal " << sig;
-    EXPECT_LT(step, 64);
-    EXPECT_FALSE(fs::exists(out / "model.safetensors"));
-  };
-  interrupt(SIGTERM, dir / "term");
+// Stops a run with `sig` once training has started; expects a checkpoint, exit `expected`, and that
+// --resume latest finishes the run as if it had not stopped.
+void stop_and_resume(const TrainCli& t, int sig, int expected);
+
+TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) { stop_and_resume(*this, SIGINT, 130); }
+
+// Issue 11: SIGTERM (SageMaker stopping a job, spot interruptions, Kubernetes) exited 143 without a
+// checkpoint; it now saves one as Ctrl-C does and exits 0.
+TEST_F(TrainCli, SigtermSavesACheckpointAndExitsZero) { stop_and_resume(*this, SIGTERM, 0); }
+
+void stop_and_resume(const TrainCli& t, int sig, int expected) {
+  const fs::path& dir = t.dir;
   const fs::path out = dir / "out";
-  interrupt(SIGINT, out);
-  ASSERT_EQ(run(command(out) + " --resume latest > " + (dir / "log2").string() + " 2>&1"), 0) << std::ifstream(dir / "log2").rdbuf();
+  const std::string train_rows = head("data/amazon_polarity/train.jsonl", 256, dir / "train256.jsonl");
+  const std::string cmd = t.base() + " --train " + train_rows + " --epochs 2 --train-batch-size 8 --logging-steps 1" +
+                          " --save-strategy no --output-dir " + out.string();
+  pid_t pid = 0;
+  const std::string shell = cmd + " > " + (dir / "log").string() + " 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
+  // exec so that the signal reaches tuneserve itself, not only the shell.
+  const std::string exec_shell = "exec " + shell;
+  argv[2] = exec_shell.c_str();
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (count_lines(out / "metrics.jsonl") < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GE(count_lines(out / "metrics.jsonl"), 2u) << "training did not start";
+  ::kill(pid, sig);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), expected) << std::ifstream(dir / "log").rdbuf();
+  bool found = false;
+  long step = 0;
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (e.path().filename().string().starts_with("checkpoint-")) {
+      found = true;
+      step = std::stol(e.path().filename().string().substr(11));
+    }
+  }
+  ASSERT_TRUE(found) << "no checkpoint after signal " << sig;
+  EXPECT_LT(step, 64);
+  EXPECT_FALSE(fs::exists(out / "model.safetensors"));
+  ASSERT_EQ(run(cmd + " --resume latest > " + (dir / "log2").string() + " 2>&1"), 0) << std::ifstream(dir / "log2").rdbuf();
   EXPECT_EQ(read_json(out / "train_results.json")["global_step"], 64);
   EXPECT_EQ(count_lines(out / "metrics.jsonl"), 64u);  // one log per step, none twice
 }
