@@ -2,6 +2,8 @@
 // Every error names the file and the field; unknown keys ride along in `raw`.
 #include "checkpoint/config.h"
 
+#include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -80,7 +82,24 @@ std::string get_string(const nlohmann::json& j, const char* key, const std::stri
   return it->get<std::string>();
 }
 
+// A float field as transformers writes it: the value as read when it is unchanged (0.1 stays 0.1),
+// else the shortest decimal that reads back as the same float (not float->double's 0.10000000149...).
+void put_float(nlohmann::json& j, const char* key, float value) {
+  if (auto it = j.find(key); it != j.end() && it->is_number() && it->get<float>() == value) return;
+  char text[32];
+  const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+  j[key] = ec == std::errc() ? std::strtod(std::string(text, end).c_str(), nullptr) : static_cast<double>(value);
+}
+
 }  // namespace
+
+std::string default_label_name(std::size_t id) { return "LABEL_" + std::to_string(id); }
+
+bool default_label_names(const std::vector<std::string>& names) {
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] != default_label_name(i)) return false;
+  return true;
+}
 
 void set_labels(ModelConfig& config, const std::vector<std::string>& names) {
   config.id2label = names;
@@ -164,7 +183,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     const int n = get_int(j, "num_labels", source, false, 2);
     // Label names are made before any weight is checked: a huge count must not allocate first.
     if (n > kMaxLabels) fail("{}: field 'num_labels' is {}: at most {} labels are supported", source, n, kMaxLabels);
-    for (int i = 0; i < n; ++i) names.push_back("LABEL_" + std::to_string(i));
+    for (int i = 0; i < n; ++i) names.push_back(default_label_name(static_cast<std::size_t>(i)));
   }
   if (names.empty()) fail("{}: field 'id2label' is empty", source);
   set_labels(c, names);
@@ -208,17 +227,17 @@ nlohmann::json config_to_json(const ModelConfig& c) {
   j["vocab_size"] = c.vocab_size;
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["pad_token_id"] = c.pad_token_id;
-  j["initializer_range"] = c.initializer_range;
-  j[k.hidden_dropout] = c.hidden_dropout;
-  j[k.attention_dropout] = c.attention_dropout;
+  put_float(j, "initializer_range", c.initializer_range);
+  put_float(j, k.hidden_dropout, c.hidden_dropout);
+  put_float(j, k.attention_dropout, c.attention_dropout);
   // A null classifier_dropout in the source means "use hidden dropout": keep it null.
   if (!(c.arch != Arch::DistilBert && j.contains(k.classifier_dropout) && j[k.classifier_dropout].is_null() &&
         c.classifier_dropout == c.hidden_dropout))
-    j[k.classifier_dropout] = c.classifier_dropout;
+    put_float(j, k.classifier_dropout, c.classifier_dropout);
   j[k.activation] = c.hidden_act;
   if (c.arch != Arch::DistilBert) {
     j["type_vocab_size"] = c.type_vocab_size;
-    j["layer_norm_eps"] = c.layer_norm_eps;
+    put_float(j, "layer_norm_eps", c.layer_norm_eps);
   }
   nlohmann::json id2label = nlohmann::json::object();
   for (int i = 0; i < c.num_labels; ++i) id2label[std::to_string(i)] = c.id2label[i];

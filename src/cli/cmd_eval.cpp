@@ -18,7 +18,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, tokenizer, revision = "main", data, text = "text", label = "label", label_map, columns, device;
-  long max_length = 512, batch_size = 32;
+  long max_length = 0, batch_size = 32;
   int threads = 0;
   bool json = false, skip_bad_rows = false, no_weight_check = false;
 };
@@ -40,16 +40,19 @@ int run(EvalArgs a) {
   spec.label_map = a.label_map;
   spec.columns = a.columns;
   spec.tokenizer = a.tokenizer.empty() ? a.model : a.tokenizer;
-  spec.max_length = std::min(a.max_length, train::model_max_tokens(model.config()));
+  const long model_limit = train::model_max_tokens(model.config());
+  spec.max_length = a.max_length > 0 ? std::min(a.max_length, model_limit) : model_limit;
   spec.threads = a.threads > 0 ? a.threads : 2;
   spec.skip_bad_rows = a.skip_bad_rows;
   const auto& names = model.config().id2label;
-  const data::TokenizedDataset dataset = train::load_labelled_data(a.data, spec, names);
+  const data::TokenizedDataset dataset =
+      train::load_labelled_data(a.data, spec, names).truncated(spec.max_length, fmt::format("max_length {}", spec.max_length));
+  train::training_tokenizer({dataset, std::nullopt}, spec.tokenizer);  // prepared rows: the same tokenizer
   if (dataset.num_labels() > names.size())
     fail("{}: the data has {} labels but the model {} has {}", a.data, dataset.num_labels(), a.model, names.size());
   const train::EvalMetrics m = train::evaluate(model, dataset, a.batch_size);
   if (a.json) {
-    std::printf("%s\n", train::metrics_to_json(m, "", names).dump().c_str());
+    std::printf("%s\n", train::metrics_to_json(m, "eval_", names).dump().c_str());  // eval_results.json's keys
   } else {
     std::printf("%s on %s\n\n%s", a.model.c_str(), a.data.c_str(), train::metrics_table(m, names).c_str());
   }
@@ -68,7 +71,7 @@ const Registration registration{Command{
       app.add_option("--label", a->label, "Label column")->capture_default_str();
       app.add_option("--label-map,--label_map", a->label_map, "Raw label to id, e.g. 1:0,2:1");
       app.add_option("--columns", a->columns, "Column names of a header-less CSV/TSV, e.g. class,title,content");
-      app.add_option("--max-length,--max_length", a->max_length, "Truncate to this many tokens (at most the model's)")
+      app.add_option("--max-length,--max_length", a->max_length, "Truncate to this many tokens (default and at most: the model's positions)")
           ->capture_default_str();
       app.add_option("--batch-size,--batch_size,--eval-batch-size,--eval_batch_size", a->batch_size, "Rows per batch")
           ->capture_default_str();

@@ -44,7 +44,8 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
   train::RunInputs in = load_run_inputs(args, device, writer);
   const train::TrainingData& data = in.data;
   Model& model = in.model;
-  train::TrainPaths paths{args.output_dir, env.active ? env.checkpoint_dir : args.output_dir, args.tokenizer};
+  const std::string model_dir = train::final_model_dir(args);
+  train::TrainPaths paths{model_dir, args.output_dir, in.tokenizer_dir};
   const train::TrainOutcome outcome =
       train_with_console(model, args, data.train, data.test ? &*data.test : nullptr, paths, &group);
   if (!writer) return outcome.interrupted ? 130 : 0;
@@ -66,14 +67,14 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
                 e["eval_accuracy"].get<double>(), e["eval_precision"].get<double>(), e["eval_recall"].get<double>(),
                 e["eval_f1"].get<double>(), e["eval_samples"].get<long>());
   }
-  std::printf("model: %s\n", args.output_dir.c_str());
+  std::printf("model: %s\n", model_dir.c_str());
   // A SageMaker job's /opt/ml/model is packed by the platform itself; elsewhere the job ends with
   // model.tar.gz as SageMaker's does (uploaded when the output is on S3).
   if (!env.active || !output.remote.empty())
-    std::printf("model archive: %s\n", storage::finish_output_dir(output).c_str());
+    std::printf("model archive: %s\n", storage::finish_output_dir({model_dir, output.remote}).c_str());
   if (env.active) {
     for (const char* name : {"metrics.jsonl", "train_results.json", "eval_results.json", "trainer_state.json"})
-      copy_if_exists(fs::path(args.output_dir) / name, env.output_data_dir);
+      copy_if_exists(fs::path(model_dir) / name, env.output_data_dir);
   }
   return 0;
 }
@@ -115,6 +116,8 @@ int run(const TrainCommand& cmd) {
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
+    if (storage::is_s3_uri(args.model_dir))
+      fail("hyperparameter model_dir: {} is not a local folder (an s3:// output is output_dir's)", args.model_dir);
     resolve_inputs(args);
     const storage::OutputDir output =
         group.rank() == 0 ? storage::prepare_output_dir(args.output_dir) : storage::OutputDir{args.output_dir, ""};

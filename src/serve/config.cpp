@@ -117,7 +117,9 @@ const std::vector<Setting>& serve_settings() {
        [](O& o, S v) { o.server.management_port = static_cast<int>(to_int(v, 0, 65535)); }},
       {"model_store", {}, "directory the management API loads models from",
        [](O& o, S v) { o.server.model_store = v; }},
-      {"handler", {}, "handler plugin: a shared library with the tuneserve_handler.h hooks",
+      {"handler", {"TUNESERVE_HANDLER"},
+       "handler plugin: a shared library with the tuneserve_handler.h hooks (default: the one *.so in "
+       "the model's code/ folder)",
        [](O& o, S v) { o.handler = v; }},
   };
   return settings;

@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -738,6 +739,54 @@ std::vector<Encoding> tokenize_all(const Backend& backend, const ParsedRequest& 
   return encodings;
 }
 
+// What a handler's tuneserve_model runs: requests through the model's own batcher, waited for on
+// this pool thread (the batcher's workers run the forward pass, so the wait never waits on itself).
+ModelAccess model_access(const std::shared_ptr<Model>& model, const RequestLimits& limits,
+                         const std::shared_ptr<std::atomic<bool>>& cancelled) {
+  struct Run {
+    ParsedRequest request;
+    std::vector<float> logits;  // (inputs, K)
+  };
+  auto run = [model, limits, cancelled](const std::string& request_json) {
+    Run r{parse_request(Format::json, request_json, limits), {}};
+    Job job;
+    job.encodings = tokenize_all(*model->backend, r.request);
+    job.cancelled = cancelled;
+    auto promise = std::make_shared<std::promise<std::vector<float>>>();
+    std::future<std::vector<float>> result = promise->get_future();
+    job.done = [promise](std::vector<float> logits, std::exception_ptr error) {
+      if (error) promise->set_exception(error);
+      else promise->set_value(std::move(logits));
+    };
+    model->batcher->push(std::move(job));
+    r.logits = result.get();
+    if (r.logits.empty()) http_fail(503, "cancelled", "the request was cancelled while the model ran");
+    return r;
+  };
+  ModelAccess access;
+  access.logits = [model, run](const std::string& request_json) {
+    const Run r = run(request_json);
+    const std::size_t n = r.request.inputs.inputs.size(), K = r.logits.size() / n;
+    json rows = json::array();
+    for (std::size_t i = 0; i < n; ++i)
+      rows.push_back(std::vector<float>(r.logits.begin() + static_cast<std::ptrdiff_t>(i * K),
+                                        r.logits.begin() + static_cast<std::ptrdiff_t>((i + 1) * K)));
+    return json{{"labels", model->backend->info().labels.id2label}, {"logits", std::move(rows)}}.dump();
+  };
+  access.predict = [model, run](const std::string& request_json) {
+    const Run r = run(request_json);
+    const std::size_t n = r.request.inputs.inputs.size(), K = r.logits.size() / n;
+    PostprocessOptions options = r.request.options.postprocess;
+    options.top_k = effective_top_k(r.request.options, Shape::pipeline);
+    std::vector<std::vector<LabelScore>> results;
+    for (std::size_t i = 0; i < n; ++i)
+      results.push_back(tuneserve::postprocess(std::span<const float>(r.logits).subspan(i * K, K),
+                                               model->backend->info().labels, options));
+    return encode_response(r.request, results, Shape::pipeline, Format::json);
+  };
+  return access;
+}
+
 }  // namespace
 
 void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
@@ -759,7 +808,7 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
     try {
       if (ex->cancelled->load()) return;
       if (handler && handler->has_transform()) {
-        auto result = handler->transform(body, content_type, accept);
+        auto result = handler->transform(model_access(model, config.limits, ex->cancelled), body, content_type, accept);
         finish(*ex, Reply{200, std::move(result.body), std::move(result.content_type)});
         return;
       }
@@ -769,7 +818,7 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
         if (!handler->has_input() && in != Format::json)
           http_fail(415, "unsupported_media_type",
                     "this handler's predict_fn takes application/json (it has no input_fn)");
-        std::string prediction = handler->predict(request_json);
+        std::string prediction = handler->predict(model_access(model, config.limits, ex->cancelled), request_json);
         if (handler->has_output()) {
           auto result = handler->output(prediction, accept);
           finish(*ex, Reply{200, std::move(result.body), std::move(result.content_type)});

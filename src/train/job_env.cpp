@@ -100,11 +100,12 @@ std::string resolve_data_path(const std::string& path, const std::string& what) 
 
 void apply_job_env(const JobEnv& env, TrainArgs& args, int local_ranks) {
   if (!env.active) return;
-  args.output_dir = env.model_dir;
+  args.output_dir = env.checkpoint_dir;
   if (fs::exists(env.channel_train)) args.train = env.channel_train;
   if (fs::exists(env.channel_test)) args.test = env.channel_test;
   if (env.num_cpus > 0) args.threads = std::max(1, env.num_cpus / std::max(1, local_ranks));
   apply_hyperparameters_json(args, env.hyperparameters, env.hyperparameters_path);
+  args.model_dir = env.model_dir;
 }
 
 void write_failure(const JobEnv& env, const std::string& reason) {

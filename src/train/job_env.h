@@ -46,9 +46,11 @@ JobEnv detect_job_env(const std::string& root_override = "");
 // data file (csv/tsv/jsonl, optionally .gz); returns the path to use. Error lists what it found.
 std::string resolve_data_path(const std::string& path, const std::string& what);
 
-// Job defaults, applied before the command line (which wins): output_dir = SM_MODEL_DIR,
+// Job defaults, applied before the command line (which wins): output_dir = <root>/checkpoints,
 // train/test = the channels that exist, threads = SM_NUM_CPUS shared by the `local_ranks` processes
-// training on this host, then hyperparameters.json.
+// training on this host, then hyperparameters.json; last, model_dir = SM_MODEL_DIR whatever the
+// hyperparameters said, since that is the folder SageMaker uploads as the job's model (a Trainer
+// script's output_dir is only its working directory).
 void apply_job_env(const JobEnv& env, TrainArgs& args, int local_ranks = 1);
 
 // Writes the reason to <root>/output/failure (creating folders); never throws.

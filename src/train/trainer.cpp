@@ -18,6 +18,7 @@
 #include "core/json.h"
 #include "core/mapped_file.h"
 #include "train/distributed.h"
+#include "train/data_source.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "tokenizer/tokenizer.h"
@@ -88,14 +89,12 @@ std::vector<fs::path> checkpoints_in(const std::string& dir) {
   return out;
 }
 
-// Keeps the dataset's label names in the saved config when they are words (strings mapped to
-// ids); integer labels (also mapped ones, "1:0,2:1") keep the model's own names, as the Trainer does.
+// The dataset's label names go into the saved config (default_label_name's rule: --label-names,
+// else the data's words, else LABEL_i); default names do not replace a model's own ones (a
+// fine-tuned classifier trained further on integer labels keeps its names, as the Trainer does).
 void adopt_label_names(Model& model, const data::TokenizedDataset& train) {
   const auto& names = train.manifest().id2label;
-  const bool words = std::any_of(names.begin(), names.end(), [](const std::string& n) {
-    return n.empty() || n.find_first_not_of("-0123456789") != std::string::npos;
-  });
-  if (words && names.size() == static_cast<std::size_t>(model.config().num_labels))
+  if (!default_label_names(names) && names.size() == static_cast<std::size_t>(model.config().num_labels))
     set_labels(model.mutable_config(), names);
   if (model.mutable_config().problem_type.empty())
     model.mutable_config().problem_type = "single_label_classification";
@@ -188,13 +187,22 @@ std::vector<std::int32_t> step_word_ids(const data::TokenizedDataset& train, con
 
 }  // namespace
 
-void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir, long model_max_length) {
   if (from_dir.empty() || !fs::is_directory(from_dir)) return;
+  bool copied = false;
   for (const std::string& name : tokenizer_file_names()) {
     const fs::path src = fs::path(from_dir) / name;
-    if (fs::exists(src) && fs::weakly_canonical(src) != fs::weakly_canonical(fs::path(to_dir) / name))
+    if (!fs::exists(src)) continue;
+    copied = true;
+    if (fs::weakly_canonical(src) != fs::weakly_canonical(fs::path(to_dir) / name))
       fs::copy_file(src, fs::path(to_dir) / name, fs::copy_options::overwrite_existing);
   }
+  if (!copied || model_max_length <= 0) return;
+  const fs::path config_path = fs::path(to_dir) / "tokenizer_config.json";
+  nlohmann::json config = fs::exists(config_path) ? read_json(config_path.string()) : nlohmann::json::object();
+  if (!config.is_object()) fail("{}: not a JSON object", config_path.string());
+  config["model_max_length"] = model_max_length;
+  write_json(config_path.string(), config);
 }
 
 std::string latest_checkpoint(const std::string& dir) {
@@ -358,7 +366,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
     const fs::path dir = fs::path(ckpt_root) / fmt::format("checkpoint-{}", st.global_step);
     fs::create_directories(dir);
     model.save(dir.string());
-    copy_tokenizer_files(paths.tokenizer_dir, dir.string());
+    copy_tokenizer_files(paths.tokenizer_dir, dir.string(), model_max_tokens(model.config()));
     SafeTensorsWriter writer;
     optimizer.save_state(writer);
     writer.write((dir / "optimizer.safetensors").string());
@@ -529,7 +537,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
     return outcome;
   }
   model.save(paths.output_dir);
-  copy_tokenizer_files(paths.tokenizer_dir, paths.output_dir);
+  copy_tokenizer_files(paths.tokenizer_dir, paths.output_dir, model_max_tokens(model.config()));
   write_json((fs::path(paths.output_dir) / "train_results.json").string(), outcome.train_results);
   if (last_eval) {
     nlohmann::json e = *last_eval;

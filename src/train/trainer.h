@@ -79,8 +79,10 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 // Newest checkpoint-<step> directory under `dir`, or "" when there is none.
 std::string latest_checkpoint(const std::string& dir);
 
-// Copies the tokenizer files a Hugging Face directory carries, unchanged (tokenizer_file_names():
-// tokenizer.json, vocab.txt, vocab.json, merges.txt, SentencePiece .model files, the configs).
-void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir);
+// Copies the tokenizer files a Hugging Face directory carries (tokenizer_file_names(): tokenizer.json,
+// vocab.txt, vocab.json, merges.txt, SentencePiece .model files, the configs). With
+// `model_max_length` > 0 (the model's positions), tokenizer_config.json says that length, so
+// transformers' pipeline truncates where this model ends, not where the tokenizer's source model did.
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir, long model_max_length = 0);
 
 }  // namespace tuneserve::train

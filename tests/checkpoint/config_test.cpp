@@ -67,6 +67,25 @@ TEST(Config, RoundTripKeepsUnknownKeys) {
   std::filesystem::remove(path);
 }
 
+// transformers writes 0.1 as 0.1; a float field written back must not become 0.10000000149011612.
+TEST(Config, FloatsAreWrittenAsRead) {
+  nlohmann::json j = {{"model_type", "bert"}, {"hidden_size", 32}, {"num_hidden_layers", 1},
+                      {"num_attention_heads", 2}, {"intermediate_size", 64}, {"vocab_size", 50},
+                      {"hidden_dropout_prob", 0.1}, {"attention_probs_dropout_prob", 0.1},
+                      {"initializer_range", 0.02}, {"layer_norm_eps", 1e-12}, {"classifier_dropout", 0.3}};
+  auto c = parse_config(j, "mem");
+  c.attention_dropout = 0.2f;  // a changed value is written as the shortest decimal of the float
+  const nlohmann::json out = config_to_json(c);
+  EXPECT_EQ(out["hidden_dropout_prob"].get<double>(), 0.1);
+  EXPECT_EQ(out["initializer_range"].get<double>(), 0.02);
+  EXPECT_EQ(out["layer_norm_eps"].get<double>(), 1e-12);
+  EXPECT_EQ(out["classifier_dropout"].get<double>(), 0.3);
+  EXPECT_EQ(out["attention_probs_dropout_prob"].get<double>(), 0.2);
+  const std::string text = out.dump();
+  EXPECT_NE(text.find("\"hidden_dropout_prob\":0.1,"), std::string::npos) << text;
+  EXPECT_EQ(text.find("0000000"), std::string::npos) << text;
+}
+
 TEST(Config, ErrorsNameFileAndField) {
   nlohmann::json j = {{"model_type", "distilbert"}, {"dim", 64}, {"n_layers", 2}, {"hidden_dim", 10},
                       {"vocab_size", 50}};
