@@ -59,7 +59,10 @@ void require_labels(const data::TokenizedDataset& d, const std::string& path) {
 
 std::string training_tokenizer(const TrainingData& data, const std::string& tokenizer) {
   const data::Manifest& train = data.train.manifest();
-  const bool has_files = fs::exists(fs::path(tokenizer) / "tokenizer.json") || fs::exists(fs::path(tokenizer) / "vocab.txt");
+  const bool has_files = tokenizer_file(tokenizer).has_value();
+  // Rows written without a tokenizer (token ids made elsewhere) and a model without one: there is
+  // nothing to check or to ship with the model.
+  if (!has_files && train.tokenizer_path.empty() && train.tokenizer_hash.empty()) return "";
   const std::string chosen = has_files ? tokenizer : train.tokenizer_path;
   if (!has_files && !fs::is_directory(chosen))
     fail("{} has no tokenizer files and the training data's tokenizer ({}) is gone; pass --tokenizer DIR "

@@ -31,6 +31,7 @@
 
 #include "core/build_info.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "data/dataset.h"
 #include "train/args.h"
 
@@ -488,11 +489,11 @@ nlohmann::json job_fingerprint(const TrainArgs& args, const data::TokenizedDatas
 void require_same_job(const ProcessGroup& group, const nlohmann::json& fingerprint) {
   const std::vector<std::string> all = group.allgather(fingerprint.dump());
   std::map<std::string, std::string> reference;
-  flatten(nlohmann::json::parse(all[0]), "", reference);
+  flatten(parse_json(all[0], "rank 0's job settings"), "", reference);
   std::vector<std::string> differences;
   for (int r = 1; r < group.size(); r++) {
     std::map<std::string, std::string> theirs;
-    flatten(nlohmann::json::parse(all[static_cast<std::size_t>(r)]), "", theirs);
+    flatten(parse_json(all[static_cast<std::size_t>(r)], fmt::format("rank {}'s job settings", r)), "", theirs);
     std::set<std::string> keys;
     for (const auto& [k, v] : reference) keys.insert(k);
     for (const auto& [k, v] : theirs) keys.insert(k);

@@ -66,8 +66,13 @@ JobEnv detect_job_env(const std::string& root_override) {
   env.num_cpus = env_int("SM_NUM_CPUS", &any);
   if (const char* hosts = std::getenv("SM_HOSTS"); hosts && *hosts) {
     any = true;
-    const nlohmann::json list = nlohmann::json::parse(hosts, nullptr, false);
-    if (list.is_discarded() || !list.is_array() || list.empty())
+    nlohmann::json list;
+    try {
+      list = parse_json(hosts, "environment SM_HOSTS");
+    } catch (const JsonError&) {
+      list = nullptr;
+    }
+    if (!list.is_array() || list.empty())
       fail("environment SM_HOSTS: '{}' is not a JSON list of host names", hosts);
     for (const auto& h : list) {
       if (!h.is_string() || h.get<std::string>().empty())

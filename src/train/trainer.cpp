@@ -201,6 +201,8 @@ void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir
   const fs::path config_path = fs::path(to_dir) / "tokenizer_config.json";
   nlohmann::json config = fs::exists(config_path) ? read_json(config_path.string()) : nlohmann::json::object();
   if (!config.is_object()) fail("{}: not a JSON object", config_path.string());
+  // Untouched when it already says so: the files stay byte for byte what the user brought.
+  if (config.contains("model_max_length") && config["model_max_length"] == model_max_length) return;
   config["model_max_length"] = model_max_length;
   write_json(config_path.string(), config);
 }
