@@ -10,7 +10,6 @@
 #include "train/distributed.h"
 
 #include <mpi.h>
-#include <openssl/evp.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -32,6 +31,7 @@
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/sha256.h"
 #include "data/dataset.h"
 #include "train/args.h"
 
@@ -409,31 +409,6 @@ double GradientReducer::finish() {
 // the same job on every rank
 
 namespace {
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) fail("SHA-256: cannot initialise OpenSSL's digest");
-  }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  template <typename T>
-  void update(std::span<const T> values) {
-    if (!values.empty()) EVP_DigestUpdate(ctx_, values.data(), values.size_bytes());
-  }
-  std::string hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &length);
-    std::string out;
-    for (unsigned int i = 0; i < length; i++) out += fmt::format("{:02x}", digest[i]);
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 nlohmann::json dataset_digest(const data::TokenizedDataset& d) {
   Sha256 h;
