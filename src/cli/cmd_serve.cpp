@@ -26,6 +26,7 @@
 #include "cli/command.h"
 #include "kernels/device_select.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "serve/config.h"
 #include "storage/resolve.h"
 #include "serve/pipeline_backend.h"
@@ -70,6 +71,9 @@ int run_serve(ServeOptions options) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before the first large block: memory that unloaded models and retired workers free must go
+  // back to the system, or RSS only grows (core/memory.h).
+  tune_allocator_for_server();
 
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   Pipeline::Options pipeline_options;
