@@ -162,7 +162,7 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
   if (m.num_targets < 1 || m.num_targets > 100000) fail("{}: num_targets {} out of range [1, 100000]", where, m.num_targets);
   if (m.multi_label() && static_cast<std::size_t>(m.num_targets) != m.id2label.size())
     fail("{}: num_targets {} but {} label names", where, m.num_targets, m.id2label.size());
-  if (m.label_counts.size() != m.id2label.size())
+  if (!m.label_counts.empty() && m.label_counts.size() != m.id2label.size())
     fail("{}: {} label counts for {} labels", where, m.label_counts.size(), m.id2label.size());
   return m;
 }

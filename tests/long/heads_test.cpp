@@ -1,10 +1,9 @@
 // Every head trains from real data, end to end through the CLI (prep -> train -> eval -> predict):
-// regression on STS-B sentence pairs and on IMDB's 1-10 ratings, multi-label on GoEmotions' 28
-// emotions, each on a slice short enough for CI (the README's recipes run more). Each must beat what a
-// model that learnt nothing gets: a constant answer (the training mean) has no correlation with the
-// targets, and on IMDB its MSE is the bar too (on STS-B the tiny model trained from scratch
-// correlates, 0.13 on this slice and 0.18 on the full set, but does not yet beat the mean's MSE); for
-// multi-label the most frequent label on every row (its micro F1; all-zeros scores 0).
+// regression on STS-B sentence pairs, multi-label on GoEmotions' 28 emotions, each on a slice short
+// enough for CI. Regression must beat what a model that learnt nothing gets: a constant answer (the
+// training mean) has no correlation with the targets (the tiny model trained from scratch correlates,
+// 0.13 on this slice and 0.18 on the full set, but does not yet beat the mean's MSE). Multi-label: see
+// its test for the bar.
 // Then `eval` agrees with training's own evaluation and `predict` applies what transformers' pipeline
 // applies by default: nothing for regression, a sigmoid for multi-label.
 // Tens of seconds each: label `long`.
@@ -103,22 +102,6 @@ TEST(Heads, RegressionOnStsbSentencePairs) {
   EXPECT_EQ(config["id2label"].size(), 1u);
   check_eval_and_predict(r, e, "eval_pearson", "'A man is playing a guitar.' --text-pair 'A man plays the guitar.'", "none",
                          "sigmoid");
-}
-
-TEST(Heads, RegressionOnImdbRatings) {
-  TUNESERVE_REQUIRE_SHARED("data/imdb/train.jsonl.gz");
-  TUNESERVE_REQUIRE_SHARED("models/distilbert-tiny-init/model.safetensors");
-  Workdir r("tuneserve_heads_imdb");
-  run_ok("prep --input " + shared_path("data/imdb/train.jsonl.gz") + " --test-input " + shared_path("data/imdb/test.jsonl.gz") +
-         " --text text --label rating --problem-type regression --tokenizer " + shared_path("tokenizers/bert-base-cased") +
-         " --max-length 128 --shuffle --seed 0 --select 1500 --test-select 500 --quiet --output " + r.out("data"));
-  const nlohmann::json e = train(r, "2", "5e-4");
-  const double baseline = mean_baseline_mse(r);
-  std::printf("IMDB test ratings (500 rows): pearson %.4f spearman %.4f mse %.4f mae %.4f (the training mean: mse %.4f)\n",
-              e["eval_pearson"].get<double>(), e["eval_spearmanr"].get<double>(), e["eval_mse"].get<double>(),
-              e["eval_mae"].get<double>(), baseline);
-  EXPECT_LT(e["eval_mse"].get<double>(), baseline);
-  EXPECT_GT(e["eval_pearson"].get<double>(), 0.2);
 }
 
 TEST(Heads, MultiLabelOnGoEmotions) {
