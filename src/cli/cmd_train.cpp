@@ -63,9 +63,7 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
                 100.0 * tr["communication_wait_seconds"].get<double>() / tr["train_runtime"].get<double>());
   if (outcome.eval_results) {
     const auto& e = *outcome.eval_results;
-    std::printf("eval: loss %.4f accuracy %.4f precision %.4f recall %.4f f1 %.4f (%ld rows)\n", e["eval_loss"].get<double>(),
-                e["eval_accuracy"].get<double>(), e["eval_precision"].get<double>(), e["eval_recall"].get<double>(),
-                e["eval_f1"].get<double>(), e["eval_samples"].get<long>());
+    std::printf("eval: %s (%ld rows)\n", train::eval_summary(e).c_str(), e["eval_samples"].get<long>());
   }
   std::printf("model: %s\n", model_dir.c_str());
   // A SageMaker job's /opt/ml/model is packed by the platform itself; elsewhere the job ends with

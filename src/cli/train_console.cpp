@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "train/eval_metrics.h"
+
 namespace tuneserve::cli {
 namespace {
 
@@ -46,10 +48,8 @@ namespace {
 // One line per log record: training progress or an evaluation.
 std::string describe(const nlohmann::json& r) {
   if (r.contains("eval_loss")) {
-    return fmt::format("eval  step {} epoch {:.2f}: loss {:.4f} accuracy {:.4f} precision {:.4f} recall {:.4f} f1 {:.4f}",
-                       r["step"].get<long>(), r["epoch"].get<double>(), r["eval_loss"].get<double>(),
-                       r["eval_accuracy"].get<double>(), r["eval_precision"].get<double>(),
-                       r["eval_recall"].get<double>(), r["eval_f1"].get<double>());
+    return fmt::format("eval  step {} epoch {:.2f}: {}", r["step"].get<long>(), r["epoch"].get<double>(),
+                       train::eval_summary(r));
   }
   return fmt::format("train step {} epoch {:.2f}: loss {:.4f} lr {:.3e} grad_norm {:.4f} samples/s {:.1f}",
                      r["step"].get<long>(), r["epoch"].get<double>(), r["loss"].get<double>(), r["lr"].get<double>(),

@@ -88,6 +88,10 @@ struct LoadOptions {
   std::string problem_type;           // non-empty: override the config's problem_type
   Device device;                      // where the weights live and the kernels run (see Parameter)
   bool check_finite = true;           // refuse a checkpoint holding NaN or Inf (it would answer NaN)
+  // With `labels`: a classifier tensor of another shape than the new num_labels gives is created
+  // anew (and reported as initialised) instead of being an error, as transformers'
+  // from_pretrained(num_labels=K, ignore_mismatched_sizes=True) does when fine-tuning on a new task.
+  bool new_head_on_mismatch = false;
 };
 
 class Model {

@@ -83,7 +83,9 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("train", {"train_file"}, "training data: csv/tsv/jsonl(.gz) file or a `tuneserve prep` directory", &TrainArgs::train),
       spec("test", {"test_file", "validation_file", "eval_file"}, "evaluation data, same forms as --train", &TrainArgs::test),
       spec("text", {"text_column"}, "text column, or two comma-separated for pairs", &TrainArgs::text),
-      spec("label", {"label_column"}, "label column", &TrainArgs::label),
+      spec("label", {"label_column"}, "label column; a,b,c: one column per regression target or per label (multi-label 0/1)", &TrainArgs::label),
+      spec("problem_type", {}, "single_label_classification (default), multi_label_classification or regression: "
+           "what the label column(s) of raw files hold", &TrainArgs::problem_type),
       spec("label_map", {}, "raw label to id, e.g. 1:0,2:1", &TrainArgs::label_map),
       spec("max_length", {"max_seq_length"}, "truncate token sequences to this length (default: the model's positions)", &TrainArgs::max_length),
       spec("label_names", {}, "names of the label ids in order, e.g. negative,positive (saved as id2label)", &TrainArgs::label_names),
@@ -237,7 +239,7 @@ void finalize_args(TrainArgs& args) {
 nlohmann::json args_to_json(const TrainArgs& a) {
   nlohmann::json j = {
       {"model", a.model}, {"tokenizer", a.tokenizer}, {"revision", a.revision}, {"train", a.train}, {"test", a.test},
-      {"text", a.text}, {"label", a.label}, {"label_map", a.label_map}, {"columns", a.columns}, {"label_names", a.label_names}, {"max_length", a.max_length}, {"skip_bad_rows", a.skip_bad_rows},
+      {"text", a.text}, {"label", a.label}, {"label_map", a.label_map}, {"columns", a.columns}, {"label_names", a.label_names}, {"problem_type", a.problem_type}, {"max_length", a.max_length}, {"skip_bad_rows", a.skip_bad_rows},
       {"output_dir", a.output_dir}, {"model_dir", a.model_dir}, {"epochs", a.epochs}, {"max_steps", a.max_steps},
       {"train_batch_size", a.train_batch_size}, {"eval_batch_size", a.eval_batch_size},
       {"learning_rate", a.learning_rate}, {"warmup_steps", a.warmup_steps},

@@ -29,6 +29,9 @@ struct TrainArgs {
   std::string label = "label";
   std::string label_map;      // "1:0,2:1" raw label -> id
   std::string label_names;    // "negative,positive": id2label for the data's label ids
+  // Raw files: what the label column(s) hold (data::kSingleLabel, kMultiLabel, kRegression; empty:
+  // single-label); prepared directories say it themselves (a different value here is an error).
+  std::string problem_type;
   std::string columns;        // names of a header-less CSV/TSV's columns, "class,title,content"
   long max_length = 0;        // truncation (raw files when prepared, prepared rows at batch time); 0: the model's positions
   bool skip_bad_rows = false; // raw files: count and skip malformed rows instead of stopping
