@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "cli/command.h"
 #include "kernels/device_select.h"
 #include "core/error.h"
@@ -112,7 +114,7 @@ int run_predict(const PredictArgs& args) {
   const storage::ModelPaths paths = storage::resolve_model(args.model_dir, args.tokenizer_dir, {args.revision});
   auto pipeline = Pipeline::load(paths.model, paths.tokenizer, pipeline_options);
   // stderr, not spdlog's default stdout sink: stdout carries only the JSON results.
-  for (const auto& note : pipeline->load_notes()) std::fprintf(stderr, "warning: %s\n", note.c_str());
+  for (const auto& note : pipeline->load_notes()) spdlog::warn("{}", note);
 
   const auto results = pipeline->predict(inputs, options);
 

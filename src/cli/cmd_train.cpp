@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "cli/command.h"
 #include "cli/train_console.h"
 #include "kernels/device_select.h"
@@ -108,7 +110,7 @@ int run(const TrainCommand& cmd) {
     // Before any data or model is read: a bad or unusable device fails the job at once.
     const DeviceChoice device =
         select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0, group.local_rank()});
-    if (!device.note.empty() && group.rank() == 0) std::fprintf(stderr, "%s\n", device.note.c_str());
+    if (!device.note.empty() && group.rank() == 0) spdlog::warn("{}", device.note);
     args.device = device.device.str();
     if (cmd.dry_run) {
       nlohmann::json out = train::args_to_json(args);

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 namespace tuneserve::cli {
 namespace {
@@ -101,7 +102,7 @@ class Progress {
 
 train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device, bool report) {
   return train::load_run_inputs(args, device, [report](const std::string& line) {
-    if (report) std::fprintf(stderr, "%s\n", line.c_str());
+    if (report) spdlog::info("{}", line);
   });
 }
 

@@ -1,5 +1,7 @@
 // Data preparation pipeline: read and label examples, order them like `datasets`, tokenize on
 // a few threads into one flat buffer per split. Dimensions: N rows.
+#include <spdlog/spdlog.h>
+
 #include "data/prep.h"
 
 #include <unistd.h>
@@ -77,8 +79,7 @@ struct Skipper {
     ++out.skipped_rows;
     if (out.skipped.size() < kMaxListedSkips) {
       out.skipped.push_back({file, line, reason});
-      std::fprintf(stderr, "prep: skipping %s: line %lld: %s\n", file.c_str(), static_cast<long long>(line),
-                   reason.c_str());
+      spdlog::warn("prep: skipping {}: line {}: {}", file, line, reason);
     }
   }
 };
@@ -244,7 +245,7 @@ RawExamples read_examples(const ReadOptions& options) {
   if (labelled && !options.regression) assign_labels(options, raw_labels, ex);
   progress.finish(static_cast<std::int64_t>(ex.text.size()), 0, "rows");
   if (ex.skipped_rows > 0) {
-    std::fprintf(stderr, "prep: skipped %lld bad rows%s\n", static_cast<long long>(ex.skipped_rows),
+    spdlog::warn("prep: skipped {} bad rows{}", ex.skipped_rows,
                  ex.skipped_rows > static_cast<std::int64_t>(kMaxListedSkips) ? " (the first 100 are listed above and in the manifest)" : "");
   }
   return ex;
