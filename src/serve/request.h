@@ -44,9 +44,10 @@ enum class Format { json, csv, jsonlines, text };
 // Media type of a Content-Type header ("application/json; charset=utf-8" -> json); 415 naming
 // the supported ones otherwise. An absent header means JSON.
 Format content_format(std::string_view content_type);
-// Picks the response format from an Accept header (first supported entry; */* -> JSON); 406
-// naming the supported ones otherwise.
-Format accept_format(std::string_view accept);
+// Picks the response format from an Accept header (first supported entry); an absent header or
+// */* gets `any` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, default JSON); 406 naming the supported
+// ones otherwise.
+Format accept_format(std::string_view accept, Format any = Format::json);
 const char* media_type(Format format);
 
 // The shape of the answer. pipeline: what transformers' text-classification pipeline returns
