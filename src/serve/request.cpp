@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <random>
 
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -268,6 +269,16 @@ Format accept_format(std::string_view accept, Format any) {
   }
   http_fail(406, "not_acceptable", "Accept \"{}\" names no supported type; use one of {}", accept,
             kSupportedOutput);
+}
+
+std::string request_id(std::string_view client) {
+  const bool sane = !client.empty() && client.size() <= 128 &&
+                    std::all_of(client.begin(), client.end(), [](char c) {
+                      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':';
+                    });
+  if (sane) return std::string(client);
+  thread_local std::mt19937_64 random(std::random_device{}());
+  return fmt::format("{:016x}{:016x}", random(), random());
 }
 
 const char* media_type(Format format) {
