@@ -4,9 +4,10 @@
 // Dimensions: N examples, K labels.
 #include "train/eval_metrics.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -87,6 +88,13 @@ nlohmann::json metrics_to_json(const EvalMetrics& m, const std::string& prefix,
   }
   j["per_class"] = per_class;
   return j;
+}
+
+void add_eval_speed(nlohmann::json& record, const EvalMetrics& m, long batch_size, double seconds) {
+  const double batches = std::ceil(static_cast<double>(m.count) / static_cast<double>(std::max(1L, batch_size)));
+  record["eval_runtime"] = seconds;
+  record["eval_samples_per_second"] = seconds > 0 ? static_cast<double>(m.count) / seconds : 0.0;
+  record["eval_steps_per_second"] = seconds > 0 ? batches / seconds : 0.0;
 }
 
 std::string metrics_table(const EvalMetrics& m, const std::vector<std::string>& label_names) {

@@ -351,10 +351,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
     EvalMetrics m = evaluate(model, *test, args.eval_batch_size, nullptr, &group);
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     nlohmann::json record = metrics_to_json(m, "eval_", model.config().id2label);
-    const double batches = std::ceil(static_cast<double>(m.count) / static_cast<double>(args.eval_batch_size));
-    record["eval_runtime"] = seconds;
-    record["eval_samples_per_second"] = seconds > 0 ? static_cast<double>(m.count) / seconds : 0.0;
-    record["eval_steps_per_second"] = seconds > 0 ? batches / seconds : 0.0;
+    add_eval_speed(record, m, args.eval_batch_size, seconds);
     return record;
   };
   auto run_eval = [&]() {

@@ -108,6 +108,8 @@ TEST_F(TrainCli, WritesAHuggingFaceModelDirectoryAndResults) {
   ASSERT_EQ(run(binary_path() + " eval --model " + out.string() + " --data " + test +
                 " --text content --label label --max-length 64 --json > " + (dir / "eval.json").string()), 0);
   const auto cli_eval = read_json(dir / "eval.json");
+  for (const auto& [key, value] : eval.items())  // the same keys as eval_results.json (epoch aside)
+    EXPECT_TRUE(key == "epoch" || cli_eval.contains(key)) << key << " missing from eval --json";
   EXPECT_DOUBLE_EQ(cli_eval["eval_accuracy"].get<double>(), eval["eval_accuracy"].get<double>());
   EXPECT_NEAR(cli_eval["eval_loss"].get<double>(), eval["eval_loss"].get<double>(), 1e-6);
   EXPECT_DOUBLE_EQ(cli_eval["eval_f1_macro"].get<double>(), eval["eval_f1_macro"].get<double>());
