@@ -1,6 +1,7 @@
 // `tuneserve eval`: the metrics of a model's problem type on a labelled file or prepared dataset
 // (classification: accuracy, precision, recall, F1, confusion matrix; multi-label: micro/macro F1,
 // subset accuracy; regression: MSE, MAE, Pearson, Spearman), as a table or one JSON object.
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -54,9 +55,13 @@ int run(EvalArgs a) {
   train::training_tokenizer({dataset, std::nullopt}, spec.tokenizer);  // prepared rows: the same tokenizer
   if (dataset.num_labels() > names.size())
     fail("{}: the data has {} labels but the model {} has {}", a.data, dataset.num_labels(), a.model, names.size());
+  const auto start = std::chrono::steady_clock::now();
   const train::EvalMetrics m = train::evaluate(model, dataset, a.batch_size);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (a.json) {
-    std::printf("%s\n", train::metrics_to_json(m, "eval_", names).dump().c_str());  // eval_results.json's keys
+    nlohmann::json out = train::metrics_to_json(m, "eval_", names);  // eval_results.json's keys
+    train::add_eval_speed(out, m, a.batch_size, seconds);
+    std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("%s on %s\n\n%s", a.model.c_str(), a.data.c_str(), train::metrics_table(m, names).c_str());
   }

@@ -1,5 +1,7 @@
 // Data preparation pipeline: read and label examples, order them like `datasets`, tokenize on
 // a few threads into one flat buffer per split. Dimensions: N rows.
+#include <spdlog/spdlog.h>
+
 #include "data/prep.h"
 
 #include <unistd.h>
@@ -20,47 +22,13 @@
 #include "checkpoint/config.h"
 #include "core/error.h"
 #include "core/json.h"
+#include "core/progress.h"
 #include "core/mapped_file.h"
 #include "data/shuffle.h"
 
 namespace tuneserve::data {
 
 namespace {
-
-// Progress on stderr: redrawn in place on a terminal, a plain line every few seconds otherwise.
-class Progress {
- public:
-  Progress(bool enabled, std::string what) : enabled_(enabled), what_(std::move(what)) {
-    tty_ = enabled_ && ::isatty(STDERR_FILENO);
-  }
-  void update(std::int64_t done, std::int64_t total, const char* unit) {
-    if (!enabled_) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(5000))) return;
-    last_ = now;
-    print(done, total, unit, false);
-  }
-  void finish(std::int64_t done, std::int64_t total, const char* unit) {
-    if (enabled_) print(done, total, unit, true);
-  }
-
- private:
-  void print(std::int64_t done, std::int64_t total, const char* unit, bool last) {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0.0;
-    std::string msg = total > 0 ? fmt::format("prep: {} {}/{} {} ({:.0f}%), {:.0f} {}/s", what_, done, total, unit,
-                                              100.0 * static_cast<double>(done) / static_cast<double>(total), rate, unit)
-                                : fmt::format("prep: {} {} {}, {:.0f} {}/s", what_, done, unit, rate, unit);
-    if (tty_)
-      std::fprintf(stderr, "\r%s\033[K%s", msg.c_str(), last ? "\n" : "");
-    else
-      std::fprintf(stderr, "%s\n", msg.c_str());
-  }
-  bool enabled_, tty_ = false;
-  std::string what_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_ = start_;
-};
 
 std::optional<std::int64_t> parse_int(const std::string& s) {
   std::int64_t v = 0;
@@ -79,8 +47,7 @@ struct Skipper {
     ++out.skipped_rows;
     if (out.skipped.size() < kMaxListedSkips) {
       out.skipped.push_back({file, line, reason});
-      std::fprintf(stderr, "prep: skipping %s: line %lld: %s\n", file.c_str(), static_cast<long long>(line),
-                   reason.c_str());
+      spdlog::warn("prep: skipping {}: line {}: {}", file, line, reason);
     }
   }
 };
@@ -373,7 +340,7 @@ RawExamples read_examples(const ReadOptions& options) {
   RawExamples ex;
   std::vector<std::string> raw_labels;
   Skipper skip{options, ex};
-  Progress progress(options.progress, "read");
+  CountProgress progress(options.progress, "prep: read");
   for (std::size_t f = 0; f < options.files.size(); ++f) {
     const auto& path = options.files[f];
     TableOptions table = options.table;
@@ -425,7 +392,7 @@ RawExamples read_examples(const ReadOptions& options) {
   }
   progress.finish(static_cast<std::int64_t>(ex.text.size()), 0, "rows");
   if (ex.skipped_rows > 0) {
-    std::fprintf(stderr, "prep: skipped %lld bad rows%s\n", static_cast<long long>(ex.skipped_rows),
+    spdlog::warn("prep: skipped {} bad rows{}", ex.skipped_rows,
                  ex.skipped_rows > static_cast<std::int64_t>(kMaxListedSkips) ? " (the first 100 are listed above and in the manifest)" : "");
   }
   return ex;
@@ -456,7 +423,7 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
   std::atomic<std::int64_t> done{0};
   std::mutex error_mutex;
   std::string first_error;
-  Progress progress(options.read.progress, split == "all" ? "tokenized" : "tokenized " + split);
+  CountProgress progress(options.read.progress, split == "all" ? "prep: tokenized" : "prep: tokenized " + split);
   std::mutex progress_mutex;
 
   auto work = [&] {

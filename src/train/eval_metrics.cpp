@@ -5,12 +5,12 @@
 // Dimensions: N examples, K labels.
 #include "train/eval_metrics.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -248,6 +248,13 @@ nlohmann::json metrics_to_json(const EvalMetrics& m, const std::string& prefix,
   j["confusion_matrix"] = m.confusion;
   j["per_class"] = per_class_json(m, label_names);
   return j;
+}
+
+void add_eval_speed(nlohmann::json& record, const EvalMetrics& m, long batch_size, double seconds) {
+  const double batches = std::ceil(static_cast<double>(m.count) / static_cast<double>(std::max(1L, batch_size)));
+  record["eval_runtime"] = seconds;
+  record["eval_samples_per_second"] = seconds > 0 ? static_cast<double>(m.count) / seconds : 0.0;
+  record["eval_steps_per_second"] = seconds > 0 ? batches / seconds : 0.0;
 }
 
 std::string eval_summary(const nlohmann::json& r) {

@@ -69,6 +69,10 @@ double spearman_correlation(std::span<const double> x, std::span<const double> y
 nlohmann::json metrics_to_json(const EvalMetrics& metrics, const std::string& prefix,
                                const std::vector<std::string>& label_names);
 
+// Trainer's speed figures of an evaluation of `metrics.count` rows in `seconds`, batches of
+// `batch_size`: eval_runtime, eval_samples_per_second, eval_steps_per_second (eval_results.json's keys).
+void add_eval_speed(nlohmann::json& record, const EvalMetrics& metrics, long batch_size, double seconds);
+
 // A readable table: headline metrics, per-class rows, confusion matrix.
 std::string metrics_table(const EvalMetrics& metrics, const std::vector<std::string>& label_names);
 

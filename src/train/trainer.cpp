@@ -294,6 +294,15 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   if (writer) {
     fs::create_directories(paths.output_dir);
     fs::create_directories(ckpt_root);
+    // overwrite_output_dir: this run starts afresh; an earlier run's checkpoints would otherwise sit
+    // beside (and be overwritten step by step by) this run's, and `--resume latest` could pick them.
+    if (args.overwrite_output_dir) {
+      for (const fs::path& old : checkpoints_in(ckpt_root)) {
+        spdlog::info("overwrite_output_dir: removing {}", old.string());
+        fs::remove_all(old);
+      }
+    }
+    if (!args.logging_dir.empty()) fs::create_directories(args.logging_dir);
   }
   if (group.distributed()) require_same_job(group, job_fingerprint(args, train, test, model));
 
@@ -347,20 +356,30 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   model.set_dropout_enabled(args.dropout);
   model.set_dropout(static_cast<std::uint64_t>(args.seed), st.dropout_offset);
 
+  // metrics.jsonl in the model folder, and in logging_dir too (where Trainer keeps its logs).
+  std::vector<std::string> metrics_files{(fs::path(paths.output_dir) / "metrics.jsonl").string()};
+  if (!args.logging_dir.empty()) metrics_files.push_back((fs::path(args.logging_dir) / "metrics.jsonl").string());
   auto log = [&](nlohmann::json record) {
     st.log_history.push_back(record);
     if (!writer) return;
-    std::ofstream out((fs::path(paths.output_dir) / "metrics.jsonl").string(), std::ios::app);
-    out << record.dump() << "\n";
+    for (const std::string& file : metrics_files) std::ofstream(file, std::ios::app) << record.dump() << "\n";
     if (hooks.on_log) hooks.on_log(record);
   };
   auto epoch_float = [&]() {
     return static_cast<double>(st.epoch) + static_cast<double>(st.next_batch) / static_cast<double>(batches_per_epoch);
   };
   std::optional<nlohmann::json> last_eval;
-  auto run_eval = [&]() {
+  // Metrics with Trainer's speed figures (eval_runtime, eval_samples_per_second, eval_steps_per_second).
+  auto evaluate_timed = [&]() {
+    const auto start = Clock::now();
     EvalMetrics m = evaluate(model, *test, args.eval_batch_size, nullptr, &group);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     nlohmann::json record = metrics_to_json(m, "eval_", model.config().id2label);
+    add_eval_speed(record, m, args.eval_batch_size, seconds);
+    return record;
+  };
+  auto run_eval = [&]() {
+    nlohmann::json record = evaluate_timed();
     record["step"] = st.global_step;
     record["epoch"] = epoch_float();
     log(record);
@@ -404,8 +423,10 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   };
 
   if (writer) {  // metrics.jsonl holds exactly the history up to where this run starts
-    std::ofstream out((fs::path(paths.output_dir) / "metrics.jsonl").string(), std::ios::trunc);
-    for (const auto& record : st.log_history) out << record.dump() << "\n";
+    for (const std::string& file : metrics_files) {
+      std::ofstream out(file, std::ios::trunc);
+      for (const auto& record : st.log_history) out << record.dump() << "\n";
+    }
   }
   TrainOutcome outcome;
   outcome.total_steps = total_steps;
@@ -542,11 +563,9 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
       spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
     const SharedCheckpoint best(group, st.best_checkpoint);
     load_weights_into(model, best.dir(), args.seed, "load_best_model_at_end");
-    if (test) {
-      EvalMetrics m = evaluate(model, *test, args.eval_batch_size, nullptr, &group);
-      last_eval = metrics_to_json(m, "eval_", model.config().id2label);
-    }
-  } else if (test && args.eval_strategy != "no" && !(last_eval && (*last_eval)["step"] == st.global_step)) {
+    if (test) last_eval = evaluate_timed();
+  } else if (test && (args.eval_strategy != "no" || args.do_eval) &&
+             !(last_eval && (*last_eval)["step"] == st.global_step)) {
     run_eval();
   }
   if (!writer) {
