@@ -1,8 +1,9 @@
 // Data-parallel training end to end, as users launch it: `mpirun --allow-run-as-root --oversubscribe
 // -np 2 tuneserve train ...` against `tuneserve train` alone with the whole global batch.
 // - 2 ranks x 8 rows give every parameter of 1 process x 16 rows after 5 optimizer steps within 1e-5
-//   (|a - b| <= 1e-6 + 1e-5 |b| per element, see WeightGap; the largest relative difference is
-//   reported), and the same loss curve (goldens' models, dropout on, a short last batch).
+//   relative per tensor (||a - b|| / ||b|| and max|a - b| / max|b|), per element within
+//   1e-6 + 1e-5 |b| (why not 1e-5 relative per element: WeightGap in mpi_jobs.h; every figure is
+//   printed), and the same loss curve (goldens' models, dropout on, a short last batch).
 // - The same final accuracy on a short Amazon run.
 // - Resume on another number of ranks continues the same trajectory.
 // - A killed rank ends the whole job within seconds, naming the rank and its host.
@@ -54,11 +55,7 @@ TEST_P(Exactness, TwoRanksOfEightMatchOneProcessOfSixteen) {
   ASSERT_EQ(train(1, golden_recipe(model, data, dir / "one") + " --train-batch-size 16", log), 0) << log;
   ASSERT_EQ(train(2, golden_recipe(model, data, dir / "two") + " --train-batch-size 8", log), 0) << log;
 
-  const WeightGap gap = weight_gap(dir / "two", dir / "one");
-  std::printf("[ %s ] 2 x 8 vs 1 x 16 after 5 steps, %zu weights: max relative difference %.3g (at %s, |b| >= 1e-3), "
-              "max absolute %.3g\n",
-              arch.c_str(), gap.compared, gap.max_rel, gap.where.c_str(), gap.max_abs);
-  EXPECT_LE(gap.excess, 0.0) << "beyond 1e-6 + 1e-5 |b| at " << gap.excess_where;
+  expect_weights_match(weight_gap(dir / "two", dir / "one"), arch + ": 2 x 8 vs 1 x 16 after 5 steps");
 
   const auto one = read_jsonl(dir / "one" / "metrics.jsonl"), two = read_jsonl(dir / "two" / "metrics.jsonl");
   ASSERT_EQ(one.size(), 5u);
@@ -92,10 +89,7 @@ TEST(Exactness, AccumulationAndARankWithoutRows) {
   ASSERT_EQ(train(1, recipe + " --train-batch-size 8", log), 0) << log;
   ASSERT_EQ(train(2, golden_recipe(model, data, dir / "two") + " --gradient-accumulation-steps 2 --train-batch-size 4", log), 0)
       << log;
-  const WeightGap gap = weight_gap(dir / "two", dir / "one");
-  std::printf("[ accumulation ] 2 x 4 x 2 vs 1 x 8 x 2: max relative difference %.3g (at %s), max absolute %.3g\n",
-              gap.max_rel, gap.where.c_str(), gap.max_abs);
-  EXPECT_LE(gap.excess, 0.0) << "beyond 1e-6 + 1e-5 |b| at " << gap.excess_where;
+  expect_weights_match(weight_gap(dir / "two", dir / "one"), "accumulation: 2 x 4 x 2 vs 1 x 8 x 2");
   fs::remove_all(dir);
 }
 
@@ -150,10 +144,8 @@ TEST(Resume, OnAnotherNumberOfRanks) {
     fs::create_directories(resumed);
     fs::copy(dir / from / "checkpoint-3", resumed / "checkpoint-3", fs::copy_options::recursive);
     ASSERT_EQ(train(ranks, recipe(resumed, ranks) + " --resume latest", log), 0) << log;
-    const WeightGap gap = weight_gap(resumed, dir / from);
-    std::printf("[ resume ] checkpoint-3 of %s resumed on %d rank(s): max relative difference %.3g from the "
-                "uninterrupted run\n", from, ranks, gap.max_rel);
-    EXPECT_LE(gap.excess, 0.0) << from << ": beyond 1e-6 + 1e-5 |b| at " << gap.excess_where;
+    expect_weights_match(weight_gap(resumed, dir / from), "resume: checkpoint-3 of " + std::string(from) + " on " +
+                                                             std::to_string(ranks) + " rank(s) vs the uninterrupted run");
     const auto logs = read_jsonl(resumed / "metrics.jsonl");
     ASSERT_EQ(logs.size(), 6u);
     EXPECT_EQ(logs.back()["step"], 6);
