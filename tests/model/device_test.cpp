@@ -126,7 +126,7 @@ TEST_P(OnEmulatedGpu, TrainingLossLogitsAndEveryGradientAreBitwiseTheCpus) {
   enable_dropout(cpu);
   enable_dropout(gpu);
   const int K = cpu.config().num_labels;
-  for (const auto [prune, packed] :
+  for (const auto& [prune, packed] :
        {std::pair{false, false}, std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
     for (const TestBatch& tb : batches(cpu.config())) {
       const std::string what = std::string(GetParam()) + " " + tb.name + (prune ? " pruned" : "") +

@@ -116,7 +116,7 @@ TEST_P(Engine, PrunedAndUnpaddedTrainingStepsEqualThePaddedStep) {
     bool any_nonzero = false;
     for (const auto& g : ref.grads) any_nonzero |= std::any_of(g.begin(), g.end(), [](float v) { return v != 0.0f; });
     ASSERT_TRUE(any_nonzero);
-    for (const auto [prune, packed] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+    for (const auto& [prune, packed] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
       const std::string what = arch + " " + tb.name + (prune ? " pruned" : "") + (packed ? " unpadded" : "");
       const Step s = train_step(model, tb, prune, packed);
       EXPECT_NEAR(s.loss, ref.loss, 1e-5f * (1 + std::abs(ref.loss))) << what;

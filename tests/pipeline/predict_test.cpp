@@ -297,7 +297,8 @@ TEST(Pipeline, BatchedEqualsOneAtATimeInInputOrder) {
   ASSERT_EQ(batched.size(), inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Encoding e = pipeline->tokenize(inputs[i]);
-    const Encoding* one[] = {&e};
+    PackedBatch one;
+    one.append(e.ids, e.type_ids);
     const auto logits = pipeline->forward(one);
     ASSERT_EQ(logits.size(), 2u);
     for (const auto& ls : batched[i]) {
