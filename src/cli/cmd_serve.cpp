@@ -20,6 +20,7 @@
 
 #include "cli/command.h"
 #include "kernels/device_select.h"
+#include "kernels/ops.h"
 #include "core/error.h"
 #include "serve/config.h"
 #include "storage/resolve.h"
@@ -40,6 +41,8 @@ int run_serve(ServeOptions options) {
     fail("serve: --model is required (or HF_MODEL_DIR / HF_MODEL_ID; {} is used when it exists)", kSageMakerModelDir);
   // Before the port is bound: an orchestrator must not see a listening server that can never load.
   const Device device = select_device({.value = options.device, .source = "serve"}).device;
+  const DType dtype = parse_compute_dtype(options.dtype);
+  ops::require(backend_for(device), dtype, fmt::format("serve: dtype {}", options.dtype));
   const storage::ModelPaths paths = storage::resolve_model(options.model, options.tokenizer, {options.revision});
   options.model = paths.model;
   if (!options.tokenizer.empty()) options.tokenizer = paths.tokenizer;
@@ -56,6 +59,7 @@ int run_serve(ServeOptions options) {
   pipeline_options.threads =
       options.threads > 0 ? options.threads : std::max(1, cores / std::max(1, options.batch.workers));
   pipeline_options.device = device;
+  pipeline_options.dtype = dtype;
   const std::string tokenizer = options.tokenizer;
   options.server.loader = [pipeline_options, tokenizer](const std::string& dir) {
     // A model from the store brings its own tokenizer when it has one.
@@ -82,9 +86,9 @@ int run_serve(ServeOptions options) {
   try {
     auto model = models.load(options.model_name, options.model, options.server.loader);
     if (options.server.handler) options.server.handler->model_fn(options.model);
-    spdlog::info("serve: model {} ({}, {} labels) loaded on {} in {:.2f} s; {} workers x {} threads",
+    spdlog::info("serve: model {} ({}, {} labels) loaded on {} in {} in {:.2f} s; {} workers x {} threads",
                  model->name, model->backend->info().model_type,
-                 model->backend->info().labels.num_labels(), device.str(), model->load_seconds,
+                 model->backend->info().labels.num_labels(), device.str(), options.dtype, model->load_seconds,
                  options.batch.workers, pipeline_options.threads);
   } catch (...) {
     server.stop();

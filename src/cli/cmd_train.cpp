@@ -11,6 +11,7 @@
 #include "cli/command.h"
 #include "cli/train_console.h"
 #include "kernels/device_select.h"
+#include "kernels/ops.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "storage/resolve.h"
@@ -89,6 +90,7 @@ int run(const TrainCommand& cmd) {
         select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0});
     if (!device.note.empty()) std::fprintf(stderr, "%s\n", device.note.c_str());
     args.device = device.device.str();
+    if (args.bf16) ops::require(backend_for(device.device), DType::BF16, "hyperparameter bf16");
     if (cmd.dry_run) {
       nlohmann::json out = train::args_to_json(args);
       out["sagemaker"] = env.active;

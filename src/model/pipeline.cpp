@@ -419,6 +419,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   LoadReport report;
   LoadOptions load_options;
   load_options.device = options.device;
+  load_options.dtype = options.dtype;
   auto impl = std::make_unique<Impl>(Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report, load_options), options,
                                           {}, 0, 0, {}});
   const ModelConfig& config = impl->model.config();

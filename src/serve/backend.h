@@ -19,6 +19,7 @@ struct ModelInfo {
   LabelInfo labels;        // id2label (K) and problem_type, for postprocessing
   int max_input_length = 512;  // default truncation length (Pipeline::max_length())
   std::string device = "cpu";  // where the forward runs: "cpu" or "cuda:N" (Device::str())
+  std::string dtype = "fp32";  // what its products compute in: "fp32" or "bf16"
 };
 
 class Backend {

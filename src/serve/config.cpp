@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/device.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/json.h"
 
@@ -69,6 +70,9 @@ const std::vector<Setting>& serve_settings() {
        [](O& o, S v) { o.threads = static_cast<int>(to_int(v, 0, 1024)); }},
       {"device", {"TUNESERVE_DEVICE"}, "where the model runs: cpu | cuda | cuda:N (default cpu)",
        [](O& o, S v) { o.device = parse_device(v).str(); }},
+      {"dtype", {"TUNESERVE_DTYPE"},
+       "what the matrix products compute in: fp32 | bf16 (bf16 weights, fp32 accumulation; CPU: AVX512-BF16)",
+       [](O& o, S v) { o.dtype = compute_dtype_name(parse_compute_dtype(v)); }},
       {"job_queue_size", {"MAX_CONCURRENT_REQUESTS"},
        "requests admitted per model at once; more get 503 + Retry-After",
        [](O& o, S v) { o.batch.queue_size = static_cast<std::size_t>(to_int(v, 1, 1'000'000)); }},

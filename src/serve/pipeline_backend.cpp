@@ -13,6 +13,7 @@ PipelineBackend::PipelineBackend(const std::string& model_dir, const std::string
   info_.labels = pipeline_->labels();
   info_.max_input_length = pipeline_->max_length();
   info_.device = options.device.str();
+  info_.dtype = compute_dtype_name(options.dtype);
 }
 
 }  // namespace tuneserve::serve

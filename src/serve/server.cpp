@@ -147,6 +147,7 @@ json model_json(const Model& model) {
               {"labels", info.labels.id2label},
               {"max_input_length", info.max_input_length},
               {"device", info.device},
+              {"dtype", info.dtype},
               {"workers", model.batcher->workers()},
               {"queued", model.batcher->admitted()},
               {"load_seconds", model.load_seconds}};
@@ -667,6 +668,7 @@ Reply Server::Impl::info() const {
     out["labels"] = info.labels.id2label;
     out["max_input_length"] = info.max_input_length;
     out["device"] = info.device;
+    out["dtype"] = info.dtype;
     out["workers"] = model->batcher->workers();
   }
   for (const auto& model : models.list()) out["models"].push_back(model_json(*model));
