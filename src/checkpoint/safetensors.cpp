@@ -125,14 +125,10 @@ const std::uint8_t* SafeTensorsReader::raw(const std::string& name) const {
   return file_.data() + data_start_ + info(name).begin;
 }
 
-std::vector<float> SafeTensorsReader::read_f32(const std::string& name) const {
-  const TensorInfo& t = info(name);
-  const std::uint8_t* p = raw(name);
-  const std::size_t n = static_cast<std::size_t>(t.numel());
-  std::vector<float> out(n);
-  switch (t.dtype) {
+void convert_to_f32(DType dtype, const std::uint8_t* p, std::size_t n, float* out) {
+  switch (dtype) {
     case DType::F32:
-      std::memcpy(out.data(), p, n * 4);
+      std::memcpy(out, p, n * 4);
       break;
     case DType::F64:
       for (std::size_t i = 0; i < n; ++i) {
@@ -156,8 +152,15 @@ std::vector<float> SafeTensorsReader::read_f32(const std::string& name) const {
       }
       break;
     default:
-      fail("{}: tensor '{}' is {}, expected a floating dtype", path(), name, dtype_name(t.dtype));
+      fail("{} is not a floating dtype", dtype_name(dtype));
   }
+}
+
+std::vector<float> SafeTensorsReader::read_f32(const std::string& name) const {
+  const TensorInfo& t = info(name);
+  if (!is_floating(t.dtype)) fail("{}: tensor '{}' is {}, expected a floating dtype", path(), name, dtype_name(t.dtype));
+  std::vector<float> out(static_cast<std::size_t>(t.numel()));
+  convert_to_f32(t.dtype, raw(name), out.size(), out.data());
   return out;
 }
 
@@ -180,23 +183,23 @@ std::vector<std::int64_t> SafeTensorsReader::read_i64(const std::string& name) c
   return out;
 }
 
-void SafeTensorsWriter::add_f32(const std::string& name, std::vector<std::int64_t> shape, const float* data) {
-  Entry e{DType::F32, std::move(shape), {}};
+void SafeTensorsWriter::add_raw(const std::string& name, DType dtype, std::vector<std::int64_t> shape,
+                                const void* data) {
+  Entry e{dtype, std::move(shape), {}};
   std::int64_t n = 1;
   for (auto d : e.shape) n *= d;
-  e.bytes.resize(static_cast<std::size_t>(n) * 4);
+  e.bytes.resize(static_cast<std::size_t>(n) * dtype_size(dtype));
   if (n > 0) std::memcpy(e.bytes.data(), data, e.bytes.size());
   entries_[name] = std::move(e);
 }
 
+void SafeTensorsWriter::add_f32(const std::string& name, std::vector<std::int64_t> shape, const float* data) {
+  add_raw(name, DType::F32, std::move(shape), data);
+}
+
 void SafeTensorsWriter::add_i64(const std::string& name, std::vector<std::int64_t> shape,
                                 const std::int64_t* data) {
-  Entry e{DType::I64, std::move(shape), {}};
-  std::int64_t n = 1;
-  for (auto d : e.shape) n *= d;
-  e.bytes.resize(static_cast<std::size_t>(n) * 8);
-  if (n > 0) std::memcpy(e.bytes.data(), data, e.bytes.size());
-  entries_[name] = std::move(e);
+  add_raw(name, DType::I64, std::move(shape), data);
 }
 
 void SafeTensorsWriter::write(const std::string& path) const {

@@ -20,6 +20,10 @@
 
 namespace tuneserve {
 
+inline bool is_floating(DType d) { return d == DType::F64 || d == DType::F32 || d == DType::F16 || d == DType::BF16; }
+// n little-endian values of a floating dtype (F64/F32/F16/BF16) to fp32; Error for other dtypes.
+void convert_to_f32(DType dtype, const std::uint8_t* data, std::size_t n, float* out);
+
 struct TensorInfo {
   std::string name;
   DType dtype = DType::F32;
@@ -60,6 +64,8 @@ class SafeTensorsWriter {
  public:
   void add_f32(const std::string& name, std::vector<std::int64_t> shape, const float* data);
   void add_i64(const std::string& name, std::vector<std::int64_t> shape, const std::int64_t* data);
+  // numel(shape) values of `dtype`, little-endian, row-major (copied).
+  void add_raw(const std::string& name, DType dtype, std::vector<std::int64_t> shape, const void* data);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   // Writes to path + ".tmp" then renames, so a crash never leaves a half-written checkpoint.
   // Tensors are stored sorted by name, as the reference library does.

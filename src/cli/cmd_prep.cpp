@@ -48,6 +48,8 @@ void print_summary(const data::TokenizedDataset& d, const std::string& dir) {
 }
 
 int run(PrepArgs& a) {
+  for (auto* files : {&a.inputs, &a.test_inputs})
+    for (std::string& f : *files) f = storage::resolve_data(f);
   data::PrepOptions o;
   o.read.files = a.inputs;
   o.read.table.format = data::parse_format(a.format);

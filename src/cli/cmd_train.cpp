@@ -37,7 +37,8 @@ void copy_if_exists(const fs::path& from, const fs::path& to_dir) {
   fs::copy_file(from, to_dir / from.filename(), fs::copy_options::overwrite_existing);
 }
 
-int run_training(const train::TrainArgs& args, const train::JobEnv& env, const Device& device) {
+int run_training(const train::TrainArgs& args, const train::JobEnv& env, const Device& device,
+                 const storage::OutputDir& output) {
   RunInputs in = load_run_inputs(args, device);
   const train::TrainingData& data = in.data;
   Model& model = in.model;
@@ -60,6 +61,10 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
                 e["eval_f1"].get<double>(), e["eval_samples"].get<long>());
   }
   std::printf("model: %s\n", args.output_dir.c_str());
+  // A SageMaker job's /opt/ml/model is packed by the platform itself; elsewhere the job ends with
+  // model.tar.gz as SageMaker's does (uploaded when the output is on S3).
+  if (!env.active || !output.remote.empty())
+    std::printf("model archive: %s\n", storage::finish_output_dir(output).c_str());
   if (env.active) {
     for (const char* name : {"metrics.jsonl", "train_results.json", "eval_results.json", "trainer_state.json"})
       copy_if_exists(fs::path(args.output_dir) / name, env.output_data_dir);
@@ -98,7 +103,9 @@ int run(const TrainCommand& cmd) {
       return 0;
     }
     resolve_inputs(args);
-    return run_training(args, env, device.device);
+    const storage::OutputDir output = storage::prepare_output_dir(args.output_dir);
+    args.output_dir = output.local;
+    return run_training(args, env, device.device, output);
   } catch (const std::exception& e) {
     if (env.active || !cmd.sagemaker_root.empty()) {
       if (env.root.empty()) env.root = cmd.sagemaker_root;

@@ -8,7 +8,10 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "core/build_info.h"
 #include "core/error.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/matmul.h"
 
 namespace tuneserve::cli {
 std::vector<Command>& registry() {
@@ -20,7 +23,11 @@ std::vector<Command>& registry() {
 int main(int argc, char** argv) {
   using namespace tuneserve::cli;
   CLI::App app{"tuneserve: fine-tune and serve BERT-family text classifiers"};
-  app.set_version_flag("--version", std::string("tuneserve ") + TUNESERVE_VERSION);
+  app.set_version_flag("--version", [] {
+    const tuneserve::BuildInfo& info = tuneserve::build_info();
+    return fmt::format("tuneserve {}\ncommit {}\nbuild {} ({})\nkernels {}, oneDNN {}", info.version, info.commit,
+                       info.build_type, info.target, tuneserve::kernel_isa_description(), tuneserve::onednn_isa());
+  });
   app.require_subcommand(1);
 
   auto& commands = registry();

@@ -3,11 +3,11 @@
 
 #include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace tuneserve::hub {
 namespace {
@@ -20,15 +20,7 @@ std::string folder_of(const std::string& file_in_snapshot, const std::string& na
 // Shards named by a sharded checkpoint's index, each fetched (required).
 void fetch_shards(const HubClient& hub, const std::string& repo, const std::string& revision,
                   const std::string& index_path) {
-  nlohmann::json j;
-  try {
-    std::ifstream in(index_path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", index_path, e.what());
-  }
+  const nlohmann::json j = read_json_file(index_path);
   if (!j.contains("weight_map") || !j["weight_map"].is_object())
     fail("{}: field 'weight_map' is missing or not an object", index_path);
   std::set<std::string> shards;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/safetensors.h"
+#include "checkpoint/tensor_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/rng.h"
@@ -108,35 +109,10 @@ bool is_layernorm_weight(const std::string& name) {
 class TensorSource {
  public:
   explicit TensorSource(const std::string& dir) {
-    const fs::path d(dir);
-    const fs::path single = d / "model.safetensors", index = d / "model.safetensors.index.json";
-    if (fs::exists(single)) {
-      add_file(single.string());
-    } else if (fs::exists(index)) {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(read_text_file(index.string()));
-      } catch (const nlohmann::json::exception& e) {
-        fail("{}: invalid JSON: {}", index.string(), e.what());
-      }
-      if (!j.contains("weight_map") || !j["weight_map"].is_object())
-        fail("{}: field 'weight_map' is missing or not an object", index.string());
-      std::set<std::string> files;
-      for (auto& [name, file] : j["weight_map"].items()) {
-        if (!file.is_string()) fail("{}: field 'weight_map.{}' must be a file name", index.string(), name);
-        files.insert(file.get<std::string>());
-      }
-      for (auto& f : files) add_file((d / f).string());
-    } else if (fs::exists(d / "pytorch_model.bin")) {
-      fail("{}: only pytorch_model.bin found; tuneserve reads safetensors. Convert it in Python: "
-           "AutoModelForSequenceClassification.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)",
-           dir);
-    } else {
-      fail("{}: no model.safetensors (or model.safetensors.index.json) in this directory", dir);
-    }
+    for (const std::string& file : checkpoint_files(dir)) add_file(file);
   }
 
-  const SafeTensorsReader* find(const std::string& name) const {
+  const TensorFile* find(const std::string& name) const {
     auto it = where_.find(name);
     return it == where_.end() ? nullptr : readers_[it->second].get();
   }
@@ -149,10 +125,10 @@ class TensorSource {
 
  private:
   void add_file(const std::string& path) {
-    readers_.push_back(std::make_unique<SafeTensorsReader>(path));
+    readers_.push_back(open_tensor_file(path));
     for (auto& t : readers_.back()->tensors()) where_[t.name] = readers_.size() - 1;
   }
-  std::vector<std::unique_ptr<SafeTensorsReader>> readers_;
+  std::vector<std::unique_ptr<TensorFile>> readers_;
   std::map<std::string, std::size_t> where_;
 };
 
@@ -245,7 +221,7 @@ std::vector<float> load_parameters(const ParamTable& t, const ModelConfig& c, co
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const Spec& spec = specs[i];
     float* dst = host.data() + t.offset[i];
-    const SafeTensorsReader* reader = nullptr;
+    const TensorFile* reader = nullptr;
     std::string found;
     for (const auto& cand : candidate_names(spec.name, base)) {
       if ((reader = source.find(cand))) {

@@ -12,10 +12,18 @@
 #include "serve/handler_plugin.h"
 #include "serve/metrics.h"
 #include "serve/model_registry.h"
+#include "aws/sigv4.h"
 #include "serve/request.h"
-#include "serve/sigv4.h"
 
 namespace tuneserve::serve {
+
+// The server checks SigV4 with the one implementation the S3 client signs with (aws/sigv4.h).
+using aws::constant_time_equal;
+using aws::is_sigv4;
+using aws::parse_sigv4_credentials;
+using aws::SignedRequest;
+using aws::sigv4_verify;
+using aws::SigV4Credentials;
 
 struct ServerConfig {
   std::string host = "0.0.0.0";

@@ -5,8 +5,9 @@
 //   a local model.tar.gz (.tgz)        unpacked into the tuneserve cache (archive.h checks)
 //   a Hub id ("distilbert-base-cased", "org/name"), when no such local path exists
 //                                      the needed files in the Hugging Face cache (hub/)
-//   s3://bucket/key                    downloaded into the tuneserve cache (aws/); a key ending in
-//                                      .tar.gz is a model archive, one ending in '/' a folder
+//   s3://bucket/key                    downloaded into the tuneserve cache (aws/): an object, or every
+//                                      object under key/ (a folder); a .tar.gz model is unpacked
+//                                      (reused while the objects' ETags are unchanged)
 //
 // The tuneserve cache is $TUNESERVE_CACHE, else $XDG_CACHE_HOME/tuneserve, else ~/.cache/tuneserve.
 #pragma once
@@ -35,5 +36,17 @@ ModelPaths resolve_model(const std::string& model, const std::string& tokenizer,
 std::string resolve_tokenizer(const std::string& ref, const ResolveOptions& options = {});
 // A data file or directory (a `tuneserve prep` output, a channel folder).
 std::string resolve_data(const std::string& ref);
+
+// Where a training run writes: a local folder as it is; for s3://bucket/prefix, a staging folder in
+// the tuneserve cache (the same one for the same URI, so --resume latest finds its checkpoints).
+struct OutputDir {
+  std::string local;
+  std::string remote;  // "" for a local output
+};
+OutputDir prepare_output_dir(const std::string& ref);
+// The end of a training job, as SageMaker's: <local>/model.tar.gz with the model's files at the
+// root; for an S3 output, uploaded with the results files (train/eval_results.json, metrics.jsonl)
+// to <remote>/. Returns where the archive went.
+std::string finish_output_dir(const OutputDir& out);
 
 }  // namespace tuneserve::storage

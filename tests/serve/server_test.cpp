@@ -27,6 +27,7 @@ using testing::Connection;
 using testing::FakeBackend;
 using testing::http_request;
 using namespace std::chrono_literals;
+using namespace tuneserve::aws;  // the signer the test plays the client with
 
 ServerConfig test_config() {
   ServerConfig c;

@@ -1,18 +1,25 @@
 // Elementwise activations and their derivatives on CPU (OpenMP over elements). The GELUs take erf
-// and exp 16 lanes at a time from glibc's vector math library (libmvec) where the CPU has AVX-512.
+// and exp from glibc's vector math library (libmvec): 16 lanes at a time with AVX-512, 2 x 8 with
+// AVX2. Compiled once per ISA level (kernels/cpu/isa_passes.h).
 #include "kernels/cpu/activation.h"
+
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-// libmvec's AVX-512 variants (x86-64 vector function ABI), the ones GCC calls for `omp simd` loops.
+// libmvec's AVX-512 and AVX2 variants (x86-64 vector function ABI), the ones GCC calls for `omp
+// simd` loops; glibc picks each one's implementation for the CPU at load time.
 extern "C" __m512 _ZGVeN16v_erff(__m512 x);
 extern "C" __m512 _ZGVeN16v_expf(__m512 x);
-#endif
+extern "C" __m256 _ZGVdN8v_erff(__m256 x);
+extern "C" __m256 _ZGVdN8v_expf(__m256 x);
+
+#define TUNESERVE_ISA_FILE "kernels/cpu/activation.cpp"
+#include "kernels/cpu/isa_passes.h"
 
 namespace tuneserve {
+TUNESERVE_ISA_BEGIN
 
 namespace {
 constexpr float kInvSqrt2 = 0.70710678118654752f;
@@ -27,27 +34,39 @@ constexpr std::size_t kLanes = 16;
 // out[j] = Phi(inp[j]) = 0.5 (1 + erf(inp[j] / sqrt 2)) for j < n: 16 lanes at once (n == 16) or
 // one by one (a last, shorter block).
 inline void phi_block(float* out, const float* inp, std::size_t n) {
-#if defined(__AVX512F__)
   if (n == kLanes) {
+#if TUNESERVE_ISA_AVX512
     const __m512 x = _mm512_loadu_ps(inp);
     const __m512 e = _ZGVeN16v_erff(_mm512_mul_ps(x, _mm512_set1_ps(kInvSqrt2)));
     _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+#else
+    for (std::size_t h = 0; h < kLanes; h += 8) {
+      const __m256 x = _mm256_loadu_ps(inp + h);
+      const __m256 e = _ZGVdN8v_erff(_mm256_mul_ps(x, _mm256_set1_ps(kInvSqrt2)));
+      _mm256_storeu_ps(out + h, _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
+    }
+#endif
     return;
   }
-#endif
   for (std::size_t j = 0; j < n; ++j) out[j] = 0.5f * (1.0f + std::erf(inp[j] * kInvSqrt2));
 }
 
 // out[j] = phi(inp[j]) = exp(-inp[j]^2 / 2) / sqrt(2 pi) for j < n, as phi_block.
 inline void pdf_block(float* out, const float* inp, std::size_t n) {
-#if defined(__AVX512F__)
   if (n == kLanes) {
+#if TUNESERVE_ISA_AVX512
     const __m512 x = _mm512_loadu_ps(inp);
     const __m512 e = _ZGVeN16v_expf(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), x), x));
     _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_set1_ps(kInvSqrt2Pi), e));
+#else
+    for (std::size_t h = 0; h < kLanes; h += 8) {
+      const __m256 x = _mm256_loadu_ps(inp + h);
+      const __m256 e = _ZGVdN8v_expf(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(-0.5f), x), x));
+      _mm256_storeu_ps(out + h, _mm256_mul_ps(_mm256_set1_ps(kInvSqrt2Pi), e));
+    }
+#endif
     return;
   }
-#endif
   for (std::size_t j = 0; j < n; ++j) out[j] = kInvSqrt2Pi * std::exp(-0.5f * inp[j] * inp[j]);
 }
 
@@ -64,6 +83,7 @@ void for_blocks(std::size_t N, F f) {
 }  // namespace
 
 void gelu_forward(float* out, const float* inp, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(gelu_forward, out, inp, N);
   for_blocks(N, [&](std::size_t i0, std::size_t n) {
     float phi[kLanes];
     phi_block(phi, inp + i0, n);
@@ -72,6 +92,7 @@ void gelu_forward(float* out, const float* inp, std::size_t N) {
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(gelu_backward, dinp, inp, dout, N);
   for_blocks(N, [&](std::size_t i0, std::size_t n) {
     float phi[kLanes], pdf[kLanes];
     phi_block(phi, inp + i0, n);
@@ -81,6 +102,7 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, std::size_t
 }
 
 void gelu_forward_cdf(float* out, float* cdf, const float* inp, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(gelu_forward_cdf, out, cdf, inp, N);
   for_blocks(N, [&](std::size_t i0, std::size_t n) {
     phi_block(cdf + i0, inp + i0, n);
     for (std::size_t i = i0; i < i0 + n; ++i) out[i] = inp[i] * cdf[i];
@@ -88,11 +110,13 @@ void gelu_forward_cdf(float* out, float* cdf, const float* inp, std::size_t N) {
 }
 
 void gelu_from_cdf(float* out, const float* inp, const float* cdf, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(gelu_from_cdf, out, inp, cdf, N);
 #pragma omp parallel for simd schedule(static) if (N > kParallelMin)
   for (std::size_t i = 0; i < N; ++i) out[i] = inp[i] * cdf[i];
 }
 
 void gelu_backward_cdf(float* dinp, const float* inp, const float* cdf, const float* dout, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(gelu_backward_cdf, dinp, inp, cdf, dout, N);
   for_blocks(N, [&](std::size_t i0, std::size_t n) {
     float pdf[kLanes];
     pdf_block(pdf, inp + i0, n);
@@ -101,19 +125,24 @@ void gelu_backward_cdf(float* dinp, const float* inp, const float* cdf, const fl
 }
 
 void tanh_forward(float* out, const float* inp, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(tanh_forward, out, inp, N);
   for (std::size_t i = 0; i < N; ++i) out[i] = std::tanh(inp[i]);
 }
 
 void tanh_backward(float* dinp, const float* out, const float* dout, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(tanh_backward, dinp, out, dout, N);
   for (std::size_t i = 0; i < N; ++i) dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
 }
 
 void relu_forward(float* out, const float* inp, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(relu_forward, out, inp, N);
   for (std::size_t i = 0; i < N; ++i) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void relu_backward(float* dinp, const float* inp, const float* dout, std::size_t N) {
+  TUNESERVE_ISA_DISPATCH(relu_backward, dinp, inp, dout, N);
   for (std::size_t i = 0; i < N; ++i) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+TUNESERVE_ISA_END
 }  // namespace tuneserve

@@ -6,10 +6,15 @@
 
 #include <cmath>
 
+#define TUNESERVE_ISA_FILE "kernels/cpu/adamw.cpp"
+#include "kernels/cpu/isa_passes.h"
+
 namespace tuneserve::kernels::cpu {
+TUNESERVE_ISA_BEGIN
 
 void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t n,
                   const AdamWHyper& h) {
+  TUNESERVE_ISA_DISPATCH(adamw_update, param, grad, m, v, n, h);
   const float decay = static_cast<float>(1.0 - h.lr * h.weight_decay);
   const float one_minus_beta1 = static_cast<float>(1.0 - h.beta1);
   const float beta2 = static_cast<float>(h.beta2);
@@ -37,4 +42,5 @@ void adamw_update(float* param, const float* grad, float* m, float* v, std::size
   }
 }
 
+TUNESERVE_ISA_END
 }  // namespace tuneserve::kernels::cpu

@@ -9,7 +9,11 @@
 #include <limits>
 #include <vector>
 
+#define TUNESERVE_ISA_FILE "kernels/cpu/attention.cpp"
+#include "kernels/cpu/isa_passes.h"
+
 namespace tuneserve {
+TUNESERVE_ISA_BEGIN
 
 namespace {
 inline std::size_t idx3(int b, int t, int T, int width) {
@@ -41,6 +45,7 @@ Rows resolve(const AttentionRows& r, int T) {
 // Any head size: the reference the fast path is tested against.
 void attention_forward_generic(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T,
                                int C, int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
+  TUNESERVE_ISA_DISPATCH(attention_forward_generic, out, att, qkv, mask, B, T, C, NH, dropout_p, key, rows);
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
@@ -107,7 +112,9 @@ void attention_forward_generic(float* out, float* att, const float* qkv, const s
 
 namespace {
 
-// GCC/Clang vector extensions: 16 floats, lowered to AVX-512, AVX2 or SSE by the compiler.
+// GCC/Clang vector extensions: 16 floats, lowered to AVX-512, AVX2 or SSE by the compiler. The
+// AVX2 pass passes them in pairs of registers, an ABI no caller outside this file sees.
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float v16 __attribute__((vector_size(64)));
 typedef std::int32_t v16i __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));  // unaligned access
@@ -336,6 +343,7 @@ void head_backward_fast(float* dq, float* dk, float* dv, const float* dout, std:
 
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
+  TUNESERVE_ISA_DISPATCH(attention_forward, out, att, qkv, mask, B, T, C, NH, dropout_p, key, rows);
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
@@ -368,11 +376,13 @@ void attention_forward(float* out, float* att, const float* qkv, const std::int3
     }
     return;
   }
-  attention_forward_generic(out, att, qkv, mask, B, T, C, NH, dropout_p, key, rows);
+  // Parenthesised: this pass's variant, not the public one argument-dependent lookup would add.
+  (attention_forward_generic)(out, att, qkv, mask, B, T, C, NH, dropout_p, key, rows);
 }
 
 void attention_backward_generic(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T,
                                 int C, int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
+  TUNESERVE_ISA_DISPATCH(attention_backward_generic, dqkv, dout, qkv, att, B, T, C, NH, dropout_p, key, rows);
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
@@ -432,9 +442,10 @@ void attention_backward_generic(float* dqkv, const float* dout, const float* qkv
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
                         int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
+  TUNESERVE_ISA_DISPATCH(attention_backward, dqkv, dout, qkv, att, B, T, C, NH, dropout_p, key, rows);
   const int HS = C / NH;
   if (HS % 16 != 0) {
-    attention_backward_generic(dqkv, dout, qkv, att, B, T, C, NH, dropout_p, key, rows);
+    (attention_backward_generic)(dqkv, dout, qkv, att, B, T, C, NH, dropout_p, key, rows);  // this pass's
     return;
   }
   const int C3 = 3 * C;
@@ -463,4 +474,5 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   }
 }
 
+TUNESERVE_ISA_END
 }  // namespace tuneserve

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/isa.h"
 
 namespace tuneserve {
 
@@ -65,10 +66,13 @@ std::unique_ptr<PreparedLinear> prepare_linear(const float* weight, const float*
   return std::make_unique<CpuPreparedLinear>(weight, bias, K, N, activation, dtype);
 }
 
-// Chosen at run time by the CPU's features: oneDNN's bf16 kernels and the conversions need AVX512-BF16.
+// Chosen at run time by the CPU's level (kernels/cpu/isa.h): oneDNN's bf16 kernels and the
+// conversions need AVX512-BF16.
 bool bf16_available(std::string* why) {
-  if (cpu_has_bf16()) return true;
-  if (why) *why = "bf16 products need a CPU with AVX512-BF16, and this one has none (use fp32)";
+  if (cpu_isa() >= CpuIsa::avx512_bf16) return true;
+  if (why)
+    *why = fmt::format("bf16 products need a CPU with AVX512-BF16; this one runs at level {}{} (use fp32)",
+                       cpu_isa_name(cpu_isa()), cpu_isa() < cpu_isa_detected() ? ", lowered by TUNESERVE_CPU_ISA" : "");
   return false;
 }
 

@@ -1,7 +1,8 @@
 // fp32 <-> bf16 conversion (kernels/cpu/convert.h). Written with AVX512-BF16 intrinsics for this one
 // instruction (vcvtne2ps2bf16 rounds 32 floats per instruction; a scalar loop is ~10x slower and the
-// conversion sits in front of every bf16 product), compiled for that target only and chosen at run
-// time, so the library still runs on CPUs without it.
+// conversion sits in front of every bf16 product), compiled for that target only (in a namespace the
+// portable build's object check, tests/kernels/check_isa_objects.sh, knows) and chosen at run time by
+// kernels/cpu/isa.h's level, so the library still runs on CPUs without it.
 //
 // Dimensions: n elements.
 #include "kernels/cpu/convert.h"
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cpu/isa.h"
+
 namespace tuneserve {
 namespace {
 
@@ -18,8 +21,11 @@ namespace {
 // threads move more bytes than one).
 constexpr std::size_t kParallelAbove = std::size_t{1} << 17;
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void to_bf16_avx512(Bf16* out, const float* inp,
-                                                                                        std::size_t n) {
+}  // namespace
+
+namespace isa_avx512_bf16 {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void to_bf16(Bf16* out, const float* inp,
+                                                                             std::size_t n) {
   std::size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m512 lo = _mm512_loadu_ps(inp + i), hi = _mm512_loadu_ps(inp + i + 16);
@@ -32,6 +38,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void to_bf16_avx
     _mm256_mask_storeu_epi16(reinterpret_cast<void*>(out + i), m, reinterpret_cast<__m256i>(r));
   }
 }
+}  // namespace isa_avx512_bf16
+
+namespace {
 
 void to_bf16_scalar(Bf16* out, const float* inp, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out[i] = round_to_bf16(inp[i]);
@@ -59,16 +68,10 @@ void blocks(std::size_t n, F&& f) {
 
 }  // namespace
 
-bool cpu_has_bf16() {
-  static const bool has = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl");
-  return has;
-}
-
 void to_bf16(Bf16* out, const float* inp, std::size_t n) {
-  const bool fast = cpu_has_bf16();
+  const bool fast = cpu_isa() >= CpuIsa::avx512_bf16;
   blocks(n, [&](std::size_t begin, std::size_t count) {
-    if (fast) to_bf16_avx512(out + begin, inp + begin, count);
+    if (fast) isa_avx512_bf16::to_bf16(out + begin, inp + begin, count);
     else to_bf16_scalar(out + begin, inp + begin, count);
   });
 }

@@ -15,8 +15,4 @@ namespace tuneserve {
 void to_bf16(Bf16* out, const float* inp, std::size_t n);
 void from_bf16(float* out, const Bf16* inp, std::size_t n);
 
-// True when this CPU converts and multiplies bf16 in hardware (AVX512-BF16). Without it the
-// conversions take a scalar path and bf16 products are refused (kernels/cpu/matmul.h).
-bool cpu_has_bf16();
-
 }  // namespace tuneserve

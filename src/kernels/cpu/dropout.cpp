@@ -3,7 +3,11 @@
 
 #include <algorithm>
 
+#define TUNESERVE_ISA_FILE "kernels/cpu/dropout.cpp"
+#include "kernels/cpu/isa_passes.h"
+
 namespace tuneserve {
+TUNESERVE_ISA_BEGIN
 
 namespace {
 
@@ -73,6 +77,7 @@ void apply_mask(float* out, const float* inp, std::size_t N, float p, const Drop
 }  // namespace
 
 void dropout_scales(float* scales, const DropoutKey& key, std::uint64_t index0, std::size_t n, float p) {
+  TUNESERVE_ISA_DISPATCH(dropout_scales, scales, key, index0, n, p);
   const float keep = 1.0f / (1.0f - p);
   std::uint32_t bits[kChunk];
   for (std::size_t s = 0; s < n; s += kChunk) {
@@ -84,12 +89,15 @@ void dropout_scales(float* scales, const DropoutKey& key, std::uint64_t index0, 
 
 void dropout_forward(float* out, const float* inp, std::size_t N, float p, const DropoutKey& key,
                      std::uint64_t index0) {
+  TUNESERVE_ISA_DISPATCH(dropout_forward, out, inp, N, p, key, index0);
   apply_mask(out, inp, N, p, key, index0);
 }
 
 void dropout_backward(float* dinp, const float* dout, std::size_t N, float p, const DropoutKey& key,
                       std::uint64_t index0) {
+  TUNESERVE_ISA_DISPATCH(dropout_backward, dinp, dout, N, p, key, index0);
   apply_mask(dinp, dout, N, p, key, index0);
 }
 
+TUNESERVE_ISA_END
 }  // namespace tuneserve

@@ -4,10 +4,15 @@
 
 #include <cstddef>
 
+#define TUNESERVE_ISA_FILE "kernels/cpu/embedding.cpp"
+#include "kernels/cpu/isa_passes.h"
+
 namespace tuneserve {
+TUNESERVE_ISA_BEGIN
 
 void embedding_forward(float* out, const std::int32_t* ids, const std::int32_t* pos, const std::int32_t* types,
                        const float* wte, const float* wpe, const float* wtt, int N, int C) {
+  TUNESERVE_ISA_DISPATCH(embedding_forward, out, ids, pos, types, wte, wpe, wtt, N, C);
 #pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int i = 0; i < N; ++i) {
     const float* w = wte + static_cast<std::size_t>(ids[i]) * C;
@@ -24,6 +29,7 @@ void embedding_forward(float* out, const std::int32_t* ids, const std::int32_t* 
 
 void embedding_backward(float* dwte, float* dwpe, float* dwtt, const float* dout, const std::int32_t* ids,
                         const std::int32_t* pos, const std::int32_t* types, int N, int C) {
+  TUNESERVE_ISA_DISPATCH(embedding_backward, dwte, dwpe, dwtt, dout, ids, pos, types, N, C);
 #pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int c0 = 0; c0 < C; c0 += 16) {
     const int c1 = c0 + 16 < C ? c0 + 16 : C;
@@ -43,4 +49,5 @@ void embedding_backward(float* dwte, float* dwpe, float* dwtt, const float* dout
   }
 }
 
+TUNESERVE_ISA_END
 }  // namespace tuneserve

@@ -5,7 +5,11 @@
 #include <cmath>
 #include <cstddef>
 
+#define TUNESERVE_ISA_FILE "kernels/cpu/layernorm.cpp"
+#include "kernels/cpu/isa_passes.h"
+
 namespace tuneserve {
+TUNESERVE_ISA_BEGIN
 
 namespace {
 // One row: y = (x - mean) * rstd * weight + bias, statistics in two passes over the cached row.
@@ -29,6 +33,7 @@ inline void normalize_row(float* y, float* mean, float* rstd, const float* x, co
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                        const float* bias, int N, int C, float eps) {
+  TUNESERVE_ISA_DISPATCH(layernorm_forward, out, mean, rstd, inp, weight, bias, N, C, eps);
 #pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int i = 0; i < N; ++i) {
     const std::size_t row = static_cast<std::size_t>(i) * C;
@@ -38,6 +43,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 
 void residual_layernorm_forward(float* out, float* res, float* mean, float* rstd, const float* a, const float* b,
                                 const float* weight, const float* bias, int N, int C, float eps) {
+  TUNESERVE_ISA_DISPATCH(residual_layernorm_forward, out, res, mean, rstd, a, b, weight, bias, N, C, eps);
 #pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int i = 0; i < N; ++i) {
     const std::size_t row = static_cast<std::size_t>(i) * C;
@@ -48,6 +54,7 @@ void residual_layernorm_forward(float* out, float* res, float* mean, float* rstd
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int N, int C) {
+  TUNESERVE_ISA_DISPATCH(layernorm_backward, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 #pragma omp parallel if (N * C > 16384)
   {
 #pragma omp for schedule(static) nowait
@@ -91,4 +98,5 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
   }
 }
 
+TUNESERVE_ISA_END
 }  // namespace tuneserve

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/isa.h"
 
 namespace tuneserve {
 namespace {
@@ -24,8 +25,20 @@ namespace {
 using dt = dnnl::memory::data_type;
 using dims = dnnl::memory::dims;
 
+// oneDNN picks its kernels by cpuid itself; a lowered level (TUNESERVE_CPU_ISA) caps it at the same
+// level. The cap takes effect only before oneDNN first asks for its ISA, so it is set here, where
+// the engine every primitive uses is made.
+dnnl::engine make_engine() {
+  if (cpu_isa() < cpu_isa_detected()) {
+    constexpr dnnl::cpu_isa caps[] = {dnnl::cpu_isa::avx2, dnnl::cpu_isa::avx512_core, dnnl::cpu_isa::avx512_core_bf16};
+    if (dnnl::set_max_cpu_isa(caps[static_cast<int>(cpu_isa())]) != dnnl::status::success)
+      fail("cannot cap oneDNN at {} (TUNESERVE_CPU_ISA): it was used before the cap", cpu_isa_name(cpu_isa()));
+  }
+  return dnnl::engine(dnnl::engine::kind::cpu, 0);
+}
+
 dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  static dnnl::engine engine = make_engine();
   return engine;
 }
 
@@ -231,10 +244,26 @@ Bf16* bf16_scratch(std::size_t n, int slot) {
 
 }  // namespace
 
+const char* onednn_isa() {
+  cpu_engine();  // the cap first: reading the ISA fixes it
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
+}
+
 void require_cpu_bf16(const char* what) {
-  if (!cpu_has_bf16())
-    fail("{} needs a CPU with AVX512-BF16 (bf16 products with fp32 accumulation); this CPU has none: use fp32",
-         what);
+  if (cpu_isa() < CpuIsa::avx512_bf16)
+    fail("{} needs a CPU with AVX512-BF16 (bf16 products with fp32 accumulation); this one runs at level {}{}: "
+         "use fp32",
+         what, cpu_isa_name(cpu_isa()), cpu_isa() < cpu_isa_detected() ? " (lowered by TUNESERVE_CPU_ISA)" : "");
 }
 
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N,

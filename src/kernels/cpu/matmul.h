@@ -28,10 +28,15 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int M, int K, int N, int dout_stride = 0);
 
+// The instruction set oneDNN's kernels use ("avx512_core_bf16", "avx2", ...): the CPU's, capped by
+// TUNESERVE_CPU_ISA (kernels/cpu/isa.h).
+const char* onednn_isa();
+
 // The same products with bf16 operands (inp and weight rounded to bf16 by the caller: to_bf16 in
 // kernels/cpu/convert.h), fp32 accumulation and fp32 out / dinp / dweight / dbias: the twins of
 // kernels/cuda's matmul_*_bf16. dout is fp32 and rounded to bf16 inside for the two products; dbias
-// sums the fp32 dout. They need AVX512-BF16 (cpu_has_bf16()); elsewhere they throw Error saying so.
+// sums the fp32 dout. They need AVX512-BF16 (cpu_isa() >= avx512_bf16, kernels/cpu/isa.h); elsewhere
+// they throw Error saying so.
 void matmul_forward_bf16(float* out, const Bf16* inp, const Bf16* weight, const float* bias, int M, int K, int N,
                          int out_stride = 0);
 void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout, const Bf16* inp,

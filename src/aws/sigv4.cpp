@@ -1,6 +1,6 @@
 // AWS SigV4 verification (see sigv4.h): canonical request, HMAC-SHA256 key chain (OpenSSL's
 // libcrypto), and the checks of the Authorization header's fields.
-#include "serve/sigv4.h"
+#include "aws/sigv4.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -10,8 +10,9 @@
 #include <ctime>
 
 #include "core/error.h"
+#include "net/http.h"
 
-namespace tuneserve::serve {
+namespace tuneserve::aws {
 namespace {
 
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
@@ -27,13 +28,6 @@ std::string hex(const unsigned char* data, std::size_t n) {
   return out;
 }
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &n, EVP_sha256(), nullptr) != 1) fail("SHA-256 failed");
-  return hex(digest, n);
-}
-
 std::string hmac(std::string_view key, std::string_view data) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
@@ -41,24 +35,6 @@ std::string hmac(std::string_view key, std::string_view data) {
             data.size(), mac, &n))
     fail("HMAC-SHA256 failed");
   return std::string(reinterpret_cast<const char*>(mac), n);
-}
-
-bool unreserved(unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~'; }
-
-// Percent-encodes every byte but the unreserved ones (and '/' when keep_slash), uppercase hex.
-std::string uri_encode(std::string_view s, bool keep_slash) {
-  static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (unreserved(c) || (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    }
-  }
-  return out;
 }
 
 int hex_value(char c) {
@@ -112,8 +88,8 @@ std::string canonical_query(std::string_view query) {
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     if (item.empty()) continue;
     const std::size_t eq = item.find('=');
-    items.emplace_back(uri_encode(uri_decode(item.substr(0, eq)), false),
-                       eq == std::string_view::npos ? "" : uri_encode(uri_decode(item.substr(eq + 1)), false));
+    items.emplace_back(net::url_encode(uri_decode(item.substr(0, eq)), false),
+                       eq == std::string_view::npos ? "" : net::url_encode(uri_decode(item.substr(eq + 1)), false));
   }
   std::sort(items.begin(), items.end());
   std::string out;
@@ -209,6 +185,13 @@ bool parse_amz_date(std::string_view s, std::chrono::system_clock::time_point* o
 
 }  // namespace
 
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &n, EVP_sha256(), nullptr) != 1) fail("SHA-256 failed");
+  return hex(digest, n);
+}
+
 bool constant_time_equal(std::string_view a, std::string_view b) {
   if (b.empty()) return false;
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -228,14 +211,16 @@ bool is_sigv4(std::string_view authorization) {
          authorization[kAlgorithm.size()] == ' ';
 }
 
-std::string sigv4_canonical_request(const SignedRequest& request, const std::vector<std::string>& signed_headers) {
+std::string sigv4_canonical_request(const SignedRequest& request, const std::vector<std::string>& signed_headers,
+                                    PathEncoding path_encoding) {
   const std::size_t q = request.target.find('?');
   const std::string_view path = request.target.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? std::string_view{} : request.target.substr(q + 1);
   std::string out;
   out += request.method;
   out += '\n';
-  out += uri_encode(path.empty() ? "/" : path, true);
+  out += path_encoding == PathEncoding::AsSent ? std::string(path.empty() ? "/" : path)
+                                               : net::url_encode(path.empty() ? "/" : path, true);
   out += '\n';
   out += canonical_query(query);
   out += '\n';
@@ -252,7 +237,9 @@ std::string sigv4_canonical_request(const SignedRequest& request, const std::vec
     out += signed_headers[i];
   }
   out += '\n';
-  out += sha256_hex(request.body);
+  bool found = false;
+  const std::string payload = header_values(request, "x-amz-content-sha256", &found);
+  out += found ? payload : sha256_hex(request.body);
   return out;
 }
 
@@ -269,6 +256,31 @@ std::string sigv4_signature(std::string_view secret, std::string_view date, std:
   key = hmac(key, "aws4_request");
   const std::string mac = hmac(key, string_to_sign);
   return hex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size());
+}
+
+void sigv4_sign_s3(SignedRequest& request, std::string_view payload_sha256, const SigV4Credentials& credentials,
+                   std::string_view region, std::chrono::system_clock::time_point now) {
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char amz_date[17];
+  std::strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm);
+  const std::string date(amz_date, 8);
+  request.headers.emplace_back("x-amz-date", amz_date);
+  request.headers.emplace_back("x-amz-content-sha256", std::string(payload_sha256));
+  if (!credentials.session_token.empty()) request.headers.emplace_back("x-amz-security-token", credentials.session_token);
+  std::vector<std::string> names;
+  for (const auto& [k, v] : request.headers) names.push_back(lower(k));
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  const std::string canonical = sigv4_canonical_request(request, names, PathEncoding::AsSent);
+  const std::string scope = date + "/" + std::string(region) + "/s3/aws4_request";
+  const std::string signature =
+      sigv4_signature(credentials.secret_access_key, date, region, "s3", sigv4_string_to_sign(amz_date, scope, canonical));
+  std::string signed_names;
+  for (const auto& n : names) signed_names += (signed_names.empty() ? "" : ";") + n;
+  request.headers.emplace_back("Authorization", std::string(kAlgorithm) + " Credential=" + credentials.access_key_id + "/" +
+                                                    scope + ", SignedHeaders=" + signed_names + ", Signature=" + signature);
 }
 
 std::string sigv4_verify(const SigV4Credentials& credentials, const SignedRequest& request,
@@ -305,4 +317,4 @@ std::string sigv4_verify(const SigV4Credentials& credentials, const SignedReques
   return "";
 }
 
-}  // namespace tuneserve::serve
+}  // namespace tuneserve::aws
