@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "serve/tuneserve_handler.h"
+#include <tuneserve/tuneserve_handler.h>
 
 namespace {
 

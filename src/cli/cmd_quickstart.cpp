@@ -61,7 +61,7 @@ int run(const QuickstartArgs& q) {
   train::finalize_args(args);
 
   section(1, "prepare: read, tokenize");
-  RunInputs in = load_run_inputs(args, Device{});  // the quickstart runs on the CPU
+  train::RunInputs in = load_run_inputs(args, Device{});  // the quickstart runs on the CPU
   const fs::path data_out = fs::path(q.output) / "data";
   in.data.train.write((data_out / "train").string());
   in.data.test->write((data_out / "test").string());

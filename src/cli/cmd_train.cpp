@@ -39,7 +39,7 @@ void copy_if_exists(const fs::path& from, const fs::path& to_dir) {
 
 int run_training(const train::TrainArgs& args, const train::JobEnv& env, const Device& device,
                  const storage::OutputDir& output) {
-  RunInputs in = load_run_inputs(args, device);
+  train::RunInputs in = load_run_inputs(args, device);
   const train::TrainingData& data = in.data;
   Model& model = in.model;
   train::TrainPaths paths{args.output_dir, env.active ? env.checkpoint_dir : args.output_dir, args.tokenizer};

@@ -9,10 +9,6 @@
 #include <cstdio>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
-
-#include "checkpoint/config.h"
-#include "train/job_env.h"
 
 namespace tuneserve::cli {
 namespace {
@@ -92,43 +88,8 @@ class Progress {
 
 }  // namespace
 
-RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device) {
-  if (args.threads > 0) Model::set_num_threads(static_cast<int>(args.threads));
-  const ModelConfig config = load_config(args.model);
-  train::DataSpec spec;
-  spec.text = args.text;
-  spec.label = args.label;
-  spec.label_map = args.label_map;
-  spec.columns = args.columns;
-  spec.label_names = args.label_names;
-  spec.tokenizer = args.tokenizer;
-  spec.skip_bad_rows = args.skip_bad_rows;
-  spec.max_length = std::min(args.max_length, train::model_max_tokens(config));
-  if (spec.max_length < args.max_length)
-    std::fprintf(stderr, "max_length %ld is more than %s accepts; truncating at %ld\n", args.max_length,
-                 args.model.c_str(), spec.max_length);
-  spec.threads = args.threads > 0 ? static_cast<int>(args.threads) : 2;
-  const std::string train_path = train::resolve_data_path(args.train, "train");
-  const std::string test_path = args.test.empty() ? "" : train::resolve_data_path(args.test, "test");
-  train::TrainingData data = train::load_training_data(train_path, test_path, spec);
-  std::fprintf(stderr, "data: %zu training rows%s\n", data.train.size(),
-               data.test ? fmt::format(", {} test rows", data.test->size()).c_str() : "");
-
-  // A head with another number of labels than the data's is created anew (as transformers does
-  // with num_labels); otherwise the checkpoint's head is kept.
-  LoadOptions load_options;
-  load_options.init_seed = static_cast<std::uint64_t>(args.seed);
-  load_options.device = device;
-  load_options.dtype = args.bf16 ? DType::BF16 : DType::F32;  // mixed precision: fp32 master weights
-  if (static_cast<int>(data.train.num_labels()) != config.num_labels) load_options.labels = data.train.manifest().id2label;
-  LoadReport report;
-  Model model = Model::load(args.model, &report, load_options);
-  if (!report.initialized.empty())
-    std::fprintf(stderr, "newly initialised (not in the checkpoint): %s\n", fmt::format("{}", fmt::join(report.initialized, ", ")).c_str());
-  if (!report.ignored.empty())
-    std::fprintf(stderr, "not used from the checkpoint: %zu tensors (%s, ...)\n", report.ignored.size(), report.ignored[0].c_str());
-
-  return RunInputs{std::move(data), std::move(model)};
+train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device) {
+  return train::load_run_inputs(args, device, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
 }
 
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,

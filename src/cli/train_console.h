@@ -9,18 +9,13 @@
 #include "model/model.h"
 #include "train/args.h"
 #include "train/data_source.h"
+#include "train/run_inputs.h"
 #include "train/trainer.h"
 
 namespace tuneserve::cli {
 
-struct RunInputs {
-  train::TrainingData data;
-  Model model;
-};
-// Threads, the data (raw files prepared in memory at min(max_length, the model's limit), or
-// prepared directories) and the model on `device` (a new head when the data has another number of
-// labels), with what was done printed on stderr.
-RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device);
+// train::load_run_inputs (train/run_inputs.h) with its notes printed on stderr.
+train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device);
 
 // "mm:ss" or "h:mm:ss".
 std::string format_duration(double seconds);

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "serve/request.h"
-#include "serve/tuneserve_handler.h"
+#include <tuneserve/tuneserve_handler.h>
 
 namespace tuneserve::serve {
 namespace {

@@ -1,4 +1,4 @@
-// Loads a handler plugin (a shared library speaking serve/tuneserve_handler.h) and calls its
+// Loads a handler plugin (a shared library speaking <tuneserve/tuneserve_handler.h>) and calls its
 // hooks with C++ types; a hook's failure becomes an HttpError with the status it chose.
 #pragma once
 

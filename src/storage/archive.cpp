@@ -3,7 +3,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,24 +23,6 @@ namespace fs = std::filesystem;
 constexpr std::size_t kMaxEntries = 100000;
 
 using Archive = std::unique_ptr<archive, int (*)(archive*)>;
-
-std::string sha256_of_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot read", path);
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(in.gcount()));
-  }
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx.get(), d, &n);
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) out += fmt::format("{:02x}", d[i]);
-  return out;
-}
 
 // "a/./b/../c" -> {"a", "c"}; false when a ".." would climb above the root, or the path is absolute.
 bool normalized_inside(const std::string& path, std::vector<std::string>* parts) {
@@ -118,7 +99,7 @@ void pack_model_dir(const std::string& dir, const std::string& archive_path) {
 
 std::string unpack_model_archive(const std::string& archive_path, const std::string& cache_dir) {
   if (!fs::is_regular_file(archive_path)) fail("{}: no such archive", archive_path);
-  const fs::path dest = fs::path(cache_dir) / "models" / sha256_of_file(archive_path);
+  const fs::path dest = fs::path(cache_dir) / "models" / hub::sha256_file(archive_path);
   auto model_folder = [&]() -> std::string {
     if (fs::exists(dest / "config.json")) return dest.string();
     std::vector<fs::path> sub;

@@ -137,16 +137,40 @@ TEST(AwsSettings, CredentialChainProfilesRegionEndpoint) {
   ::setenv("AWS_SHARED_CREDENTIALS_FILE", (dir / "none").c_str(), 1);
   ::setenv("AWS_CONFIG_FILE", (dir / "none").c_str(), 1);
   EXPECT_THAT(error_of([] { AwsSettings::from_env(); }), HasSubstr("no AWS credentials: set AWS_ACCESS_KEY_ID"));
+  // The container endpoint SageMaker jobs get, with its authorization token.
+  const int port = tuneserve::testing::free_port();
+  BackgroundProcess endpoint(
+      fmt::format("python3 -c \"import http.server as h, json\n"
+                  "class C(h.BaseHTTPRequestHandler):\n"
+                  "    def do_GET(self):\n"
+                  "        ok = self.path == '/creds' and self.headers.get('Authorization') == 'tok123'\n"
+                  "        b = json.dumps({{'AccessKeyId': 'ASIA1', 'SecretAccessKey': 's', 'Token': 'sess'}}).encode()\n"
+                  "        self.send_response(200 if ok else 401); self.send_header('Content-Length', str(len(b))); self.end_headers()\n"
+                  "        self.wfile.write(b)\n"
+                  "h.HTTPServer(('127.0.0.1', {}), C).serve_forever()\"",
+                  port),
+      (dir / "creds.log").string());
+  ASSERT_TRUE(tuneserve::testing::wait_for_port(port, std::chrono::seconds(20))) << endpoint.log();
+  ::setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fmt::format("http://127.0.0.1:{}/creds", port).c_str(), 1);
+  ::setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok123", 1);
+  s = AwsSettings::from_env();
+  EXPECT_EQ(s.credentials.access_key_id, "ASIA1");
+  EXPECT_EQ(s.credentials.session_token, "sess");
+  ::setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong", 1);
+  EXPECT_THAT(error_of([] { AwsSettings::from_env(); }), HasSubstr("HTTP 401"));
+  ::unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  ::unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
   ::unsetenv("AWS_SHARED_CREDENTIALS_FILE");
   ::unsetenv("AWS_CONFIG_FILE");
   fs::remove_all(dir);
 }
 
-TEST_F(S3Test, DownloadsWhatTheAwsCliUploaded) {
+// One test for the client's round trips (each test process starts its own moto, ~15 s).
+TEST_F(S3Test, ClientRoundTripsWithTheAwsCliAndNamesBucketAndKeyInErrors) {
   const std::string file = random_file("input.bin", 3'000'000);
   std::string out;
   ASSERT_EQ(aws("s3 cp " + file + " 's3://bucket/in/a file+1.bin'", out), 0) << out;
-  const S3Client s3 = client();
+  S3Client s3 = client();
   const auto head = s3.head(S3Uri::parse("s3://bucket/in/a file+1.bin"));
   ASSERT_TRUE(head);
   EXPECT_EQ(head->size, 3'000'000u);
@@ -155,31 +179,24 @@ TEST_F(S3Test, DownloadsWhatTheAwsCliUploaded) {
   const auto listed = s3.list(S3Uri::parse("s3://bucket/in/"));
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].key, "in/a file+1.bin");
-}
 
-TEST_F(S3Test, UploadsThatTheAwsCliReadsBack) {
-  S3Client s3 = client();
+  // Uploads the AWS CLI reads back.
   s3.part_size = 5u << 20;  // S3's smallest part: 12 MB goes up in three parts
   for (const auto& [name, size] : {std::pair<const char*, std::size_t>{"small.bin", 1000}, {"large.bin", 12'000'000}}) {
-    const std::string file = random_file(name, size);
-    s3.upload(file, S3Uri::parse(std::string("s3://bucket/out/") + name));
-    std::string out;
+    const std::string sent = random_file(name, size);
+    s3.upload(sent, S3Uri::parse(std::string("s3://bucket/out/") + name));
     const std::string back = (root_ / (std::string("back-") + name)).string();
     ASSERT_EQ(aws(std::string("s3 cp s3://bucket/out/") + name + " " + back, out), 0) << out;
-    EXPECT_EQ(read_file(back), read_file(file)) << name;
+    EXPECT_EQ(read_file(back), read_file(sent)) << name;
   }
-  std::string out;
   ASSERT_EQ(aws("s3api head-object --bucket bucket --key out/large.bin", out), 0) << out;
   EXPECT_THAT(out, HasSubstr("-3\\\""));  // a multipart ETag: "<md5 of part md5s>-3"
-}
 
-TEST_F(S3Test, ErrorsNameBucketAndKey) {
-  const S3Client s3 = client();
+  // Errors name the bucket and the key.
   EXPECT_THAT(error_of([&] { s3.download(S3Uri::parse("s3://bucket/missing.txt"), (root_ / "x").string()); }),
               ::testing::AllOf(HasSubstr("404"), HasSubstr("bucket bucket, key missing.txt")));
   EXPECT_THAT(error_of([&] { s3.list(S3Uri::parse("s3://no-such-bucket/data/")); }),
               ::testing::AllOf(HasSubstr("NoSuchBucket"), HasSubstr("bucket no-such-bucket, key data/")));
-  std::string out;
   EXPECT_EQ(run_command(env_ + TUNESERVE_BINARY + " predict --model s3://bucket/nothing/model.tar.gz hi", out), 1);
   EXPECT_THAT(out, HasSubstr("bucket bucket, key nothing/model.tar.gz"));
   // Access denied, as S3 answers it (moto enforces no IAM policy without a whole IAM setup; this

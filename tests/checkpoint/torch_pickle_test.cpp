@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "checkpoint/tensor_file.h"
 #include "checkpoint/torch_pickle.h"
+#include "hub/cache.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -25,24 +27,32 @@ const char* kArchs[] = {"distilbert", "bert", "roberta"};
 
 class TorchCheckpointTest : public ::testing::Test {
  protected:
+  // The files are made once per build folder (ctest runs each test in its own process) and again
+  // when the script changes; a lock keeps parallel test processes from making them twice.
   static void SetUpTestSuite() {
     std::string out;
     if (run_command("/usr/bin/python3 -c 'import torch, numpy'", out) != 0) {
       why_ = "Debian's python3-torch (/usr/bin/python3) is missing: " + out;
       return;
     }
-    root_ = fs::temp_directory_path() / fmt::format("tuneserve-torch-test-{}", ::getpid());
+    root_ = fs::read_symlink("/proc/self/exe").parent_path() / "torch-checkpoints";
+    const hub::FileLock lock(root_.string() + ".lock");
+    const std::string script = std::string(TUNESERVE_SOURCE_DIR) + "/tests/checkpoint/write_torch_checkpoints.py";
+    const std::string stamp = std::to_string(fs::last_write_time(script).time_since_epoch().count());
+    std::string done;
+    std::getline(std::ifstream(root_ / "done"), done);
+    if (done == stamp) return;
     fs::remove_all(root_);
     for (const char* arch : kArchs) {
       if (!fs::exists(shared_path(std::string("goldens/") + arch))) continue;
-      const std::string cmd = fmt::format("/usr/bin/python3 {}/tests/checkpoint/write_torch_checkpoints.py {} {}{}",
-                                          TUNESERVE_SOURCE_DIR, shared_path(std::string("goldens/") + arch),
+      const std::string cmd = fmt::format("/usr/bin/python3 {} {} {}{}", script, shared_path(std::string("goldens/") + arch),
                                           (root_ / arch).string(), std::string(arch) == "bert" ? " --hostile" : "");
-      if (run_command(cmd, out) != 0) failed_ = "write_torch_checkpoints.py failed: " + out;
+      if (run_command(cmd, out) != 0) {
+        failed_ = "write_torch_checkpoints.py failed: " + out;
+        return;
+      }
     }
-  }
-  static void TearDownTestSuite() {
-    if (!root_.empty()) fs::remove_all(root_);
+    std::ofstream(root_ / "done") << stamp;
   }
   void SetUp() override {
     TUNESERVE_REQUIRE_SHARED("goldens/distilbert/model.safetensors");
@@ -116,15 +126,16 @@ TEST_F(TorchCheckpointTest, HostileFilesAreRefusedWithTheReason) {
         << file;
   }
   // Truncated pickles inside an otherwise valid zip: every prefix of a real data.pkl is refused.
-  const fs::path h = root_ / "bert/hostile";
+  const fs::path h = fs::temp_directory_path() / fmt::format("tuneserve-torch-cut-{}", ::getpid());
+  fs::create_directories(h);
   std::string out;
   ASSERT_EQ(run_command(fmt::format("cd {} && /usr/bin/python3 -c \"import zipfile\n"
-                                    "z = zipfile.ZipFile('../fp32/pytorch_model.bin')\n"
+                                    "z = zipfile.ZipFile('{}')\n"
                                     "n = [x for x in z.namelist() if x.endswith('data.pkl')][0]\n"
                                     "p = z.read(n)\n"
                                     "for i in range(0, len(p), max(1, len(p) // 40)):\n"
                                     "    with zipfile.ZipFile('cut%d.bin' % i, 'w') as o: o.writestr('a/data.pkl', p[:i])\"",
-                                    h.string()),
+                                    h.string(), dir("bert", "fp32") + "/pytorch_model.bin"),
                         out),
             0)
       << out;
@@ -135,10 +146,11 @@ TEST_F(TorchCheckpointTest, HostileFilesAreRefusedWithTheReason) {
     ++refused;
   }
   EXPECT_GE(refused, 20);
+  fs::remove_all(h);
 }
 
 TEST_F(TorchCheckpointTest, ConvertWritesSafetensorsInTheOriginalDtype) {
-  const std::string out_dir = (root_ / "converted").string();
+  const std::string out_dir = (fs::temp_directory_path() / fmt::format("tuneserve-converted-{}", ::getpid())).string();
   std::string out;
   ASSERT_EQ(run_command(fmt::format("{} convert --model {} --output {}", TUNESERVE_BINARY, dir("distilbert", "fp16"), out_dir),
                         out),
@@ -148,6 +160,7 @@ TEST_F(TorchCheckpointTest, ConvertWritesSafetensorsInTheOriginalDtype) {
   EXPECT_EQ(converted.info(converted.tensors().front().name).dtype, DType::F16);
   EXPECT_TRUE(fs::exists(out_dir + "/config.json"));
   EXPECT_EQ(logits(out_dir), logits(dir("distilbert", "fp16-twin")));
+  fs::remove_all(out_dir);
   EXPECT_EQ(run_command(fmt::format("{} convert --model {}", TUNESERVE_BINARY, shared_path("goldens/distilbert")), out), 1);
   EXPECT_THAT(out, HasSubstr("no pytorch_model.bin"));
 }
@@ -155,7 +168,7 @@ TEST_F(TorchCheckpointTest, ConvertWritesSafetensorsInTheOriginalDtype) {
 // The issue's "done when": a .bin-only model predicts what its safetensors twin predicts.
 TEST_F(TorchCheckpointTest, PredictWithABinOnlyModel) {
   TUNESERVE_REQUIRE_SHARED("models/distilbert-tiny-init/model.safetensors");
-  const fs::path tiny = root_ / "tiny";
+  const fs::path tiny = fs::temp_directory_path() / fmt::format("tuneserve-tiny-bin-{}", ::getpid());
   std::string out;
   ASSERT_EQ(run_command(fmt::format("/usr/bin/python3 {}/tests/checkpoint/write_torch_checkpoints.py {} {} --fp32-only",
                                     TUNESERVE_SOURCE_DIR, shared_path("models/distilbert-tiny-init"), tiny.string()),
@@ -176,6 +189,7 @@ TEST_F(TorchCheckpointTest, PredictWithABinOnlyModel) {
             0);
   EXPECT_THAT(from_bin, HasSubstr("\"score\""));
   EXPECT_EQ(from_bin, from_safetensors);
+  fs::remove_all(tiny);
 }
 
 }  // namespace

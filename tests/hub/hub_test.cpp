@@ -20,6 +20,7 @@
 #include "hub/cache.h"
 #include "hub/hub.h"
 #include "hub/repo_files.h"
+#include "serve/http_client.h"
 #include "test_util.h"
 
 namespace tuneserve::hub {
@@ -456,6 +457,20 @@ TEST_F(HubTest, CommandLineErrorsAreOneLine) {
   EXPECT_THAT(out, ::testing::AllOf(HasSubstr("HF_HUB_OFFLINE"), HasSubstr(cache_.string())));
   EXPECT_EQ(run_command(env + TUNESERVE_BINARY + " predict --model ./no/such/dir 'x'", out), 1);
   EXPECT_THAT(out, HasSubstr("no such model directory, and not a Hugging Face Hub id"));
+}
+
+// serve with no --model takes HF_MODEL_ID, as SageMaker's Hugging Face containers do.
+TEST_F(HubTest, ServeTakesHfModelId) {
+  const int port = tuneserve::testing::free_port();
+  BackgroundProcess serve(fmt::format("env HF_ENDPOINT={} HF_HUB_CACHE={} HF_MODEL_ID=acme/tiny {} serve --port {}",
+                                      server_->endpoint, cache_.string(), TUNESERVE_BINARY, port),
+                          (root_ / "serve-hf-model-id.log").string());
+  ASSERT_TRUE(serve.wait_for_line("(loaded on)", std::chrono::seconds(60))) << serve.log();
+  const auto r = tuneserve::testing::http_request(port, "POST", "/invocations", R"({"inputs": "I love it"})",
+                                                  {{"Content-Type", "application/json"}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("\"label\""));
+  EXPECT_TRUE(fs::exists(cache_ / "models--acme--tiny/refs/main"));
 }
 
 }  // namespace

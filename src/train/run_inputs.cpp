@@ -1,0 +1,55 @@
+// Data and model of a training run (see run_inputs.h).
+#include "train/run_inputs.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "checkpoint/config.h"
+#include "train/job_env.h"
+
+namespace tuneserve::train {
+
+RunInputs load_run_inputs(const TrainArgs& args, const Device& device,
+                          const std::function<void(const std::string&)>& note) {
+  if (args.threads > 0) Model::set_num_threads(static_cast<int>(args.threads));
+  const ModelConfig config = load_config(args.model);
+  DataSpec spec;
+  spec.text = args.text;
+  spec.label = args.label;
+  spec.label_map = args.label_map;
+  spec.columns = args.columns;
+  spec.label_names = args.label_names;
+  spec.tokenizer = args.tokenizer;
+  spec.skip_bad_rows = args.skip_bad_rows;
+  spec.max_length = std::min(args.max_length, model_max_tokens(config));
+  if (spec.max_length < args.max_length)
+    note(fmt::format("max_length {} is more than {} accepts; truncating at {}", args.max_length, args.model,
+                     spec.max_length));
+  spec.threads = args.threads > 0 ? static_cast<int>(args.threads) : 2;
+  const std::string train_path = resolve_data_path(args.train, "train");
+  const std::string test_path = args.test.empty() ? "" : resolve_data_path(args.test, "test");
+  TrainingData data = load_training_data(train_path, test_path, spec);
+  note(fmt::format("data: {} training rows{}", data.train.size(),
+                   data.test ? fmt::format(", {} test rows", data.test->size()) : ""));
+
+  // A head with another number of labels than the data's is created anew (as transformers does
+  // with num_labels); otherwise the checkpoint's head is kept.
+  LoadOptions load_options;
+  load_options.init_seed = static_cast<std::uint64_t>(args.seed);
+  load_options.device = device;
+  load_options.dtype = args.bf16 ? DType::BF16 : DType::F32;  // mixed precision: fp32 master weights
+  if (static_cast<int>(data.train.num_labels()) != config.num_labels) load_options.labels = data.train.manifest().id2label;
+  LoadReport report;
+  Model model = Model::load(args.model, &report, load_options);
+  if (!report.initialized.empty())
+    note(fmt::format("newly initialised (not in the checkpoint): {}", fmt::join(report.initialized, ", ")));
+  if (!report.ignored.empty())
+    note(fmt::format("not used from the checkpoint: {} tensors ({}, ...)", report.ignored.size(), report.ignored[0]));
+  return RunInputs{std::move(data), std::move(model)};
+}
+
+}  // namespace tuneserve::train
