@@ -18,7 +18,7 @@
 #include "kernels/device_select.h"
 #include "kernels/ops.h"
 #include "core/error.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "storage/resolve.h"
 
 namespace tuneserve::cli {

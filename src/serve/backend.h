@@ -1,5 +1,5 @@
 // What the server needs from a model: tokenize one input, run the forward pass on a batch of
-// tokenized inputs, and describe itself. The real backend adapts model/pipeline.h
+// tokenized inputs, and describe itself. The real backend adapts pipeline/pipeline.h
 // (pipeline_backend.h); tests use fakes.
 //   B inputs in a batch, T tokens of one input, K labels (num_labels)
 #pragma once
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/packed_batch.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "tokenizer/encoding.h"
 
 namespace tuneserve::serve {

@@ -1,4 +1,4 @@
-// The server's backend over model/pipeline.h (see pipeline_backend.h).
+// The server's backend over pipeline/pipeline.h (see pipeline_backend.h).
 #include "serve/pipeline_backend.h"
 
 #include "checkpoint/config.h"

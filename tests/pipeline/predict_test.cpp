@@ -22,7 +22,7 @@
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "model/model.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 

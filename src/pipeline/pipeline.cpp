@@ -2,7 +2,7 @@
 // transformers' TextClassificationPipeline semantics, plus the batched tokenize -> forward driver.
 //
 // Dimension legend: B batch, T tokens (padded length), NL num_labels.
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <fmt/format.h>
 
