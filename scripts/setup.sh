@@ -28,15 +28,17 @@ if ((${#missing[@]})); then
 fi
 
 # npm packages, pinned, into third_party/npm (git-ignored): Chart.js, which `tuneserve report` embeds so
-# its pages work offline, and @huggingface/hub, the independent client the Hub cache tests check
-# against. --ignore-scripts: neither needs an install step (none may fetch from the internet).
+# its pages work offline; @huggingface/hub, the independent client the Hub cache tests check against;
+# transformers.js with the tokenizers package it resolves to, the independent implementation the
+# tokenizer cross-check compares with. --ignore-scripts: none needs an install step (none may fetch
+# from the internet; transformers.js's ONNX and image dependencies would download binaries it never loads).
 npm_missing=()
-for spec in chart.js@4.5.1 @huggingface/hub@2.17.5; do
+for spec in chart.js@4.5.1 @huggingface/hub@2.17.5 @huggingface/transformers@4.3.1 @huggingface/tokenizers@0.2.0; do
   [ -f "third_party/npm/node_modules/${spec%@*}/package.json" ] || npm_missing+=("$spec")
 done
 if ((${#npm_missing[@]})); then
   npm install --prefix third_party/npm --no-audit --no-fund --silent --ignore-scripts "${npm_missing[@]}" ||
-    echo "setup: could not install ${npm_missing[*]} from npm; tuneserve report and the Hub cache cross-checks say so when run"
+    echo "setup: could not install ${npm_missing[*]} from npm; tuneserve report and the cross-checks say so when run"
 fi
 
 # The S3 tests start moto's server (python3 -m moto.server) and drive it with the AWS CLI; the fresh

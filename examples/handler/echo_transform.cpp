@@ -1,5 +1,5 @@
 // Example handler plugin with transform_fn only: the whole request in, the whole response out,
-// no model run. Answers {"echo": <body>, "content_type": ..., "accept": ...}; a body of "fail"
+// the model not asked. Answers {"echo": <body>, "content_type": ..., "accept": ...}; a body of "fail"
 // is refused with 422, to show how a hook reports an error.
 #include <cstdlib>
 #include <cstring>
@@ -22,7 +22,7 @@ extern "C" {
 
 int tuneserve_handler_abi(void) { return TUNESERVE_HANDLER_ABI; }
 
-int tuneserve_transform_fn(void*, const char* body, size_t size, const char* content_type,
+int tuneserve_transform_fn(void*, const tuneserve_model*, const char* body, size_t size, const char* content_type,
                            const char* accept, char** out_body, size_t* out_size,
                            char** out_content_type, char** error) {
   const std::string text(body, size);

@@ -100,7 +100,7 @@ int tuneserve_output_fn(void* context, const char* prediction_json, const char*,
 }
 
 #ifdef REVIEW_HANDLER_TRANSFORM
-int tuneserve_transform_fn(void*, const char*, size_t, const char*, const char*, char**, size_t*,
+int tuneserve_transform_fn(void*, const tuneserve_model*, const char*, size_t, const char*, const char*, char**, size_t*,
                            char**, char** error_out) {
   return error(error_out, 500, "never called: the server refuses this combination");
 }

@@ -40,7 +40,9 @@ struct ScoredLabel {
 };
 
 struct ClassifierOptions {
-  std::string tokenizer_dir;   // where tokenizer.json / vocab.txt are; empty: the model directory
+  // Where the tokenizer is (tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or
+  // vocab.txt; README "Tokenizing"); empty: the model directory.
+  std::string tokenizer_dir;
   std::string device = "cpu";  // "cpu", or "cuda" / "cuda:N" in a build with the CUDA backend
   int threads = 0;             // CPU threads for the model; 0: the OpenMP default (all cores)
   int max_length = 0;          // tokens per text, longer ones are cut; 0: the model's limit

@@ -99,14 +99,14 @@ FineTuneResult fine_tune(const std::vector<std::pair<std::string, std::string>>&
   hooks.on_step = progress;
   const train::TrainOutcome outcome = train::train_model(in.model, args, in.data.train,
                                                          in.data.test ? &*in.data.test : nullptr,
-                                                         {args.output_dir, args.output_dir, args.tokenizer}, hooks);
+                                                         {train::final_model_dir(args), args.output_dir, in.tokenizer_dir}, hooks);
   result.steps = outcome.global_step;
   result.epochs = outcome.epoch;
   result.train_loss = outcome.train_results.at("train_loss").get<double>();
   if (outcome.eval_results)
     for (const auto& [key, value] : outcome.eval_results->items())
       if (value.is_number()) result.eval[key] = value.get<double>();
-  result.output_dir = args.output_dir;
+  result.output_dir = train::final_model_dir(args);
   return result;
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "net/download.h"
 #include "net/progress.h"
 

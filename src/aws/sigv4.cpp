@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "net/http.h"
 
 namespace tuneserve::aws {
@@ -184,13 +185,6 @@ bool parse_amz_date(std::string_view s, std::chrono::system_clock::time_point* o
 }
 
 }  // namespace
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &n, EVP_sha256(), nullptr) != 1) fail("SHA-256 failed");
-  return hex(digest, n);
-}
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
   if (b.empty()) return false;

@@ -70,9 +70,6 @@ std::string sigv4_signature(std::string_view secret, std::string_view date, std:
 void sigv4_sign_s3(SignedRequest& request, std::string_view payload_sha256, const SigV4Credentials& credentials,
                    std::string_view region, std::chrono::system_clock::time_point now);
 
-// Hex SHA-256 of `data` (payload hashes).
-std::string sha256_hex(std::string_view data);
-
 // Checks the request's SigV4 Authorization header against `credentials`: the access key id, the
 // signature, the credential scope's date against X-Amz-Date, and X-Amz-Date within 15 minutes of
 // `now`. Returns an empty string when valid, else why not (safe to show the client: never the

@@ -2,11 +2,13 @@
 // Every error names the file and the field; unknown keys ride along in `raw`.
 #include "checkpoint/config.h"
 
+#include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/json.h"
 
 namespace tuneserve {
 
@@ -29,6 +31,8 @@ std::string ModelConfig::sequence_classification_class() const {
 }
 
 namespace {
+
+constexpr int kMaxLabels = 1'000'000;
 
 // Field names per architecture (see the table in config.h).
 struct Keys {
@@ -57,7 +61,7 @@ int get_int(const nlohmann::json& j, const char* key, const std::string& source,
     if (required) fail("{}: field '{}' is missing", source, key);
     return fallback;
   }
-  if (!it->is_number_integer()) fail("{}: field '{}' must be an integer, found {}", source, key, it->dump());
+  if (!it->is_number_integer()) fail("{}: field '{}' must be an integer, found {}", source, key, json_excerpt(*it));
   const auto v = it->get<std::int64_t>();
   if (v < 0 || v > (1 << 30)) fail("{}: field '{}' out of range: {}", source, key, v);
   return static_cast<int>(v);
@@ -66,7 +70,7 @@ int get_int(const nlohmann::json& j, const char* key, const std::string& source,
 float get_float(const nlohmann::json& j, const char* key, const std::string& source, float fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_number()) fail("{}: field '{}' must be a number, found {}", source, key, it->dump());
+  if (!it->is_number()) fail("{}: field '{}' must be a number, found {}", source, key, json_excerpt(*it));
   return it->get<float>();
 }
 
@@ -74,11 +78,28 @@ std::string get_string(const nlohmann::json& j, const char* key, const std::stri
                        const std::string& fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_string()) fail("{}: field '{}' must be a string, found {}", source, key, it->dump());
+  if (!it->is_string()) fail("{}: field '{}' must be a string, found {}", source, key, json_excerpt(*it));
   return it->get<std::string>();
 }
 
+// A float field as transformers writes it: the value as read when it is unchanged (0.1 stays 0.1),
+// else the shortest decimal that reads back as the same float (not float->double's 0.10000000149...).
+void put_float(nlohmann::json& j, const char* key, float value) {
+  if (auto it = j.find(key); it != j.end() && it->is_number() && it->get<float>() == value) return;
+  char text[32];
+  const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+  j[key] = ec == std::errc() ? std::strtod(std::string(text, end).c_str(), nullptr) : static_cast<double>(value);
+}
+
 }  // namespace
+
+std::string default_label_name(std::size_t id) { return "LABEL_" + std::to_string(id); }
+
+bool default_label_names(const std::vector<std::string>& names) {
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] != default_label_name(i)) return false;
+  return true;
+}
 
 void set_labels(ModelConfig& config, const std::vector<std::string>& names) {
   config.id2label = names;
@@ -96,7 +117,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
   else if (type == "bert") c.arch = Arch::Bert;
   else if (type == "roberta") c.arch = Arch::Roberta;
   else if (type.empty()) fail("{}: field 'model_type' is missing (expected distilbert, bert or roberta)", source);
-  else fail("{}: field 'model_type' is '{}': supported are distilbert, bert, roberta", source, type);
+  else fail("{}: field 'model_type' is '{}': supported are distilbert, bert, roberta", source, text_excerpt(type));
 
   const Keys k = keys_for(c.arch);
   c.hidden_size = get_int(j, k.hidden_size, source, true, 0);
@@ -122,10 +143,10 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     c.layer_norm_eps = get_float(j, "layer_norm_eps", source, 1e-12f);
     const std::string pos = get_string(j, "position_embedding_type", source, "absolute");
     if (pos != "absolute")
-      fail("{}: field 'position_embedding_type' is '{}': only 'absolute' is supported", source, pos);
+      fail("{}: field 'position_embedding_type' is '{}': only 'absolute' is supported", source, text_excerpt(pos));
   }
   if (c.hidden_act != "gelu")
-    fail("{}: field '{}' is '{}': only 'gelu' (exact erf) is supported", source, k.activation, c.hidden_act);
+    fail("{}: field '{}' is '{}': only 'gelu' (exact erf) is supported", source, k.activation, text_excerpt(c.hidden_act));
   if (c.hidden_size <= 0 || c.num_heads <= 0 || c.hidden_size % c.num_heads != 0)
     fail("{}: field '{}' ({}) must be a positive multiple of '{}' ({})", source, k.hidden_size,
          c.hidden_size, k.num_heads, c.num_heads);
@@ -150,8 +171,8 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
         used = 0;
       }
       if (used != key.size() || id < 0)
-        fail("{}: field 'id2label' key '{}' is not a non-negative integer", source, key);
-      if (!value.is_string()) fail("{}: field 'id2label.{}' must be a string", source, key);
+        fail("{}: field 'id2label' key '{}' is not a non-negative integer", source, text_excerpt(key));
+      if (!value.is_string()) fail("{}: field 'id2label.{}' must be a string", source, text_excerpt(key));
       by_id[id] = value.get<std::string>();
     }
     for (int i = 0; i < static_cast<int>(by_id.size()); ++i) {
@@ -160,14 +181,16 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
     }
   } else {
     const int n = get_int(j, "num_labels", source, false, 2);
-    for (int i = 0; i < n; ++i) names.push_back("LABEL_" + std::to_string(i));
+    // Label names are made before any weight is checked: a huge count must not allocate first.
+    if (n > kMaxLabels) fail("{}: field 'num_labels' is {}: at most {} labels are supported", source, n, kMaxLabels);
+    for (int i = 0; i < n; ++i) names.push_back(default_label_name(static_cast<std::size_t>(i)));
   }
   if (names.empty()) fail("{}: field 'id2label' is empty", source);
   set_labels(c, names);
   if (auto it = j.find("label2id"); it != j.end() && it->is_object()) {
     c.label2id.clear();
     for (auto& [key, value] : it->items()) {
-      if (!value.is_number_integer()) fail("{}: field 'label2id.{}' must be an integer", source, key);
+      if (!value.is_number_integer()) fail("{}: field 'label2id.{}' must be an integer", source, text_excerpt(key));
       c.label2id[key] = value.get<int>();
     }
   }
@@ -175,7 +198,7 @@ ModelConfig parse_config(const nlohmann::json& j, const std::string& source) {
   if (!c.problem_type.empty() && c.problem_type != "single_label_classification" &&
       c.problem_type != "multi_label_classification" && c.problem_type != "regression")
     fail("{}: field 'problem_type' is '{}': expected single_label_classification, "
-         "multi_label_classification or regression", source, c.problem_type);
+         "multi_label_classification or regression", source, text_excerpt(c.problem_type));
   if (auto it = j.find("architectures"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) fail("{}: field 'architectures' must be a list of strings", source);
     for (auto& a : *it) {
@@ -190,13 +213,7 @@ ModelConfig load_config(const std::string& path) {
   std::string file = path;
   if (std::filesystem::is_directory(path)) file = (std::filesystem::path(path) / "config.json").string();
   if (!std::filesystem::exists(file)) fail("{}: no such file (a model directory holds config.json)", file);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", file, e.what());
-  }
-  return parse_config(j, file);
+  return parse_config(read_json_file(file), file);
 }
 
 nlohmann::json config_to_json(const ModelConfig& c) {
@@ -210,17 +227,17 @@ nlohmann::json config_to_json(const ModelConfig& c) {
   j["vocab_size"] = c.vocab_size;
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["pad_token_id"] = c.pad_token_id;
-  j["initializer_range"] = c.initializer_range;
-  j[k.hidden_dropout] = c.hidden_dropout;
-  j[k.attention_dropout] = c.attention_dropout;
+  put_float(j, "initializer_range", c.initializer_range);
+  put_float(j, k.hidden_dropout, c.hidden_dropout);
+  put_float(j, k.attention_dropout, c.attention_dropout);
   // A null classifier_dropout in the source means "use hidden dropout": keep it null.
   if (!(c.arch != Arch::DistilBert && j.contains(k.classifier_dropout) && j[k.classifier_dropout].is_null() &&
         c.classifier_dropout == c.hidden_dropout))
-    j[k.classifier_dropout] = c.classifier_dropout;
+    put_float(j, k.classifier_dropout, c.classifier_dropout);
   j[k.activation] = c.hidden_act;
   if (c.arch != Arch::DistilBert) {
     j["type_vocab_size"] = c.type_vocab_size;
-    j["layer_norm_eps"] = c.layer_norm_eps;
+    put_float(j, "layer_norm_eps", c.layer_norm_eps);
   }
   nlohmann::json id2label = nlohmann::json::object();
   for (int i = 0; i < c.num_labels; ++i) id2label[std::to_string(i)] = c.id2label[i];

@@ -69,4 +69,10 @@ void save_config(const ModelConfig& config, const std::string& path);
 // Sets num_labels with default names "LABEL_i" (or the given names) and the matching label2id.
 void set_labels(ModelConfig& config, const std::vector<std::string>& names);
 
+// The one naming rule from data to model to endpoint: --label-names, else the data's own words,
+// else "LABEL_i" (what transformers calls an unnamed label i).
+std::string default_label_name(std::size_t id);
+// Every name is its id's default: nothing to carry over or to disagree with.
+bool default_label_names(const std::vector<std::string>& names);
+
 }  // namespace tuneserve

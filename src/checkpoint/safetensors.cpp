@@ -1,7 +1,9 @@
 #include "checkpoint/safetensors.h"
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace tuneserve {
 namespace {
@@ -58,61 +61,108 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ", "));
 }
 
-SafeTensorsReader::SafeTensorsReader(const std::string& path) : file_(path) {
-  const std::size_t size = file_.size();
+namespace {
+
+// a * b, or nullopt when it does not fit in 64 bits.
+std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t out = 0;
+  if (__builtin_mul_overflow(a, b, &out)) return std::nullopt;
+  return out;
+}
+
+TensorInfo parse_entry(const std::string& path, const std::string& name, const nlohmann::json& v) {
+  const std::string where = fmt::format("{}: tensor '{}'", path, text_excerpt(name));
+  if (!v.is_object()) fail("{}: expected an object with dtype, shape and data_offsets", where);
+  TensorInfo t;
+  t.name = name;
+  const auto dtype = v.find("dtype");
+  if (dtype == v.end() || !dtype->is_string()) fail("{}: dtype is missing or not a string", where);
+  const std::string& dt = dtype->get_ref<const std::string&>();
+  const std::optional<DType> known = dtype_from_name(dt);
+  if (!known) fail("{}: unsupported dtype {}", where, text_excerpt(dt));
+  t.dtype = *known;
+  const auto shape = v.find("shape");
+  if (shape == v.end() || !shape->is_array()) fail("{}: shape is missing or not a list", where);
+  // Products are checked: a shape like [2^32, 2^32] must not wrap around to 0 bytes.
+  std::uint64_t numel = 1;
+  for (const auto& d : *shape) {
+    if (!d.is_number_unsigned()) fail("{}: shape {} holds something other than a non-negative integer", where, json_excerpt(*shape));
+    const auto dim = d.get<std::uint64_t>();
+    const auto product = checked_mul(numel, dim);
+    if (!product || dim > static_cast<std::uint64_t>(INT64_MAX)) fail("{}: shape {} has more elements than fit in 64 bits", where, json_excerpt(*shape));
+    numel = *product;
+    t.shape.push_back(static_cast<std::int64_t>(dim));
+  }
+  const auto bytes = checked_mul(numel, dtype_size(t.dtype));
+  if (!bytes || numel > static_cast<std::uint64_t>(INT64_MAX)) fail("{}: {} {} is larger than 2^64 bytes", where, dt, json_excerpt(*shape));
+  const auto off = v.find("data_offsets");
+  if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned())
+    fail("{}: data_offsets must be [begin, end], two non-negative integers", where);
+  t.begin = (*off)[0].get<std::uint64_t>();
+  t.end = (*off)[1].get<std::uint64_t>();
+  if (t.begin > t.end || t.end - t.begin != *bytes)
+    fail("{}: {} {} needs {} bytes but data_offsets [{}, {}] give {}", where, dt, shape_string(t.shape), *bytes, t.begin,
+         t.end, t.begin > t.end ? std::string("a negative size") : std::to_string(t.end - t.begin));
+  return t;
+}
+
+}  // namespace
+
+SafeTensorsHeader parse_safetensors_header(std::span<const std::uint8_t> file, const std::string& path) {
+  const std::size_t size = file.size();
   if (size < 8) fail("{}: not a safetensors file (only {} bytes)", path, size);
   std::uint64_t header_len;
-  std::memcpy(&header_len, file_.data(), 8);
-  if (header_len > kMaxHeader || header_len > size - 8)
-    fail("{}: not a safetensors file (header length {} does not fit in {} bytes)", path, header_len, size);
-  data_start_ = 8 + header_len;
-  const std::size_t data_size = size - data_start_;
-
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(file_.data() + 8, file_.data() + 8 + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: safetensors header is not valid JSON: {}", path, e.what());
-  }
+  std::memcpy(&header_len, file.data(), 8);
+  // The length is not printed when it is absurd: it is then 8 bytes of some other file's content.
+  if (header_len > kMaxHeader) fail("{}: not a safetensors file (its first 8 bytes are not a header length)", path);
+  if (header_len > size - 8)
+    fail("{}: truncated safetensors file (a header of {} bytes does not fit in {} bytes)", path, header_len, size);
+  SafeTensorsHeader out;
+  out.data_start = 8 + header_len;
+  const std::size_t data_size = size - out.data_start;
+  const std::string_view text(reinterpret_cast<const char*>(file.data() + 8), header_len);
+  const nlohmann::json header = parse_json(text, path + ": safetensors header", JsonLimits{kMaxHeader});
   if (!header.is_object()) fail("{}: safetensors header is not a JSON object", path);
 
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    const auto& v = it.value();
+  for (const auto& [name, v] : header.items()) {
     if (name == "__metadata__") {
       if (!v.is_object()) fail("{}: __metadata__ is not an object", path);
-      for (auto m = v.begin(); m != v.end(); ++m)
-        metadata_[m.key()] = m.value().is_string() ? m.value().get<std::string>() : m.value().dump();
+      for (const auto& [key, value] : v.items())
+        out.metadata[key] = value.is_string() ? value.get<std::string>() : json_excerpt(value, 1 << 20);
       continue;
     }
-    try {
-      TensorInfo t;
-      t.name = name;
-      const std::string dt = v.at("dtype").get<std::string>();
-      const std::optional<DType> dtype = dtype_from_name(dt);
-      if (!dtype) fail("{}: tensor '{}' has unsupported dtype {}", path, name, dt);
-      t.dtype = *dtype;
-      for (const auto& d : v.at("shape")) {
-        auto dim = d.get<std::int64_t>();
-        if (dim < 0) fail("{}: tensor '{}' has a negative dimension", path, name);
-        t.shape.push_back(dim);
-      }
-      const auto& off = v.at("data_offsets");
-      if (!off.is_array() || off.size() != 2) fail("{}: tensor '{}': data_offsets must be [begin, end]", path, name);
-      t.begin = off[0].get<std::size_t>();
-      t.end = off[1].get<std::size_t>();
-      if (t.begin > t.end || t.end > data_size)
-        fail("{}: tensor '{}': data_offsets [{}, {}] outside the {} data bytes", path, name, t.begin, t.end,
-             data_size);
-      if (static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype) != t.end - t.begin)
-        fail("{}: tensor '{}': {} {} needs {} bytes but data_offsets give {}", path, name, dt,
-             shape_string(t.shape), t.numel() * dtype_size(t.dtype), t.end - t.begin);
-      index_[name] = tensors_.size();
-      tensors_.push_back(std::move(t));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: tensor '{}': malformed entry: {}", path, name, e.what());
-    }
+    out.tensors.push_back(parse_entry(path, name, v));
   }
+  // As the reference library requires: the tensors tile the data section exactly, in offset order,
+  // with no overlap (two tensors sharing bytes), no gap and nothing after the last one.
+  std::vector<const TensorInfo*> by_offset;
+  for (const auto& t : out.tensors) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return std::pair(a->begin, a->end) < std::pair(b->begin, b->end); });
+  std::size_t expected = 0;
+  const TensorInfo* previous = nullptr;
+  for (const TensorInfo* t : by_offset) {
+    if (t->begin < expected)
+      fail("{}: tensor '{}' at bytes [{}, {}) overlaps tensor '{}' at [{}, {})", path, text_excerpt(t->name), t->begin,
+           t->end, text_excerpt(previous->name), previous->begin, previous->end);
+    if (t->begin > expected)
+      fail("{}: tensor '{}' starts at byte {}, leaving bytes [{}, {}) of the data section unused", path,
+           text_excerpt(t->name), t->begin, expected, t->begin);
+    expected = t->end;
+    previous = t;
+  }
+  if (expected != data_size)
+    fail("{}: the tensors end at byte {} of a {}-byte data section ({})", path, expected, data_size,
+         expected > data_size ? "the file is truncated" : "bytes after the last tensor");
+  return out;
+}
+
+SafeTensorsReader::SafeTensorsReader(const std::string& path) : file_(path) {
+  SafeTensorsHeader header = parse_safetensors_header(file_.bytes(), path);
+  data_start_ = header.data_start;
+  tensors_ = std::move(header.tensors);
+  metadata_ = std::move(header.metadata);
+  for (std::size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 
 const TensorInfo& SafeTensorsReader::info(const std::string& name) const {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,19 @@ struct TensorInfo {
 };
 
 std::string shape_string(const std::vector<std::int64_t>& shape);  // "[3, 12]"
+
+// A parsed header: tensors in header order, metadata, and where the data section starts.
+struct SafeTensorsHeader {
+  std::vector<TensorInfo> tensors;
+  std::map<std::string, std::string> metadata;
+  std::size_t data_start = 0;
+};
+
+// Parses and validates the header of a whole file's bytes (`path` names it in errors), as the
+// reference library does: header length, JSON (core/json.h limits), known dtypes, shapes whose
+// byte size is computed with overflow checks and matches data_offsets, and offsets that tile the
+// data section exactly (no overlap, no gap, nothing after). Throws Error naming file and tensor.
+SafeTensorsHeader parse_safetensors_header(std::span<const std::uint8_t> file, const std::string& path);
 
 class SafeTensorsReader {
  public:

@@ -62,10 +62,13 @@ std::vector<std::string> checkpoint_files(const std::string& dir, bool pytorch_o
       fail("{}: field 'weight_map' is missing or not an object", index.string());
     std::set<std::string> files;
     for (auto& [name, file] : j["weight_map"].items()) {
-      if (!file.is_string()) fail("{}: field 'weight_map.{}' must be a file name", index.string(), name);
+      if (!file.is_string()) fail("{}: field 'weight_map.{}' must be a file name", index.string(), text_excerpt(name));
       const std::string f = file.get<std::string>();
-      if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
-        fail("{}: field 'weight_map.{}': \"{}\" is not a file of this directory", index.string(), name, f);
+      // Shards sit beside the index: a path (absolute, "../", "sub/") would let a model read files
+      // outside its directory.
+      if (f.empty() || f.find('/') != std::string::npos || f.find('\0') != std::string::npos || f == "." || f == "..")
+        fail("{}: field 'weight_map.{}' is \"{}\": shards must be file names in the model directory", index.string(),
+             text_excerpt(name), text_excerpt(f));
       files.insert(f);
     }
     std::vector<std::string> out;

@@ -20,9 +20,9 @@ namespace {
 struct EvalArgs {
   std::string model, tokenizer, revision = "main", data, text = "text", label = "label", label_map, columns, device;
   std::string dtype = "fp32";
-  long max_length = 512, batch_size = 32;
+  long max_length = 0, batch_size = 32;
   int threads = 0;
-  bool json = false, skip_bad_rows = false;
+  bool json = false, skip_bad_rows = false, no_weight_check = false;
 };
 
 int run(EvalArgs a) {
@@ -32,6 +32,7 @@ int run(EvalArgs a) {
   load_options.device = select_device({.value = a.device}).device;
   load_options.dtype = parse_compute_dtype(a.dtype);
   ops::require(backend_for(load_options.device), load_options.dtype, fmt::format("--dtype {}", a.dtype));
+  load_options.check_finite = !a.no_weight_check;
   const storage::ModelPaths paths = storage::resolve_model(a.model, a.tokenizer, {a.revision});
   a.model = paths.model;
   a.tokenizer = paths.tokenizer;
@@ -44,16 +45,19 @@ int run(EvalArgs a) {
   spec.label_map = a.label_map;
   spec.columns = a.columns;
   spec.tokenizer = a.tokenizer.empty() ? a.model : a.tokenizer;
-  spec.max_length = std::min(a.max_length, train::model_max_tokens(model.config()));
+  const long model_limit = train::model_max_tokens(model.config());
+  spec.max_length = a.max_length > 0 ? std::min(a.max_length, model_limit) : model_limit;
   spec.threads = a.threads > 0 ? a.threads : 2;
   spec.skip_bad_rows = a.skip_bad_rows;
   const auto& names = model.config().id2label;
-  const data::TokenizedDataset dataset = train::load_labelled_data(a.data, spec, names);
+  const data::TokenizedDataset dataset =
+      train::load_labelled_data(a.data, spec, names).truncated(spec.max_length, fmt::format("max_length {}", spec.max_length));
+  train::training_tokenizer({dataset, std::nullopt}, spec.tokenizer);  // prepared rows: the same tokenizer
   if (dataset.num_labels() > names.size())
     fail("{}: the data has {} labels but the model {} has {}", a.data, dataset.num_labels(), a.model, names.size());
   const train::EvalMetrics m = train::evaluate(model, dataset, a.batch_size);
   if (a.json) {
-    std::printf("%s\n", train::metrics_to_json(m, "", names).dump().c_str());
+    std::printf("%s\n", train::metrics_to_json(m, "eval_", names).dump().c_str());  // eval_results.json's keys
   } else {
     std::printf("%s on %s\n\n%s", a.model.c_str(), a.data.c_str(), train::metrics_table(m, names).c_str());
   }
@@ -72,7 +76,7 @@ const Registration registration{Command{
       app.add_option("--label", a->label, "Label column")->capture_default_str();
       app.add_option("--label-map,--label_map", a->label_map, "Raw label to id, e.g. 1:0,2:1");
       app.add_option("--columns", a->columns, "Column names of a header-less CSV/TSV, e.g. class,title,content");
-      app.add_option("--max-length,--max_length", a->max_length, "Truncate to this many tokens (at most the model's)")
+      app.add_option("--max-length,--max_length", a->max_length, "Truncate to this many tokens (default and at most: the model's positions)")
           ->capture_default_str();
       app.add_option("--batch-size,--batch_size,--eval-batch-size,--eval_batch_size", a->batch_size, "Rows per batch")
           ->capture_default_str();
@@ -81,6 +85,7 @@ const Registration registration{Command{
       app.add_option("--dtype", a->dtype, "fp32 | bf16: what the matrix products compute in")->capture_default_str();
       app.add_flag("--skip-bad-rows,--skip_bad_rows", a->skip_bad_rows, "Skip malformed rows (counted) instead of stopping");
       app.add_flag("--json", a->json, "Print one JSON object instead of a table");
+      app.add_flag("--no-weight-check", a->no_weight_check, "Load weights holding NaN or Inf instead of refusing them");
       return [a] { return run(*a); };
     }}};
 

@@ -18,6 +18,7 @@
 #include "kernels/device_select.h"
 #include "kernels/ops.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "pipeline/pipeline.h"
 #include "storage/resolve.h"
 
@@ -36,6 +37,7 @@ struct PredictArgs {
   std::string top_k;
   int max_length = 0;
   bool no_truncation = false;
+  bool no_weight_check = false;
   int threads = 0;
   int batch_size = 32;
   std::string device;
@@ -51,12 +53,7 @@ struct Line {
 
 Line parse_line(const std::string& text, const std::string& path, std::size_t line_number,
                 std::vector<TextInput>& inputs) {
-  nlohmann::json value;
-  try {
-    value = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail("{}: line {}: not valid JSON ({})", path, line_number, e.what());
-  }
+  const nlohmann::json value = parse_json(text, fmt::format("{}: line {}", path, line_number), {kJsonRecordBytes});
   if (!value.is_object()) fail("{}: line {}: expected an object with \"text\" or \"inputs\"", path, line_number);
   ParsedInputs parsed;
   try {
@@ -116,6 +113,7 @@ int run_predict(const PredictArgs& args) {
   pipeline_options.max_batch_size = args.batch_size;
   pipeline_options.device = device;
   pipeline_options.dtype = dtype;
+  pipeline_options.check_weights = !args.no_weight_check;
   const storage::ModelPaths paths = storage::resolve_model(args.model_dir, args.tokenizer_dir, {args.revision});
   auto pipeline = Pipeline::load(paths.model, paths.tokenizer, pipeline_options);
   // stderr, not spdlog's default stdout sink: stdout carries only the JSON results.
@@ -144,7 +142,8 @@ const Registration registration{Command{
       auto args = std::make_shared<PredictArgs>();
       app.add_option("--model", args->model_dir, "Model directory, Hub id, s3:// URI or model.tar.gz")->required();
       app.add_option("--tokenizer", args->tokenizer_dir,
-                     "Tokenizer directory (tokenizer.json or vocab.txt) or Hub id; default: the model's");
+                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a .model or vocab.txt) or Hub id; "
+                     "default: the model's");
       app.add_option("--revision", args->revision, "Hub branch, tag or commit of --model/--tokenizer")->capture_default_str();
       app.add_option("texts", args->texts, "Texts to classify (one: pipeline(text); several: pipeline([...]))");
       app.add_option("--text-pair", args->text_pair, "Second text of a pair, with exactly one TEXT");
@@ -157,6 +156,7 @@ const Registration registration{Command{
       app.add_option("--max-length", args->max_length, "Truncate to this many tokens (default: the model's)")
           ->check(CLI::PositiveNumber);
       app.add_flag("--no-truncation", args->no_truncation, "Reject over-long inputs instead of truncating");
+      app.add_flag("--no-weight-check", args->no_weight_check, "Load weights holding NaN or Inf instead of refusing them");
       app.add_option("--threads", args->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
       app.add_option("--batch-size", args->batch_size, "Inputs per forward pass")
           ->capture_default_str()

@@ -20,7 +20,7 @@ struct PrepArgs {
   std::string format = "auto", label_type = "class", label, label_map, tokenizer, revision = "main", output,
       padding = "longest";
   std::vector<std::string> label_names;
-  std::int64_t max_length = 0, select = -1;
+  std::int64_t max_length = 0, select = -1, test_select = -1;
   std::uint64_t seed = 42;
   double test_size = 0.0;
   bool shuffle = false, skip_bad_rows = false, quiet = false;
@@ -73,6 +73,7 @@ int run(PrepArgs& a) {
   o.select = a.select;
   o.test_size = a.test_size;
   o.test_files = a.test_inputs;
+  o.test_select = a.test_select;
   o.padding = data::parse_padding(a.padding);
   o.threads = a.threads;
 
@@ -118,17 +119,22 @@ const Registration registration{Command{
       app.add_option("--label-map", a->label_map, "Raw label value to id, e.g. 1:0,2:1");
       app.add_option("--label-names", a->label_names, "id2label names in id order, e.g. negative,positive")
           ->delimiter(',');
-      app.add_option("--tokenizer", a->tokenizer, "Tokenizer directory (tokenizer.json or vocab.txt) or Hub id")->required();
+      app.add_option("--tokenizer", a->tokenizer,
+                     "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt) "
+                     "or Hub id")
+          ->required();
       app.add_option("--revision", a->revision, "Hub branch, tag or commit of --tokenizer")->capture_default_str();
       app.add_option("--max-length", a->max_length, "Truncate to this many tokens (default: the tokenizer's model_max_length, else 512)");
       app.add_option("--padding", a->padding, "Batch padding policy recorded for training: longest or max_length")
           ->capture_default_str();
       app.add_option("--output", a->output, "Output directory (with a split: OUTPUT/train and OUTPUT/test)")->required();
-      app.add_flag("--shuffle", a->shuffle, "Shuffle like datasets' shuffle(seed)");
+      app.add_flag("--shuffle", a->shuffle, "Shuffle like datasets' shuffle(seed) (--test-input too)");
       app.add_option("--seed", a->seed, "Seed for --shuffle and --test-size")->capture_default_str();
       app.add_option("--select", a->select, "Keep the first N rows (after --shuffle), like select(range(N))");
       app.add_option("--test-size", a->test_size, "Split off a test set like train_test_split: a fraction or a row count");
-      app.add_option("--test-input", a->test_inputs, "A separate test file, labelled like the input");
+      app.add_option("--test-input", a->test_inputs,
+                     "A separate test file, labelled like the input (and shuffled like it with --shuffle)");
+      app.add_option("--test-select", a->test_select, "Keep the first N rows of --test-input (after --shuffle)");
       app.add_flag("--skip-bad-rows", a->skip_bad_rows, "Skip malformed rows (counted, listed in the manifest) instead of stopping");
       app.add_option("--threads", a->threads, "Tokenization threads")->capture_default_str();
       app.add_flag("--quiet", a->quiet, "No progress lines");

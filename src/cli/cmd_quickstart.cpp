@@ -75,10 +75,10 @@ int run(const QuickstartArgs& q) {
               args.model.c_str(), args.epochs, args.train_batch_size, args.learning_rate, args.seed);
   std::fflush(stdout);
   const train::TrainOutcome outcome =
-      train_with_console(in.model, args, in.data.train, &*in.data.test, {args.output_dir, args.output_dir, args.tokenizer});
+      train_with_console(in.model, args, in.data.train, &*in.data.test, {args.output_dir, args.output_dir, in.tokenizer_dir});
   if (outcome.interrupted) {
     std::fprintf(stderr, "stopped; resume with: tuneserve train --resume latest --output-dir %s ...\n", args.output_dir.c_str());
-    return 130;
+    return interrupted_exit_code();
   }
   std::printf("trained %ld steps in %s (%.1f samples/s); model -> %s\n", outcome.global_step,
               format_duration(outcome.train_results["train_runtime"].get<double>()).c_str(),

@@ -3,6 +3,8 @@
 //
 //   tuneserve serve --model DIR [--tokenizer DIR] [--host 0.0.0.0] [--port 8080] [--workers N]
 //                   [--config serve.json] [--handler lib.so] [--management-port P --model-store D]
+// The handler: --handler, else TUNESERVE_HANDLER, else the one *.so in MODEL/code/ (SageMaker's
+// place for a model's inference code).
 //                   [--device cpu|cuda|cuda:N]
 // Settings come from flags > environment (SAGEMAKER_*, HF_TASK, MAX_BATCH_TOKENS, ...) > --config
 // file > defaults. SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0.
@@ -17,6 +19,9 @@
 #include <map>
 #include <memory>
 #include <thread>
+#include <vector>
+
+#include <fmt/ranges.h>
 
 #include "cli/command.h"
 #include "kernels/device_select.h"
@@ -26,6 +31,7 @@
 #include "storage/resolve.h"
 #include "serve/pipeline_backend.h"
 #include "serve/server.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tuneserve::cli {
 namespace {
@@ -33,6 +39,20 @@ namespace {
 using namespace tuneserve::serve;
 
 constexpr const char* kSageMakerModelDir = "/opt/ml/model";
+
+// SageMaker keeps a model's inference code in its code/ folder: the handler there, when there is
+// exactly one shared library ("" when none; Error naming them when several).
+std::string handler_in_code_dir(const std::string& model_dir) {
+  const std::filesystem::path code = std::filesystem::path(model_dir) / "code";
+  if (!std::filesystem::is_directory(code)) return "";
+  std::vector<std::string> found;
+  for (const auto& entry : std::filesystem::directory_iterator(code))
+    if (entry.is_regular_file() && entry.path().extension() == ".so") found.push_back(entry.path().string());
+  if (found.size() > 1)
+    fail("{}: {} handler libraries ({}); keep one, or choose with --handler / TUNESERVE_HANDLER", code.string(),
+         found.size(), fmt::join(found, ", "));
+  return found.empty() ? "" : found.front();
+}
 
 int run_serve(ServeOptions options) {
   // SageMaker's serving containers load what the platform unpacked into /opt/ml/model.
@@ -60,17 +80,21 @@ int run_serve(ServeOptions options) {
       options.threads > 0 ? options.threads : std::max(1, cores / std::max(1, options.batch.workers));
   pipeline_options.device = device;
   pipeline_options.dtype = dtype;
+  pipeline_options.check_weights = options.weight_check;
   const std::string tokenizer = options.tokenizer;
   options.server.loader = [pipeline_options, tokenizer](const std::string& dir) {
     // A model from the store brings its own tokenizer when it has one.
-    const bool own = std::filesystem::exists(dir + "/tokenizer.json") ||
-                     std::filesystem::exists(dir + "/vocab.txt");
+    const bool own = tokenizer_file(dir).has_value();
     auto backend = std::make_shared<PipelineBackend>(dir, own || tokenizer.empty() ? dir : tokenizer,
                                                      pipeline_options);
     for (const auto& note : backend->load_notes()) spdlog::warn("{}: {}", dir, note);
     return backend;
   };
-  if (!options.handler.empty()) options.server.handler = HandlerPlugin::open(options.handler);
+  if (options.handler.empty()) options.handler = handler_in_code_dir(options.model);
+  if (!options.handler.empty()) {
+    options.server.handler = HandlerPlugin::open(options.handler);
+    spdlog::info("serve: handler {}", options.handler);
+  }
 
   Metrics metrics;
   ModelRegistry models(metrics, options.batch);

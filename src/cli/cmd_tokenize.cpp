@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "storage/resolve.h"
 #include "tokenizer/tokenizer.h"
 
@@ -47,12 +48,7 @@ void append_json(std::string& out, const Encoding& e, bool with_mask) {
 
 // One input line -> (text, optional pair); errors name the line.
 std::pair<std::string, std::optional<std::string>> parse_line(const std::string& line, std::size_t number) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    fail("stdin: line {}: invalid JSON: {}", number, e.what());
-  }
+  const nlohmann::json j = parse_json(line, fmt::format("stdin: line {}", number), {kJsonRecordBytes});
   if (!j.is_object()) fail("stdin: line {}: expected a JSON object {{\"text\": ...}}", number);
   if (!j.contains("text") || !j["text"].is_string())
     fail("stdin: line {}: field \"text\" is missing or not a string", number);
@@ -113,7 +109,10 @@ const Registration registration{Command{
     "tokenize", "Tokenize JSONL {\"text\", \"text_pair\"} lines from stdin with a Hugging Face tokenizer",
     [](CLI::App& app) -> std::function<int()> {
       auto args = std::make_shared<TokenizeArgs>();
-      app.add_option("--tokenizer", args->tokenizer_dir, "directory with tokenizer.json or vocab.txt, or a Hub id")->required();
+      app.add_option("--tokenizer", args->tokenizer_dir,
+                     "directory with tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or vocab.txt, "
+                     "or a Hub id")
+          ->required();
       app.add_option("--revision", args->revision, "Hub branch, tag or commit of --tokenizer")->capture_default_str();
       app.add_option("--max-length", args->max_length,
                      "length limit incl. special tokens (truncation, --padding max_length); "

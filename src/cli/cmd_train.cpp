@@ -1,5 +1,5 @@
 // `tuneserve train`: fine-tunes a Hugging Face classifier on raw files or a prepared dataset, with
-// transformers Trainer semantics, checkpoints, --resume, Ctrl-C checkpointing and the SageMaker
+// transformers Trainer semantics, checkpoints, --resume, Ctrl-C / SIGTERM checkpointing and the SageMaker
 // job contract (hyperparameters.json, SM_* variables, failure file). See train/args.h for flags.
 #include <cstdio>
 #include <filesystem>
@@ -17,7 +17,9 @@
 #include "storage/resolve.h"
 #include "train/args.h"
 #include "train/data_source.h"
+#include "train/distributed.h"
 #include "train/job_env.h"
+#include "train/mpi_launch.h"
 #include "train/trainer.h"
 
 namespace tuneserve::cli {
@@ -38,36 +40,42 @@ void copy_if_exists(const fs::path& from, const fs::path& to_dir) {
 }
 
 int run_training(const train::TrainArgs& args, const train::JobEnv& env, const Device& device,
-                 const storage::OutputDir& output) {
-  train::RunInputs in = load_run_inputs(args, device);
+                 const storage::OutputDir& output, const train::ProcessGroup& group) {
+  const bool writer = group.rank() == 0;  // in a data-parallel job the other ranks write nothing
+  train::RunInputs in = load_run_inputs(args, device, writer);
   const train::TrainingData& data = in.data;
   Model& model = in.model;
-  train::TrainPaths paths{args.output_dir, env.active ? env.checkpoint_dir : args.output_dir, args.tokenizer};
+  const std::string model_dir = train::final_model_dir(args);
+  train::TrainPaths paths{model_dir, args.output_dir, in.tokenizer_dir};
   const train::TrainOutcome outcome =
-      train_with_console(model, args, data.train, data.test ? &*data.test : nullptr, paths);
+      train_with_console(model, args, data.train, data.test ? &*data.test : nullptr, paths, &group);
+  if (!writer) return outcome.interrupted ? 130 : 0;
   if (outcome.interrupted) {
     std::fprintf(stderr, "stopped at step %ld of %ld; checkpoint %s\nresume with: tuneserve train ... --resume latest\n",
                  outcome.global_step, outcome.total_steps, outcome.last_checkpoint.c_str());
-    return 130;
+    return interrupted_exit_code();
   }
   const auto& tr = outcome.train_results;
   std::printf("trained %ld steps (%.2f epochs) in %s: train loss %.4f, %.1f samples/s\n", outcome.global_step,
               outcome.epoch, format_duration(tr["train_runtime"].get<double>()).c_str(), tr["train_loss"].get<double>(),
               tr["train_samples_per_second"].get<double>());
+  if (group.distributed())
+    std::printf("%d ranks: %.1f%% of the time waiting for the others (gradient and loss sums)\n", group.size(),
+                100.0 * tr["communication_wait_seconds"].get<double>() / tr["train_runtime"].get<double>());
   if (outcome.eval_results) {
     const auto& e = *outcome.eval_results;
     std::printf("eval: loss %.4f accuracy %.4f precision %.4f recall %.4f f1 %.4f (%ld rows)\n", e["eval_loss"].get<double>(),
                 e["eval_accuracy"].get<double>(), e["eval_precision"].get<double>(), e["eval_recall"].get<double>(),
                 e["eval_f1"].get<double>(), e["eval_samples"].get<long>());
   }
-  std::printf("model: %s\n", args.output_dir.c_str());
+  std::printf("model: %s\n", model_dir.c_str());
   // A SageMaker job's /opt/ml/model is packed by the platform itself; elsewhere the job ends with
   // model.tar.gz as SageMaker's does (uploaded when the output is on S3).
   if (!env.active || !output.remote.empty())
-    std::printf("model archive: %s\n", storage::finish_output_dir(output).c_str());
+    std::printf("model archive: %s\n", storage::finish_output_dir({model_dir, output.remote}).c_str());
   if (env.active) {
     for (const char* name : {"metrics.jsonl", "train_results.json", "eval_results.json", "trainer_state.json"})
-      copy_if_exists(fs::path(args.output_dir) / name, env.output_data_dir);
+      copy_if_exists(fs::path(model_dir) / name, env.output_data_dir);
   }
   return 0;
 }
@@ -84,16 +92,24 @@ void resolve_inputs(train::TrainArgs& args) {
 
 int run(const TrainCommand& cmd) {
   train::JobEnv env;
+  // Started by mpirun: one rank of a data-parallel job (MPI starts here). Else a process alone.
+  train::ProcessGroup& group = train::ProcessGroup::world();
   try {
     env = train::detect_job_env(cmd.sagemaker_root);
+    // SageMaker's MPI contract: this host starts the ranks (the first host) or hosts them.
+    if (env.active && !group.distributed() && !train::ProcessGroup::launched_by_mpi() && !cmd.dry_run) {
+      const train::MpiJob job = train::mpi_job(env);
+      if (job.enabled) return train::run_sagemaker_mpi(job);
+    }
     train::TrainArgs args;
-    train::apply_job_env(env, args);
+    train::apply_job_env(env, args, group.local_size());
     for (const auto& [key, value] : cmd.given) train::set_hyperparameter(args, key, value);
     train::finalize_args(args);
+    if (group.distributed() && args.threads == 0) args.threads = train::threads_per_rank(group.local_size());
     // Before any data or model is read: a bad or unusable device fails the job at once.
     const DeviceChoice device =
-        select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0});
-    if (!device.note.empty()) std::fprintf(stderr, "%s\n", device.note.c_str());
+        select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0, group.local_rank()});
+    if (!device.note.empty() && group.rank() == 0) std::fprintf(stderr, "%s\n", device.note.c_str());
     args.device = device.device.str();
     if (args.bf16) ops::require(backend_for(device.device), DType::BF16, "hyperparameter bf16");
     if (cmd.dry_run) {
@@ -102,15 +118,23 @@ int run(const TrainCommand& cmd) {
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
+    if (storage::is_s3_uri(args.model_dir))
+      fail("hyperparameter model_dir: {} is not a local folder (an s3:// output is output_dir's)", args.model_dir);
     resolve_inputs(args);
-    const storage::OutputDir output = storage::prepare_output_dir(args.output_dir);
+    const storage::OutputDir output =
+        group.rank() == 0 ? storage::prepare_output_dir(args.output_dir) : storage::OutputDir{args.output_dir, ""};
     args.output_dir = output.local;
-    return run_training(args, env, device.device, output);
+    const int status = run_training(args, env, device.device, output, group);
+    group.finalize();
+    return status;
   } catch (const std::exception& e) {
     if (env.active || !cmd.sagemaker_root.empty()) {
       if (env.root.empty()) env.root = cmd.sagemaker_root;
-      train::write_failure(env, e.what());
+      train::write_failure(env, group.distributed() ? group.where() + ": " + e.what() : e.what());
     }
+    // One rank failing ends them all at once, naming this rank and host (the others may be waiting
+    // on it in a collective).
+    if (group.distributed()) group.abort(e.what());
     throw;
   }
 }

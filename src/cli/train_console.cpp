@@ -1,4 +1,4 @@
-// Console side of a training run: progress bar or plain lines, SIGINT -> checkpoint and stop.
+// Console side of a training run: progress bar or plain lines, SIGINT/SIGTERM -> checkpoint and stop.
 #include "cli/train_console.h"
 
 #include <unistd.h>
@@ -14,12 +14,23 @@ namespace tuneserve::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
 
-void on_sigint(int) {
+// Async-signal-safe: sets flags, writes one fixed line, and lets the same signal again end the
+// process at once.
+void on_stop_signal(int sig) {
   g_stop = true;
-  static const char msg[] = "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
-  [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  std::signal(SIGINT, SIG_DFL);
+  g_signal = sig;
+  static const char interrupt[] = "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
+  static const char terminate[] = "\nSIGTERM: saving a checkpoint after this step, then exiting\n";
+  const bool term = sig == SIGTERM;
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, term ? terminate : interrupt, (term ? sizeof terminate : sizeof interrupt) - 1);
+  std::signal(sig, SIG_DFL);
+}
+
+void handle_stop_signals(void (*handler)(int)) {
+  std::signal(SIGINT, handler);
+  std::signal(SIGTERM, handler);
 }
 
 
@@ -88,30 +99,37 @@ class Progress {
 
 }  // namespace
 
-train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device) {
-  return train::load_run_inputs(args, device, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device, bool report) {
+  return train::load_run_inputs(args, device, [report](const std::string& line) {
+    if (report) std::fprintf(stderr, "%s\n", line.c_str());
+  });
 }
 
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,
-                                       const data::TokenizedDataset* test, const train::TrainPaths& paths) {
+                                       const data::TokenizedDataset* test, const train::TrainPaths& paths,
+                                       const train::ProcessGroup* group) {
   Progress progress(args.progress && ::isatty(STDERR_FILENO));
   train::TrainHooks hooks;
   hooks.stop = &g_stop;
+  hooks.group = group;
   hooks.on_log = [&](const nlohmann::json& r) { progress.line(describe(r)); };
   hooks.on_step = [&](long step, long total, double loss) { progress.step(step, total, loss); };
   g_stop = false;
-  std::signal(SIGINT, on_sigint);
+  g_signal = 0;
+  handle_stop_signals(on_stop_signal);
   train::TrainOutcome outcome;
   try {
     outcome = train::train_model(model, args, train, test, paths, hooks);
   } catch (...) {
-    std::signal(SIGINT, SIG_DFL);
+    handle_stop_signals(SIG_DFL);
     progress.finish();
     throw;
   }
-  std::signal(SIGINT, SIG_DFL);
+  handle_stop_signals(SIG_DFL);
   progress.finish();
   return outcome;
 }
+
+int interrupted_exit_code() { return g_signal == SIGTERM ? 0 : 130; }
 
 }  // namespace tuneserve::cli

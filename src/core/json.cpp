@@ -28,9 +28,10 @@ std::string size_text(std::size_t bytes) {
 
 }  // namespace
 
-nlohmann::json parse_json(std::string_view text, std::string_view where, const JsonLimits& limits) {
+nlohmann::json parse_json(std::string_view text, std::string_view where_, const JsonLimits& limits) {
+  const std::string where = where_.empty() ? std::string() : std::string(where_) + ": ";
   if (text.size() > limits.max_bytes)
-    throw JsonError(fmt::format("{}: {} bytes of JSON, over the limit of {}", where, text.size(),
+    throw JsonError(fmt::format("{}{} bytes of JSON, over the limit of {}", where, text.size(),
                                 size_text(limits.max_bytes)));
   const int max_depth = limits.max_depth;
   // The depth the parser reports for a container's start is the number already open around it.
@@ -38,13 +39,13 @@ nlohmann::json parse_json(std::string_view text, std::string_view where, const J
                                                               nlohmann::json&) {
     if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
         depth >= max_depth)
-      throw JsonError(fmt::format("{}: JSON nested deeper than {} levels", where, max_depth));
+      throw JsonError(fmt::format("{}JSON nested deeper than {} levels", where, max_depth));
     return true;
   };
   try {
     return nlohmann::json::parse(text.begin(), text.end(), refuse_depth);
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
-    throw JsonError(fmt::format("{}: invalid JSON: {}", where, reason_of(e)));
+    throw JsonError(fmt::format("{}invalid JSON: {}", where, reason_of(e)));
   }
 }
 

@@ -33,8 +33,9 @@ class JsonError : public Error {
   using Error::Error;
 };
 
-// Parses `text` as one JSON document. Throws JsonError "<where>: ..." for invalid JSON (also a
-// number too large for a double), nesting deeper than max_depth, or more than max_bytes.
+// Parses `text` as one JSON document. Throws JsonError "<where>: ..." (no prefix when `where` is
+// empty: the caller adds its own) for invalid JSON (also a number too large for a double),
+// nesting deeper than max_depth, or more than max_bytes.
 nlohmann::json parse_json(std::string_view text, std::string_view where, const JsonLimits& limits = {});
 
 // Reads and parses a JSON file; its size is checked before it is read. Errors name the path.

@@ -69,6 +69,7 @@ void PackedBatch::check() const {
   const std::size_t M = tokens();
   if (cu_seqlens.empty() || cu_seqlens.front() != 0) fail("packed batch: cu_seqlens must start with 0");
   if (size() <= 0) fail("batch is empty (no sequences)");
+  if (sequence_offset < 0) fail("packed batch: sequence_offset {} is negative", sequence_offset);
   if (static_cast<std::size_t>(cu_seqlens.back()) != M)
     fail("packed batch: cu_seqlens ends at {} but the batch has {} tokens", cu_seqlens.back(), M);
   if (token_type_ids.size() != M)

@@ -26,6 +26,10 @@ struct PackedBatch {
   // position b * T + t, so a batch draws the same masks packed or padded, whatever the padding policy.
   // append() keeps it at least the longest sequence; a data pipeline that pads to max_length raises it.
   int padded_length = 0;
+  // Index of sequence 0 in the padded batch whose dropout masks this one draws: sequence b draws those
+  // of row sequence_offset + b. A data-parallel rank's share of a global batch (train/distributed.h)
+  // so draws exactly the masks the whole batch draws in one process; 0 otherwise.
+  int sequence_offset = 0;
 
   int size() const { return static_cast<int>(cu_seqlens.size()) - 1; }  // B
   std::size_t tokens() const { return input_ids.size(); }               // M

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/mapped_file.h"
 
 namespace tuneserve::data {
@@ -77,7 +78,8 @@ json Manifest::to_json() const {
                     {"file", tokenizer_file},
                     {"hash", tokenizer_hash},
                     {"pad_token_id", pad_token_id},
-                    {"pad_token_type_id", pad_token_type_id}};
+                    {"pad_token_type_id", pad_token_type_id},
+                    {"special_suffix", special_suffix}};
   j["max_length"] = max_length;
   j["padding"] = padding_name(padding);
   j["lengths"] = {{"min", lengths.min},
@@ -119,6 +121,7 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
     m.tokenizer_hash = t.at("hash").get<std::string>();
     m.pad_token_id = t.at("pad_token_id").get<std::int32_t>();
     m.pad_token_type_id = t.at("pad_token_type_id").get<std::int32_t>();
+    m.special_suffix = t.value("special_suffix", 1);  // datasets written before it: BERT-style [SEP]
     m.max_length = j.at("max_length").get<std::int64_t>();
     m.padding = parse_padding(j.at("padding").get<std::string>());
     const auto& l = j.at("lengths");
@@ -146,6 +149,7 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
     fail("{}: {}", where, e.what());
   }
   if (m.rows < 0 || m.tokens < 0) fail("{}: negative row or token count", where);
+  if (m.special_suffix < 0 || m.special_suffix > 8) fail("{}: tokenizer.special_suffix {} out of range", where, m.special_suffix);
   if (m.problem_type != "single_label_classification" && m.problem_type != "regression")
     fail("{}: problem_type '{}' is not single_label_classification or regression", where, m.problem_type);
   if (m.has_labels && !m.regression() && m.id2label.empty()) fail("{}: has_labels but id2label is empty", where);
@@ -198,12 +202,7 @@ TokenizedDataset TokenizedDataset::open(const std::string& dir) {
   const std::string manifest_path = (root / "manifest.json").string();
   if (!fs::exists(manifest_path))
     fail("{}: not a tokenized dataset directory (no manifest.json; write one with `tuneserve prep`)", dir);
-  json j;
-  try {
-    j = json::parse(read_text_file(manifest_path));
-  } catch (const json::exception& e) {
-    fail("{}: invalid JSON: {}", manifest_path, e.what());
-  }
+  const json j = read_json_file(manifest_path, {kJsonLargeFileBytes});
   TokenizedDataset d;
   d.manifest_ = Manifest::from_json(j, manifest_path);
   auto storage = std::make_shared<Storage>();
@@ -325,13 +324,40 @@ float TokenizedDataset::value(std::size_t row) const {
   return values_[row];
 }
 
+TokenizedDataset TokenizedDataset::truncated(std::int64_t max_length, const std::string& why) const {
+  if (max_length <= 0 || manifest_.lengths.max <= max_length) return *this;
+  if (manifest_.text_columns.size() > 1)
+    fail("{}: rows of text pairs up to {} tokens are longer than {} ({}); prepare the data with "
+         "`tuneserve prep --max-length {}`", manifest_.split, manifest_.lengths.max, max_length, why, max_length);
+  if (max_length <= manifest_.special_suffix)
+    fail("max_length {} leaves no room for text next to {} closing special tokens", max_length, manifest_.special_suffix);
+  TokenizedDataset out = *this;
+  out.truncate_to_ = max_length;
+  out.manifest_.max_length = max_length;
+  return out;
+}
+
 LabeledBatch TokenizedDataset::batch(std::span<const std::int64_t> rows, std::optional<Padding> padding) const {
   LabeledBatch b;
+  std::vector<std::int32_t> cut_ids, cut_types;
   for (auto r : rows) {
     check_row(r);
     const auto row = static_cast<std::size_t>(r);
     if (length(row) == 0) fail("dataset row {}: no tokens (an empty text and a tokenizer without [CLS]?)", r);
-    b.tokens.append(input_ids(row), token_type_ids(row));
+    if (truncate_to_ > 0 && length(row) > truncate_to_) {
+      // Head up to the limit, then the closing special tokens (see truncated()).
+      const auto keep = static_cast<std::size_t>(truncate_to_ - manifest_.special_suffix);
+      const auto tail = static_cast<std::size_t>(manifest_.special_suffix);
+      for (auto* part : {&cut_ids, &cut_types}) part->clear();
+      const auto ids = input_ids(row), types = token_type_ids(row);
+      cut_ids.insert(cut_ids.end(), ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(keep));
+      cut_ids.insert(cut_ids.end(), ids.end() - static_cast<std::ptrdiff_t>(tail), ids.end());
+      cut_types.insert(cut_types.end(), types.begin(), types.begin() + static_cast<std::ptrdiff_t>(keep));
+      cut_types.insert(cut_types.end(), types.end() - static_cast<std::ptrdiff_t>(tail), types.end());
+      b.tokens.append(cut_ids, cut_types);
+    } else {
+      b.tokens.append(input_ids(row), token_type_ids(row));
+    }
     b.rows.push_back(r);
     if (!labels_.empty()) b.labels.push_back(labels_[row]);
     if (!values_.empty()) b.values.push_back(values_[row]);

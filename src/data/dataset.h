@@ -70,10 +70,13 @@ struct Manifest {
   // Tokenizer identity: where it was and a hash of the vocabulary file, so a trainer can refuse
   // a dataset tokenized with another vocabulary.
   std::string tokenizer_path;
-  std::string tokenizer_file;              // tokenizer.json or vocab.txt (the hashed file)
+  std::string tokenizer_file;              // tokenizer_file()'s name: tokenizer.json, vocab.txt ... (hashed)
   std::string tokenizer_hash;              // "fnv1a64:<16 hex digits>" of that file's bytes
   std::int32_t pad_token_id = 0;
   std::int32_t pad_token_type_id = 0;
+  // Special tokens the template puts after a single text ([SEP]: 1), so that a row can be cut
+  // shorter later exactly as the tokenizer would have cut it (TokenizedDataset::truncated).
+  std::int32_t special_suffix = 1;
   std::int64_t max_length = 0;             // truncation length (0 = none)
   Padding padding = Padding::Longest;
   LengthStats lengths;
@@ -143,6 +146,14 @@ class TokenizedDataset {
   // or max_length) unless `padding` overrides it. Error on an out-of-range row.
   LabeledBatch batch(std::span<const std::int64_t> rows, std::optional<Padding> padding = {}) const;
 
+  // The same rows as the tokenizer would have made them with truncation at `max_length` (a
+  // prepared dataset is tokens, not a promise of length: data prepared at 512 trains a 256-position
+  // model). A single text keeps its first max_length - special_suffix tokens and its closing
+  // special tokens, which is what longest_first truncation gives; text pairs cannot be re-cut
+  // without their texts, so rows of pairs longer than `max_length` are an Error that says which
+  // `prep --max-length` fixes it. Batches of the result are cut; input_ids(row) stays the stored row.
+  TokenizedDataset truncated(std::int64_t max_length, const std::string& why) const;
+
  private:
   struct Storage;
   std::shared_ptr<const Storage> storage_;  // keeps the mappings or the owned vectors alive
@@ -151,6 +162,7 @@ class TokenizedDataset {
   std::span<const std::int32_t> input_ids_, token_type_ids_, labels_;
   std::span<const float> values_;
   std::span<const std::int64_t> offsets_;
+  std::int64_t truncate_to_ = 0;  // 0: rows as stored
   void check_row(std::int64_t row) const;
 };
 

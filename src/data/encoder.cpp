@@ -2,6 +2,7 @@
 // Dimensions: T tokens of one encoding.
 #include <filesystem>
 
+#include "core/error.h"
 #include "data/prep.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,13 +22,26 @@ Encoder tokenizer_encoder(const Tokenizer& tokenizer, const std::string& dir, st
     return tokenizer.encode(text, pair, options);
   };
   e.path = dir;
-  const std::filesystem::path root(dir);
-  const auto json = root / "tokenizer.json";
-  e.file = std::filesystem::exists(json) ? "tokenizer.json" : "vocab.txt";
-  e.hash = file_hash((root / e.file).string());
+  const TokenizerIdentity id = tokenizer_identity(dir);
+  e.file = id.file;
+  e.hash = id.hash;
   e.pad_token_id = tokenizer.special_ids().pad.value_or(0);
   e.pad_token_type_id = tokenizer.pad_type_id();
+  const Encoding probe = tokenizer.encode("a", std::nullopt, EncodeOptions{});
+  e.special_suffix = 0;
+  for (auto it = probe.special_tokens_mask.rbegin(); it != probe.special_tokens_mask.rend() && *it == 1; ++it)
+    e.special_suffix++;
   return e;
+}
+
+TokenizerIdentity tokenizer_identity(const std::string& dir) {
+  const std::filesystem::path root(dir);
+  TokenizerIdentity id;
+  const auto file = tokenizer_file(dir);
+  if (!file) fail("{}: no tokenizer file to record in the dataset (not a tokenizer directory)", dir);
+  id.file = std::filesystem::path(*file).filename().string();
+  id.hash = file_hash(*file);
+  return id;
 }
 
 }  // namespace tuneserve::data

@@ -14,9 +14,9 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <numeric>
 #include <thread>
 
+#include "checkpoint/config.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "data/shuffle.h"
@@ -99,13 +99,14 @@ void assign_labels(const ReadOptions& options, const std::vector<std::string>& r
       if (it != m.end()) ids[i] = it->second;
       else why[i] = fmt::format("label '{}' is not in --label-map ({})", raw[i], keys);
     }
-    // id2label: --label-names when given, else the first raw value mapped to each id.
+    // id2label: --label-names when given, else the first word mapped to each id (raw numbers such
+    // as the CSV's classes 1/2 are not names), else LABEL_i.
     ex.id2label.assign(static_cast<std::size_t>(top + 1), "");
     for (const auto& [k, v] : lo.map)
-      if (ex.id2label[static_cast<std::size_t>(v)].empty()) ex.id2label[static_cast<std::size_t>(v)] = k;
+      if (ex.id2label[static_cast<std::size_t>(v)].empty() && !parse_int(k)) ex.id2label[static_cast<std::size_t>(v)] = k;
     for (std::size_t id = 0; id < ex.id2label.size(); ++id) {
       if (id < lo.names.size()) ex.id2label[id] = lo.names[id];
-      if (ex.id2label[id].empty()) ex.id2label[id] = std::to_string(id);
+      if (ex.id2label[id].empty()) ex.id2label[id] = default_label_name(id);
     }
   } else {
     bool all_names = !lo.names.empty();
@@ -132,7 +133,7 @@ void assign_labels(const ReadOptions& options, const std::vector<std::string>& r
       if (!lo.names.empty()) {
         ex.id2label = lo.names;
       } else {
-        for (std::int64_t id = 0; id <= top; ++id) ex.id2label.push_back(std::to_string(id));
+        for (std::int64_t id = 0; id <= top; ++id) ex.id2label.push_back(default_label_name(static_cast<std::size_t>(id)));
       }
     } else {
       // Strings: the given names in order, else sorted like datasets' class_encode_column.
@@ -360,6 +361,7 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
   m.tokenizer_hash = encoder.hash;
   m.pad_token_id = encoder.pad_token_id;
   m.pad_token_type_id = encoder.pad_token_type_id;
+  m.special_suffix = encoder.special_suffix;
   m.max_length = options.max_length;
   m.padding = options.padding;
   m.lengths = length_stats(lengths, options.max_length);
@@ -376,6 +378,8 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
 Prepared prepare(const PrepOptions& options, const Encoder& encoder) {
   if (options.test_size != 0.0 && !options.test_files.empty())
     fail("--test-size splits the input; it cannot be combined with a separate test file");
+  if (options.test_select >= 0 && options.test_files.empty())
+    fail("--test-select picks rows of a separate test file (--test-input); with --test-size the split decides");
   const RawExamples ex = read_examples(options.read);
   const auto n = static_cast<std::int64_t>(ex.size());
   if (n == 0) fail("no rows to prepare in {}", options.read.files.front());
@@ -388,13 +392,12 @@ Prepared prepare(const PrepOptions& options, const Encoder& encoder) {
       test_read.labels.names = ex.id2label;
     const RawExamples test_ex = read_examples(test_read);
     if (test_ex.size() == 0) fail("no rows to prepare in {}", options.test_files.front());
-    std::vector<std::int64_t> test_order(test_ex.size());
-    std::iota(test_order.begin(), test_order.end(), 0);
+    const auto test_order =
+        shuffle_select(static_cast<std::int64_t>(test_ex.size()), options.shuffle, options.seed, options.test_select);
     auto train = tokenize_rows(ex, order, encoder, options, "train");
-    PrepOptions as_read = options;  // the test file is taken whole, in file order
-    as_read.shuffle = false;
-    as_read.select = -1;
-    auto test = tokenize_rows(test_ex, test_order, encoder, as_read, "test");
+    PrepOptions as_test = options;  // the test manifest records the test file's selection
+    as_test.select = options.test_select;
+    auto test = tokenize_rows(test_ex, test_order, encoder, as_test, "test");
     return {std::move(train), std::move(test)};
   }
   if (options.test_size == 0.0) return {tokenize_rows(ex, order, encoder, options, "all"), std::nullopt};

@@ -80,13 +80,22 @@ struct Encoder {
   std::string hash;        // "fnv1a64:..." of that file
   std::int32_t pad_token_id = 0;
   std::int32_t pad_token_type_id = 0;
+  std::int32_t special_suffix = 1;  // special tokens after a single text (Manifest::special_suffix)
 };
+
+// Which file identifies a tokenizer directory's vocabulary and that file's hash: what a dataset's
+// manifest records, so a trainer can refuse a dataset tokenized by another tokenizer.
+struct TokenizerIdentity {
+  std::string file;  // tokenizer.json, else vocab.txt
+  std::string hash;  // file_hash of it
+};
+TokenizerIdentity tokenizer_identity(const std::string& dir);
 
 // "fnv1a64:<16 hex digits>" of a file's bytes (Error naming the path when unreadable).
 std::string file_hash(const std::string& path);
 
 // An Encoder over a loaded tokenizer: special tokens added, truncation longest_first to
-// max_length (0 = none), no padding (batches pad), identity from `dir`'s tokenizer.json or vocab.txt.
+// max_length (0 = none), no padding (batches pad), identity from `dir`'s tokenizer_file().
 Encoder tokenizer_encoder(const Tokenizer& tokenizer, const std::string& dir, std::int64_t max_length);
 
 struct PrepOptions {
@@ -95,9 +104,11 @@ struct PrepOptions {
   std::uint64_t seed = 42;
   std::int64_t select = -1;       // keep the first N rows (of the shuffled order); -1 = all
   double test_size = 0.0;         // 0: no split; (0,1): fraction; >= 1: test rows
-  // A separate test set (e.g. test.jsonl), read with the same columns, in file order, its labels
-  // numbered like the training rows'. Not combined with test_size.
+  // A separate test set (e.g. test.jsonl), read with the same columns, its labels numbered like
+  // the training rows', shuffled like them when `shuffle` (the same seed: datasets'
+  // test.shuffle(seed)) and cut to test_select rows (-1 = all). Not combined with test_size.
   std::vector<std::string> test_files;
+  std::int64_t test_select = -1;
   std::int64_t max_length = 512;  // truncation; 0 = none
   Padding padding = Padding::Longest;
   int threads = 2;                // tokenization threads; output order does not depend on it

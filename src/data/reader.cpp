@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace tuneserve::data {
 
@@ -356,9 +357,9 @@ struct TableReader::Impl {
     seen_record = true;
     json j;
     try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      throw BadRecord{fmt::format("invalid JSON: {}", e.what())};
+      j = parse_json(line, "", {kJsonRecordBytes});  // the reason gets "file: line N: " in front
+    } catch (const JsonError& e) {
+      throw BadRecord{e.what()};
     }
     if (!j.is_object()) throw BadRecord{"expected a JSON object per line"};
     row.values.clear();

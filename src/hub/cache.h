@@ -31,7 +31,6 @@ std::string default_cache_dir();
 std::string hf_home();  // $HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface
 
 bool is_commit_hash(std::string_view s);  // 40 lowercase hex digits
-std::string sha256_file(const std::string& path);  // hex; Error when unreadable
 // "name" or "org/name": letters, digits, '-', '_', '.'; no "--" or ".." and no leading/trailing '-' or '.'.
 bool is_repo_id(std::string_view s);
 // A file name inside a repo ("config.json", "sub/dir/file"): relative, no "..", ".", empty parts or

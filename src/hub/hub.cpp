@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "net/download.h"
 
 namespace tuneserve::hub {

@@ -8,15 +8,21 @@ namespace tuneserve {
 DeviceChoice resolve_device(const DeviceRequest& request, int gpus, const std::string& why_none) {
   if (!request.value.empty()) {
     try {
-      return {parse_device(request.value), ""};
+      Device d = parse_device(request.value);
+      if (request.value == "cuda") d.index = request.local_rank;  // one GPU per rank of a host
+      return {d, ""};
     } catch (const Error& e) {
       fail("{}: {}", request.source, e.what());
     }
   }
   if (request.sagemaker_gpus <= 0) return {};
+  if (gpus > request.local_rank)
+    return {Device{Device::Kind::cuda, request.local_rank},
+            fmt::format("SM_NUM_GPUS={}: running on cuda:{} (--device cpu to keep to the CPU)", request.sagemaker_gpus,
+                        request.local_rank)};
   if (gpus > 0)
-    return {Device{Device::Kind::cuda, 0},
-            fmt::format("SM_NUM_GPUS={}: running on cuda:0 (--device cpu to keep to the CPU)", request.sagemaker_gpus)};
+    fail("SM_NUM_GPUS={}: local rank {} has no GPU of its own ({} visible); run at most one rank per GPU",
+         request.sagemaker_gpus, request.local_rank, gpus);
   return {Device{}, fmt::format("SM_NUM_GPUS={} but no GPU is usable here ({}): running on the CPU",
                                 request.sagemaker_gpus, why_none.empty() ? "none found" : why_none)};
 }

@@ -3,8 +3,9 @@
 // data or model is loaded, so a bad value or a CPU-only build fails in the first second.
 //
 // Rules: an explicit value wins and must be usable (an error otherwise, never a silent fallback).
-// With none given, a SageMaker job with SM_NUM_GPUS > 0 trains on cuda:0 when this build sees a
-// GPU, else on the CPU with a note saying why (a CPU-only build on a GPU instance still trains).
+// With none given, a SageMaker job with SM_NUM_GPUS > 0 trains on cuda:0 (cuda:<local rank> for a
+// rank of an MPI job) when this build sees a GPU, else on the CPU with a note saying why (a CPU-only
+// build on a GPU instance still trains).
 // Everything else runs on the CPU.
 #pragma once
 
@@ -18,6 +19,9 @@ struct DeviceRequest {
   std::string value{};              // as given ("cpu", "cuda", "cuda:N"); empty: not given
   std::string source = "--device";  // names where `value` came from in errors
   int sagemaker_gpus = 0;           // SM_NUM_GPUS of a training job; 0: none or not a job
+  // A data-parallel rank's index among the ranks on its host: "cuda" and the SageMaker choice mean
+  // cuda:<local_rank> (one GPU per rank); an explicit cuda:N is kept.
+  int local_rank = 0;
 };
 
 struct DeviceChoice {

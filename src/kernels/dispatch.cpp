@@ -10,11 +10,13 @@
 
 #include "core/error.h"
 #include "kernels/backend.h"
+#include "kernels/collective.h"
 #ifndef TUNESERVE_HAVE_CUDA
 #define TUNESERVE_HAVE_CUDA 0
 #endif
 #if TUNESERVE_HAVE_CUDA
 #include "kernels/cuda/backend.h"
+#include "kernels/cuda/nccl.h"
 #include "kernels/cuda/runtime.h"
 #endif
 
@@ -72,6 +74,24 @@ const Backend& backend_for(const Device& device) {
   auto [it, inserted] = tables.try_emplace(device.index, cuda::backend());
   if (inserted) it->second.device = device;
   return it->second;
+#else
+  fail_no_cuda(device);
+#endif
+}
+
+std::vector<char> nccl_unique_id() {
+#if TUNESERVE_HAVE_CUDA
+  return cuda::nccl_unique_id();
+#else
+  fail("NCCL: tuneserve was built without CUDA; rebuild with -DTUNESERVE_CUDA=ON");
+#endif
+}
+
+std::unique_ptr<GradientCollective> nccl_collective(const Device& device, const std::vector<char>& unique_id, int rank,
+                                                    int size) {
+#if TUNESERVE_HAVE_CUDA
+  if (!device.is_cuda()) fail("NCCL sums GPU memory; device {} is not a GPU", device.str());
+  return cuda::nccl_collective(device.index, unique_id, rank, size);
 #else
   fail_no_cuda(device);
 #endif

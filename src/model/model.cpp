@@ -158,8 +158,11 @@ struct Layout {
   // When every output row is its sequence's first token, after its K and V the last layer runs
   // only those B rows (Q, attention output, projection, LN1, FFN, LN2).
   bool prune_last = false;
+  int first_seq = 0;                  // sequence 0's row in the padded batch the masks follow (PackedBatch::sequence_offset)
 
   bool pruned(int layer, int L) const { return prune_last && layer == L - 1; }
+  // Where sequence b's token 0 sits in that padded batch (its first dropout index, in tokens).
+  std::size_t padded_row(int b) const { return static_cast<std::size_t>(first_seq + b) * T; }
   std::size_t first_row(int b) const { return packed ? offsets[b] : static_cast<std::size_t>(b) * T; }
   bool outputs_are_first_tokens() const {
     for (int b = 0; b < B; ++b)
@@ -175,18 +178,17 @@ struct RowRun {
 
 // The token rows as runs: one in the padded layout, one per sequence packed.
 std::vector<RowRun> token_runs(const Layout& lay) {
-  if (!lay.packed) return {{0, static_cast<std::size_t>(lay.M), 0}};
+  if (!lay.packed) return {{0, static_cast<std::size_t>(lay.M), lay.padded_row(0)}};
   std::vector<RowRun> runs;
   for (int b = 0; b < lay.B; ++b)
-    runs.push_back({static_cast<std::size_t>(lay.offsets[b]), static_cast<std::size_t>(lay.lengths[b]),
-                    static_cast<std::size_t>(b) * lay.T});
+    runs.push_back({static_cast<std::size_t>(lay.offsets[b]), static_cast<std::size_t>(lay.lengths[b]), lay.padded_row(b)});
   return runs;
 }
 
 // The B first-token rows of a pruned layer (row b is sequence b's token 0).
 std::vector<RowRun> first_token_runs(const Layout& lay) {
   std::vector<RowRun> runs;
-  for (int b = 0; b < lay.B; ++b) runs.push_back({static_cast<std::size_t>(b), 1, static_cast<std::size_t>(b) * lay.T});
+  for (int b = 0; b < lay.B; ++b) runs.push_back({static_cast<std::size_t>(b), 1, lay.padded_row(b)});
   return runs;
 }
 
@@ -218,7 +220,7 @@ std::vector<AttentionCall> attention_calls(const Layout& lay, const std::int32_t
   const int Tq = pruned ? 1 : 0;
   std::vector<AttentionCall> calls;
   if (!lay.packed) {
-    calls.push_back({lay.B, lay.T, 0, 0, 0, mask, {Tq, lay.T, 0}});
+    calls.push_back({lay.B, lay.T, 0, 0, 0, mask, {Tq, lay.T, lay.padded_row(0) * NH * lay.T}});
     *att_numel = static_cast<std::size_t>(lay.B) * NH * (pruned ? 1 : lay.T) * lay.T;
     return calls;
   }
@@ -226,7 +228,7 @@ std::vector<AttentionCall> attention_calls(const Layout& lay, const std::int32_t
   for (int b = 0; b < lay.B; ++b) {
     const int len = lay.lengths[b];
     const std::size_t off = lay.offsets[b];
-    const std::uint64_t key0 = static_cast<std::uint64_t>(b) * NH * lay.T * lay.T;
+    const std::uint64_t key0 = static_cast<std::uint64_t>(lay.padded_row(b)) * NH * lay.T;
     calls.push_back({1, len, off, pruned ? static_cast<std::size_t>(b) : off, att, nullptr, {Tq, lay.T, key0}});
     att += static_cast<std::size_t>(NH) * (pruned ? 1 : len) * len;
   }
@@ -241,10 +243,13 @@ class Carver {
   void add(T** slot, std::size_t n) {
     items_.push_back({[slot](char* p) { *slot = reinterpret_cast<T*>(p); }, n * sizeof(T)});
   }
-  void allocate(Arena& arena, const Backend& backend) {
+  std::size_t bytes() const {
     std::size_t total = 0;
     for (auto& it : items_) total += round(it.bytes);
-    char* base = static_cast<char*>(arena.reserve(backend, total));
+    return total;
+  }
+  void allocate(Arena& arena, const Backend& backend) {
+    char* base = static_cast<char*>(arena.reserve(backend, bytes()));
     std::size_t offset = 0;
     for (auto& it : items_) {
       it.set(base + offset);
@@ -264,9 +269,9 @@ class Carver {
 // Rows of each token input in Acts::tokens, rounded so that every input starts 64-byte aligned.
 std::size_t token_stride(const Layout& lay) { return (static_cast<std::size_t>(lay.M) + 15) / 16 * 16; }
 
-// training: the activations backward reads; bf16: their product operands' bf16 copies too.
-void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelConfig& c, const Layout& lay,
-                   bool training, bool bf16 = false) {
+// The slices of one call's activations, not yet placed (allocate_acts places them). training: the
+// activations backward reads; bf16: their product operands' bf16 copies too.
+Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training, bool bf16) {
   const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = lay.M, Bs = lay.B;
   Carver v;
   v.add(&a.tokens, 3 * token_stride(lay) + (lay.packed ? 0 : static_cast<std::size_t>(lay.B) * lay.T));
@@ -326,7 +331,13 @@ void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelCon
     v.add(&a.targets, Bs * c.num_labels);
     v.add(&a.dlogits, Bs * c.num_labels);
   }
-  v.allocate(arena, backend);
+  return v;
+}
+
+void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelConfig& c, const Layout& lay,
+                   bool training, bool bf16 = false) {
+  plan_acts(a, c, lay, training, bf16).allocate(arena, backend);
+  const int distinct = training ? c.num_layers : 1;
   if (!training) {
     a.emb_out = a.emb_ln;
     a.layers[0].res1 = a.layers[0].ao;
@@ -364,6 +375,7 @@ Tokens prepare_tokens(const ModelConfig& c, const PackedBatch& batch, Layout& la
   for (int b = 0; b < lay.B; ++b) lay.lengths[b] = batch.length(b);
   lay.out_rows.assign(batch.output_rows.begin(), batch.output_rows.end());
   lay.prune_last = false;
+  lay.first_seq = batch.sequence_offset;
   Tokens tk;
   tk.ids = batch.input_ids;
   tk.types = batch.token_type_ids;
@@ -442,12 +454,16 @@ struct Model::Impl {
   DeviceBuffer weights16_buffer;
   std::vector<LayerWeights16> weights16;
   bool weights16_stale = true;
+  std::function<void(std::size_t)> gradient_ready;  // set_gradient_ready_hook
   // Inference weights prepared by the backend, built on first forward() after any weight change.
   mutable std::mutex pack_mutex;
   mutable std::shared_ptr<const PackedWeights> packed;
-  // Inference activations: one arena per concurrent forward(), returned here after the call.
+  // Inference activations: one arena per concurrent forward(), returned here after the call and
+  // kept (warm) unless more than arena_limit would then exist.
   mutable std::mutex arena_mutex;
   mutable std::vector<std::unique_ptr<Arena>> free_arenas;
+  mutable std::size_t arenas_out = 0;  // taken by forward() calls running now
+  mutable std::size_t arena_limit = SIZE_MAX;
   // Training activations and gradient scratch, kept between steps.
   Acts train_acts;
   Arena train_arena;
@@ -465,6 +481,7 @@ struct Model::Impl {
   }
   std::unique_ptr<Arena> take_arena() const {
     std::lock_guard<std::mutex> lock(arena_mutex);
+    ++arenas_out;
     if (free_arenas.empty()) return std::make_unique<Arena>();
     std::unique_ptr<Arena> arena = std::move(free_arenas.back());
     free_arenas.pop_back();
@@ -472,7 +489,8 @@ struct Model::Impl {
   }
   void return_arena(std::unique_ptr<Arena> arena) const {
     std::lock_guard<std::mutex> lock(arena_mutex);
-    free_arenas.push_back(std::move(arena));
+    --arenas_out;
+    if (free_arenas.size() + arenas_out < arena_limit) free_arenas.push_back(std::move(arena));
   }
   void invalidate_packed() {
     std::lock_guard<std::mutex> lock(pack_mutex);
@@ -488,7 +506,8 @@ struct Model::Impl {
 
   // `w16`: the bf16 weight copies when training with bf16 products, else null.
   void forward_layers(Acts& a, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
-                      std::vector<std::vector<float>>* hidden, const std::vector<LayerWeights16>* w16) const;
+                      std::vector<std::vector<float>>* hidden, const std::vector<LayerWeights16>* w16,
+                      const std::function<bool()>& stop = {}) const;
   void backward(Acts& a, const Layout& lay, const float* dlogits, const DropoutPlan& drop,
                 const std::vector<LayerWeights16>* w16);
 };
@@ -533,7 +552,7 @@ const std::vector<LayerWeights16>& Model::Impl::round_weights() {
 
 void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
                                  std::vector<std::vector<float>>* hidden,
-                                 const std::vector<LayerWeights16>* w16) const {
+                                 const std::vector<LayerWeights16>* w16, const std::function<bool()>& stop) const {
   const Backend& k = *backend;
   const ModelConfig& c = config;
   const Weights& w = params.w;
@@ -577,6 +596,7 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
   save_hidden(a.emb_out);
 
   for (int l = 0; l < L; ++l) {
+    if (stop && stop()) throw ForwardStopped(fmt::format("forward pass stopped before layer {} of {}", l, L));
     const LayerWeights& lw = w.layers[l];
     const LayerWeights16* l16 = w16 ? &(*w16)[l] : nullptr;
     const LayerActs& la = a.layers[l];
@@ -642,14 +662,15 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
     k.copy(a.cls_in + static_cast<std::size_t>(b) * C, last + row * C, row_bytes);
   }
   const HeadSpec hs = head_spec(c);
+  const std::uint64_t head_key0 = static_cast<std::uint64_t>(lay.first_seq) * C;  // row b draws row first_seq + b's bits
   const std::int64_t BC = static_cast<std::int64_t>(B) * C;
   ops::dropout_forward(k, t(a.head_a, {BC}), t(a.cls_in, {BC}), drop.on ? hs.p_before_dense : 0.0f,
-                       drop.key(kSiteHeadA), 0);
+                       drop.key(kSiteHeadA), head_key0);
   ops::linear_forward(k, t(a.head_pre, {B, C}), t(a.head_a, {B, C}), t(w.head_w, {C, C}), t(w.head_b, {C}));
   if (hs.tanh) ops::tanh_forward(k, t(a.head_act, {BC}), t(a.head_pre, {BC}));
   else ops::relu_forward(k, t(a.head_act, {BC}), t(a.head_pre, {BC}));
   ops::dropout_forward(k, t(a.head_b, {BC}), t(a.head_act, {BC}), drop.on ? hs.p_after_act : 0.0f,
-                       drop.key(kSiteHeadB), 0);
+                       drop.key(kSiteHeadB), head_key0);
   ops::linear_forward(k, t(a.logits, {B, K}), t(a.head_b, {B, C}), t(w.cls_w, {K, C}), t(w.cls_b, {K}));
 }
 
@@ -662,18 +683,53 @@ std::vector<float> Model::forward(const PackedBatch& batch, const ForwardOptions
   lay.prune_last = options.hidden_states == nullptr && m.engine.prune_last_layer && lay.outputs_are_first_tokens();
   require_device(m.device);  // a GPU: make it current on this thread
   const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(lay.M));
-  // Activations per call from a pool, so concurrent forwards never share them.
-  std::unique_ptr<Arena> arena = m.take_arena();
+  // Activations per call from a pool, so concurrent forwards never share them; given back even
+  // when the pass throws (ForwardStopped).
+  struct Lease {
+    const Impl& m;
+    std::unique_ptr<Arena> arena;
+    ~Lease() { m.return_arena(std::move(arena)); }
+  } lease{m, m.take_arena()};
+  Arena* arena = lease.arena.get();
   Acts acts;
   allocate_acts(acts, *arena, *m.backend, c, lay, false);
   upload_tokens(acts, tk, lay, *m.backend);
   const auto pw = m.packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
-  m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states, nullptr);
+  m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states, nullptr, options.stop);
   std::vector<float> logits(static_cast<std::size_t>(lay.B) * c.num_labels);
   m.backend->download(logits.data(), acts.logits, logits.size() * sizeof(float));
-  m.return_arena(std::move(arena));
   return logits;
+}
+
+std::size_t Model::inference_bytes(int tokens, int longest) const {
+  // The packed layout forward() runs when no hidden states are asked for, filled with sequences of
+  // `longest` tokens (attention grows with the square of a sequence's length: the worst case).
+  Layout lay;
+  longest = std::max(1, std::min(longest, tokens));
+  for (int left = std::max(1, tokens); left > 0; left -= longest) {
+    lay.offsets.push_back(lay.M);
+    lay.lengths.push_back(std::min(left, longest));
+    lay.M += lay.lengths.back();
+  }
+  lay.B = static_cast<int>(lay.lengths.size());
+  lay.T = longest;
+  lay.packed = true;
+  lay.out_rows = lay.offsets;
+  lay.prune_last = impl_->engine.prune_last_layer;
+  Acts acts;
+  return plan_acts(acts, impl_->config, lay, false, false).bytes();
+}
+
+void Model::set_concurrent_forwards(std::size_t n) const {
+  const Impl& m = *impl_;
+  std::vector<std::unique_ptr<Arena>> freed;  // released outside the lock
+  std::lock_guard<std::mutex> lock(m.arena_mutex);
+  m.arena_limit = std::max<std::size_t>(n, 1);
+  while (!m.free_arenas.empty() && m.free_arenas.size() + m.arenas_out > m.arena_limit) {
+    freed.push_back(std::move(m.free_arenas.back()));
+    m.free_arenas.pop_back();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -745,6 +801,10 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
     ops::linear_backward(k, t(dinp, {rows, in}), t(dweight, {n, in}), t(dbias, {n}), d, x, wt);
   };
   const std::int64_t BC64 = static_cast<std::int64_t>(BC);
+  // Tells the data-parallel hook that every gradient from `first` to the buffer's end is final.
+  auto ready = [&](const float* first) {
+    if (gradient_ready) gradient_ready(static_cast<std::size_t>(first - params.grads.as<float>()));
+  };
 
   // Scratch: gradient of the current layer output, two (M, C), one (M, F) x2, one (M, 3C), head (B, C) x2
   // (reused for the Q path of a pruned last layer).
@@ -762,13 +822,15 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
 
   // Head, reversed (fp32 products).
   const HeadSpec hs = head_spec(c);
+  const std::uint64_t head_key0 = static_cast<std::uint64_t>(lay.first_seq) * C;  // row b draws row first_seq + b's bits
   linear_backward(dh1, g.cls_w, g.cls_b, dlogits, a.head_b, nullptr, w.cls_w, nullptr, B, C, K);
-  ops::dropout_backward(k, t(dh1, {BC64}), t(dh1, {BC64}), drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), 0);
+  ops::dropout_backward(k, t(dh1, {BC64}), t(dh1, {BC64}), drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), head_key0);
   if (hs.tanh) ops::tanh_backward(k, t(dh1, {BC64}), t(a.head_act, {BC64}), t(dh1, {BC64}));
   else ops::relu_backward(k, t(dh1, {BC64}), t(a.head_pre, {BC64}), t(dh1, {BC64}));
   linear_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, nullptr, w.head_w, nullptr, B, C, C);
   ops::dropout_backward(k, t(dh2, {BC64}), t(dh2, {BC64}), drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA),
-                        0);
+                        head_key0);
+  ready(g.head_w);  // the head is the last block of the buffer
   // dx: gradient of the last layer's output, (B, C) when it ran the first tokens only, else (M, C)
   // with the head's gradient on each output row.
   if (lay.pruned(L - 1, L)) {
@@ -831,15 +893,18 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
       linear_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, la.x16, lw.qkv_w, l16 ? l16->qkv_w : nullptr, M, C, 3 * C);
       ops::add(k, t(dx, {M, C}), t(d2, {M, C}));  // residual into x
     }
+    ready(lg.qkv_w);  // layer l's block starts at its fused QKV weight
   }
 
   // Embeddings.
   dropout(d1, dx, tokens, p_hidden, drop.key(kSiteEmbedding));
   ops::layernorm_backward(k, t(d2, {M, C}), t(g.emb_ln_w, {C}), t(g.emb_ln_b, {C}), t(d1, {M, C}), t(a.emb, {M, C}),
                           t(w.emb_ln_w, {C}), t(a.emb_mean, {M}), t(a.emb_rstd, {M}));
+  ready(g.emb_ln_w);
   ops::embedding_backward(k, t(g.wte, {c.vocab_size, C}), t(g.wpe, {c.max_position_embeddings, C}),
                           g.wtt ? t(g.wtt, {c.type_vocab_size, C}) : Tensor(), t(d2, {M, C}), t(a.ids, {M}),
                           t(a.pos, {M}), t(a.types, {M}));
+  ready(g.wte);
 }
 
 float Model::forward_backward(const PackedBatch& batch, const Labels& labels, float grad_scale,
@@ -952,6 +1017,13 @@ void Model::set_compute_dtype(DType dtype) {
 }
 DType Model::compute_dtype() const { return impl_->dtype; }
 
+GradientBuffer Model::gradient_buffer() {
+  const ParamTable& t = impl_->params;
+  const ModelConfig& c = impl_->config;
+  return {t.grads.as<float>(), t.total, static_cast<std::size_t>(c.vocab_size), static_cast<std::size_t>(c.hidden_size)};
+}
+void Model::set_gradient_ready_hook(std::function<void(std::size_t)> hook) { impl_->gradient_ready = std::move(hook); }
+
 Model Model::from_config(const ModelConfig& config, std::uint64_t init_seed, const Device& device) {
   Model model;
   Impl& m = *model.impl_;
@@ -974,9 +1046,8 @@ Model Model::load(const std::string& dir, LoadReport* report, const LoadOptions&
   m.config = config;
   ops::require(*m.backend, options.dtype, fmt::format("{}: compute dtype {}", dir, compute_dtype_name(options.dtype)));
   m.dtype = options.dtype;
-  build_param_table(m.params, config, *m.backend);
   LoadReport local;
-  upload_parameters(m.params, load_parameters(m.params, config, dir, options.init_seed, report ? *report : local));
+  upload_parameters(m.params, load_parameters(m.params, config, dir, *m.backend, options, report ? *report : local));
   return model;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "checkpoint/config.h"
 #include "core/device.h"
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/packed_batch.h"
 
 namespace tuneserve {
@@ -49,6 +51,15 @@ struct ForwardOptions {
   // padded, as transformers returns them): embeddings output, then each layer's output
   // (transformers' `hidden_states`).
   std::vector<std::vector<float>>* hidden_states = nullptr;
+  // Polled before each layer: true abandons the pass (forward throws ForwardStopped), so a server
+  // stops computing a batch whose every request has timed out or gone.
+  std::function<bool()> stop = {};
+};
+
+// What forward() throws when ForwardOptions::stop asked it to stop.
+class ForwardStopped : public Error {
+ public:
+  using Error::Error;
 };
 
 // Work forward() and forward_backward() skip without changing results beyond float reassociation.
@@ -63,12 +74,23 @@ struct EngineOptions {
   bool prune_last_layer = true;
 };
 
+// The flat gradient buffer (memory of the model's device): the word embeddings' (V, C) rows come
+// first, the classification head last; backward fills it from the end towards the start.
+struct GradientBuffer {
+  float* data = nullptr;          // (total)
+  std::size_t total = 0;
+  std::size_t word_rows = 0;      // V: rows of the word embeddings at data[0 .. V*C)
+  std::size_t width = 0;          // C
+};
+
 struct LoadOptions {
   std::uint64_t init_seed = 42;       // for tensors absent from the file (a new classification head)
   std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
   std::string problem_type;           // non-empty: override the config's problem_type
   Device device;                      // where the weights live and the kernels run (see Parameter)
   DType dtype = DType::F32;           // what the products compute in (Model::set_compute_dtype)
+
+  bool check_finite = true;           // refuse a checkpoint holding NaN or Inf (it would answer NaN)
 };
 
 class Model {
@@ -99,6 +121,13 @@ class Model {
   // call). Throws Error for ids outside [0, V), a sequence longer than the positions, etc.
   // Safe to call from several threads at once (activations are per call).
   std::vector<float> forward(const PackedBatch& batch, const ForwardOptions& options = {}) const;
+
+  // The activation memory (bytes) one forward() of `tokens` real tokens in all, in sequences of at
+  // most `longest` tokens, takes at most, for sizing how many passes may run at once.
+  std::size_t inference_bytes(int tokens, int longest) const;
+  // From now on at most `n` forward() calls run at once: activation memory kept warm for more (one
+  // arena per concurrent call, as large as its largest batch) is freed, now and as calls end.
+  void set_concurrent_forwards(std::size_t n) const;
 
   // Loss as transformers computes it for host `logits` (B, K) and host labels, on the CPU whatever
   // the device: mean cross-entropy, mean BCE-with-logits, or mean squared error, chosen by
@@ -135,6 +164,15 @@ class Model {
   // (a CPU without AVX512-BF16). Not while another call on this model runs.
   void set_compute_dtype(DType dtype);
   DType compute_dtype() const;
+
+  // ---- data-parallel training (train/distributed.h sums gradients across ranks while backward runs)
+  // Every Parameter::grad lies in this one buffer, in parameters() order.
+  GradientBuffer gradient_buffer();
+  // Called during forward_backward's backward each time more gradients are final: floats [from,
+  // total) of gradient_buffer() do not change again in this call (on a GPU: the kernels that write
+  // them are queued on the device's stream). `from` decreases call by call (the head, each layer from
+  // the last, the embedding LayerNorm) and is 0 at the end. An empty function removes the hook.
+  void set_gradient_ready_hook(std::function<void(std::size_t from)> hook);
 
   // Writes dir/config.json and dir/model.safetensors under transformers' names (weights downloaded
   // from the device).

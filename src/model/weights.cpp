@@ -2,20 +2,17 @@
 // loading (legacy names, missing prefixes, pre-training checkpoints, shards) and saving.
 #include "model/weights.h"
 
-#include <filesystem>
+#include <cmath>
+#include <functional>
 #include <map>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "checkpoint/safetensors.h"
 #include "checkpoint/tensor_file.h"
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/memory.h"
 #include "core/rng.h"
 #include "kernels/ops.h"
-
-namespace fs = std::filesystem;
 
 namespace tuneserve {
 
@@ -33,27 +30,33 @@ struct Spec {
   int padding_row;  // embedding row zeroed at init (-1: none)
 };
 
-std::vector<Spec> make_specs(const ModelConfig& c, Weights& w, Weights& g) {
+// Every tensor of `c` in layout order, handed to `visit` one at a time, so that a check can stop at
+// the first one a checkpoint lacks before anything sized by the config (L layers) is allocated.
+// With w and g, the specs point at their slots; without, the slots are null.
+void for_each_spec(const ModelConfig& c, Weights* w, Weights* g, const std::function<void(Spec&&)>& visit) {
   const std::int64_t C = c.hidden_size, F = c.intermediate_size, K = c.num_labels;
   const std::string base = std::string(arch_name(c.arch)) + ".";
-  std::vector<Spec> s;
   auto add = [&](std::string name, std::vector<std::int64_t> shape, float** ws, float** gs, Init init,
                  bool head = false, int pad = -1) {
-    s.push_back({std::move(name), std::move(shape), ws, gs, init, head, pad});
+    visit({std::move(name), std::move(shape), w ? ws : nullptr, g ? gs : nullptr, init, head, pad});
   };
+  Weights unused_w, unused_g;  // slots to take addresses of when none are wanted
+  Weights& wr = w ? *w : unused_w;
+  Weights& gr = g ? *g : unused_g;
   const std::string e = base + "embeddings.";
-  add(e + "word_embeddings.weight", {c.vocab_size, C}, &w.wte, &g.wte, Init::Normal, false, c.pad_token_id);
-  add(e + "position_embeddings.weight", {c.max_position_embeddings, C}, &w.wpe, &g.wpe, Init::Normal, false,
+  add(e + "word_embeddings.weight", {c.vocab_size, C}, &wr.wte, &gr.wte, Init::Normal, false, c.pad_token_id);
+  add(e + "position_embeddings.weight", {c.max_position_embeddings, C}, &wr.wpe, &gr.wpe, Init::Normal, false,
       c.arch == Arch::Roberta ? c.pad_token_id : -1);
   if (c.arch != Arch::DistilBert)
-    add(e + "token_type_embeddings.weight", {c.type_vocab_size, C}, &w.wtt, &g.wtt, Init::Normal);
-  add(e + "LayerNorm.weight", {C}, &w.emb_ln_w, &g.emb_ln_w, Init::One);
-  add(e + "LayerNorm.bias", {C}, &w.emb_ln_b, &g.emb_ln_b, Init::Zero);
-  w.layers.assign(c.num_layers, {});
-  g.layers.assign(c.num_layers, {});
+    add(e + "token_type_embeddings.weight", {c.type_vocab_size, C}, &wr.wtt, &gr.wtt, Init::Normal);
+  add(e + "LayerNorm.weight", {C}, &wr.emb_ln_w, &gr.emb_ln_w, Init::One);
+  add(e + "LayerNorm.bias", {C}, &wr.emb_ln_b, &gr.emb_ln_b, Init::Zero);
+  if (w) w->layers.assign(c.num_layers, {});
+  if (g) g->layers.assign(c.num_layers, {});
+  LayerWeights unused_lw{}, unused_lg{};
   for (int l = 0; l < c.num_layers; ++l) {
-    LayerWeights& lw = w.layers[l];
-    LayerWeights& lg = g.layers[l];
+    LayerWeights& lw = w ? w->layers[l] : unused_lw;
+    LayerWeights& lg = g ? g->layers[l] : unused_lg;
     const bool distil = c.arch == Arch::DistilBert;
     const std::string p = base + (distil ? "transformer.layer." : "encoder.layer.") + std::to_string(l) + ".";
     const std::string q = distil ? "attention.q_lin" : "attention.self.query";
@@ -88,17 +91,32 @@ std::vector<Spec> make_specs(const ModelConfig& c, Weights& w, Weights& g) {
     case Arch::Bert: dense = "bert.pooler.dense"; out = "classifier"; break;
     case Arch::Roberta: dense = "classifier.dense"; out = "classifier.out_proj"; break;
   }
-  add(dense + ".weight", {C, C}, &w.head_w, &g.head_w, Init::Normal, true);
-  add(dense + ".bias", {C}, &w.head_b, &g.head_b, Init::Zero, true);
-  add(out + ".weight", {K, C}, &w.cls_w, &g.cls_w, Init::Normal, true);
-  add(out + ".bias", {K}, &w.cls_b, &g.cls_b, Init::Zero, true);
-  return s;
+  add(dense + ".weight", {C, C}, &wr.head_w, &gr.head_w, Init::Normal, true);
+  add(dense + ".bias", {C}, &wr.head_b, &gr.head_b, Init::Zero, true);
+  add(out + ".weight", {K, C}, &wr.cls_w, &gr.cls_w, Init::Normal, true);
+  add(out + ".bias", {K}, &wr.cls_b, &gr.cls_b, Init::Zero, true);
+}
+
+std::vector<Spec> make_specs(const ModelConfig& c, Weights& w, Weights& g) {
+  std::vector<Spec> specs;
+  for_each_spec(c, &w, &g, [&](Spec&& spec) { specs.push_back(std::move(spec)); });
+  return specs;
 }
 
 std::size_t numel_of(const std::vector<std::int64_t>& shape) {
   std::size_t n = 1;
   for (auto d : shape) n *= static_cast<std::size_t>(d);
   return n;
+}
+
+// a + b for parameter counts; configs are capped (2^30 per dimension) but a sum over many layers
+// is checked anyway before it sizes an allocation.
+std::size_t checked_add(std::size_t a, std::size_t b, const ModelConfig& c) {
+  std::size_t out = 0;
+  if (__builtin_add_overflow(a, b, &out) || out > (std::size_t{1} << 60))
+    fail("a {} model of hidden size {}, {} layers and vocabulary {} has more parameters than fit in memory",
+         arch_name(c.arch), c.hidden_size, c.num_layers, c.vocab_size);
+  return out;
 }
 
 bool is_layernorm_weight(const std::string& name) {
@@ -171,7 +189,7 @@ void build_param_table(ParamTable& t, const ModelConfig& c, const Backend& backe
   t.g = {};
   const std::vector<Spec> specs = make_specs(c, t.w, t.g);
   std::size_t total = 0;
-  for (auto& s : specs) total += numel_of(s.shape);
+  for (auto& s : specs) total = checked_add(total, numel_of(s.shape), c);
   t.backend = &backend;
   t.total = total;
   t.data = DeviceBuffer(backend, total * sizeof(float));
@@ -209,42 +227,93 @@ std::vector<float> init_all_parameters(const ParamTable& t, const ModelConfig& c
   return host;
 }
 
-std::vector<float> load_parameters(const ParamTable& t, const ModelConfig& c, const std::string& dir,
-                                   std::uint64_t seed, LoadReport& report) {
-  Weights w, g;
-  const std::vector<Spec> specs = make_specs(c, w, g);
-  const TensorSource source(dir);
-  const std::string base = std::string(arch_name(c.arch)) + ".";
-  std::vector<float> host(t.total);
-  std::set<std::string> used;
-  Rng rng(seed);
-  for (std::size_t i = 0; i < specs.size(); ++i) {
-    const Spec& spec = specs[i];
-    float* dst = host.data() + t.offset[i];
-    const TensorFile* reader = nullptr;
-    std::string found;
-    for (const auto& cand : candidate_names(spec.name, base)) {
-      if ((reader = source.find(cand))) {
-        found = cand;
-        break;
-      }
+namespace {
+
+// The checkpoint tensor that holds `spec` (under one of its candidate names), or null.
+const TensorFile* find_tensor(const TensorSource& source, const Spec& spec, const std::string& base,
+                                     std::string& found) {
+  for (const auto& cand : candidate_names(spec.name, base)) {
+    if (const TensorFile* reader = source.find(cand)) {
+      found = cand;
+      return reader;
     }
+  }
+  return nullptr;
+}
+
+// Everything `c` needs, checked against the headers before a byte is allocated for the weights:
+// each tensor present (or a head that may be created), floating, of the config's shape; then the
+// memory the model takes against what is available. A config that disagrees with its checkpoint
+// (hidden size, layers, labels) fails here instead of allocating gigabytes first.
+void check_checkpoint(const ModelConfig& c, const TensorSource& source, const Backend& backend) {
+  const std::string base = std::string(arch_name(c.arch)) + ".";
+  std::size_t total = 0, largest = 0;
+  for_each_spec(c, nullptr, nullptr, [&](Spec&& spec) {
+    std::string found;
+    const TensorFile* reader = find_tensor(source, spec, base, found);
     if (!reader) {
       if (!spec.head)
         fail("{}: tensor '{}' is missing (expected shape {}); is this a {} checkpoint?", source.describe(), spec.name,
              shape_string(spec.shape), arch_name(c.arch));
+    } else {
+      const TensorInfo& info = reader->info(found);
+      if (info.shape != spec.shape) {
+        const bool labels = spec.head && (spec.name.find("classifier") != std::string::npos);
+        fail("{}: tensor '{}' has shape {}, expected {}{}", reader->path(), found, shape_string(info.shape),
+             shape_string(spec.shape),
+             labels ? fmt::format(" (the config has num_labels = {})", c.num_labels) : std::string());
+      }
+      if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16 && info.dtype != DType::F64)
+        fail("{}: tensor '{}' is {}, expected a floating dtype", reader->path(), found, dtype_name(info.dtype));
+    }
+    const std::size_t n = numel_of(spec.shape);
+    total = checked_add(total, n, c);
+    largest = std::max(largest, n);
+  });
+  // Host memory: on the CPU values and gradients, plus the host copy loading fills and the largest
+  // tensor as read; on a GPU the host copy and that tensor.
+  const std::size_t copies = backend.device.is_cuda() ? 1 : 3;
+  const std::size_t need = (total * copies + largest) * sizeof(float);
+  if (const auto available = available_memory(); available && need > *available)
+    fail("{}: the model has {} parameters and needs about {} of memory to load (values, gradients and a load "
+         "buffer), but {} is available",
+         source.describe(), total, format_bytes(need), format_bytes(*available));
+}
+
+// The first NaN or infinity of a tensor: a model that holds one answers NaN for every input.
+void check_finite(const std::vector<float>& values, const std::string& path, const std::string& name) {
+  for (std::size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]))
+      fail("{}: tensor '{}' holds {} at index {}: the model would answer NaN (load it anyway with "
+           "--no-weight-check, or serve's --weight-check false)",
+           path, name, values[i], i);
+}
+
+}  // namespace
+
+std::vector<float> load_parameters(ParamTable& t, const ModelConfig& c, const std::string& dir, const Backend& backend,
+                                   const LoadOptions& options, LoadReport& report) {
+  const TensorSource source(dir);
+  check_checkpoint(c, source, backend);
+  build_param_table(t, c, backend);
+  Weights w, g;
+  const std::vector<Spec> specs = make_specs(c, w, g);
+  const std::string base = std::string(arch_name(c.arch)) + ".";
+  std::vector<float> host(t.total);
+  std::set<std::string> used;
+  Rng rng(options.init_seed);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const Spec& spec = specs[i];
+    float* dst = host.data() + t.offset[i];
+    std::string found;
+    const TensorFile* reader = find_tensor(source, spec, base, found);
+    if (!reader) {  // a head (check_checkpoint refused anything else)
       init_tensor(dst, spec, c.initializer_range, rng);
       report.initialized.push_back(spec.name);
       continue;
     }
-    const TensorInfo& info = reader->info(found);
-    if (info.shape != spec.shape) {
-      const bool labels = spec.head && (spec.name.find("classifier") != std::string::npos);
-      fail("{}: tensor '{}' has shape {}, expected {}{}", reader->path(), found, shape_string(info.shape),
-           shape_string(spec.shape),
-           labels ? fmt::format(" (the config has num_labels = {})", c.num_labels) : std::string());
-    }
     const std::vector<float> values = reader->read_f32(found);
+    if (options.check_finite) check_finite(values, reader->path(), found);
     std::copy(values.begin(), values.end(), dst);
     used.insert(found);
     if (found != spec.name) report.renamed.push_back(found + " -> " + spec.name);

@@ -73,9 +73,14 @@ void build_param_table(ParamTable& table, const ModelConfig& config, const Backe
 // Host values (total floats, in the table's layout) of every tensor as transformers' _init_weights
 // does: Linear/Embedding normal(0, initializer_range) (padding row zero), biases zero, LayerNorm 1 / 0.
 std::vector<float> init_all_parameters(const ParamTable& table, const ModelConfig& config, std::uint64_t seed);
-// Host values read from dir's checkpoint; heads absent from it initialised as above and reported.
-std::vector<float> load_parameters(const ParamTable& table, const ModelConfig& config, const std::string& dir,
-                                   std::uint64_t seed, LoadReport& report);
+// Builds `table` on `backend` (as build_param_table) and returns host values read from dir's
+// checkpoint; heads absent from it initialised as above and reported. Before anything is
+// allocated, every tensor the config needs is checked against the safetensors headers (present
+// or a head, floating, the config's shape) and the memory the model takes against what is
+// available; with options.check_finite, a NaN or infinity in any tensor is an error naming it.
+// Shards of an index must be file names in `dir`.
+std::vector<float> load_parameters(ParamTable& table, const ModelConfig& config, const std::string& dir,
+                                   const Backend& backend, const LoadOptions& options, LoadReport& report);
 // Copies host values (total floats) to the device, and back.
 void upload_parameters(ParamTable& table, const std::vector<float>& host);
 std::vector<float> download_parameters(const ParamTable& table);

@@ -368,10 +368,6 @@ struct Pipeline::Impl {
 
 namespace {
 
-// Where the tokenizer's files live: tokenizer.json, or the older vocab.txt form.
-bool has_tokenizer_files(const std::filesystem::path& dir) {
-  return std::filesystem::exists(dir / "tokenizer.json") || std::filesystem::exists(dir / "vocab.txt");
-}
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -405,11 +401,12 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   if (!fs::exists(fs::path(model_dir) / "config.json")) fail("model directory {}: no config.json", model_dir);
   const std::string tok_dir = tokenizer_dir.empty() ? model_dir : tokenizer_dir;
   if (!fs::is_directory(tok_dir)) fail("tokenizer directory {}: not found", tok_dir);
-  if (!has_tokenizer_files(tok_dir)) {
+  if (!tokenizer_file(tok_dir)) {
     if (tokenizer_dir.empty())
-      fail("model directory {}: no tokenizer (tokenizer.json or vocab.txt); give the tokenizer's directory "
-           "(--tokenizer DIR)", model_dir);
-    fail("tokenizer directory {}: no tokenizer.json or vocab.txt", tok_dir);
+      fail("model directory {}: no tokenizer (tokenizer.json, vocab.json + merges.txt, a SentencePiece .model or "
+           "vocab.txt); give the tokenizer's directory (--tokenizer DIR)", model_dir);
+    fail("tokenizer directory {}: no tokenizer.json, vocab.json + merges.txt, SentencePiece .model or vocab.txt",
+         tok_dir);
   }
   if (options.max_batch_size < 1 || options.max_batch_tokens < 1)
     fail("pipeline: max_batch_size and max_batch_tokens must be positive (got {} and {})", options.max_batch_size,
@@ -420,6 +417,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   LoadOptions load_options;
   load_options.device = options.device;
   load_options.dtype = options.dtype;
+  load_options.check_finite = options.check_weights;
   auto impl = std::make_unique<Impl>(Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report, load_options), options,
                                           {}, 0, 0, {}});
   const ModelConfig& config = impl->model.config();
@@ -465,7 +463,18 @@ Encoding Pipeline::tokenize(const TextInput& input, const TokenizeOptions& optio
   return encoding;
 }
 
-std::vector<float> Pipeline::forward(const PackedBatch& batch) const { return impl_->model.forward(batch); }
+std::vector<float> Pipeline::forward(const PackedBatch& batch, const std::function<bool()>& stop) const {
+  ForwardOptions options;
+  options.stop = stop;
+  return impl_->model.forward(batch, options);
+}
+
+std::size_t Pipeline::forward_bytes(std::size_t tokens) const {
+  const int T = static_cast<int>(std::min<std::size_t>(tokens, 1 << 30));
+  return impl_->model.inference_bytes(T, impl_->positions);
+}
+
+void Pipeline::set_concurrent_forwards(std::size_t n) const { impl_->model.set_concurrent_forwards(n); }
 
 std::vector<LabelScore> Pipeline::postprocess(std::span<const float> logits, const PostprocessOptions& options) const {
   return tuneserve::postprocess(logits, impl_->labels, options);

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -156,6 +157,7 @@ class Pipeline {
     int max_batch_tokens = 16384;   // real tokens per forward in predict()
     Device device;                  // where the model runs (LoadOptions::device)
     DType dtype = DType::F32;       // what its products compute in (LoadOptions::dtype)
+    bool check_weights = true;      // refuse NaN/Inf weights at load (LoadOptions::check_finite)
   };
 
   // Loads config.json + model.safetensors from model_dir and the tokenizer from tokenizer_dir
@@ -176,8 +178,13 @@ class Pipeline {
   Encoding tokenize(const TextInput& input, const TokenizeOptions& options = {}) const;
 
   // Thread-safe (activations are per call; each call uses the OpenMP threads it is given): logits
-  // (B, NL) row-major in the batch's order.
-  std::vector<float> forward(const PackedBatch& batch) const;
+  // (B, NL) row-major in the batch's order. `stop`: see ForwardOptions::stop (model.h).
+  std::vector<float> forward(const PackedBatch& batch, const std::function<bool()>& stop = {}) const;
+
+  // Activation memory one forward() of up to `tokens` tokens takes (Model::inference_bytes), and
+  // how many forward() calls run at once from now (Model::set_concurrent_forwards).
+  std::size_t forward_bytes(std::size_t tokens) const;
+  void set_concurrent_forwards(std::size_t n) const;
 
   // Thread-safe and pure: one input's logits row (NL) -> its result.
   std::vector<LabelScore> postprocess(std::span<const float> logits, const PostprocessOptions& options) const;

@@ -4,6 +4,7 @@
 //   B inputs in a batch, T tokens of one input, K labels (num_labels)
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,8 +32,14 @@ class Backend {
   virtual Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const = 0;
   // Returns logits (B, K), row-major, for the B sequences of `batch`. Each row depends only on its
   // own input (a batched result equals the single-input result). Thread-safe: every worker calls it
-  // concurrently.
-  virtual std::vector<float> forward(const PackedBatch& batch) = 0;
+  // concurrently. `stop` may be polled during the pass: when it returns true (every request of the
+  // batch has timed out or left) the pass may end early by throwing ForwardStopped (model/model.h).
+  virtual std::vector<float> forward(const PackedBatch& batch, const std::function<bool()>& stop) = 0;
+  // Memory one forward pass of up to `tokens` tokens holds while it runs (0: unknown), to bound
+  // how many workers a model gets.
+  virtual std::size_t forward_bytes(std::size_t tokens) const { return 0; }
+  // At most `n` forward passes run at once from now: memory kept for more may be released.
+  virtual void set_concurrency(int n) {}
 };
 
 }  // namespace tuneserve::serve

@@ -5,8 +5,13 @@
 #include "serve/batcher.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
+#include <span>
 
 #include "core/error.h"
+#include "core/memory.h"
+#include "model/model.h"
 
 namespace tuneserve::serve {
 namespace {
@@ -18,6 +23,13 @@ std::size_t tokens_of(const Job& job) {
 }
 
 bool is_cancelled(const Job& job) { return job.cancelled && job.cancelled->load(); }
+
+// The first input (row of K logits) holding a NaN or an infinity.
+std::optional<std::size_t> non_finite_row(std::span<const float> logits, std::size_t K) {
+  for (std::size_t i = 0; i < logits.size(); ++i)
+    if (!std::isfinite(logits[i])) return i / K;
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -69,6 +81,7 @@ void Batcher::set_workers(int n) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
+    check_memory(n);
     target_workers_ = n;
     while (static_cast<int>(threads_.size()) < n) {
       const int index = static_cast<int>(threads_.size());
@@ -81,7 +94,23 @@ void Batcher::set_workers(int n) {
   }
   cv_.notify_all();
   for (auto& t : retired) t.join();
+  // The retired workers' batches are done: their activation memory can go back.
+  backend_->set_concurrency(n);
   if (metrics_) metrics_->set("tuneserve_workers", {{"model", model_}}, n);
+}
+
+void Batcher::check_memory(int n) const {
+  const int running = target_workers_;
+  const std::size_t each = backend_->forward_bytes(config_.max_batch_tokens);
+  if (each == 0 || n <= running) return;
+  const auto available = available_memory();
+  if (!available) return;
+  const std::size_t fit = *available / each;  // more workers than are running now
+  if (static_cast<std::size_t>(n - running) <= fit) return;
+  fail("model {}: {} workers need about {} each for their activations at max_batch_tokens {}, and {} of "
+       "memory is available: at most {} workers fit (lower max_batch_tokens for more)",
+       model_, n, format_bytes(each), config_.max_batch_tokens, format_bytes(*available),
+       static_cast<std::size_t>(running) + fit);
 }
 
 int Batcher::workers() const {
@@ -164,14 +193,19 @@ void Batcher::worker_loop(int index) {
       }
       std::vector<float> logits;
       std::exception_ptr error;
+      // Once every request of the batch has timed out or left, nobody waits for the answer.
+      const auto abandoned = [&batch] { return std::all_of(batch.begin(), batch.end(), is_cancelled); };
+      bool stopped = false;
       try {
         if (inputs == 0) fail("model {}: a batch without inputs", model_);
         PackedBatch packed;
         for (const Job& job : batch)
           for (const auto& e : job.encodings) packed.append(e.ids, e.type_ids);
-        logits = backend_->forward(packed);
+        logits = backend_->forward(packed, abandoned);
         if (logits.empty() || logits.size() % inputs != 0)
           fail("model {}: forward returned {} logits for {} inputs", model_, logits.size(), inputs);
+      } catch (const ForwardStopped&) {
+        stopped = true;
       } catch (...) {
         error = std::current_exception();
       }
@@ -184,12 +218,23 @@ void Batcher::worker_loop(int index) {
         metrics_->observe("tuneserve_batch_size", labels, double(inputs));
         metrics_->observe("tuneserve_batch_tokens", labels, double(tokens));
       }
-      const std::size_t K = error ? 0 : logits.size() / inputs;
+      if (stopped) {
+        dropped_ += batch.size();
+        for (Job& job : batch) job.done({}, nullptr);
+        batch.clear();
+      }
+      const std::size_t K = error || stopped ? 0 : logits.size() / inputs;
       std::size_t row = 0;
       for (Job& job : batch) {
         const std::size_t n = job.encodings.size();
         if (error) {
           job.done({}, error);
+        } else if (auto bad = non_finite_row(std::span<const float>(logits).subspan(row * K, n * K), K)) {
+          // NaN is not JSON: a model that computes it is broken, and the client must hear so.
+          job.done({}, std::make_exception_ptr(Error(fmt::format(
+                           "model {}: the forward pass gave a non-finite score (NaN or Inf) for "
+                           "input {}; the model's weights or inputs overflow",
+                           model_, *bad))));
         } else {
           job.done(std::vector<float>(logits.begin() + row * K, logits.begin() + (row + n) * K),
                    nullptr);

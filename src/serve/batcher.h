@@ -52,7 +52,9 @@ class Batcher {
   void release();
   // Queues an admitted job. Never blocks on the model.
   void push(Job job);
-  // Changes the number of worker threads; fewer finish their current batch first.
+  // Changes the number of worker threads; fewer finish their current batch first, then the
+  // backend may release their activation memory. More workers than the available memory holds
+  // activations for (Backend::forward_bytes at max_batch_tokens each) is an Error saying how many fit.
   void set_workers(int n);
   int workers() const;
   std::size_t admitted() const { return admitted_.load(); }
@@ -66,6 +68,7 @@ class Batcher {
 
  private:
   void worker_loop(int index);
+  void check_memory(int workers) const;  // under mutex_
 
   std::shared_ptr<Backend> backend_;
   BatchConfig config_;

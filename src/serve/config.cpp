@@ -35,6 +35,12 @@ double to_number(const std::string& value, double min, double max) {
   return d;
 }
 
+bool to_bool(const std::string& value) {
+  if (value == "true" || value == "1" || value == "yes") return true;
+  if (value == "false" || value == "0" || value == "no") return false;
+  fail("expected true or false, got \"{}\"", text_excerpt(value));
+}
+
 std::chrono::milliseconds seconds(const std::string& value) {
   return std::chrono::milliseconds(static_cast<long long>(to_number(value, 0.001, 86400) * 1000));
 }
@@ -73,6 +79,8 @@ const std::vector<Setting>& serve_settings() {
       {"dtype", {"TUNESERVE_DTYPE"},
        "what the matrix products compute in: fp32 | bf16 (bf16 weights, fp32 accumulation; CPU: AVX512-BF16)",
        [](O& o, S v) { o.dtype = compute_dtype_name(parse_compute_dtype(v)); }},
+      {"weight_check", {}, "refuse a model whose weights hold NaN or Inf (default true)",
+       [](O& o, S v) { o.weight_check = to_bool(v); }},
       {"job_queue_size", {"MAX_CONCURRENT_REQUESTS"},
        "requests admitted per model at once; more get 503 + Retry-After",
        [](O& o, S v) { o.batch.queue_size = static_cast<std::size_t>(to_int(v, 1, 1'000'000)); }},
@@ -113,7 +121,9 @@ const std::vector<Setting>& serve_settings() {
        [](O& o, S v) { o.server.management_port = static_cast<int>(to_int(v, 0, 65535)); }},
       {"model_store", {}, "directory the management API loads models from",
        [](O& o, S v) { o.server.model_store = v; }},
-      {"handler", {}, "handler plugin: a shared library with the tuneserve_handler.h hooks",
+      {"handler", {"TUNESERVE_HANDLER"},
+       "handler plugin: a shared library with the tuneserve_handler.h hooks (default: the one *.so in "
+       "the model's code/ folder)",
        [](O& o, S v) { o.handler = v; }},
   };
   return settings;

@@ -4,6 +4,8 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "core/error.h"
 #include "serve/request.h"
@@ -25,6 +27,45 @@ void check(int status, const Owned& error, const char* hook) {
   const int code = status >= 400 && status <= 599 ? status : 500;
   throw HttpError(code, "handler",
                   fmt::format("{}: {}", hook, error.p ? error.str() : std::string("failed")));
+}
+
+char* copy_out(const std::string& s) {
+  char* p = static_cast<char*>(std::malloc(s.size() + 1));
+  if (!p) throw std::bad_alloc();
+  std::memcpy(p, s.data(), s.size());
+  p[s.size()] = '\0';
+  return p;
+}
+
+// A ModelAccess call from C: the answer or the failure as a status and message, never an exception
+// across the plugin's frames.
+int call_model(const std::function<std::string(const std::string&)>& f, const char* request_json, char** out,
+               char** error) {
+  *out = nullptr;
+  *error = nullptr;
+  try {
+    *out = copy_out(f(request_json ? request_json : ""));
+    return 0;
+  } catch (const HttpError& e) {
+    *error = copy_out(e.what());
+    return e.status;
+  } catch (const std::exception& e) {
+    *error = copy_out(e.what());
+    return 500;
+  }
+}
+
+// The C view of a ModelAccess, valid while `access` lives.
+tuneserve_model c_model(const ModelAccess& access) {
+  tuneserve_model m;
+  m.self = const_cast<ModelAccess*>(&access);
+  m.logits = [](void* self, const char* request, char** out, char** error) {
+    return call_model(static_cast<ModelAccess*>(self)->logits, request, out, error);
+  };
+  m.predict = [](void* self, const char* request, char** out, char** error) {
+    return call_model(static_cast<ModelAccess*>(self)->predict, request, out, error);
+  };
+  return m;
 }
 
 template <typename F>
@@ -80,9 +121,10 @@ std::string HandlerPlugin::input(std::string_view body, const std::string& conte
   return out.str();
 }
 
-std::string HandlerPlugin::predict(const std::string& request_json) const {
+std::string HandlerPlugin::predict(const ModelAccess& model, const std::string& request_json) const {
   Owned out, error;
-  check(predict_(context_, request_json.c_str(), &out.p, &error.p), error, "predict_fn");
+  const tuneserve_model m = c_model(model);
+  check(predict_(context_, &m, request_json.c_str(), &out.p, &error.p), error, "predict_fn");
   return out.str();
 }
 
@@ -96,11 +138,12 @@ HandlerOutput HandlerPlugin::output(const std::string& prediction_json,
   return {body.str(size), type.p ? type.str() : "application/json"};
 }
 
-HandlerOutput HandlerPlugin::transform(std::string_view body, const std::string& content_type,
-                                       const std::string& accept) const {
+HandlerOutput HandlerPlugin::transform(const ModelAccess& model, std::string_view body,
+                                       const std::string& content_type, const std::string& accept) const {
   Owned out, type, error;
   std::size_t size = 0;
-  check(transform_(context_, body.data(), body.size(), content_type.c_str(), accept.c_str(),
+  const tuneserve_model m = c_model(model);
+  check(transform_(context_, &m, body.data(), body.size(), content_type.c_str(), accept.c_str(),
                    &out.p, &size, &type.p, &error.p),
         error, "transform_fn");
   return {out.str(size), type.p ? type.str() : "application/json"};

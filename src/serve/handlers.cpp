@@ -2,6 +2,7 @@
 // inference routes (decode -> tokenize on the request pool -> the model's batcher -> postprocess ->
 // encode), /tokenize, and the management API (list, load, scale, unload models).
 #include <filesystem>
+#include <future>
 
 #include "core/json.h"
 #include "serve/server_internal.h"
@@ -146,6 +147,63 @@ std::vector<Encoding> tokenize_all(const Backend& backend, const ParsedRequest& 
   return encodings;
 }
 
+// Each input's labels and scores from the batcher's (inputs, K) logits.
+std::vector<std::vector<LabelScore>> postprocess_all(std::span<const float> logits, std::size_t n,
+                                                     const LabelInfo& labels,
+                                                     const CallOptions& request_options,
+                                                     Shape shape) {
+  const std::size_t K = logits.size() / n;
+  PostprocessOptions options = request_options.postprocess;
+  options.top_k = effective_top_k(request_options, shape);
+  std::vector<std::vector<LabelScore>> results;
+  for (std::size_t i = 0; i < n; ++i)
+    results.push_back(tuneserve::postprocess(logits.subspan(i * K, K), labels, options));
+  return results;
+}
+
+// What a handler's tuneserve_model runs: requests through the model's own batcher, waited for on
+// this pool thread (the batcher's workers run the forward pass, so the wait never waits on itself).
+ModelAccess model_access(const std::shared_ptr<Model>& model, const RequestLimits& limits,
+                         const std::shared_ptr<std::atomic<bool>>& cancelled) {
+  struct Run {
+    ParsedRequest request;
+    std::vector<float> logits;  // (inputs, K)
+  };
+  auto run = [model, limits, cancelled](const std::string& request_json) {
+    Run r{parse_request(Format::json, request_json, limits), {}};
+    Job job;
+    job.encodings = tokenize_all(*model->backend, r.request);
+    job.cancelled = cancelled;
+    auto promise = std::make_shared<std::promise<std::vector<float>>>();
+    std::future<std::vector<float>> result = promise->get_future();
+    job.done = [promise](std::vector<float> logits, std::exception_ptr error) {
+      if (error) promise->set_exception(error);
+      else promise->set_value(std::move(logits));
+    };
+    model->batcher->push(std::move(job));
+    r.logits = result.get();
+    if (r.logits.empty()) http_fail(503, "cancelled", "the request was cancelled while the model ran");
+    return r;
+  };
+  ModelAccess access;
+  access.logits = [model, run](const std::string& request_json) {
+    const Run r = run(request_json);
+    const std::size_t n = r.request.inputs.inputs.size(), K = r.logits.size() / n;
+    json rows = json::array();
+    for (std::size_t i = 0; i < n; ++i)
+      rows.push_back(std::vector<float>(r.logits.begin() + static_cast<std::ptrdiff_t>(i * K),
+                                        r.logits.begin() + static_cast<std::ptrdiff_t>((i + 1) * K)));
+    return json{{"labels", model->backend->info().labels.id2label}, {"logits", std::move(rows)}}.dump();
+  };
+  access.predict = [model, run](const std::string& request_json) {
+    const Run r = run(request_json);
+    const auto results = postprocess_all(r.logits, r.request.inputs.inputs.size(),
+                                         model->backend->info().labels, r.request.options, Shape::pipeline);
+    return encode_response(r.request, results, Shape::pipeline, Format::json);
+  };
+  return access;
+}
+
 }  // namespace
 
 void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
@@ -167,7 +225,7 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
     try {
       if (ex->cancelled->load()) return;
       if (handler && handler->has_transform()) {
-        auto result = handler->transform(body, content_type, accept);
+        auto result = handler->transform(model_access(model, config.limits, ex->cancelled), body, content_type, accept);
         finish(*ex, Reply{200, std::move(result.body), std::move(result.content_type)});
         return;
       }
@@ -177,7 +235,7 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
         if (!handler->has_input() && in != Format::json)
           http_fail(415, "unsupported_media_type",
                     "this handler's predict_fn takes application/json (it has no input_fn)");
-        std::string prediction = handler->predict(request_json);
+        std::string prediction = handler->predict(model_access(model, config.limits, ex->cancelled), request_json);
         if (handler->has_output()) {
           auto result = handler->output(prediction, accept);
           finish(*ex, Reply{200, std::move(result.body), std::move(result.content_type)});
@@ -200,15 +258,8 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
         if (!error && logits.empty()) return;  // dropped: the client left or timed out
         try {
           if (error) std::rethrow_exception(error);
-          const ModelInfo& info = model->backend->info();
-          const std::size_t n = request->inputs.inputs.size();
-          const std::size_t K = logits.size() / n;
-          PostprocessOptions options = request->options.postprocess;
-          options.top_k = effective_top_k(request->options, shape);
-          std::vector<std::vector<LabelScore>> results;
-          for (std::size_t i = 0; i < n; ++i)
-            results.push_back(tuneserve::postprocess(
-                std::span<const float>(logits).subspan(i * K, K), info.labels, options));
+          const auto results = postprocess_all(logits, request->inputs.inputs.size(),
+                                               model->backend->info().labels, request->options, shape);
           if (handler && handler->has_output()) {
             auto result = handler->output(
                 encode_response(*request, results, Shape::pipeline, Format::json), accept);
@@ -328,11 +379,15 @@ void Server::Impl::route_management(Request& req, const std::shared_ptr<Exchange
       http_fail(400, "validation", "name: expected 1-64 letters, digits, '-', '_' or '.'");
     if (!dir) http_fail(400, "validation", "path: the model's directory inside the model store");
     if (!config.loader) http_fail(500, "internal", "this server cannot load models");
-    if (models.find(*name)) http_fail(409, "conflict", "model \"{}\" is already loaded", *name);
     const std::string full = store_path(*dir);
     const auto workers = workers_param();
-    answer_on_pool(ex, [this, name = *name, full, workers] {
-      auto model = models.load(name, full, config.loader, workers);
+    // Held from here until the model is served or its load fails: a second POST of this name
+    // gets 409 now instead of loading the model again.
+    auto reservation = models.reserve(*name);
+    if (!reservation) http_fail(409, "conflict", "model \"{}\" is already loaded or being loaded", *name);
+    answer_on_pool(ex, [this, reservation = std::make_shared<ModelRegistry::Reservation>(std::move(*reservation)),
+                        full, workers] {
+      auto model = models.load(std::move(*reservation), full, config.loader, workers);
       if (config.handler) config.handler->model_fn(full);
       return Reply{201, model_json(*model).dump()};
     });

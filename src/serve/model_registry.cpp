@@ -11,19 +11,44 @@ namespace tuneserve::serve {
 
 ModelRegistry::~ModelRegistry() { stop_all(); }
 
-std::shared_ptr<Model> ModelRegistry::load(const std::string& name, const std::string& dir,
+ModelRegistry::Reservation::~Reservation() {
+  if (!registry_) return;
+  std::lock_guard lock(registry_->mutex_);
+  registry_->loading_.erase(name_);
+}
+
+std::optional<ModelRegistry::Reservation> ModelRegistry::reserve(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  if (models_.count(name) || !loading_.insert(name).second) return std::nullopt;
+  return Reservation(this, name);
+}
+
+std::shared_ptr<Model> ModelRegistry::load(Reservation reservation, const std::string& dir,
                                            const Loader& loader, std::optional<int> workers) {
-  if (find(name)) fail("model \"{}\" is already loaded", name);
+  if (reservation.registry_ != this) fail("model \"{}\": the name is reserved in another registry", reservation.name());
   const auto start = std::chrono::steady_clock::now();
   std::shared_ptr<Backend> backend = loader(dir);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return add(name, dir, std::move(backend), seconds, workers);
+  return publish(make_model(reservation.name(), dir, std::move(backend), seconds, workers), &reservation);
+}
+
+std::shared_ptr<Model> ModelRegistry::load(const std::string& name, const std::string& dir,
+                                           const Loader& loader, std::optional<int> workers) {
+  auto reservation = reserve(name);
+  if (!reservation) fail("model \"{}\" is already loaded or being loaded", name);
+  return load(std::move(*reservation), dir, loader, workers);
 }
 
 std::shared_ptr<Model> ModelRegistry::add(const std::string& name, const std::string& version,
                                           std::shared_ptr<Backend> backend, double load_seconds,
                                           std::optional<int> workers) {
+  return publish(make_model(name, version, std::move(backend), load_seconds, workers), nullptr);
+}
+
+std::shared_ptr<Model> ModelRegistry::make_model(const std::string& name, const std::string& version,
+                                                 std::shared_ptr<Backend> backend, double load_seconds,
+                                                 std::optional<int> workers) {
   if (name.empty()) fail("a model needs a name");
   auto model = std::make_shared<Model>();
   model->name = name;
@@ -33,13 +58,23 @@ std::shared_ptr<Model> ModelRegistry::add(const std::string& name, const std::st
   BatchConfig config = defaults_;
   if (workers) config.workers = *workers;
   model->batcher = std::make_unique<Batcher>(std::move(backend), config, &metrics_, name);
+  return model;
+}
+
+std::shared_ptr<Model> ModelRegistry::publish(std::shared_ptr<Model> model, Reservation* reservation) {
+  const std::string& name = model->name;
   {
     std::lock_guard lock(mutex_);
-    if (models_.count(name)) fail("model \"{}\" is already loaded", name);
+    if (reservation) {
+      loading_.erase(name);  // the name goes from reserved to loaded in one step
+      reservation->registry_ = nullptr;
+    } else if (models_.count(name) || loading_.count(name)) {
+      fail("model \"{}\" is already loaded", name);
+    }
     models_[name] = model;
     order_.push_back(name);
   }
-  metrics_.set("tuneserve_model_load_seconds", {{"model", name}}, load_seconds);
+  metrics_.set("tuneserve_model_load_seconds", {{"model", name}}, model->load_seconds);
   return model;
 }
 

@@ -22,7 +22,11 @@ class PipelineBackend : public Backend {
   Encoding tokenize(const TextInput& input, const TokenizeOptions& options) const override {
     return pipeline_->tokenize(input, options);
   }
-  std::vector<float> forward(const PackedBatch& batch) override { return pipeline_->forward(batch); }
+  std::vector<float> forward(const PackedBatch& batch, const std::function<bool()>& stop) override {
+    return pipeline_->forward(batch, stop);
+  }
+  std::size_t forward_bytes(std::size_t tokens) const override { return pipeline_->forward_bytes(tokens); }
+  void set_concurrency(int n) override { pipeline_->set_concurrent_forwards(static_cast<std::size_t>(n)); }
   const std::vector<std::string>& load_notes() const { return pipeline_->load_notes(); }
 
  private:

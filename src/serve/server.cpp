@@ -32,6 +32,18 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+// Over the connection limit, this many connections at once may still ask for /ping or /health,
+// and each has this long to send its header.
+constexpr std::size_t kHealthSessions = 16;
+constexpr std::chrono::milliseconds kHealthHeaderTimeout{2000};
+
+bool is_health_check(const http::request_header<>& req) {
+  if (req.method() != http::verb::get && req.method() != http::verb::head) return false;
+  const std::string_view target = req.target();
+  const std::string_view path = target.substr(0, target.find('?'));
+  return path == "/ping" || path == "/health";
+}
+
 }  // namespace
 
 std::map<std::string, std::string> query_of(std::string_view query) {
@@ -63,10 +75,17 @@ std::vector<std::string> split_path(std::string_view path) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, Server::Impl& server, bool management)
+  // health_only: a connection over max_connections, kept only long enough to answer /ping or
+  // /health (load balancers must still see a healthy server when it is busy) or say 503.
+  Session(tcp::socket&& socket, Server::Impl& server, bool management, bool health_only = false)
       : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server),
-        management_(management) {}
-  ~Session() { server_.remove_session(this); }
+        management_(management), health_only_(health_only) {
+    if (health_only_) ++server_.health_sessions;
+  }
+  ~Session() {
+    if (health_only_) --server_.health_sessions;
+    server_.remove_session(this);
+  }
 
   void start() {
     server_.add_session(this, weak_from_this());
@@ -95,7 +114,8 @@ class Session : public std::enable_shared_from_this<Session> {
     header_.emplace();
     header_->header_limit(static_cast<std::uint32_t>(config().max_header_bytes));
     header_->body_limit(config().max_payload_bytes);
-    stream_.expires_after(config().idle_timeout);
+    stream_.expires_after(health_only_ ? std::min(config().idle_timeout, kHealthHeaderTimeout)
+                                       : config().idle_timeout);
     http::async_read_header(stream_, buffer_, *header_,
                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
@@ -116,6 +136,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     state_ = State::reading;
+    if (health_only_ && !is_health_check(header_->get()))
+      return reply_and_close(503, "overloaded", "too many open connections; retry later");
     const auto length = header_->content_length();
     if (length && *length > config().max_payload_bytes)
       return reply_and_close(413, "payload_too_large",
@@ -151,7 +173,7 @@ class Session : public std::enable_shared_from_this<Session> {
     body_.reset();
     stream_.expires_never();
     state_ = State::waiting;
-    keep_alive_ = request_.keep_alive();
+    keep_alive_ = request_.keep_alive() && !health_only_;
 
     auto ex = std::make_shared<Exchange>();
     exchange_ = ex;
@@ -275,6 +297,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer timer_;
   Server::Impl& server_;
   bool management_;
+  bool health_only_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> header_;
   std::optional<http::request_parser<http::string_body>> body_;
@@ -320,7 +343,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
       if (server_.session_count() >= server_.config.max_connections) {
-        reject(std::move(socket));
+        if (!management_ && server_.health_sessions.load() < kHealthSessions)
+          std::make_shared<Session>(std::move(socket), server_, management_, true)->start();
+        else
+          reject(std::move(socket));
       } else {
         std::make_shared<Session>(std::move(socket), server_, management_)->start();
       }
@@ -368,7 +394,7 @@ void Server::Impl::remove_session(Session* s) {
 
 std::size_t Server::Impl::session_count() {
   std::lock_guard lock(sessions_mutex);
-  return sessions.size();
+  return sessions.size() - health_sessions.load();
 }
 
 bool Server::Impl::finish(Exchange& ex, Reply reply) {

@@ -103,6 +103,8 @@ struct Server::Impl {
   std::mutex sessions_mutex;
   std::condition_variable sessions_cv;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  // Sessions over max_connections that may only ask for /ping or /health (counted in `sessions`).
+  std::atomic<std::size_t> health_sessions{0};
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   bool started = false;
@@ -115,7 +117,7 @@ struct Server::Impl {
 
   void add_session(Session* s, std::weak_ptr<Session> w);
   void remove_session(Session* s);
-  std::size_t session_count();
+  std::size_t session_count();  // not counting health-check sessions
 
   bool finish(Exchange& ex, Reply reply);
   void timeout(Exchange& ex);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "hub/cache.h"
 
 namespace tuneserve::storage {
@@ -99,7 +100,7 @@ void pack_model_dir(const std::string& dir, const std::string& archive_path) {
 
 std::string unpack_model_archive(const std::string& archive_path, const std::string& cache_dir) {
   if (!fs::is_regular_file(archive_path)) fail("{}: no such archive", archive_path);
-  const fs::path dest = fs::path(cache_dir) / "models" / hub::sha256_file(archive_path);
+  const fs::path dest = fs::path(cache_dir) / "models" / sha256_file(archive_path);
   auto model_folder = [&]() -> std::string {
     if (fs::exists(dest / "config.json")) return dest.string();
     std::vector<fs::path> sub;

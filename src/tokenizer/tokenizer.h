@@ -1,5 +1,11 @@
-// Hugging Face BERT-family tokenizer (tokenizer.json or vocab.txt + tokenizer_config.json):
-// BertNormalizer -> added tokens -> BertPreTokenizer -> WordPiece -> template, truncation, padding.
+// Hugging Face tokenizers, one interface over a family of models:
+//   WordPiece (BERT family): tokenizer.json, or vocab.txt + tokenizer_config.json;
+//   byte-level BPE (GPT-2, RoBERTa): tokenizer.json, or vocab.json + merges.txt;
+//   Unigram (T5, ALBERT, XLM-R ... converted): tokenizer.json with Precompiled / Metaspace;
+//   SentencePiece .model files (spiece.model, spm.model, sentencepiece.bpe.model) run by
+//   libsentencepiece, with Hugging Face's special tokens and template around them.
+// The pipeline is tokenizers': added tokens -> normalizer -> pre-tokenizer -> model ->
+// truncation -> post-processor (template, offsets trimming) -> padding.
 //
 // Results equal Hugging Face `tokenizers` (ids, type ids, special-token mask and offsets in Unicode
 // code points of the original text). A Tokenizer is immutable after loading: `encode` is const and
@@ -55,15 +61,24 @@ struct SpecialTokenIds {
 
 class Tokenizer {
  public:
-  // Loads `dir/tokenizer.json` when present (plus tokenizer_config.json / special_tokens_map.json
-  // for model_max_length and special-token names), else `dir/vocab.txt` + tokenizer_config.json
-  // (do_lower_case, tokenize_chinese_chars, strip_accents) as transformers' BertTokenizerFast does.
+  // Loads the directory's tokenizer file (tokenizer_file() says which), plus
+  // tokenizer_config.json / special_tokens_map.json for model_max_length and special tokens.
   static Tokenizer from_dir(const std::string& dir);
-  // Only the tokenizer.json form (config files beside it are read when present). Its
-  // "truncation" section is not applied (EncodeOptions decides); "padding" gives pad id/type id.
+  // The tokenizer.json form; the model kind comes from model.type, else a "merges" array means
+  // BPE and an array "vocab" of [piece, score] Unigram (as tokenizers decides). Its "truncation"
+  // section is not applied (EncodeOptions decides); "padding" gives pad id/type id.
   static Tokenizer from_tokenizer_json(const std::string& path);
-  // Only the legacy form: a vocab.txt and the directory's tokenizer_config.json if any.
+  // The legacy BERT form: a vocab.txt and the directory's tokenizer_config.json if any
+  // (do_lower_case, tokenize_chinese_chars, strip_accents), as BertTokenizerFast builds it.
   static Tokenizer from_vocab_txt(const std::string& vocab_path);
+  // The legacy byte-level BPE form (GPT2TokenizerFast / RobertaTokenizerFast): RoBERTa's
+  // template and special tokens when the directory's tokenizer_config.json / config.json name
+  // RoBERTa or the vocabulary has <s> and </s>, else GPT-2's.
+  static Tokenizer from_bpe_files(const std::string& vocab_json, const std::string& merges_txt);
+  // A SentencePiece model file run by libsentencepiece; special tokens and the template follow
+  // the tokenizer class (tokenizer_config.json, else config.json's model_type, else the special
+  // pieces the model holds: [CLS]/[SEP] as ALBERT and DeBERTa-v2, <s>/</s> as XLM-R, </s> as T5).
+  static Tokenizer from_sentencepiece(const std::string& model_path);
 
   // One text or a text pair -> one Encoding (truncated / padded as `options` say).
   Encoding encode(std::string_view text, std::optional<std::string_view> pair = std::nullopt,
@@ -96,6 +111,8 @@ class Tokenizer {
   // How many tokens the template adds around one text (2 for BERT) or a pair (3 for BERT).
   std::size_t num_special_tokens(bool pair) const;
   bool lowercase() const;  // what the normalizer does (uncased models)
+  // The model family: "WordPiece", "BPE", "Unigram" or "SentencePiece".
+  const char* kind() const;
 
   struct Impl;
 
@@ -103,5 +120,12 @@ class Tokenizer {
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
 };
+
+// The file that defines the tokenizer of `dir`, the one from_dir loads: tokenizer.json, else
+// vocab.json (with merges.txt), else a SentencePiece .model file, else vocab.txt; nullopt when
+// the directory has none.
+std::optional<std::string> tokenizer_file(const std::string& dir);
+// Every tokenizer file name a Hugging Face model directory may carry (to copy them unchanged).
+const std::vector<std::string>& tokenizer_file_names();
 
 }  // namespace tuneserve

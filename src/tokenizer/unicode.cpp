@@ -72,6 +72,17 @@ std::uint8_t compute_flags(char32_t c) {
     default:
       break;
   }
+  switch (category) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
+      flags |= kLetter;
+      break;
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+      flags |= kNumber;
+      break;
+    default:
+      break;
+  }
   // regex \w: alphabetic, marks, decimal digits, connector punctuation, join controls.
   switch (category) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
@@ -101,6 +112,8 @@ constexpr std::array<std::uint8_t, 128> make_ascii_flags() {
     if (punct.find(static_cast<char>(c)) != std::string_view::npos) flags |= kPunctuation;
     if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_')
       flags |= kWord;
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) flags |= kLetter;
+    if (c >= '0' && c <= '9') flags |= kNumber;
     table[c] = flags;
   }
   return table;
@@ -112,22 +125,39 @@ const std::uint8_t* const kAsciiFlags = kAsciiTable.data();
 
 std::uint8_t char_flags_slow(char32_t c) { return compute_flags(c); }
 
-int decompose_canonical(char32_t c, char32_t out[8]) {
-  if (c < 0xC0) {
-    out[0] = c;
-    return 1;
-  }
-  utf8proc_int32_t buf[8];
+namespace {
+// utf8proc's decomposition of c into at most `cap` chars; c itself when it has none.
+int decompose(char32_t c, char32_t* out, int cap, int options) {
+  utf8proc_int32_t buf[18];
   int boundclass = 0;
-  const auto n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, 8,
-                                         UTF8PROC_DECOMPOSE, &boundclass);
-  if (n <= 0 || n > 8) {
+  const auto n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buf, cap,
+                                         static_cast<utf8proc_option_t>(options), &boundclass);
+  if (n <= 0 || n > cap) {
     out[0] = c;
     return 1;
   }
   for (int i = 0; i < n; ++i) out[i] = static_cast<char32_t>(buf[i]);
   return static_cast<int>(n);
 }
+}  // namespace
+
+int decompose_canonical(char32_t c, char32_t out[8]) {
+  if (c < 0xC0) {
+    out[0] = c;
+    return 1;
+  }
+  return decompose(c, out, 8, UTF8PROC_DECOMPOSE);
+}
+
+int decompose_compat(char32_t c, char32_t out[18]) {
+  if (c < 0xA0) {
+    out[0] = c;
+    return 1;
+  }
+  return decompose(c, out, 18, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
+}
+
+bool is_python_space(char32_t c) { return is_rust_whitespace(c) || (c >= 0x1C && c <= 0x1F); }
 
 int combining_class(char32_t c) {
   if (c < 0x300) return 0;
@@ -146,6 +176,11 @@ int to_lower_full(char32_t c, char32_t out[3]) {
   }
   out[0] = static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c)));
   return 1;
+}
+
+bool grapheme_break(char32_t prev, char32_t next, std::int32_t& state) {
+  return utf8proc_grapheme_break_stateful(static_cast<utf8proc_int32_t>(prev), static_cast<utf8proc_int32_t>(next),
+                                          &state);
 }
 
 void utf8_decode(std::string_view text, std::vector<char32_t>& out) {

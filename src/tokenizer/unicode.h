@@ -25,7 +25,9 @@ enum CharFlag : std::uint8_t {
   kPunctuation = 4,  // BertPreTokenizer: ASCII punctuation or Unicode P*
   kNonSpacing = 8,   // Mn (removed by strip_accents after NFD)
   kChinese = 16,     // CJK ideograph blocks (BertNormalizer handle_chinese_chars)
-  kWord = 32,        // regex \w (added tokens' single_word)
+  kWord = 32,        // regex \w (added tokens' single_word, the Whitespace pre-tokenizer)
+  kLetter = 64,      // \p{L} (ByteLevel's GPT-2 split regex), Unicode 15 categories
+  kNumber = 128,     // \p{N}
 };
 
 std::uint8_t char_flags_slow(char32_t c);
@@ -38,8 +40,17 @@ inline std::uint8_t char_flags(char32_t c) { return c < 128 ? kAsciiFlags[c] : c
 // points were written to out (at most 4 for Unicode 15).
 int decompose_canonical(char32_t c, char32_t out[8]);
 int combining_class(char32_t c);
+// Compatibility decomposition (NFKD of one code point, without reordering); returns how many
+// code points were written (at most 18).
+int decompose_compat(char32_t c, char32_t out[18]);
+// Python's str.isspace (the whitespace str.split() splits on).
+bool is_python_space(char32_t c);
 // Full lowercase mapping; returns how many code points were written (1 or 2).
 int to_lower_full(char32_t c, char32_t out[3]);
+
+// Extended grapheme cluster boundary (UAX #29, utf8proc's rules) between `prev` and `next`;
+// `state` carries the rules' context along one string (start each string with 0).
+bool grapheme_break(char32_t prev, char32_t next, std::int32_t& state);
 
 // Decodes UTF-8; throws Error naming the byte offset of an invalid sequence.
 void utf8_decode(std::string_view text, std::vector<char32_t>& out);

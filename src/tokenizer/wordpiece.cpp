@@ -87,9 +87,9 @@ std::int32_t FlatVocab::find(std::string_view key) const {
   }
 }
 
-void WordPiece::build(const std::vector<std::pair<std::string, std::int32_t>>& vocab,
-                      std::string unk_token, std::string continuing_prefix,
-                      std::size_t max_input_chars_per_word) {
+WordPiece::WordPiece(const std::vector<std::pair<std::string, std::int32_t>>& vocab, std::string unk_token,
+                     std::string continuing_prefix, std::size_t max_input_chars_per_word)
+    : entries_(vocab) {
   unk_token_ = std::move(unk_token);
   prefix_ = std::move(continuing_prefix);
   max_chars_ = max_input_chars_per_word;
@@ -106,10 +106,14 @@ void WordPiece::build(const std::vector<std::pair<std::string, std::int32_t>>& v
   if (unk_id_ < 0) fail("WordPiece unk_token \"{}\" is not in the vocabulary", unk_token_);
 }
 
-void WordPiece::tokenize(const char32_t* chars, const std::int32_t* orig, std::size_t n,
-                         std::string& scratch, std::vector<std::uint32_t>& byte_at,
-                         std::vector<Token>& out) const {
+void WordPiece::for_each_token(FunctionRef<void(std::string_view, std::int32_t)> f) const {
+  for (const auto& [token, id] : entries_) f(token, id);
+}
+
+void WordPiece::tokenize(const char32_t* chars, const std::int32_t* orig, std::size_t n, std::vector<Token>& out) const {
   if (n == 0) return;
+  thread_local std::string scratch;
+  thread_local std::vector<std::uint32_t> byte_at;
   if (n > max_chars_) {
     out.push_back(Token{unk_id_, orig[0], orig[n - 1] + 1});
     return;

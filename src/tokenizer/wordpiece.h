@@ -9,14 +9,9 @@
 #include <string_view>
 #include <vector>
 
-namespace tuneserve::tok {
+#include "tokenizer/model.h"
 
-// One token of a sequence before the post-processor: id and [begin, end) in code points of the
-// original text.
-struct Token {
-  std::int32_t id;
-  std::int32_t begin, end;
-};
+namespace tuneserve::tok {
 
 // Open-addressing hash map from UTF-8 bytes to id; strings live in one pool (no per-entry
 // allocation, lookups by string_view without building a key).
@@ -43,23 +38,20 @@ class FlatVocab {
 
 std::uint64_t hash_bytes(std::string_view s);
 
-class WordPiece {
+class WordPiece final : public Model {
  public:
   // vocab: token -> id (V entries); ids must be >= 0.
-  void build(const std::vector<std::pair<std::string, std::int32_t>>& vocab, std::string unk_token,
-             std::string continuing_prefix, std::size_t max_input_chars_per_word);
+  WordPiece(const std::vector<std::pair<std::string, std::int32_t>>& vocab, std::string unk_token,
+            std::string continuing_prefix, std::size_t max_input_chars_per_word);
 
-  // Tokenizes the word chars[0, n) (normalized code points); orig[i] is the original code point
-  // index each char came from. Appends tokens to `out`. `scratch` and `byte_at` are reusable
-  // buffers (no allocation once warm).
-  void tokenize(const char32_t* chars, const std::int32_t* orig, std::size_t n, std::string& scratch,
-                std::vector<std::uint32_t>& byte_at, std::vector<Token>& out) const;
-
-  std::int32_t find(std::string_view token) const { return all_.find(token); }
-  std::int32_t unk_id() const { return unk_id_; }
-  const std::string& unk_token() const { return unk_token_; }
+  void tokenize(const char32_t* chars, const std::int32_t* orig, std::size_t n, std::vector<Token>& out) const override;
+  std::int32_t find(std::string_view token) const override { return all_.find(token); }
+  std::optional<std::int32_t> unk_id() const override { return unk_id_; }
+  void for_each_token(FunctionRef<void(std::string_view, std::int32_t)> f) const override;
+  const char* kind() const override { return "WordPiece"; }
 
  private:
+  std::vector<std::pair<std::string, std::int32_t>> entries_;
   FlatVocab all_;     // every vocabulary entry as written
   FlatVocab first_;   // entries usable at the start of a word (all of them)
   FlatVocab cont_;    // entries with the prefix, keyed without it

@@ -7,7 +7,10 @@
 #include <charconv>
 #include <cmath>
 
+#include <spdlog/spdlog.h>
+
 #include "core/error.h"
+#include "core/json.h"
 #include "train/schedule.h"
 
 namespace tuneserve::train {
@@ -74,7 +77,7 @@ HyperparameterSpec spec(std::string name, std::vector<std::string> aliases, std:
 
 const std::vector<HyperparameterSpec>& hyperparameter_specs() {
   static const std::vector<HyperparameterSpec> specs = {
-      spec("model", {"model_name_or_path", "model_name", "model_dir"}, "model to fine-tune: directory, Hub id, s3:// or model.tar.gz", &TrainArgs::model),
+      spec("model", {"model_name_or_path", "model_name"}, "model to fine-tune: directory, Hub id, s3:// or model.tar.gz", &TrainArgs::model),
       spec("tokenizer", {"tokenizer_name"}, "tokenizer directory or Hub id (default: the model's)", &TrainArgs::tokenizer),
       spec("revision", {"model_revision"}, "Hub branch, tag or commit of the model and tokenizer", &TrainArgs::revision),
       spec("train", {"train_file"}, "training data: csv/tsv/jsonl(.gz) file or a `tuneserve prep` directory", &TrainArgs::train),
@@ -82,11 +85,14 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("text", {"text_column"}, "text column, or two comma-separated for pairs", &TrainArgs::text),
       spec("label", {"label_column"}, "label column", &TrainArgs::label),
       spec("label_map", {}, "raw label to id, e.g. 1:0,2:1", &TrainArgs::label_map),
-      spec("max_length", {"max_seq_length"}, "truncate token sequences to this length", &TrainArgs::max_length),
+      spec("max_length", {"max_seq_length"}, "truncate token sequences to this length (default: the model's positions)", &TrainArgs::max_length),
       spec("label_names", {}, "names of the label ids in order, e.g. negative,positive (saved as id2label)", &TrainArgs::label_names),
       spec("columns", {}, "column names of a header-less CSV/TSV, e.g. class,title,content", &TrainArgs::columns),
       spec("skip_bad_rows", {}, "raw files: skip malformed rows (counted and reported) instead of stopping", &TrainArgs::skip_bad_rows),
-      spec("output_dir", {}, "where the model, metrics and checkpoints go", &TrainArgs::output_dir),
+      spec("output_dir", {}, "working directory: checkpoints, and the final model unless model_dir is set "
+           "(SageMaker job: default <root>/checkpoints)", &TrainArgs::output_dir),
+      spec("model_dir", {}, "where the final model, metrics and results go (default: output_dir; "
+           "SageMaker job: SM_MODEL_DIR, always)", &TrainArgs::model_dir),
       spec("epochs", {"num_train_epochs"}, "passes over the training data", &TrainArgs::epochs),
       spec("max_steps", {}, "total optimizer steps; > 0 overrides epochs", &TrainArgs::max_steps),
       spec("train_batch_size", {"per_device_train_batch_size", "batch_size"}, "examples per training batch", &TrainArgs::train_batch_size),
@@ -100,6 +106,8 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("adam_epsilon", {}, "AdamW epsilon", &TrainArgs::adam_epsilon),
       spec("max_grad_norm", {}, "clip the global gradient norm to this (0 = off)", &TrainArgs::max_grad_norm),
       spec("gradient_accumulation_steps", {}, "batches per optimizer step", &TrainArgs::gradient_accumulation_steps),
+      spec("ddp_bucket_cap_mb", {}, "mpirun jobs: MiB of gradients summed across ranks at once while backward runs",
+           &TrainArgs::ddp_bucket_cap_mb),
       spec("lr_scheduler_type", {"scheduler"}, "linear | cosine | constant | constant_with_warmup", &TrainArgs::lr_scheduler_type),
       spec("seed", {}, "seed for data order, dropout and new heads", &TrainArgs::seed),
       spec("dropout", {}, "use the model's dropouts in training (false: none)", &TrainArgs::dropout),
@@ -124,15 +132,39 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
   return specs;
 }
 
-void set_hyperparameter(TrainArgs& args, const std::string& key, const std::string& value) {
+namespace {
+
+const HyperparameterSpec* find_spec(const std::string& key) {
   const std::string k = normalize_key(key);
   for (const HyperparameterSpec& s : hyperparameter_specs()) {
-    if (s.name == k || std::find(s.aliases.begin(), s.aliases.end(), k) != s.aliases.end()) {
-      s.set(args, value);
-      return;
+    if (s.name == k || std::find(s.aliases.begin(), s.aliases.end(), k) != s.aliases.end()) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void set_hyperparameter(TrainArgs& args, const std::string& key, const std::string& value) {
+  const HyperparameterSpec* s = find_spec(key);
+  if (s == nullptr) fail("unknown hyperparameter '{}' (see `tuneserve train --help`)", key);
+  s->set(args, value);
+}
+
+std::string hyperparameter_text(const nlohmann::json& raw, const std::string& key, const std::string& source) {
+  nlohmann::json value = raw;
+  if (raw.is_string()) {
+    // SageMaker JSON-encodes every value; a bare string that is not JSON is taken as it is.
+    try {
+      value = parse_json(raw.get_ref<const std::string&>(), fmt::format("{}: hyperparameter {}", source, key));
+    } catch (const JsonError&) {
+      value = raw;
     }
   }
-  fail("unknown hyperparameter '{}' (see `tuneserve train --help`)", key);
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  if (value.is_number()) return value.dump();
+  fail("{}: hyperparameter {} must be a string, number or boolean, got {}", source, text_excerpt(key),
+       json_excerpt(raw));
 }
 
 void apply_hyperparameters_json(TrainArgs& args, const nlohmann::json& hyperparameters,
@@ -140,22 +172,12 @@ void apply_hyperparameters_json(TrainArgs& args, const nlohmann::json& hyperpara
   if (!hyperparameters.is_object()) fail("{}: hyperparameters must be a JSON object", source);
   for (const auto& [key, raw] : hyperparameters.items()) {
     if (key.starts_with("sagemaker_")) continue;
-    nlohmann::json value = raw;
-    if (raw.is_string()) {
-      // SageMaker JSON-encodes every value; a bare string that is not JSON is taken as it is.
-      value = nlohmann::json::parse(raw.get<std::string>(), nullptr, /*allow_exceptions=*/false);
-      if (value.is_discarded()) value = raw;
+    if (find_spec(key) == nullptr) {
+      spdlog::warn("{}: hyperparameter '{}' is not one of tuneserve's (see `tuneserve train --help`); ignored",
+                   source, key);
+      continue;
     }
-    std::string text;
-    if (value.is_string()) {
-      text = value.get<std::string>();
-    } else if (value.is_boolean()) {
-      text = value.get<bool>() ? "true" : "false";
-    } else if (value.is_number()) {
-      text = value.dump();
-    } else {
-      fail("{}: hyperparameter {} must be a string, number or boolean, got {}", source, key, raw.dump());
-    }
+    const std::string text = hyperparameter_text(raw, key, source);
     try {
       set_hyperparameter(args, key, text);
     } catch (const Error& e) {
@@ -185,9 +207,10 @@ void finalize_args(TrainArgs& args) {
   positive("train_batch_size", args.train_batch_size);
   positive("eval_batch_size", args.eval_batch_size);
   positive("gradient_accumulation_steps", args.gradient_accumulation_steps);
+  positive("ddp_bucket_cap_mb", args.ddp_bucket_cap_mb);
   positive("logging_steps", args.logging_steps);
   positive("save_steps", args.save_steps);
-  positive("max_length", args.max_length);
+  if (args.max_length < 0) fail("hyperparameter max_length: must be >= 0 (0: the model's positions), got {}", args.max_length);
   if (args.max_steps <= 0 && !(args.epochs > 0)) fail("hyperparameter epochs: must be > 0, got {}", args.epochs);
   if (!(args.learning_rate >= 0)) fail("hyperparameter learning_rate: must be >= 0, got {}", args.learning_rate);
   if (args.warmup_ratio < 0 || args.warmup_ratio > 1) fail("hyperparameter warmup_ratio: must be in [0, 1], got {}", args.warmup_ratio);
@@ -217,12 +240,13 @@ nlohmann::json args_to_json(const TrainArgs& a) {
   nlohmann::json j = {
       {"model", a.model}, {"tokenizer", a.tokenizer}, {"revision", a.revision}, {"train", a.train}, {"test", a.test},
       {"text", a.text}, {"label", a.label}, {"label_map", a.label_map}, {"columns", a.columns}, {"label_names", a.label_names}, {"max_length", a.max_length}, {"skip_bad_rows", a.skip_bad_rows},
-      {"output_dir", a.output_dir}, {"epochs", a.epochs}, {"max_steps", a.max_steps},
+      {"output_dir", a.output_dir}, {"model_dir", a.model_dir}, {"epochs", a.epochs}, {"max_steps", a.max_steps},
       {"train_batch_size", a.train_batch_size}, {"eval_batch_size", a.eval_batch_size},
       {"learning_rate", a.learning_rate}, {"warmup_steps", a.warmup_steps},
       {"warmup_ratio", a.warmup_ratio}, {"weight_decay", a.weight_decay},
       {"adam_beta1", a.adam_beta1}, {"adam_beta2", a.adam_beta2}, {"adam_epsilon", a.adam_epsilon},
       {"max_grad_norm", a.max_grad_norm}, {"gradient_accumulation_steps", a.gradient_accumulation_steps},
+      {"ddp_bucket_cap_mb", a.ddp_bucket_cap_mb},
       {"lr_scheduler_type", a.lr_scheduler_type}, {"seed", a.seed}, {"dropout", a.dropout}, {"bf16", a.bf16},
       {"eval_strategy", a.eval_strategy}, {"eval_steps", a.eval_steps},
       {"save_strategy", a.save_strategy}, {"save_steps", a.save_steps},

@@ -30,9 +30,13 @@ struct TrainArgs {
   std::string label_map;      // "1:0,2:1" raw label -> id
   std::string label_names;    // "negative,positive": id2label for the data's label ids
   std::string columns;        // names of a header-less CSV/TSV's columns, "class,title,content"
-  long max_length = 512;      // truncation when preparing raw files
+  long max_length = 0;        // truncation (raw files when prepared, prepared rows at batch time); 0: the model's positions
   bool skip_bad_rows = false; // raw files: count and skip malformed rows instead of stopping
+  // Trainer's working directory: checkpoints, and the final model unless model_dir names another
+  // place. A SageMaker job's default is <root>/checkpoints, and its final model always goes to
+  // SM_MODEL_DIR (what the platform uploads), whatever output_dir says.
   std::string output_dir = "out";
+  std::string model_dir;      // final model, metrics and results (default: output_dir; final_model_dir())
   // Optimisation.
   double epochs = 3;
   long max_steps = -1;        // > 0 overrides epochs
@@ -45,6 +49,7 @@ struct TrainArgs {
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   double max_grad_norm = 1.0;  // 0 = no clipping
   long gradient_accumulation_steps = 1;
+  long ddp_bucket_cap_mb = 25;     // data-parallel jobs: gradient bucket size in MiB (PyTorch DDP's default)
   std::string lr_scheduler_type = "linear";
   long seed = 42;
   bool dropout = true;         // false: train without dropout (parity checks)
@@ -67,6 +72,9 @@ struct TrainArgs {
   bool progress = true;        // bar on a terminal
 };
 
+// Where the final model goes: model_dir, else output_dir.
+inline std::string final_model_dir(const TrainArgs& a) { return a.model_dir.empty() ? a.output_dir : a.model_dir; }
+
 // One settable hyperparameter: its JSON name (underscores), aliases, help, and how a textual value
 // is applied. `is_flag`: a boolean that may appear without a value on the command line.
 struct HyperparameterSpec {
@@ -83,9 +91,16 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs();
 // a value of the wrong type ("learning_rate: '1e-3x' is not a number").
 void set_hyperparameter(TrainArgs& args, const std::string& key, const std::string& value);
 
+// The text of one hyperparameters.json value: SageMaker JSON-encodes each ("\"x\"", "3", "true");
+// plain JSON strings, numbers and booleans are taken as they are. Error naming `key` and `source`
+// for anything else.
+std::string hyperparameter_text(const nlohmann::json& raw, const std::string& key, const std::string& source);
+
 // A SageMaker hyperparameters.json object: each value is usually a JSON-encoded string
 // ("\"distilbert\"", "3", "true"); plain JSON values are taken as they are. Keys starting with
-// "sagemaker_" are the platform's own and ignored. `source` names the file in errors.
+// "sagemaker_" are the platform's own and ignored; keys no hyperparameter or alias knows (a job's
+// own, like a notebook's token_name) are ignored with a warning, so a job written for another
+// training script does not fail. `source` names the file in errors.
 void apply_hyperparameters_json(TrainArgs& args, const nlohmann::json& hyperparameters,
                                 const std::string& source);
 

@@ -57,6 +57,28 @@ void require_labels(const data::TokenizedDataset& d, const std::string& path) {
 
 }  // namespace
 
+std::string training_tokenizer(const TrainingData& data, const std::string& tokenizer) {
+  const data::Manifest& train = data.train.manifest();
+  const bool has_files = tokenizer_file(tokenizer).has_value();
+  // Rows written without a tokenizer (token ids made elsewhere) and a model without one: there is
+  // nothing to check or to ship with the model.
+  if (!has_files && train.tokenizer_path.empty() && train.tokenizer_hash.empty()) return "";
+  const std::string chosen = has_files ? tokenizer : train.tokenizer_path;
+  if (!has_files && !fs::is_directory(chosen))
+    fail("{} has no tokenizer files and the training data's tokenizer ({}) is gone; pass --tokenizer DIR "
+         "(the tokenizer the data was prepared with)", tokenizer, train.tokenizer_path);
+  const data::TokenizerIdentity id = data::tokenizer_identity(chosen);
+  auto check = [&](const data::Manifest& m) {
+    if (m.tokenizer_hash.empty() || (m.tokenizer_file == id.file && m.tokenizer_hash == id.hash)) return;
+    fail("the prepared '{}' rows were tokenized with {} ({} {}), but the tokenizer here, {}, has {} {}: the "
+         "model would see other tokens than the data's; pass --tokenizer {} or prepare the data with this tokenizer",
+         m.split, m.tokenizer_path, m.tokenizer_file, m.tokenizer_hash, chosen, id.file, id.hash, m.tokenizer_path);
+  };
+  check(train);
+  if (data.test) check(data.test->manifest());
+  return chosen;
+}
+
 long model_max_tokens(const ModelConfig& config) {
   const long positions = config.max_position_embeddings;
   return config.arch == Arch::Roberta ? positions - config.pad_token_id - 1 : positions;
@@ -88,9 +110,10 @@ data::TokenizedDataset load_labelled_data(const std::string& path, const DataSpe
   if (is_prepared(path)) {
     data::TokenizedDataset d = data::TokenizedDataset::open(path);
     require_labels(d, path);
+    // Labels are compared by id; only two real names for one id disagree (LABEL_i names nothing).
     const auto& names = d.manifest().id2label;
     for (std::size_t i = 0; i < names.size() && i < label_names.size(); i++) {
-      if (names[i] != label_names[i])
+      if (names[i] != label_names[i] && names[i] != default_label_name(i) && label_names[i] != default_label_name(i))
         fail("{}: label {} is '{}' here but '{}' in the training data/model; prepare both with the same labels",
              path, i, names[i], label_names[i]);
     }

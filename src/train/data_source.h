@@ -38,6 +38,14 @@ TrainingData load_training_data(const std::string& train, const std::string& tes
 data::TokenizedDataset load_labelled_data(const std::string& path, const DataSpec& spec,
                                           const std::vector<std::string>& label_names = {});
 
+// The tokenizer the trained model ships with, checked against the data: a prepared dataset
+// records its tokenizer's identity (data::tokenizer_identity), and a model that tokenizes otherwise
+// than its training data would serve wrong answers. `tokenizer` is the run's tokenizer directory
+// (the model's own when none was given): used when it holds tokenizer files and matches every
+// prepared set (Error naming both otherwise); without tokenizer files, the dataset's own
+// tokenizer directory is used (Error when it is gone).
+std::string training_tokenizer(const TrainingData& data, const std::string& tokenizer);
+
 // The longest sequence `config` accepts (RoBERTa's position table holds padding_idx + 1 extra rows).
 long model_max_tokens(const ModelConfig& config);
 

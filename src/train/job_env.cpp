@@ -1,13 +1,14 @@
 // SageMaker job contract: environment variables, hyperparameters.json, channels, failure file.
 #include "train/job_env.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <vector>
 
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/json.h"
 
 namespace tuneserve::train {
 
@@ -53,10 +54,8 @@ JobEnv detect_job_env(const std::string& root_override) {
   bool any = found;
   if (fs::exists(env.hyperparameters_path)) {
     any = true;
-    const std::string text = read_text_file(env.hyperparameters_path);
-    env.hyperparameters = nlohmann::json::parse(text, nullptr, false);
-    if (env.hyperparameters.is_discarded() || !env.hyperparameters.is_object())
-      fail("{}: not a JSON object", env.hyperparameters_path);
+    env.hyperparameters = read_json_file(env.hyperparameters_path);
+    if (!env.hyperparameters.is_object()) fail("{}: not a JSON object", env.hyperparameters_path);
   }
   env.model_dir = env_or("SM_MODEL_DIR", env.root + "/model", &any);
   env.channel_train = env_or("SM_CHANNEL_TRAIN", env.root + "/input/data/train", &any);
@@ -65,6 +64,24 @@ JobEnv detect_job_env(const std::string& root_override) {
   env.checkpoint_dir = env.root + "/checkpoints";
   env.num_gpus = env_int("SM_NUM_GPUS", &any);
   env.num_cpus = env_int("SM_NUM_CPUS", &any);
+  if (const char* hosts = std::getenv("SM_HOSTS"); hosts && *hosts) {
+    any = true;
+    nlohmann::json list;
+    try {
+      list = parse_json(hosts, "environment SM_HOSTS");
+    } catch (const JsonError&) {
+      list = nullptr;
+    }
+    if (!list.is_array() || list.empty())
+      fail("environment SM_HOSTS: '{}' is not a JSON list of host names", hosts);
+    for (const auto& h : list) {
+      if (!h.is_string() || h.get<std::string>().empty())
+        fail("environment SM_HOSTS: '{}' holds {}, not a host name", hosts, h.dump());
+      env.hosts.push_back(h.get<std::string>());
+    }
+  }
+  env.current_host = env_or("SM_CURRENT_HOST", "", &any);
+  env.network_interface = env_or("SM_NETWORK_INTERFACE_NAME", "eth0", &any);
   env.active = any;
   return env;
 }
@@ -86,13 +103,14 @@ std::string resolve_data_path(const std::string& path, const std::string& what) 
   fail("{}: {} holds several data files ({}); name one", what, path, list);
 }
 
-void apply_job_env(const JobEnv& env, TrainArgs& args) {
+void apply_job_env(const JobEnv& env, TrainArgs& args, int local_ranks) {
   if (!env.active) return;
-  args.output_dir = env.model_dir;
+  args.output_dir = env.checkpoint_dir;
   if (fs::exists(env.channel_train)) args.train = env.channel_train;
   if (fs::exists(env.channel_test)) args.test = env.channel_test;
-  if (env.num_cpus > 0) args.threads = env.num_cpus;
+  if (env.num_cpus > 0) args.threads = std::max(1, env.num_cpus / std::max(1, local_ranks));
   apply_hyperparameters_json(args, env.hyperparameters, env.hyperparameters_path);
+  args.model_dir = env.model_dir;
 }
 
 void write_failure(const JobEnv& env, const std::string& reason) {

@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,6 +29,11 @@ struct JobEnv {
   std::string model_dir, channel_train, channel_test, output_data_dir, checkpoint_dir;
   int num_gpus = 0;
   int num_cpus = 0;              // 0: not given
+  // A job of several instances: SM_HOSTS (a JSON list, "algo-1" first), SM_CURRENT_HOST, and the
+  // interface the instances reach each other on (SM_NETWORK_INTERFACE_NAME). One host when absent.
+  std::vector<std::string> hosts;
+  std::string current_host;
+  std::string network_interface = "eth0";
 
   std::string failure_path() const { return root + "/output/failure"; }
 };
@@ -40,9 +46,12 @@ JobEnv detect_job_env(const std::string& root_override = "");
 // data file (csv/tsv/jsonl, optionally .gz); returns the path to use. Error lists what it found.
 std::string resolve_data_path(const std::string& path, const std::string& what);
 
-// Job defaults, applied before the command line (which wins): output_dir = SM_MODEL_DIR,
-// train/test = the channels that exist, threads = SM_NUM_CPUS, then hyperparameters.json.
-void apply_job_env(const JobEnv& env, TrainArgs& args);
+// Job defaults, applied before the command line (which wins): output_dir = <root>/checkpoints,
+// train/test = the channels that exist, threads = SM_NUM_CPUS shared by the `local_ranks` processes
+// training on this host, then hyperparameters.json; last, model_dir = SM_MODEL_DIR whatever the
+// hyperparameters said, since that is the folder SageMaker uploads as the job's model (a Trainer
+// script's output_dir is only its working directory).
+void apply_job_env(const JobEnv& env, TrainArgs& args, int local_ranks = 1);
 
 // Writes the reason to <root>/output/failure (creating folders); never throws.
 void write_failure(const JobEnv& env, const std::string& reason);

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/mapped_file.h"
+#include "core/json.h"
 
 namespace tuneserve::train {
 
@@ -38,9 +38,7 @@ std::string html_escape(const std::string& s) {
 
 nlohmann::json optional_json(const fs::path& path) {
   if (!fs::exists(path)) return nullptr;
-  nlohmann::json j = nlohmann::json::parse(read_text_file(path.string()), nullptr, false);
-  if (j.is_discarded()) fail("{}: not valid JSON", path.string());
-  return j;
+  return read_json_file(path.string());
 }
 
 constexpr const char* kPage = R"html(<!DOCTYPE html>
@@ -134,8 +132,8 @@ std::string render_report(const std::string& run_dir) {
   std::string line;
   for (long number = 1; std::getline(in, line); number++) {
     if (line.empty()) continue;
-    nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.is_object()) fail("{}: line {}: not a JSON object", metrics_path.string(), number);
+    nlohmann::json record = parse_json(line, fmt::format("{}: line {}", metrics_path.string(), number), {kJsonRecordBytes});
+    if (!record.is_object()) fail("{}: line {}: not a JSON object", metrics_path.string(), number);
     metrics.push_back(std::move(record));
   }
   const nlohmann::json state = optional_json(dir / "trainer_state.json");

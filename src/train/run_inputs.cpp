@@ -25,7 +25,8 @@ RunInputs load_run_inputs(const TrainArgs& args, const Device& device,
   spec.label_names = args.label_names;
   spec.tokenizer = args.tokenizer;
   spec.skip_bad_rows = args.skip_bad_rows;
-  spec.max_length = std::min(args.max_length, model_max_tokens(config));
+  const long model_limit = model_max_tokens(config);
+  spec.max_length = args.max_length > 0 ? std::min(args.max_length, model_limit) : model_limit;
   if (spec.max_length < args.max_length)
     note(fmt::format("max_length {} is more than {} accepts; truncating at {}", args.max_length, args.model,
                      spec.max_length));
@@ -33,6 +34,13 @@ RunInputs load_run_inputs(const TrainArgs& args, const Device& device,
   const std::string train_path = resolve_data_path(args.train, "train");
   const std::string test_path = args.test.empty() ? "" : resolve_data_path(args.test, "test");
   TrainingData data = load_training_data(train_path, test_path, spec);
+  // Prepared directories may hold longer rows than this run takes: cut at batch time.
+  const std::string why = args.max_length > 0 && args.max_length <= model_limit
+                              ? fmt::format("max_length {}", spec.max_length)
+                              : fmt::format("the {} positions of {}", spec.max_length, args.model);
+  data.train = data.train.truncated(spec.max_length, why);
+  if (data.test) data.test = data.test->truncated(spec.max_length, why);
+  std::string tokenizer_dir = training_tokenizer(data, args.tokenizer);
   note(fmt::format("data: {} training rows{}", data.train.size(),
                    data.test ? fmt::format(", {} test rows", data.test->size()) : ""));
 
@@ -49,7 +57,7 @@ RunInputs load_run_inputs(const TrainArgs& args, const Device& device,
     note(fmt::format("newly initialised (not in the checkpoint): {}", fmt::join(report.initialized, ", ")));
   if (!report.ignored.empty())
     note(fmt::format("not used from the checkpoint: {} tensors ({}, ...)", report.ignored.size(), report.ignored[0]));
-  return RunInputs{std::move(data), std::move(model)};
+  return RunInputs{std::move(data), std::move(model), std::move(tokenizer_dir)};
 }
 
 }  // namespace tuneserve::train

@@ -1,5 +1,6 @@
 // What a training run reads before its first step: the data (raw files prepared in memory at
-// min(max_length, the model's limit), or `tuneserve prep` directories) and the model on a device,
+// min(max_length, the model's limit), or `tuneserve prep` directories cut there at batch time),
+// the tokenizer checked against the data, and the model on a device,
 // with a new head when the data has another number of labels. Shared by `tuneserve train`,
 // `tuneserve quickstart` and the public fine_tune() (include/tuneserve/tuneserve.h).
 #pragma once
@@ -17,6 +18,7 @@ namespace tuneserve::train {
 struct RunInputs {
   TrainingData data;
   Model model;
+  std::string tokenizer_dir;  // what the model ships with (training_tokenizer)
 };
 
 // Sets the thread count (args.threads > 0), loads the data and the model; `note` gets one line per

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -14,9 +15,13 @@
 
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
+#include "core/json.h"
 #include "core/mapped_file.h"
+#include "train/distributed.h"
+#include "train/data_source.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tuneserve::train {
 
@@ -53,39 +58,43 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   fs::rename(tmp, path);
 }
 
-nlohmann::json read_json(const std::string& path) {
-  nlohmann::json j = nlohmann::json::parse(read_text_file(path), nullptr, false);
-  if (j.is_discarded()) fail("{}: not valid JSON", path);
-  return j;
-}
+// trainer_state.json keeps every log record of a run: a large file of our own.
+nlohmann::json read_json(const std::string& path) { return read_json_file(path, {kJsonLargeFileBytes}); }
 
+// The step of a checkpoint-<step> folder; -1 for any other name, a step too large for a long
+// included (a stray "checkpoint-99999999999999999999999" is not one of ours).
 long checkpoint_step(const fs::path& p) {
   const std::string name = p.filename().string();
   if (!name.starts_with("checkpoint-")) return -1;
-  const std::string digits = name.substr(11);
-  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) return -1;
-  return std::stol(digits);
+  const std::string_view digits = std::string_view(name).substr(11);
+  long step = -1;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || step < 0) return -1;
+  return step;
 }
 
 std::vector<fs::path> checkpoints_in(const std::string& dir) {
   std::vector<fs::path> out;
   if (!fs::is_directory(dir)) return out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_directory() && checkpoint_step(e.path()) >= 0 && fs::exists(e.path() / "trainer_state.json"))
-      out.push_back(e.path());
+    if (!e.is_directory()) continue;
+    if (checkpoint_step(e.path()) < 0) {
+      if (e.path().filename().string().starts_with("checkpoint-"))
+        spdlog::warn("{}: not a checkpoint-<step> folder; ignored", e.path().string());
+      continue;
+    }
+    if (fs::exists(e.path() / "trainer_state.json")) out.push_back(e.path());
   }
   std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) { return checkpoint_step(a) < checkpoint_step(b); });
   return out;
 }
 
-// Keeps the dataset's label names in the saved config when they are words (strings mapped to
-// ids); integer labels (also mapped ones, "1:0,2:1") keep the model's own names, as the Trainer does.
+// The dataset's label names go into the saved config (default_label_name's rule: --label-names,
+// else the data's words, else LABEL_i); default names do not replace a model's own ones (a
+// fine-tuned classifier trained further on integer labels keeps its names, as the Trainer does).
 void adopt_label_names(Model& model, const data::TokenizedDataset& train) {
   const auto& names = train.manifest().id2label;
-  const bool words = std::any_of(names.begin(), names.end(), [](const std::string& n) {
-    return n.empty() || n.find_first_not_of("-0123456789") != std::string::npos;
-  });
-  if (words && names.size() == static_cast<std::size_t>(model.config().num_labels))
+  if (!default_label_names(names) && names.size() == static_cast<std::size_t>(model.config().num_labels))
     set_labels(model.mutable_config(), names);
   if (model.mutable_config().problem_type.empty())
     model.mutable_config().problem_type = "single_label_classification";
@@ -134,9 +143,11 @@ struct LoopState {
   }
 };
 
-// What must match between a checkpoint and the resuming run for the trajectory to be the same.
-nlohmann::json trajectory_identity(const TrainArgs& a, std::size_t rows, long total_steps) {
-  return {{"train_rows", rows}, {"train_batch_size", a.train_batch_size},
+// What must match between a checkpoint and the resuming run for the trajectory to be the same. The
+// batch is the global one (per-rank batch x ranks): a job may resume on another number of ranks that
+// keeps it, e.g. 2 x 8 -> 1 x 16.
+nlohmann::json trajectory_identity(const TrainArgs& a, long global_batch, std::size_t rows, long total_steps) {
+  return {{"train_rows", rows}, {"train_batch_size", global_batch},
           {"gradient_accumulation_steps", a.gradient_accumulation_steps}, {"seed", a.seed},
           {"total_steps", total_steps}, {"learning_rate", a.learning_rate},
           {"lr_scheduler_type", a.lr_scheduler_type}, {"dropout", a.dropout}};
@@ -161,16 +172,39 @@ void load_weights_into(Model& model, const std::string& dir, long seed, const ch
   model.mark_weights_changed();
 }
 
+// Every token id of rows order[first*B, (first+count)*B) (cut at n): what a data-parallel step may
+// write into the word-embedding gradient on any rank.
+std::vector<std::int32_t> step_word_ids(const data::TokenizedDataset& train, const std::vector<std::int64_t>& order,
+                                        long first, long count, long B) {
+  const auto n = static_cast<std::int64_t>(order.size());
+  std::vector<std::int32_t> ids;
+  for (std::int64_t i = first * B; i < std::min<std::int64_t>(n, (first + count) * B); i++) {
+    const auto row = train.input_ids(static_cast<std::size_t>(order[static_cast<std::size_t>(i)]));
+    ids.insert(ids.end(), row.begin(), row.end());
+  }
+  return ids;
+}
+
 }  // namespace
 
-void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir, long model_max_length) {
   if (from_dir.empty() || !fs::is_directory(from_dir)) return;
-  for (const char* name : {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-                           "vocab.json", "merges.txt", "added_tokens.json"}) {
+  bool copied = false;
+  for (const std::string& name : tokenizer_file_names()) {
     const fs::path src = fs::path(from_dir) / name;
-    if (fs::exists(src) && fs::weakly_canonical(src) != fs::weakly_canonical(fs::path(to_dir) / name))
+    if (!fs::exists(src)) continue;
+    copied = true;
+    if (fs::weakly_canonical(src) != fs::weakly_canonical(fs::path(to_dir) / name))
       fs::copy_file(src, fs::path(to_dir) / name, fs::copy_options::overwrite_existing);
   }
+  if (!copied || model_max_length <= 0) return;
+  const fs::path config_path = fs::path(to_dir) / "tokenizer_config.json";
+  nlohmann::json config = fs::exists(config_path) ? read_json(config_path.string()) : nlohmann::json::object();
+  if (!config.is_object()) fail("{}: not a JSON object", config_path.string());
+  // Untouched when it already says so: the files stay byte for byte what the user brought.
+  if (config.contains("model_max_length") && config["model_max_length"] == model_max_length) return;
+  config["model_max_length"] = model_max_length;
+  write_json(config_path.string(), config);
 }
 
 std::string latest_checkpoint(const std::string& dir) {
@@ -179,7 +213,7 @@ std::string latest_checkpoint(const std::string& dir) {
 }
 
 EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, long batch_size,
-                     std::vector<std::int64_t>* predictions) {
+                     std::vector<std::int64_t>* predictions, const ProcessGroup* group) {
   if (!dataset.has_labels()) fail("evaluation needs labels; the dataset has none");
   const int K = model.config().num_labels;
   const std::size_t n = dataset.size();
@@ -187,10 +221,19 @@ EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, 
   for (std::size_t i = 0; i < n; i++) order[i] = static_cast<std::int64_t>(i);
   std::stable_sort(order.begin(), order.end(),
                    [&](std::int64_t a, std::int64_t b) { return dataset.length(a) < dataset.length(b); });
-  std::vector<std::int64_t> preds(n, 0), labels(n, 0);
+  const int W = group ? group->size() : 1;
+  if (W > 1) {  // rank r: sorted rows r, r + W, ... (the same lengths, so the same work, on each rank)
+    std::vector<std::int64_t> mine;
+    for (std::size_t i = static_cast<std::size_t>(group->rank()); i < n; i += static_cast<std::size_t>(W))
+      mine.push_back(order[i]);
+    order = std::move(mine);
+  }
+  // (2N): predictions, then labels; rows of other ranks stay 0 until the sum below.
+  std::vector<std::int64_t> outputs(2 * n, 0);
+  const std::span<std::int64_t> preds(outputs.data(), n), labels(outputs.data() + n, n);
   double loss_sum = 0;
-  for (std::size_t start = 0; start < n; start += static_cast<std::size_t>(batch_size)) {
-    const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(batch_size), n - start);
+  for (std::size_t start = 0; start < order.size(); start += static_cast<std::size_t>(batch_size)) {
+    const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(batch_size), order.size() - start);
     const data::LabeledBatch b = dataset.batch(std::span<const std::int64_t>(order.data() + start, count));
     for (std::int32_t y : b.labels) {
       if (y < 0 || y >= K) fail("evaluation: label {} outside the model's {} labels", y, K);
@@ -206,7 +249,13 @@ EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, 
       labels[row_index] = b.labels[static_cast<std::size_t>(r)];
     }
   }
-  if (predictions) *predictions = preds;
+  if (W > 1) {
+    group->allreduce_sum(outputs);
+    std::vector<double> loss{loss_sum};
+    group->allreduce_sum(loss);
+    loss_sum = loss[0];
+  }
+  if (predictions) predictions->assign(preds.begin(), preds.end());
   return compute_metrics(preds, labels, K, loss_sum);
 }
 
@@ -221,13 +270,19 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   for (std::int32_t y : train.labels()) {
     if (y < 0 || y >= K) fail("training data: label {} outside the model's {} labels", y, K);
   }
+  const ProcessGroup& group = hooks.group ? *hooks.group : ProcessGroup::single();
+  const int W = group.size();
+  const bool writer = group.rank() == 0;  // the one rank that writes files and reports
   const std::string ckpt_root = paths.checkpoint_dir.empty() ? paths.output_dir : paths.checkpoint_dir;
-  fs::create_directories(paths.output_dir);
-  fs::create_directories(ckpt_root);
+  if (writer) {
+    fs::create_directories(paths.output_dir);
+    fs::create_directories(ckpt_root);
+  }
   adopt_label_names(model, train);
+  if (group.distributed()) require_same_job(group, job_fingerprint(args, train, test, model));
 
   const auto n = static_cast<std::int64_t>(train.size());
-  const long B = args.train_batch_size;
+  const long B = args.train_batch_size * W;  // the global batch: every rank computes its share of it
   const long batches_per_epoch = static_cast<long>((n + B - 1) / B);
   const long steps_per_epoch = update_steps_per_epoch(batches_per_epoch, args.gradient_accumulation_steps);
   const long total_steps = args.max_steps > 0 ? args.max_steps
@@ -241,31 +296,44 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   // Moments live beside the parameters, on the model's device; only the grad norm comes back per step.
   AdamW optimizer(backend_for(model.device()), refs,
                   AdamWOptions{args.adam_beta1, args.adam_beta2, args.adam_epsilon, args.weight_decay});
+  // Data-parallel: gradients summed across ranks while backward runs (the reducer goes first).
+  std::unique_ptr<GradientCollective> collective;
+  std::optional<GradientReducer> reducer;
+  if (group.distributed()) {
+    collective = group.gradient_collective(model.device());
+    reducer.emplace(model, *collective, static_cast<std::size_t>(args.ddp_bucket_cap_mb) << 20);
+  }
 
-  const nlohmann::json identity = trajectory_identity(args, train.size(), total_steps);
+  const nlohmann::json identity = trajectory_identity(args, B, train.size(), total_steps);
   LoopState st;
   if (!args.resume.empty()) {
-    const std::string dir = args.resume == "latest" ? latest_checkpoint(ckpt_root) : args.resume;
-    if (dir.empty()) fail("--resume latest: no checkpoint-<step> folder under {}", ckpt_root);
+    std::string found;  // rank 0 reads the checkpoint and sends it to the others
+    if (writer) {
+      found = args.resume == "latest" ? latest_checkpoint(ckpt_root) : args.resume;
+      if (found.empty()) fail("--resume latest: no checkpoint-<step> folder under {}", ckpt_root);
+      if (!fs::exists(fs::path(found) / "trainer_state.json")) fail("--resume {}: not a checkpoint (no trainer_state.json)", found);
+    }
+    const SharedCheckpoint shared(group, found);
+    const std::string& dir = shared.dir();
     const std::string state_path = (fs::path(dir) / "trainer_state.json").string();
-    if (!fs::exists(state_path)) fail("--resume {}: not a checkpoint (no trainer_state.json)", dir);
     const nlohmann::json saved = read_json(state_path);
     if (saved.value("identity", nlohmann::json()) != identity)
       fail("--resume {}: the checkpoint was made with other settings ({}) than this run ({}); "
-           "resume with the same data, batch size, accumulation, seed, steps and schedule",
-           dir, saved.value("identity", nlohmann::json()).dump(), identity.dump());
+           "resume with the same data, global batch (per-device batch x ranks), accumulation, seed, steps and schedule",
+           dir, json_excerpt(saved.value("identity", nlohmann::json())), json_excerpt(identity));
     st = LoopState::from_json(saved.at("state"), state_path);
     load_weights_into(model, dir, args.seed, "--resume");
     optimizer.load_state(SafeTensorsReader((fs::path(dir) / "optimizer.safetensors").string()));
     if (optimizer.steps_taken() != st.global_step)
       fail("--resume {}: optimizer state is at step {} but the trainer state at {}", dir, optimizer.steps_taken(), st.global_step);
-    spdlog::info("resuming from {} at step {} (epoch {}, batch {})", dir, st.global_step, st.epoch, st.next_batch);
+    if (writer) spdlog::info("resuming from {} at step {} (epoch {}, batch {})", dir, st.global_step, st.epoch, st.next_batch);
   }
   model.set_dropout_enabled(args.dropout);
   model.set_dropout(static_cast<std::uint64_t>(args.seed), st.dropout_offset);
 
   auto log = [&](nlohmann::json record) {
     st.log_history.push_back(record);
+    if (!writer) return;
     std::ofstream out((fs::path(paths.output_dir) / "metrics.jsonl").string(), std::ios::app);
     out << record.dump() << "\n";
     if (hooks.on_log) hooks.on_log(record);
@@ -275,7 +343,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   };
   std::optional<nlohmann::json> last_eval;
   auto run_eval = [&]() {
-    EvalMetrics m = evaluate(model, *test, args.eval_batch_size);
+    EvalMetrics m = evaluate(model, *test, args.eval_batch_size, nullptr, &group);
     nlohmann::json record = metrics_to_json(m, "eval_", model.config().id2label);
     record["step"] = st.global_step;
     record["epoch"] = epoch_float();
@@ -295,11 +363,12 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   };
   std::string last_checkpoint;
   auto save_checkpoint = [&]() {
+    st.dropout_offset = model.dropout_offset();
+    if (!writer) return;
     const fs::path dir = fs::path(ckpt_root) / fmt::format("checkpoint-{}", st.global_step);
     fs::create_directories(dir);
-    st.dropout_offset = model.dropout_offset();
     model.save(dir.string());
-    copy_tokenizer_files(paths.tokenizer_dir, dir.string());
+    copy_tokenizer_files(paths.tokenizer_dir, dir.string(), model_max_tokens(model.config()));
     SafeTensorsWriter writer;
     optimizer.save_state(writer);
     writer.write((dir / "optimizer.safetensors").string());
@@ -318,7 +387,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
     }
   };
 
-  {  // metrics.jsonl holds exactly the history up to where this run starts
+  if (writer) {  // metrics.jsonl holds exactly the history up to where this run starts
     std::ofstream out((fs::path(paths.output_dir) / "metrics.jsonl").string(), std::ios::trunc);
     for (const auto& record : st.log_history) out << record.dump() << "\n";
   }
@@ -329,38 +398,68 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   long window_samples = 0, samples_seen = 0;
   double last_grad_norm = 0;
   double last_lr = 0;
+  double comm_wait = 0;  // seconds blocked on other ranks (sums of gradients and of step losses)
   bool stopped = false;
 
   while (st.global_step < total_steps && st.epoch < num_epochs && !stopped) {
     const std::vector<std::int64_t> order = epoch_order(n, static_cast<std::uint64_t>(args.seed), st.epoch);
     while (st.next_batch < batches_per_epoch && st.global_step < total_steps) {
-      const long group = std::min(args.gradient_accumulation_steps, batches_per_epoch - st.next_batch);
+      const long group_size = std::min(args.gradient_accumulation_steps, batches_per_epoch - st.next_batch);
       model.zero_grad();
       double step_loss = 0;
-      for (long g = 0; g < group; g++) {
+      for (long g = 0; g < group_size; g++) {
+        // Gradients are summed across ranks during the step's last backward only; earlier
+        // micro-batches add up locally (a sum started earlier would miss what they add later).
+        if (reducer && g == group_size - 1) reducer->arm(step_word_ids(train, order, st.next_batch, group_size, B));
         const long bi = st.next_batch + g;
         const std::int64_t begin = bi * B;
         const std::int64_t count = std::min<std::int64_t>(B, n - begin);
-        const data::LabeledBatch b = train.batch(std::span<const std::int64_t>(order.data() + begin, static_cast<std::size_t>(count)));
-        Labels l;
-        l.class_ids = b.labels.data();
-        const float loss = model.forward_backward(b.tokens, l, 1.0f / static_cast<float>(group));
-        if (!std::isfinite(loss)) fail("training diverged: loss is {} at step {}", loss, st.global_step + 1);
-        step_loss += static_cast<double>(loss) / static_cast<double>(group);
         window_samples += count;
         samples_seen += count;
+        // This rank's rows of the global batch, their gradients weighted share / count so that the
+        // sum over ranks is the mean over the batch.
+        const RowShare share = row_share(count, group.rank(), W);
+        if (share.size() == 0) {  // a last batch with fewer rows than ranks; the dropout stream keeps pace
+          model.set_dropout(static_cast<std::uint64_t>(args.seed), model.dropout_offset() + 1);
+          continue;
+        }
+        const std::span<const std::int64_t> rows(order.data() + begin, static_cast<std::size_t>(count));
+        data::LabeledBatch b = train.batch(rows.subspan(static_cast<std::size_t>(share.begin), static_cast<std::size_t>(share.size())));
+        if (W > 1) {  // draw the dropout masks of these rows' places in the global batch
+          b.tokens.sequence_offset = static_cast<int>(share.begin);
+          for (std::int64_t row : rows)
+            b.tokens.padded_length = std::max(b.tokens.padded_length, static_cast<int>(train.length(static_cast<std::size_t>(row))));
+        }
+        Labels l;
+        l.class_ids = b.labels.data();
+        const float weight = static_cast<float>(share.size()) / static_cast<float>(count) / static_cast<float>(group_size);
+        const float loss = model.forward_backward(b.tokens, l, weight);
+        if (!std::isfinite(loss)) fail("training diverged: loss is {} at step {}", loss, st.global_step + 1);
+        step_loss += static_cast<double>(loss) * static_cast<double>(share.size()) / static_cast<double>(count) /
+                     static_cast<double>(group_size);
+      }
+      // Sums of host values over the ranks (the step loss, the stop request), timed as waiting.
+      auto sum_over_ranks = [&](double value) {
+        const auto sum_start = Clock::now();
+        group.allreduce_sum(std::span<double>(&value, 1));
+        comm_wait += std::chrono::duration<double>(Clock::now() - sum_start).count();
+        return value;
+      };
+      if (reducer) {
+        comm_wait += reducer->finish();
+        step_loss = sum_over_ranks(step_loss);
       }
       last_grad_norm = optimizer.grad_norm();
       last_lr = schedule.lr(st.global_step);
       optimizer.step(last_lr, clip_coefficient(last_grad_norm, args.max_grad_norm));
       model.mark_weights_changed();
       st.global_step++;
-      st.next_batch += group;
+      st.next_batch += group_size;
       st.log_loss_sum += step_loss;
       st.log_steps++;
       st.total_loss_sum += step_loss;
       st.total_loss_steps++;
-      if (hooks.on_step) hooks.on_step(st.global_step, total_steps, st.log_loss_sum / static_cast<double>(st.log_steps));
+      if (hooks.on_step && writer) hooks.on_step(st.global_step, total_steps, st.log_loss_sum / static_cast<double>(st.log_steps));
 
       const bool epoch_end = st.next_batch >= batches_per_epoch;
       const bool last = st.global_step >= total_steps;
@@ -380,7 +479,8 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
       }
       const auto pause_start = Clock::now();  // evaluation and saving do not count as training speed
       if (test && due(args.eval_strategy, args.eval_steps)) run_eval();
-      const bool stop_requested = hooks.stop && hooks.stop->load();
+      bool stop_requested = hooks.stop && hooks.stop->load();
+      if (group.distributed()) stop_requested = sum_over_ranks(stop_requested ? 1.0 : 0.0) > 0;  // all stop at one step
       if (due(args.save_strategy, args.save_steps) || stop_requested) {
         if (epoch_end) {  // the checkpoint resumes at the start of the next epoch
           st.epoch++;
@@ -414,20 +514,32 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
                            {"train_runtime", runtime}, {"train_samples", n},
                            {"train_samples_per_second", runtime > 0 ? static_cast<double>(samples_seen) / runtime : 0.0},
                            {"train_steps_per_second", runtime > 0 ? static_cast<double>(st.global_step) / runtime : 0.0}};
+  if (group.distributed()) {  // the mean over ranks of the time each spent blocked on the others
+    std::vector<double> wait{comm_wait};
+    group.allreduce_sum(wait);
+    outcome.train_results["world_size"] = W;
+    outcome.train_results["communication_wait_seconds"] = wait[0] / W;
+  }
   if (stopped) return outcome;
 
   if (args.load_best_model_at_end && !st.best_checkpoint.empty()) {
-    spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
-    load_weights_into(model, st.best_checkpoint, args.seed, "load_best_model_at_end");
+    if (writer)
+      spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
+    const SharedCheckpoint best(group, st.best_checkpoint);
+    load_weights_into(model, best.dir(), args.seed, "load_best_model_at_end");
     if (test) {
-      EvalMetrics m = evaluate(model, *test, args.eval_batch_size);
+      EvalMetrics m = evaluate(model, *test, args.eval_batch_size, nullptr, &group);
       last_eval = metrics_to_json(m, "eval_", model.config().id2label);
     }
   } else if (test && args.eval_strategy != "no" && !(last_eval && (*last_eval)["step"] == st.global_step)) {
     run_eval();
   }
+  if (!writer) {
+    if (last_eval) outcome.eval_results = *last_eval;
+    return outcome;
+  }
   model.save(paths.output_dir);
-  copy_tokenizer_files(paths.tokenizer_dir, paths.output_dir);
+  copy_tokenizer_files(paths.tokenizer_dir, paths.output_dir, model_max_tokens(model.config()));
   write_json((fs::path(paths.output_dir) / "train_results.json").string(), outcome.train_results);
   if (last_eval) {
     nlohmann::json e = *last_eval;

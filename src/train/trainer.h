@@ -30,10 +30,14 @@ namespace tuneserve::train {
 // platform (mt19937_64 with unbiased bounded draws, Fisher-Yates).
 std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch);
 
+class ProcessGroup;
+
 // Eval-mode pass over a labelled dataset in batches of `batch_size` (rows sorted by length so
 // little padding is computed; metrics do not depend on the order). Predictions (N) in row order.
+// With a data-parallel `group` each rank runs every W-th row and every rank gets the metrics of the
+// whole dataset.
 EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, long batch_size,
-                     std::vector<std::int64_t>* predictions = nullptr);
+                     std::vector<std::int64_t>* predictions = nullptr, const ProcessGroup* group = nullptr);
 
 struct TrainPaths {
   std::string output_dir;      // final model, metrics.jsonl, *_results.json, trainer_state.json
@@ -59,6 +63,10 @@ struct TrainHooks {
   std::function<void(const nlohmann::json&)> on_log;
   // Called after each optimizer step: (step, total, running loss) for progress display.
   std::function<void(long, long, double)> on_step;
+  // A data-parallel job (train/distributed.h): train_batch_size is per rank, each rank computes its
+  // share of every global batch, and only rank 0 writes (metrics, checkpoints, the final model) and
+  // calls on_log / on_step. Null: this process alone.
+  const ProcessGroup* group = nullptr;
 };
 
 // Trains `model` in place. With args.resume set, continues from that checkpoint ("latest": the
@@ -71,8 +79,10 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
 // Newest checkpoint-<step> directory under `dir`, or "" when there is none.
 std::string latest_checkpoint(const std::string& dir);
 
-// Copies the tokenizer files a Hugging Face directory carries (tokenizer.json, vocab.txt,
-// tokenizer_config.json, special_tokens_map.json, vocab.json, merges.txt, added_tokens.json).
-void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir);
+// Copies the tokenizer files a Hugging Face directory carries (tokenizer_file_names(): tokenizer.json,
+// vocab.txt, vocab.json, merges.txt, SentencePiece .model files, the configs). With
+// `model_max_length` > 0 (the model's positions), tokenizer_config.json says that length, so
+// transformers' pipeline truncates where this model ends, not where the tokenizer's source model did.
+void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir, long model_max_length = 0);
 
 }  // namespace tuneserve::train

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "test_util.h"
 
 namespace tuneserve::aws {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "test_util.h"
@@ -66,6 +67,25 @@ TEST(Config, RoundTripKeepsUnknownKeys) {
   std::filesystem::remove(path);
 }
 
+// transformers writes 0.1 as 0.1; a float field written back must not become 0.10000000149011612.
+TEST(Config, FloatsAreWrittenAsRead) {
+  nlohmann::json j = {{"model_type", "bert"}, {"hidden_size", 32}, {"num_hidden_layers", 1},
+                      {"num_attention_heads", 2}, {"intermediate_size", 64}, {"vocab_size", 50},
+                      {"hidden_dropout_prob", 0.1}, {"attention_probs_dropout_prob", 0.1},
+                      {"initializer_range", 0.02}, {"layer_norm_eps", 1e-12}, {"classifier_dropout", 0.3}};
+  auto c = parse_config(j, "mem");
+  c.attention_dropout = 0.2f;  // a changed value is written as the shortest decimal of the float
+  const nlohmann::json out = config_to_json(c);
+  EXPECT_EQ(out["hidden_dropout_prob"].get<double>(), 0.1);
+  EXPECT_EQ(out["initializer_range"].get<double>(), 0.02);
+  EXPECT_EQ(out["layer_norm_eps"].get<double>(), 1e-12);
+  EXPECT_EQ(out["classifier_dropout"].get<double>(), 0.3);
+  EXPECT_EQ(out["attention_probs_dropout_prob"].get<double>(), 0.2);
+  const std::string text = out.dump();
+  EXPECT_NE(text.find("\"hidden_dropout_prob\":0.1,"), std::string::npos) << text;
+  EXPECT_EQ(text.find("0000000"), std::string::npos) << text;
+}
+
 TEST(Config, ErrorsNameFileAndField) {
   nlohmann::json j = {{"model_type", "distilbert"}, {"dim", 64}, {"n_layers", 2}, {"hidden_dim", 10},
                       {"vocab_size", 50}};
@@ -84,6 +104,24 @@ TEST(Config, ErrorsNameFileAndField) {
   nlohmann::json t = {{"model_type", "gpt2"}};
   EXPECT_THROW(parse_config(t, "x"), Error);
   EXPECT_THROW(load_config("/nonexistent/dir"), Error);
+}
+
+// Issue 11: a config.json holding a 10^6-deep array crashed `predict` (stack overflow), and a
+// huge num_labels allocated its label names before any weight was looked at.
+TEST(Config, DeepFilesAndHugeLabelCountsAreClearErrors) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("tuneserve_deep_config_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  std::ofstream(dir / "config.json") << R"({"model_type": "distilbert", "dim": )" << deep << "}";
+  const std::string message = testing::error_of([&] { load_config(dir.string()); });
+  EXPECT_NE(message.find("config.json: JSON nested deeper than 64 levels"), std::string::npos) << message;
+  std::ofstream(dir / "config.json") << R"({"model_type": "distilbert", "dim": [)" << std::string(5000, '1') << "]}";
+  EXPECT_LT(testing::error_of([&] { load_config(dir.string()); }).size(), 600u);
+  fs::remove_all(dir);
+  nlohmann::json j = {{"model_type", "distilbert"}, {"dim", 64}, {"n_layers", 2}, {"n_heads", 4}, {"hidden_dim", 10},
+                      {"vocab_size", 50}, {"num_labels", 1'000'000'000}};
+  EXPECT_NE(testing::error_of([&] { parse_config(j, "x"); }).find("at most 1000000 labels"), std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "core/json.h"
 
@@ -70,6 +72,26 @@ TEST(Json, ExcerptsAreBoundedAndKeepUtf8Whole) {
   // "é" is two bytes: a cut inside it backs up to before it.
   EXPECT_EQ(text_excerpt("a\xC3\xA9z", 2), "a... (4 bytes)");
   EXPECT_EQ(json_excerpt(nlohmann::json(std::string("bad \xFF"))), "\"bad \xEF\xBF\xBD\"");
+}
+
+// The rule of issue 11, kept: outside core/json.cpp, nothing in src/ calls nlohmann's parser directly.
+TEST(Json, EveryParseInTheProgramGoesThroughParseJson) {
+  const fs::path src = fs::path(TUNESERVE_SOURCE_DIR) / "src";
+  if (!fs::is_directory(src)) GTEST_SKIP() << "no source tree at " << src;
+  std::vector<std::string> offenders;
+  for (const auto& entry : fs::recursive_directory_iterator(src)) {
+    const auto ext = entry.path().extension();
+    if (ext != ".cpp" && ext != ".h" && ext != ".cu" && ext != ".cuh") continue;
+    if (entry.path() == src / "core" / "json.cpp") continue;
+    std::ifstream in(entry.path());
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number)
+      for (const char* call : {"json::parse(", "json::accept(", "json::sax_parse(", "json::from_cbor(", "json::from_msgpack("})
+        if (line.find(call) != std::string::npos)
+          offenders.push_back(entry.path().string() + ":" + std::to_string(number) + ": " + line);
+  }
+  EXPECT_TRUE(offenders.empty()) << "use parse_json / read_json_file (core/json.h):\n"
+                                 << ::testing::PrintToString(offenders);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "data/prep.h"
 #include "data/shuffle.h"
@@ -62,7 +64,7 @@ TEST(Labels, IntegersStringsMapsAndNames) {
   const auto ints = write_file("ints.jsonl", "{\"t\":\"a\",\"l\":2}\n{\"t\":\"b\",\"l\":0}\n");
   auto ex = read_examples(read_options(ints, {"t"}, "l"));
   EXPECT_EQ(ex.labels, (std::vector<std::int32_t>{2, 0}));
-  EXPECT_EQ(ex.id2label, (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_EQ(ex.id2label, (std::vector<std::string>{"LABEL_0", "LABEL_1", "LABEL_2"}));  // numbers name nothing
 
   const auto strs = write_file("strs.csv", "t,l\na,pos\nb,neg\nc,neutral\nd,pos\n");
   ex = read_examples(read_options(strs, {"t"}, "l"));
@@ -80,7 +82,10 @@ TEST(Labels, IntegersStringsMapsAndNames) {
   mapped.labels.map = parse_label_map("1:0,2:1");
   ex = read_examples(mapped);
   EXPECT_EQ(ex.labels, (std::vector<std::int32_t>{0, 1}));
-  EXPECT_EQ(ex.id2label, (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(ex.id2label, (std::vector<std::string>{"LABEL_0", "LABEL_1"}));  // raw classes are not names
+  auto words = read_options(strs, {"t"}, "l");
+  words.labels.map = parse_label_map("neg:0,neutral:0,pos:1");
+  EXPECT_EQ(read_examples(words).id2label, (std::vector<std::string>{"neg", "pos"}));  // words are
   mapped.labels.names = {"negative", "positive"};
   EXPECT_EQ(read_examples(mapped).id2label, (std::vector<std::string>{"negative", "positive"}));
 
@@ -241,6 +246,37 @@ TEST(Prep, UnlabelledDataAndSeparateTestFile) {
   d.write(dir.string());
   EXPECT_FALSE(TokenizedDataset::open(dir.string()).has_labels());
   EXPECT_FALSE(std::filesystem::exists(dir / "labels.bin"));
+}
+
+// The reference workflow selects 10k training and 2k test rows: --shuffle applies to a separate
+// test file too (datasets' test.shuffle(seed)), and --test-select keeps its first N.
+TEST(Prep, SeparateTestFileIsShuffledAndSelected) {
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += fmt::format("{{\"t\":\"w{}\",\"l\":{}}}\n", i, i % 2);
+  const auto train = write_file("sel_train.jsonl", text);
+  const auto test = write_file("sel_test.jsonl", text);
+  PrepOptions o;
+  o.read = read_options(train, {"t"}, "l");
+  o.test_files = {test};
+  o.max_length = 0;
+  o.shuffle = true;
+  o.seed = 7;
+  o.select = 10;
+  o.test_select = 5;
+  auto p = prepare(o, word_encoder(0));
+  ASSERT_EQ(p.train.size(), 10u);
+  ASSERT_EQ(p.test->size(), 5u);
+  EXPECT_EQ(p.test->manifest().select, 5);
+  EXPECT_TRUE(p.test->manifest().shuffled);
+  const auto want = shuffle_select(40, true, 7, 5);
+  const auto enc = word_encoder(0);
+  for (std::size_t r = 0; r < 5; ++r) {
+    const auto ids = p.test->input_ids(r);
+    const auto expected = enc.encode(fmt::format("w{}", want[r]), std::nullopt).ids;
+    EXPECT_EQ(std::vector<std::int32_t>(ids.begin(), ids.end()), expected) << "test row " << r;
+  }
+  o.test_files.clear();
+  EXPECT_NE(error_of([&] { prepare(o, word_encoder(0)); }).find("--test-select"), std::string::npos);
 }
 
 TEST(Prep, RegressionTargetsAreFloats) {

@@ -66,7 +66,7 @@ TEST(PrepTokenizer, AmazonLengthsMatchTheReference) {
   EXPECT_EQ(m.lengths.median, 90);
   EXPECT_EQ(m.lengths.p90, 189);
   EXPECT_EQ(m.lengths.max, 456);
-  EXPECT_EQ(m.id2label, (std::vector<std::string>{"0", "1"}));
+  EXPECT_EQ(m.id2label, (std::vector<std::string>{"LABEL_0", "LABEL_1"}));
   EXPECT_EQ(m.label_counts[0] + m.label_counts[1], 4000);
   EXPECT_EQ(m.pad_token_id, tok.pad_id());
   EXPECT_EQ(m.tokenizer_file, "tokenizer.json");
@@ -144,4 +144,36 @@ TEST(PrepCli, BadRowStopsWithFileAndLine) {
   EXPECT_EQ(tuneserve::testing::run_command(cmd + " --skip-bad-rows", log), 0) << log;
   EXPECT_NE(log.find("skipped 1 bad rows"), std::string::npos) << log;
   EXPECT_EQ(TokenizedDataset::open(out.string()).manifest().skipped_rows, 1);
+}
+
+// Data prepared at the tokenizer's 512 trains a 256-position model: a dataset cut at batch time
+// holds exactly the rows a prep at the shorter length writes (single texts), and text pairs, which
+// cannot be re-cut without their texts, stop with the flag that fixes it.
+TEST(PrepTokenizer, TruncatedRowsEqualAPrepAtThatLength) {
+  TUNESERVE_REQUIRE_SHARED("data/amazon_polarity/train.jsonl");
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  const auto tok = tuneserve::Tokenizer::from_dir(shared_path(kCased));
+  PrepOptions o = amazon("test.jsonl", {"content"}, 512);
+  const auto long_rows = prepare(o, tokenizer_encoder(tok, shared_path(kCased), 512)).train;
+  EXPECT_EQ(long_rows.manifest().special_suffix, 1);
+  o.max_length = 100;
+  const auto short_rows = prepare(o, tokenizer_encoder(tok, shared_path(kCased), 100)).train;
+  const TokenizedDataset cut = long_rows.truncated(100, "max_length 100");
+  ASSERT_EQ(cut.size(), short_rows.size());
+  std::int64_t shortened = 0;
+  for (std::size_t r = 0; r < cut.size(); ++r) {
+    const std::int64_t row = static_cast<std::int64_t>(r);
+    const auto got = cut.batch(std::span(&row, 1));
+    const auto want = short_rows.batch(std::span(&row, 1));
+    ASSERT_EQ(got.tokens.input_ids, want.tokens.input_ids) << "row " << r;
+    ASSERT_EQ(got.tokens.token_type_ids, want.tokens.token_type_ids) << "row " << r;
+    shortened += long_rows.length(r) > 100;
+  }
+  EXPECT_GT(shortened, 100);  // the cut was exercised
+
+  const auto pairs = prepare(amazon("test.jsonl", {"title", "content"}, 512),
+                             tokenizer_encoder(tok, shared_path(kCased), 512)).train;
+  const std::string error = tuneserve::testing::error_of([&] { pairs.truncated(100, "max_length 100"); });
+  EXPECT_NE(error.find("tuneserve prep --max-length 100"), std::string::npos) << error;
+  EXPECT_EQ(pairs.truncated(1000, "").size(), pairs.size());  // nothing to cut: fine
 }

@@ -156,7 +156,7 @@ TEST_F(DeviceCli, CpuRunsEvalAndPredict) {
   const Outcome eval = tuneserve("eval --model " + model + " --tokenizer " + tokenizer + " --data " +
                              (dir_ / "test.jsonl").string() + " --text content --device cpu --json", "", err);
   ASSERT_EQ(eval.status, 0) << eval.out;
-  EXPECT_EQ(nlohmann::json::parse(eval.out)["samples"], 16) << eval.out;
+  EXPECT_EQ(nlohmann::json::parse(eval.out)["eval_samples"], 16) << eval.out;
 }
 
 }  // namespace

@@ -134,3 +134,27 @@ INSTANTIATE_TEST_SUITE_P(Archs, Engine, ::testing::Values("distilbert", "bert", 
 
 }  // namespace
 }  // namespace tuneserve
+
+namespace tuneserve {
+namespace {
+
+// Issue 11: a server stops a batch whose requests all timed out; the model polls before each layer.
+TEST(EngineStop, ForwardStopsBeforeTheNextLayerWhenAsked) {
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/model.safetensors");
+  const Model model = Model::load(testing::shared_path("goldens/distilbert"));
+  const TestBatch tb = batches(model.config())[0];
+  int polls = 0;
+  ForwardOptions keep_going;
+  keep_going.stop = [&] { return ++polls < 0; };
+  EXPECT_EQ(model.forward(tb.batch(), keep_going), model.forward(tb.batch()));
+  EXPECT_EQ(polls, model.config().num_layers);
+  polls = 0;
+  ForwardOptions stop_at_1;
+  stop_at_1.stop = [&] { return ++polls > 1; };
+  EXPECT_THROW(model.forward(tb.batch(), stop_at_1), ForwardStopped);
+  EXPECT_EQ(polls, 2);
+  EXPECT_EQ(model.forward(tb.batch(), keep_going), model.forward(tb.batch()));  // the arena is still usable
+}
+
+}  // namespace
+}  // namespace tuneserve

@@ -3,6 +3,10 @@
 // and whole-model gradients with dropout on against finite differences.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -177,6 +181,104 @@ TEST(Load, SaveRoundTripKeepsTransformersNames) {
   EXPECT_EQ(c.raw["bos_token_id"], 0);  // keys the struct does not model survive
   SmallBatch sb;
   expect_same(Model::load(dir).forward(sb.batch()), model.forward(sb.batch()), 0.0f);
+}
+
+// ---- issue 11: what a model directory holds is checked before it costs memory or leaks files ----
+
+// Shards named ../x, /abs or sub/x in the index would let a model read files outside its directory
+// (and the error leaked their first bytes as a "header length").
+TEST(LoadGuards, ShardsMustBeFileNamesInTheModelDirectory) {
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/model.safetensors");
+  const std::string src = testing::shared_path("goldens/distilbert");
+  const std::string dir = temp_dir("shard_escape");
+  fs::copy_file(src + "/config.json", dir + "/config.json");
+  fs::copy_file(src + "/model.safetensors", fs::path(dir).parent_path() / "outside.safetensors",
+                fs::copy_options::overwrite_existing);
+  const SafeTensorsReader r(src + "/model.safetensors");
+  for (const std::string shard : {"../outside.safetensors", "/etc/passwd", "sub/model.safetensors", ".."}) {
+    nlohmann::json map = nlohmann::json::object();
+    for (auto& t : r.tensors()) map[t.name] = shard;
+    std::ofstream(dir + "/model.safetensors.index.json") << nlohmann::json{{"weight_map", map}}.dump();
+    const std::string e = error_of([&] { Model::load(dir); });
+    EXPECT_NE(e.find("shards must be file names in the model directory"), std::string::npos) << shard << ": " << e;
+    EXPECT_EQ(e.find("header"), std::string::npos) << e;
+  }
+  fs::remove(fs::path(dir).parent_path() / "outside.safetensors");
+}
+
+TEST(LoadGuards, NonFiniteWeightsAreRefusedUnlessTheCheckIsOff) {
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/model.safetensors");
+  for (const float bad : {std::nanf(""), -INFINITY}) {
+    const std::string src = testing::shared_path("goldens/distilbert");
+    const std::string dir = temp_dir("nan_weights");
+    fs::copy_file(src + "/config.json", dir + "/config.json");
+    const SafeTensorsReader r(src + "/model.safetensors");
+    SafeTensorsWriter w;
+    const std::string poisoned = "classifier.weight";  // (K, C): logit 0 reads index 7
+    for (auto& t : r.tensors()) {
+      auto v = r.read_f32(t.name);
+      if (t.name == poisoned) v[7] = bad;
+      w.add_f32(t.name, t.shape, v.data());
+    }
+    w.write(dir + "/model.safetensors");
+    const std::string e = error_of([&] { Model::load(dir); });
+    EXPECT_NE(e.find("tensor '" + poisoned + "' holds " + fmt::format("{}", bad) + " at index 7"), std::string::npos) << e;
+    LoadOptions unchecked;
+    unchecked.check_finite = false;
+    const Model model = Model::load(dir, nullptr, unchecked);
+    SmallBatch sb;
+    const auto logits = model.forward(sb.batch());
+    EXPECT_FALSE(std::isfinite(logits[0])) << logits[0] << " " << logits[1];  // what the check protects a server from
+  }
+}
+
+// Runs `command` (exec'd by sh, its output in `log`); returns its exit status and peak RSS in MB.
+std::pair<int, long> run_measured(const std::string& command, const std::string& log) {
+  const std::string line = "exec " + command + " > " + log + " 2>&1";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  ::wait4(pid, &status, 0, &usage);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, usage.ru_maxrss / 1024};
+}
+
+// A config.json that disagrees with its 16 MB checkpoint used to allocate what the config asked
+// for first (dim 4096: 4.2 GB; num_labels 1e6: 1.3 GB; dim 1e9: a wrapped 1.7e19-byte request).
+TEST(LoadGuards, AConfigThatDisagreesWithItsCheckpointFailsBeforeAllocating) {
+  TUNESERVE_REQUIRE_SHARED("models/distilbert-tiny-init/model.safetensors");
+  const std::string src = testing::shared_path("models/distilbert-tiny-init");
+  const nlohmann::json original = nlohmann::json::parse(std::ifstream(src + "/config.json"));
+  struct Case {
+    nlohmann::json patch;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{{"dim", 4096}, {"hidden_dim", 16384}}, "has shape [28996, 128], expected [28996, 4096]"},
+      {{{"num_labels", 1000000}}, "classifier.weight' has shape [2, 128], expected [1000000, 128] (the config has num_labels = 1000000)"},
+      {{{"dim", 1000000000}}, "expected [28996, 1000000000]"},
+      {{{"n_layers", 1000000000}}, "distilbert.transformer.layer.2.attention.q_lin.weight' is missing"},
+  };
+  const std::string dir = temp_dir("config_mismatch");
+  fs::create_symlink(src + "/model.safetensors", dir + "/model.safetensors");
+  for (const Case& c : cases) {
+    nlohmann::json config = original;
+    config.update(c.patch);
+    std::ofstream(dir + "/config.json") << config.dump();
+    const std::string log = dir + "/log";
+    const auto [status, peak_mb] =
+        run_measured(testing::binary_path() + " predict --model " + dir + " --tokenizer " +
+                         testing::shared_path("tokenizers/bert-base-cased") + " 'a text'",
+                     log);
+    std::ifstream in(log);
+    const std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(status, 1) << output;
+    EXPECT_NE(output.find(c.expected), std::string::npos) << output;
+    EXPECT_LT(peak_mb, 400) << c.patch.dump() << ": " << output;
+  }
 }
 
 TEST(Inputs, BadIdsAndLengthsAreClearErrors) {

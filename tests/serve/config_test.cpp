@@ -104,6 +104,22 @@ TEST(ServeConfig, DeviceFromFileEnvironmentOrFlagIsParsedWhereItCameFrom) {
   EXPECT_NE(bad_file.find("device: device 'cuda:x'"), std::string::npos) << bad_file;
 }
 
+TEST(ServeConfig, WeightCheckIsOnUnlessTurnedOff) {
+  ServeOptions o;
+  EXPECT_TRUE(o.weight_check);
+  const std::string path = write_temp("weights.json", R"({"weight_check": false})");
+  apply_config_file(o, path);
+  fs::remove(path);
+  EXPECT_FALSE(o.weight_check);
+  for (const auto& s : serve_settings())
+    if (s.name == "weight_check") {
+      apply_setting(o, s, "true", "flag");
+      EXPECT_TRUE(o.weight_check);
+      EXPECT_NE(error_of([&] { apply_setting(o, s, "maybe", "flag --weight-check"); }).find("expected true or false"),
+                std::string::npos);
+    }
+}
+
 TEST(ServeConfig, DtypeFromFileEnvironmentOrFlagIsCheckedWhereItCameFrom) {
   ServeOptions o;
   EXPECT_EQ(o.dtype, "fp32");

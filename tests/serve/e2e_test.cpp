@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -84,12 +85,9 @@ class ServerProcess {
     }
     close(out[1]);
     stdout_ = fdopen(out[0], "r");
-    char line[512];
-    if (stdout_ && fgets(line, sizeof line, stdout_)) {
-      std::string s(line);
-      auto colon = s.rfind(':');
-      if (colon != std::string::npos) port_ = std::atoi(s.c_str() + colon + 1);
-    }
+    port_ = read_port();
+    // With a management API, the second line says its port.
+    if (std::find(extra.begin(), extra.end(), "--management-port") != extra.end()) management_port_ = read_port();
   }
   ~ServerProcess() {
     if (pid_ > 0 && !reaped_) {
@@ -99,6 +97,14 @@ class ServerProcess {
     if (stdout_) fclose(stdout_);
   }
   int port() const { return port_; }
+  int management_port() const { return management_port_; }
+  // Resident memory of the server process (VmRSS), in MB.
+  long rss_mb() const {
+    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6) / 1024;
+    return -1;
+  }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   bool wait_ready(std::chrono::seconds timeout = 60s) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -124,8 +130,16 @@ class ServerProcess {
   }
 
  private:
+  int read_port() {
+    char line[512];
+    if (!stdout_ || !fgets(line, sizeof line, stdout_)) return -1;
+    const std::string s(line);
+    const auto colon = s.rfind(':');
+    return colon == std::string::npos ? -1 : std::atoi(s.c_str() + colon + 1);
+  }
   pid_t pid_ = -1;
   int port_ = -1;
+  int management_port_ = -1;
   FILE* stdout_ = nullptr;
   bool reaped_ = false;
 };
@@ -316,6 +330,47 @@ TEST_F(EndToEnd, SigtermFinishesInFlightRequests) {
   int ok = 0;
   for (auto& f : futures) ok += f.get().status == 200;
   EXPECT_EQ(ok, 8);
+}
+
+// Issue 11: PUT /models/m?workers=16 under load raised RSS from 0.48 to 2.0 GB, and it stayed there
+// after workers=1: every worker's activation arena was kept. Scaling down now releases them.
+TEST_F(EndToEnd, ScalingWorkersDownReleasesTheirActivationMemory) {
+  const fs::path store = fs::temp_directory_path() / ("tuneserve_e2e_store_" + std::to_string(getpid()));
+  fs::create_directories(store);
+  ServerProcess server({"--workers", "4", "--management-port", "0", "--model-store", store.string(),
+                        "--max-batch-delay-ms", "1"});
+  ASSERT_TRUE(server.wait_ready());
+  ASSERT_GT(server.management_port(), 0);
+  // 32 inputs of ~250 tokens: two requests fill a 16384-token batch, ~115 MB of activations for
+  // the tiny model; 16 at once keep all four workers busy.
+  std::vector<std::string> words;
+  for (int i = 0; i < 32; ++i) {
+    std::string text;
+    for (int w = 0; w < 250; ++w) text += fmt::format("review{} ", i);
+    words.push_back(text);
+  }
+  const std::string body = json{{"inputs", words}}.dump();
+  auto load = [&] {
+    std::vector<std::future<int>> futures;
+    for (int i = 0; i < 16; ++i)
+      futures.push_back(std::async(std::launch::async, [&] {
+        testing::Connection c(server.port());
+        c.send(fmt::format("POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "Content-Length: {}\r\n\r\n{}", body.size(), body));
+        return c.read_response(120s).status;  // a loaded machine takes a while for 16 x 8192 tokens
+      }));
+    for (auto& f : futures) EXPECT_EQ(f.get(), 200);
+  };
+  load();
+  const long busy = server.rss_mb();
+  auto r = http_request(server.management_port(), "PUT", "/models/model?workers=1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const long scaled_down = server.rss_mb();
+  EXPECT_LT(scaled_down, busy - 200) << "RSS " << busy << " MB with 4 workers, " << scaled_down << " MB after workers=1";
+  load();  // one worker keeps one arena
+  EXPECT_LT(server.rss_mb(), busy - 200);
+  EXPECT_EQ(server.terminate(), 0);
+  fs::remove_all(store);
 }
 
 }  // namespace

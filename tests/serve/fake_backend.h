@@ -6,11 +6,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "core/error.h"
+#include "model/model.h"
 #include "serve/backend.h"
 
 namespace tuneserve::testing {
@@ -67,7 +69,8 @@ class FakeBackend : public serve::Backend {
   }
   static std::vector<float> row(const Encoding& e, std::size_t K) { return row(e.ids, K); }
 
-  std::vector<float> forward(const PackedBatch& batch) override {
+  // Polls `stop` once, after a hold or delay, as the real model does between layers.
+  std::vector<float> forward(const PackedBatch& batch, const std::function<bool()>& stop) override {
     {
       std::unique_lock lock(mutex_);
       batches_.push_back({static_cast<std::size_t>(batch.size()), batch.tokens()});
@@ -76,17 +79,29 @@ class FakeBackend : public serve::Backend {
       cv_.wait(lock, [&] { return !held_; });
     }
     if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
+    if (stop && stop()) {
+      std::lock_guard lock(mutex_);
+      --running_;
+      ++stopped_;
+      throw ForwardStopped("fake backend: stopped");
+    }
     std::vector<float> out;
     for (int b = 0; b < batch.size(); ++b) {
       const std::span<const std::int32_t> ids(batch.input_ids.data() + batch.cu_seqlens[b], batch.length(b));
       if (ids.size() > 2 && fail_all_) fail("fake backend: forward failed");
       auto r = row(ids, info_.labels.id2label.size());
+      if (nan_) r.back() = std::numeric_limits<float>::quiet_NaN();
       out.insert(out.end(), r.begin(), r.end());
     }
     std::lock_guard lock(mutex_);
     --running_;
     return out;
   }
+
+  std::size_t forward_bytes(std::size_t) const override { return forward_bytes_; }
+  void set_concurrency(int n) override { concurrency_ = n; }
+  void set_forward_bytes(std::size_t bytes) { forward_bytes_ = bytes; }
+  int concurrency() const { return concurrency_; }
 
   void hold() { std::lock_guard lock(mutex_); held_ = true; }
   void release() {
@@ -100,6 +115,11 @@ class FakeBackend : public serve::Backend {
   }
   void set_delay(std::chrono::milliseconds d) { delay_ = d; }
   void set_fail(bool f) { fail_all_ = f; }
+  void set_nan(bool n) { nan_ = n; }  // every row's last logit NaN, as broken weights give
+  int stopped() {  // forward passes abandoned because stop() said so
+    std::lock_guard lock(mutex_);
+    return stopped_;
+  }
   std::vector<std::pair<std::size_t, std::size_t>> batches() {  // (inputs, tokens)
     std::lock_guard lock(mutex_);
     return batches_;
@@ -111,8 +131,12 @@ class FakeBackend : public serve::Backend {
   std::condition_variable cv_;
   bool held_ = false;
   int running_ = 0;
+  int stopped_ = 0;
   std::chrono::milliseconds delay_{0};
   std::atomic<bool> fail_all_{false};
+  std::atomic<bool> nan_{false};
+  std::atomic<std::size_t> forward_bytes_{0};
+  std::atomic<int> concurrency_{0};
   std::vector<std::pair<std::size_t, std::size_t>> batches_;
 };
 

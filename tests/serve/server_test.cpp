@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/memory.h"
 #include "serve/fake_backend.h"
 #include "serve/http_client.h"
 #include "serve/server.h"
@@ -205,6 +206,23 @@ TEST(Server, DeeplyNestedJsonIsA400OnEveryRoute) {
   fs::remove_all(store);
 }
 
+// Issue 11: NaN weights gave {"score": NaN}, which is not JSON; now a 500 naming the model.
+TEST(Server, NonFiniteScoresAreA500NamingTheModel) {
+  TestServer s;
+  s.backend->set_nan(true);
+  for (const char* path : {"/invocations", "/"}) {
+    auto r = http_request(s.port(), "POST", path, R"({"inputs": ["fine", "also fine"]})");
+    EXPECT_EQ(r.status, 500) << r.body;
+    json j = json::parse(r.body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.body;
+    EXPECT_EQ(j["error_type"], "backend");
+    EXPECT_NE(j["error"].get<std::string>().find("model m: the forward pass gave a non-finite score"), std::string::npos)
+        << r.body;
+  }
+  s.backend->set_nan(false);
+  EXPECT_EQ(http_request(s.port(), "POST", "/invocations", R"({"inputs": "fine"})").status, 200);
+}
+
 TEST(Server, KeepAliveServesManyRequestsOnOneConnection) {
   TestServer s;
   Connection c(s.port());
@@ -284,6 +302,47 @@ TEST(Server, TimeoutAnswers504AndDropsTheQueuedWork) {
   s.backend->release();
   s.server->stop();
   EXPECT_EQ(s.backend->batches().size(), 1u);  // b never reached the model
+  // Issue 11: a's batch was running when a timed out; with nobody left to answer, it stopped.
+  EXPECT_EQ(s.backend->stopped(), 1);
+  EXPECT_EQ(s.registry.find("m")->batcher->jobs_dropped(), 2u);
+}
+
+TEST(Server, ABatchStopsOnlyWhenAllItsRequestsAreGone) {
+  BatchConfig batch;
+  batch.max_batch_requests = 2;
+  batch.max_batch_delay = 100ms;
+  TestServer s(test_config(), batch);
+  s.backend->set_delay(500ms);  // each forward pass takes this long, then polls stop()
+  const std::string req = "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"inputs\": \"x\"}";
+  auto wait_batches = [&](std::size_t n) {
+    for (int i = 0; i < 400 && s.backend->batches().size() < n; ++i) std::this_thread::sleep_for(5ms);
+    return s.backend->batches().size() >= n;
+  };
+  {
+    Connection first(s.port()), stays(s.port());
+    auto leaves = std::make_unique<Connection>(s.port());
+    ASSERT_TRUE(first.send(req));
+    ASSERT_TRUE(s.backend->wait_running(1));
+    ASSERT_TRUE(leaves->send(req));  // these two queue behind the running pass and go together
+    ASSERT_TRUE(stays.send(req));
+    ASSERT_TRUE(wait_batches(2));
+    leaves.reset();
+    EXPECT_EQ(stays.read_response(3s).status, 200);  // one request of the batch still waits
+    EXPECT_EQ(first.read_response(3s).status, 200);
+    EXPECT_EQ(s.backend->batches()[1].first, 2u);
+    EXPECT_EQ(s.backend->stopped(), 0);
+  }
+  {
+    auto a = std::make_unique<Connection>(s.port()), b = std::make_unique<Connection>(s.port());
+    ASSERT_TRUE(a->send(req));
+    ASSERT_TRUE(b->send(req));
+    ASSERT_TRUE(wait_batches(3));
+    a.reset();  // both leave while their batch runs
+    b.reset();
+  }
+  for (int i = 0; i < 200 && s.backend->stopped() < 1; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(s.backend->stopped(), 1);
+  EXPECT_EQ(s.backend->batches()[2].first, 2u);
 }
 
 TEST(Server, ClientThatLeavesIsDroppedBeforeCompute) {
@@ -392,8 +451,17 @@ TEST(Server, ConnectionLimit) {
   EXPECT_EQ(a.request("GET", "/ping").status, 200);
   EXPECT_EQ(b.request("GET", "/ping").status, 200);
   Connection c(s.port());
-  auto r = c.read_response(2s);
+  auto r = c.request("POST", "/invocations", R"({"inputs": "x"})");
   EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(json::parse(r.body)["error_type"], "overloaded");
+  EXPECT_TRUE(c.closed_within(2s));
+  // Issue 11: a health check is still answered while every connection is taken (then closed).
+  Connection health(s.port());
+  r = health.request("GET", "/ping");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["connection"], "close");
+  EXPECT_TRUE(health.closed_within(2s));
+  EXPECT_EQ(http_request(s.port(), "GET", "/health").status, 200);
   a.close();
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(http_request(s.port(), "GET", "/ping").status, 200);
@@ -505,6 +573,62 @@ TEST(Server, ManagementLoadsFromTheStoreOnly) {
   EXPECT_EQ(http_request(mp, "DELETE", "/models/m2").status, 404);
   fs::remove_all(store);
   fs::remove_all(store.string() + "_outside");
+}
+
+// Issue 11: eight concurrent POST /models of one name all loaded the model, then seven got 400.
+TEST(Server, ConcurrentLoadsOfOneNameLoadOnceAndTheRestGet409) {
+  namespace fs = std::filesystem;
+  const fs::path store = fs::temp_directory_path() / fmt::format("tuneserve_race_{}", ::getpid());
+  fs::create_directories(store / "m2");
+  ServerConfig config = test_config();
+  config.management_port = 0;
+  config.model_store = store.string();
+  std::atomic<int> loads{0};
+  fs::create_directories(store / "broken");
+  config.loader = [&](const std::string& dir) {
+    if (dir.ends_with("broken")) fail("{}: no model here", dir);
+    ++loads;
+    std::this_thread::sleep_for(300ms);  // loading takes a while; the other requests arrive meanwhile
+    return std::make_shared<FakeBackend>();
+  };
+  TestServer s(config);
+  const int mp = s.server->management_port();
+  std::vector<std::future<int>> answers;
+  for (int i = 0; i < 8; ++i)
+    answers.push_back(std::async(std::launch::async, [&] {
+      return http_request(mp, "POST", "/models", R"({"name": "m2", "path": "m2"})").status;
+    }));
+  std::map<int, int> by_status;
+  for (auto& a : answers) ++by_status[a.get()];
+  EXPECT_EQ(by_status[201], 1);
+  EXPECT_EQ(by_status[409], 7);
+  EXPECT_EQ(loads.load(), 1);
+  // A failed load gives the name back.
+  EXPECT_EQ(http_request(mp, "POST", "/models", R"({"name": "m3", "path": "broken"})").status, 400);
+  EXPECT_EQ(http_request(mp, "POST", "/models", R"({"name": "m3", "path": "m2"})").status, 201);
+  fs::remove_all(store);
+}
+
+// Issue 11: workers are bounded by the memory their activations need, with a clear refusal.
+TEST(Server, WorkersAreBoundedByMemoryAndScalingDownReleasesIt) {
+  const auto available = available_memory();
+  if (!available) GTEST_SKIP() << "this machine reports no available memory (/proc/meminfo)";
+  ServerConfig config = test_config();
+  config.management_port = 0;
+  TestServer s(config);
+  // Each forward pass would take a quarter of the memory available now: 1 worker runs, about 4 more fit.
+  s.backend->set_forward_bytes(*available / 4);
+  const int mp = s.server->management_port();
+  auto r = http_request(mp, "PUT", "/models/m?workers=16");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("16 workers need about"), std::string::npos) << r.body;
+  EXPECT_THAT(r.body, ::testing::ContainsRegex("at most [3-7] workers fit"));
+  EXPECT_EQ(s.registry.find("m")->batcher->workers(), 1);
+  r = http_request(mp, "PUT", "/models/m?workers=2");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(s.backend->concurrency(), 2);
+  ASSERT_EQ(http_request(mp, "PUT", "/models/m?workers=1").status, 200);
+  EXPECT_EQ(s.backend->concurrency(), 1);  // the backend is told to let the second arena go
 }
 
 TEST(Server, StopFinishesInFlightRequests) {

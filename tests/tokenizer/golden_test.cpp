@@ -2,14 +2,13 @@
 // Face `tokenizers` 0.23.2) must come out identical: ids, and type ids / offsets where recorded.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <zlib.h>
 
 #include <functional>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "corpus.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,17 +18,8 @@ namespace {
 using json = nlohmann::json;
 
 std::vector<json> read_goldens(const std::string& path) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (!file) throw std::runtime_error("cannot open " + path);
-  std::string data;
-  char buffer[1 << 16];
-  int n;
-  while ((n = gzread(file, buffer, sizeof buffer)) > 0) data.append(buffer, static_cast<std::size_t>(n));
-  gzclose(file);
   std::vector<json> records;
-  std::istringstream lines(data);
-  std::string line;
-  while (std::getline(lines, line))
+  for (const std::string& line : testing::lines_of(path))
     if (!line.empty()) records.push_back(json::parse(line));
   return records;
 }

@@ -117,7 +117,8 @@ TEST(JobEnv, ReadsRootChannelsAndWritesFailure) {
   EXPECT_EQ(resolve_data_path(env.channel_train, "train"), (root / "input/data/train/reviews.jsonl").string());
   TrainArgs a;
   apply_job_env(env, a);
-  EXPECT_EQ(a.output_dir, (root / "model").string());
+  EXPECT_EQ(a.output_dir, (root / "checkpoints").string());  // the Trainer's working folder
+  EXPECT_EQ(a.model_dir, (root / "model").string());         // the final model: what SageMaker uploads
   EXPECT_EQ(a.train, env.channel_train);
   EXPECT_TRUE(a.test.empty());  // no test channel
   EXPECT_DOUBLE_EQ(a.epochs, 2);

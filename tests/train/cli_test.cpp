@@ -1,7 +1,7 @@
 // `tuneserve train` end to end on a slice of the Amazon reviews: the Hugging Face output directory
 // and result files, the SageMaker job contract in a temporary root (hyperparameters.json with
 // JSON-encoded values, channels, model dir, failure file), and Ctrl-C: SIGINT saves a checkpoint,
-// exits 130, and --resume latest finishes the run.
+// exits 130, and --resume latest finishes the run (SIGTERM the same, exiting 0).
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -19,6 +19,7 @@
 
 #include "checkpoint/safetensors.h"
 #include "kernels/ops.h"
+#include "tokenizer/tokenizer.h"
 #include "train/report.h"
 #include "test_util.h"
 
@@ -57,7 +58,7 @@ std::size_t count_lines(const fs::path& p) {
 }
 
 class TrainCli : public ::testing::Test {
- protected:
+ public:
   void SetUp() override {
     if (!fs::exists(shared_path("models/distilbert-tiny-init/model.safetensors")) ||
         !fs::exists(shared_path("data/amazon_polarity/train.jsonl")))
@@ -107,9 +108,9 @@ TEST_F(TrainCli, WritesAHuggingFaceModelDirectoryAndResults) {
   ASSERT_EQ(run(binary_path() + " eval --model " + out.string() + " --data " + test +
                 " --text content --label label --max-length 64 --json > " + (dir / "eval.json").string()), 0);
   const auto cli_eval = read_json(dir / "eval.json");
-  EXPECT_DOUBLE_EQ(cli_eval["accuracy"].get<double>(), eval["eval_accuracy"].get<double>());
-  EXPECT_NEAR(cli_eval["loss"].get<double>(), eval["eval_loss"].get<double>(), 1e-6);
-  EXPECT_DOUBLE_EQ(cli_eval["f1_macro"].get<double>(), eval["eval_f1_macro"].get<double>());
+  EXPECT_DOUBLE_EQ(cli_eval["eval_accuracy"].get<double>(), eval["eval_accuracy"].get<double>());
+  EXPECT_NEAR(cli_eval["eval_loss"].get<double>(), eval["eval_loss"].get<double>(), 1e-6);
+  EXPECT_DOUBLE_EQ(cli_eval["eval_f1_macro"].get<double>(), eval["eval_f1_macro"].get<double>());
   long total = 0;
   for (const auto& row : cli_eval["confusion_matrix"]) total += row[0].get<long>() + row[1].get<long>();
   EXPECT_EQ(total, 32);
@@ -193,10 +194,130 @@ TEST_F(TrainCli, Bf16TrainsFp32MasterWeights) {
   EXPECT_LT(moved, 1e-2 * largest) << "two Adam steps apart by more than bf16 rounding explains";
 }
 
-TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) {
+// In a SageMaker job output_dir is the Trainer's working folder: the final model still goes to
+// SM_MODEL_DIR (the folder the platform uploads), and a key of the job's own (the reference
+// notebook's token_name) is a warning, not a failed job.
+TEST_F(TrainCli, SageMakerJobOutputDirIsTheWorkingFolder) {
+  const fs::path root = dir / "opt_ml";
+  fs::create_directories(root / "input/config");
+  fs::create_directories(root / "input/data/train");
+  fs::copy_file(train, root / "input/data/train/train.jsonl");
+  const fs::path work = dir / "work";
+  nlohmann::json hp = {{"model_name", nlohmann::json(shared_path("models/distilbert-tiny-init")).dump()},
+                       {"tokenizer", nlohmann::json(shared_path("tokenizers/bert-base-cased")).dump()},
+                       {"text", "\"content\""}, {"epochs", "1"}, {"train_batch_size", "32"}, {"max_length", "64"},
+                       {"output_dir", nlohmann::json(work.string()).dump()}, {"token_name", "\"hf_xyz\""}};
+  std::ofstream(root / "input/config/hyperparameters.json") << hp.dump();
+  std::string log;
+  ASSERT_EQ(tuneserve::testing::run_command(binary_path() + " train --sagemaker-root " + root.string(), log), 0) << log;
+  EXPECT_TRUE(fs::exists(root / "model/config.json")) << log;
+  EXPECT_TRUE(fs::exists(root / "model/model.safetensors"));
+  EXPECT_TRUE(fs::exists(work / "checkpoint-2/trainer_state.json"));
+  EXPECT_FALSE(fs::exists(work / "model.safetensors"));
+  EXPECT_NE(log.find("'token_name'"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(root / "output/failure"));
+}
+
+// Data prepared at the tokenizer's default length (512) trains a 256-position model: rows are cut
+// to the model's positions at batch time, and the model's tokenizer_config.json says 256.
+TEST_F(TrainCli, PreparedAtTheTokenizersLengthTrainsAShorterModel) {
+  TUNESERVE_REQUIRE_SHARED("tokenizers/bert-base-cased/tokenizer.json");
+  // 32 reviews, 8 of them longer than the model's 256 positions.
+  const auto tokenizer = tuneserve::Tokenizer::from_dir(shared_path("tokenizers/bert-base-cased"));
+  std::ifstream in(shared_path("data/amazon_polarity/train.jsonl"));
+  std::ofstream rows(dir / "long.jsonl");
+  int longer = 0, shorter = 0;
+  for (std::string line; (longer < 8 || shorter < 24) && std::getline(in, line);) {
+    const bool over = tokenizer.encode(nlohmann::json::parse(line)["content"].get<std::string>()).size() > 256;
+    int& count = over ? longer : shorter;
+    if (count >= (over ? 8 : 24)) continue;
+    rows << line << "\n";
+    count++;
+  }
+  rows.close();
+  ASSERT_EQ(longer, 8);
+  std::string log;
+  ASSERT_EQ(tuneserve::testing::run_command(binary_path() + " prep --input " + (dir / "long.jsonl").string() +
+                                                " --text content --label label --padding max_length --quiet --tokenizer " +
+                                                shared_path("tokenizers/bert-base-cased") + " --output " +
+                                                (dir / "prepared").string(), log), 0) << log;
+  EXPECT_GT(read_json(dir / "prepared/manifest.json")["lengths"]["max"].get<int>(), 256);
+  const fs::path out = dir / "out";
+  ASSERT_EQ(tuneserve::testing::run_command(binary_path() + " train --model " + shared_path("models/distilbert-tiny-init") +
+                                                " --train " + (dir / "prepared").string() + " --max-steps 2 --train-batch-size 16" +
+                                                " --save-strategy no --output-dir " + out.string(), log), 0) << log;
+  EXPECT_EQ(read_json(out / "tokenizer_config.json")["model_max_length"], 256);
+}
+
+// One label-naming rule from prep to train to the model to eval: --label-names, else the data's
+// words, else LABEL_i; eval compares labels by id.
+TEST_F(TrainCli, LabelNamesAgreeFromPrepToEval) {
+  TUNESERVE_REQUIRE_SHARED("data/amazon_polarity/train.csv");
+  const std::string csv = head("data/amazon_polarity/train.csv", 48, dir / "train.csv");
+  const std::string tokenizer = shared_path("tokenizers/bert-base-cased");
+  for (const std::string names : {"", "negative,positive"}) {
+    const fs::path prepared = dir / ("prepared" + names);
+    const fs::path out = dir / ("out" + names);
+    std::string log;
+    ASSERT_EQ(tuneserve::testing::run_command(
+                  binary_path() + " prep --input " + csv + " --columns class,title,content --text content --label class" +
+                      " --label-map 1:0,2:1" + (names.empty() ? "" : " --label-names " + names) +
+                      " --test-size 16 --max-length 64 --quiet --tokenizer " + tokenizer + " --output " + prepared.string(),
+                  log), 0) << log;
+    const std::vector<std::string> want =
+        names.empty() ? std::vector<std::string>{"LABEL_0", "LABEL_1"} : std::vector<std::string>{"negative", "positive"};
+    EXPECT_EQ(read_json(prepared / "train/manifest.json")["id2label"].get<std::vector<std::string>>(), want);
+    ASSERT_EQ(tuneserve::testing::run_command(binary_path() + " train --model " + shared_path("models/distilbert-tiny-init") +
+                                                  " --train " + (prepared / "train").string() + " --max-steps 1" +
+                                                  " --save-strategy no --output-dir " + out.string(), log), 0) << log;
+    const auto config = read_json(out / "config.json");
+    EXPECT_EQ(config["id2label"]["0"], want[0]);
+    EXPECT_EQ(config["id2label"]["1"], want[1]);
+    ASSERT_EQ(tuneserve::testing::run_command(binary_path() + " eval --json --model " + out.string() + " --data " +
+                                                  (prepared / "test").string(), log), 0) << log;
+    EXPECT_NE(log.find("\"eval_samples\":16"), std::string::npos) << log;
+  }
+}
+
+// A prepared dataset records its tokenizer: a run with another tokenizer stops and says which one
+// the data needs; a run without --tokenizer ships the dataset's tokenizer with the model.
+TEST_F(TrainCli, TokenizerMustMatchThePreparedData) {
+  TUNESERVE_REQUIRE_SHARED("tokenizers/bert-base-uncased/vocab.txt");
+  const fs::path prepared = dir / "prepared";
+  std::string log;
+  ASSERT_EQ(tuneserve::testing::run_command(binary_path() + " prep --input " + train + " --text content --label label" +
+                                                " --max-length 64 --quiet --tokenizer " + shared_path("tokenizers/bert-base-cased") +
+                                                " --output " + prepared.string(), log), 0) << log;
+  const std::string train_cmd = binary_path() + " train --model " + shared_path("models/distilbert-tiny-init") + " --train " +
+                                prepared.string() + " --max-steps 1 --save-strategy no --output-dir ";
+  EXPECT_EQ(tuneserve::testing::run_command(train_cmd + (dir / "wrong").string() + " --tokenizer " +
+                                                shared_path("tokenizers/bert-base-uncased"), log), 1) << log;
+  EXPECT_NE(log.find("--tokenizer " + shared_path("tokenizers/bert-base-cased")), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir / "wrong/model.safetensors"));
+  ASSERT_EQ(tuneserve::testing::run_command(train_cmd + (dir / "right").string(), log), 0) << log;
+  std::ifstream shipped(dir / "right/tokenizer.json"), source(shared_path("tokenizers/bert-base-cased/tokenizer.json"));
+  EXPECT_TRUE(std::equal(std::istreambuf_iterator<char>(shipped), {}, std::istreambuf_iterator<char>(source), {}));
+  // eval of the prepared rows with a model that tokenizes otherwise is refused too.
+  EXPECT_EQ(tuneserve::testing::run_command(binary_path() + " eval --model " + (dir / "right").string() + " --tokenizer " +
+                                                shared_path("tokenizers/bert-base-uncased") + " --data " + prepared.string(), log), 1)
+      << log;
+}
+
+// Stops a run with `sig` once training has started; expects a checkpoint, exit `expected`, and that
+// --resume latest finishes the run as if it had not stopped.
+void stop_and_resume(const TrainCli& t, int sig, int expected);
+
+TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) { stop_and_resume(*this, SIGINT, 130); }
+
+// Issue 11: SIGTERM (SageMaker stopping a job, spot interruptions, Kubernetes) exited 143 without a
+// checkpoint; it now saves one as Ctrl-C does and exits 0.
+TEST_F(TrainCli, SigtermSavesACheckpointAndExitsZero) { stop_and_resume(*this, SIGTERM, 0); }
+
+void stop_and_resume(const TrainCli& t, int sig, int expected) {
+  const fs::path& dir = t.dir;
   const fs::path out = dir / "out";
   const std::string train_rows = head("data/amazon_polarity/train.jsonl", 256, dir / "train256.jsonl");
-  const std::string cmd = base() + " --train " + train_rows + " --epochs 2 --train-batch-size 8 --logging-steps 1" +
+  const std::string cmd = t.base() + " --train " + train_rows + " --epochs 2 --train-batch-size 8 --logging-steps 1" +
                           " --save-strategy no --output-dir " + out.string();
   pid_t pid = 0;
   const std::string shell = cmd + " > " + (dir / "log").string() + " 2>&1";
@@ -209,11 +330,11 @@ TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) {
   while (count_lines(out / "metrics.jsonl") < 2 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_GE(count_lines(out / "metrics.jsonl"), 2u) << "training did not start";
-  ::kill(pid, SIGINT);
+  ::kill(pid, sig);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 130) << std::ifstream(dir / "log").rdbuf();
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), expected) << std::ifstream(dir / "log").rdbuf();
   bool found = false;
   long step = 0;
   for (const auto& e : fs::directory_iterator(out)) {
@@ -222,7 +343,7 @@ TEST_F(TrainCli, CtrlCSavesACheckpointAndResumeFinishes) {
       step = std::stol(e.path().filename().string().substr(11));
     }
   }
-  ASSERT_TRUE(found) << "no checkpoint after SIGINT";
+  ASSERT_TRUE(found) << "no checkpoint after signal " << sig;
   EXPECT_LT(step, 64);
   EXPECT_FALSE(fs::exists(out / "model.safetensors"));
   ASSERT_EQ(run(cmd + " --resume latest > " + (dir / "log2").string() + " 2>&1"), 0) << std::ifstream(dir / "log2").rdbuf();

@@ -133,5 +133,18 @@ TEST(Resume, RefusesACheckpointOfAnotherRecipe) {
   fs::remove_all(root);
 }
 
+// Issue 11: a stray checkpoint-99999999999999999999999 folder stopped training with "error: stol".
+TEST(Checkpoints, FoldersThatAreNotCheckpointsAreIgnored) {
+  const fs::path dir = fs::temp_directory_path() / ("tuneserve_stray_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  for (const char* name : {"checkpoint-3", "checkpoint-12", "checkpoint-99999999999999999999999", "checkpoint-",
+                           "checkpoint-7x", "checkpoint--4"}) {
+    fs::create_directories(dir / name);
+    std::ofstream(dir / name / "trainer_state.json") << "{}";
+  }
+  EXPECT_EQ(fs::path(latest_checkpoint(dir.string())).filename(), "checkpoint-12");
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace tuneserve::train
