@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # CPU inference of full-size distilbert-base-cased (random weights), tuneserve (fp32 and bf16) next to
-# PyTorch (fp32 and bf16 autocast) in the same run, on the same weights: checks ours give PyTorch fp32's
-# logits (bf16 within 5e-2 + 5e-2|ref| and the same argmax), then prints ms, sequences/s, GFLOP/s and
-# each of ours against the fastest peer at batch 1 x 128 and batch 32 x 128 tokens.
+# PyTorch (fp32 and bf16 autocast) and ONNX Runtime (fp32, the same model exported to ONNX) in the same
+# run, on the same weights: checks ours and ONNX Runtime give PyTorch fp32's logits (bf16 within
+# 5e-2 + 5e-2|ref| and the same argmax), then prints ms, sequences/s, GFLOP/s and each of ours against
+# the fastest peer at batch 1 x 128 and batch 32 x 128 tokens.
 #   bench/inference.sh     (after scripts/setup.sh; BUILD_DIR, THREADS, TOKENS, REPS_B1, REPS_B32,
 #                           DTYPES="fp32 bf16" optional)
 # The peer is Debian's python3-torch in its best configuration here: the OpenMP build of OpenBLAS
 # first on LD_LIBRARY_PATH, OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for it only, 2 threads,
-# torch.inference_mode(). Targets (issue 12): batch 32 throughput >= 1.5x, batch 1 latency <= 0.6x
+# torch.inference_mode(). ONNX Runtime: npm onnxruntime-node (scripts/setup.sh installs it into
+# third_party/npm), all graph optimizations, the same threads. Targets (issue 12): batch 32 throughput >= 1.5x, batch 1 latency <= 0.6x
 # the fastest peer.
 # Both sides use libgomp, whose threads spin at barriers: on a machine shared with other busy
 # processes that spinning dominates both (measured here at load 11: 8x wall time on `predict`), so
@@ -33,8 +35,8 @@ echo "== the PyTorch module reproduces transformers (golden logits of the tiny D
 echo "== random weights for $(basename "$(dirname "$config")") -> $work/model"
 "$python" bench/torch_distilbert.py write-model "$work/model" --config "$config" --seed 0
 
-# The peers: PyTorch fp32 and PyTorch bf16 autocast (its fastest CPU mode where the CPU has
-# AVX512-BF16); each of ours is compared with the fastest of them.
+# The peers: PyTorch fp32, PyTorch bf16 autocast (its fastest CPU mode where the CPU has AVX512-BF16)
+# and ONNX Runtime fp32; each of ours is compared with the fastest of them.
 dtypes="${DTYPES:-fp32 bf16}"
 for mode in none bf16; do
   echo "== PyTorch, autocast $mode ($threads threads)"
@@ -43,6 +45,16 @@ for mode in none bf16; do
     "$python" bench/torch_distilbert.py bench "$work/model" --threads "$threads" --tokens "$tokens" "${reps[@]}" \
       --autocast "$mode" | tee "$work/torch_$mode.json"
 done
+peers="torch_none torch_bf16"
+if [ -f third_party/npm/node_modules/onnxruntime-node/package.json ]; then
+  echo "== ONNX Runtime fp32 ($threads threads; the model exported by torch.onnx)"
+  "$python" bench/torch_distilbert.py export-onnx "$work/model" 2>/dev/null
+  OMP_NUM_THREADS="$threads" NODE_PATH=third_party/npm/node_modules node bench/ort_distilbert.mjs "$work/model" \
+    --threads "$threads" --tokens "$tokens" "${reps[@]}" | tee "$work/ort.json"
+  peers="$peers ort"
+else
+  echo "inference.sh: onnxruntime-node is not installed (scripts/setup.sh installs it): ONNX Runtime is left out" >&2
+fi
 
 status=0
 for dtype in $dtypes; do
@@ -54,10 +66,15 @@ for dtype in $dtypes; do
   set -e
 done
 
-"$python" - "$work" $dtypes <<'EOF'
+"$python" - "$work" "$peers" $dtypes <<'EOF'
 import json, os, sys
-work, dtypes = sys.argv[1], sys.argv[2:]
-peers = [json.load(open(os.path.join(work, f"torch_{m}.json"))) for m in ("none", "bf16")]
+work, peer_names, dtypes = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+peers = [json.load(open(os.path.join(work, f"{m}.json"))) for m in peer_names]
+for p in peers:
+    if "parity" in p:
+        q = p["parity"]
+        print(f"\n{p['peer']} logits vs PyTorch fp32: max |diff| = {q['max_abs_err']:.3g}, argmax agrees on "
+              f"{q['argmax_agree']} of {q['rows']} rows: {'OK' if q['ok'] else 'MISMATCH'}")
 ours = [json.load(open(os.path.join(work, f"tuneserve_{d}.json"))) for d in dtypes
         if os.path.getsize(os.path.join(work, f"tuneserve_{d}.json")) > 0]
 for o in ours:
@@ -68,7 +85,7 @@ for o in ours:
 print(f"\n{'':>24} {'':>8} {'ms':>9} {'seq/s':>8} {'GFLOP/s':>8} {'cpu ms':>9}")
 ratios = {}
 for i, B in enumerate(r["batch"] for r in peers[0]["runs"]):
-    rows = [(p["peer"].replace("pytorch", "PyTorch"), p["runs"][i]) for p in peers]
+    rows = [(p["peer"].replace("pytorch", "PyTorch").replace("onnxruntime", "ONNX Runtime"), p["runs"][i]) for p in peers]
     rows += [(f"tuneserve {o['dtype']}", o["runs"][i]) for o in ours]
     for name, x in rows:
         print(f"{name:>24} {x['batch']:>3}x{x['tokens']:<4} {x['ms']:9.2f} {x['seq_per_s']:8.2f} {x['gflops']:8.1f} {x['cpu_ms']:9.2f}")

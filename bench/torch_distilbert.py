@@ -11,6 +11,9 @@
 #                                                   bfloat16): PyTorch's fastest CPU mode on AVX512-BF16
 #   torch_distilbert.py logits DIR --ids 101,1188,102   one unpadded input's logits as a JSON list
 #                                                   (the predict tests' independent recomputation)
+#   torch_distilbert.py export-onnx DIR             DIR/model.onnx (inputs input_ids, attention_mask
+#                                                   int64 (B, T), output logits (B, K); B and T dynamic)
+#                                                   for the ONNX Runtime peer (bench/ort_distilbert.mjs)
 import argparse
 import json
 import math
@@ -195,6 +198,19 @@ def logits(args):
     return 0
 
 
+def export_onnx(args):
+    model, config = load_model(args.dir)
+    T = min(16, config["max_position_embeddings"])
+    ids = torch.ones(2, T, dtype=torch.long)
+    with torch.no_grad():
+        torch.onnx.export(model, (ids, torch.ones_like(ids)), os.path.join(args.dir, "model.onnx"),
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={"input_ids": {0: "B", 1: "T"}, "attention_mask": {0: "B", 1: "T"},
+                                        "logits": {0: "B"}},
+                          opset_version=14, do_constant_folding=True)
+    return 0
+
+
 def time_forward(model, ids, mask, reps, autocast):
     """Median wall seconds and median process CPU seconds (all threads) per forward."""
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -257,11 +273,14 @@ def main():
     p.add_argument("--reps-b1", type=int, default=20)
     p.add_argument("--reps-b32", type=int, default=5)
     p.add_argument("--autocast", choices=["none", "bf16"], default="none")
+    p = sub.add_parser("export-onnx")
+    p.add_argument("dir")
     p = sub.add_parser("logits")
     p.add_argument("dir")
     p.add_argument("--ids", required=True)
     args = parser.parse_args()
-    commands = {"write-model": write_model, "check-golden": check_golden, "bench": bench, "logits": logits}
+    commands = {"write-model": write_model, "check-golden": check_golden, "bench": bench, "logits": logits,
+                "export-onnx": export_onnx}
     return commands[args.command](args) or 0
 
 
