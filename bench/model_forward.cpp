@@ -3,6 +3,7 @@
 // the same oneDNN products with pre-packed weights, no attention or elementwise work).
 //   build/bench/bench_model_forward [--threads N] [--config PATH] [--reps R] [--train-batch B] [--tokens T]
 //                                   [--inference 0|1] [--train 0|1]   (which parts run; both by default)
+//                                   [--dtype fp32|bf16]   (what the model's products compute in)
 // and one training step (forward + backward with dropout) at B x T (default 8 x 128), all of them
 // unpadded, and with rows of unequal lengths (T down to T/4, the mask padding the rest). Each case runs
 // twice: "full" computes everything (EngineOptions off), "fast" skips what the logits do not need
@@ -67,16 +68,20 @@ std::vector<std::int32_t> mask_for(int B, int T, bool unequal) {
 int run(int argc, char** argv) {
   std::string config_path = std::string(TUNESERVE_SHARED_DIR) + "/goldens/configs/distilbert-base-cased/config.json";
   int threads = 2, reps = 5, train_batch = 8, T = 128, inference = 1, train = 1;
+  std::string dtype_name = "fp32";
   bench::parse_flags(argc, argv, 1,
                      {{"--threads", {&threads}}, {"--config", {nullptr, 1, &config_path}}, {"--reps", {&reps}},
                       {"--train-batch", {&train_batch}}, {"--tokens", {&T}}, {"--inference", {&inference, 0}},
-                      {"--train", {&train, 0}}});
+                      {"--train", {&train, 0}}, {"--dtype", {.text = &dtype_name}}});
+  const DType dtype = parse_compute_dtype(dtype_name);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come when piped
   Model::set_num_threads(threads);
   const ModelConfig c = load_config(config_path);
   Model model = Model::from_config(c, 1);
+  model.set_compute_dtype(dtype);
   const int C = c.hidden_size, F = c.intermediate_size, L = c.num_layers;
-  std::printf("%s: C=%d F=%d L=%d, %d threads\n", config_path.c_str(), C, F, L, threads);
+  std::printf("%s: C=%d F=%d L=%d, %d threads, %s products\n", config_path.c_str(), C, F, L, threads,
+              compute_dtype_name(dtype));
   std::printf("%-12s %5s %9s %9s %9s %9s %14s %12s\n", "batch", "path", "ms", "cpu ms", "seq/s", "GFLOP/s",
               "matmul-only ms", "matmul GF/s");
   for (int B : {1, 32}) {
@@ -115,6 +120,7 @@ int run(int argc, char** argv) {
   }
   // Training step (forward + backward, dropout on) at train_batch x T, then with unequal lengths.
   Model trainable = Model::from_config(c, 1);
+  trainable.set_compute_dtype(dtype);
   std::vector<std::int32_t> ids(static_cast<std::size_t>(train_batch) * T), labels(train_batch);
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(1000 + (i * 7919) % 20000);
   for (int b = 0; b < train_batch; ++b) labels[b] = b % c.num_labels;
