@@ -82,18 +82,18 @@ for o in ours:
     print(f"\ntuneserve {o['dtype']} logits vs PyTorch fp32 (same weights, padded batch of 4): max |diff| = "
           f"{p['max_abs_err']:.3g} (tolerance {p['atol']} + {p['rtol']}*|ref|), argmax agrees on {p['argmax_agree']} of "
           f"{p['rows']} rows: {'OK' if p['ok'] else 'MISMATCH'}")
-print(f"\n{'':>24} {'':>8} {'ms':>9} {'seq/s':>8} {'GFLOP/s':>8} {'cpu ms':>9}")
+print(f"\n{'':>30} {'':>8} {'ms':>9} {'seq/s':>8} {'GFLOP/s':>8} {'cpu ms':>9}")
 ratios = {}
 for i, B in enumerate(r["batch"] for r in peers[0]["runs"]):
     rows = [(p["peer"].replace("pytorch", "PyTorch").replace("onnxruntime", "ONNX Runtime"), p["runs"][i]) for p in peers]
     rows += [(f"tuneserve {o['dtype']}", o["runs"][i]) for o in ours]
     for name, x in rows:
-        print(f"{name:>24} {x['batch']:>3}x{x['tokens']:<4} {x['ms']:9.2f} {x['seq_per_s']:8.2f} {x['gflops']:8.1f} {x['cpu_ms']:9.2f}")
+        print(f"{name:>30} {x['batch']:>3}x{x['tokens']:<4} {x['ms']:9.2f} {x['seq_per_s']:8.2f} {x['gflops']:8.1f} {x['cpu_ms']:9.2f}")
     best_name, best = min(rows[:len(peers)], key=lambda r: r[1]["ms"])
     for o in ours:
         r = o["runs"][i]
         ratios[(o["dtype"], B)] = (r["ms"] / best["ms"], r["seq_per_s"] / best["seq_per_s"], best_name)
-        print(f"{'ratio ' + o['dtype']:>24} {'':8} {r['ms'] / best['ms']:8.2f}x {r['seq_per_s'] / best['seq_per_s']:7.2f}x"
+        print(f"{'ratio ' + o['dtype']:>30} {'':8} {r['ms'] / best['ms']:8.2f}x {r['seq_per_s'] / best['seq_per_s']:7.2f}x"
               f" {'':8} {r['cpu_ms'] / best['cpu_ms']:8.2f}x  (tuneserve {o['dtype']} / the fastest peer, {best_name})")
 print()
 for d in [o["dtype"] for o in ours]:
