@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace tuneserve::hub {
@@ -94,26 +95,10 @@ std::optional<std::string> RepoCache::commit_of(const std::string& revision) con
   return commit;
 }
 
-namespace {
-
-// Writes `content` to `path` through a temporary name and rename(2), so readers never see half a file.
-void write_atomically(const fs::path& path, const std::string& content) {
-  fs::create_directories(path.parent_path());
-  const fs::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    if (!out) fail("cannot write {}", tmp.string());
-  }
-  fs::rename(tmp, path);
-}
-
-}  // namespace
-
 void RepoCache::remember_ref(const std::string& revision, const std::string& commit) const {
   if (revision == commit) return;
   if (commit_of(revision) == commit) return;
-  write_atomically(root_ / "refs" / revision, commit);
+  write_file_atomically(root_ / "refs" / revision, commit);
 }
 
 void RepoCache::mark_absent(const std::string& commit, const std::string& file) const {
@@ -127,11 +112,15 @@ void RepoCache::link_snapshot(const std::string& commit, const std::string& file
   fs::create_directories(pointer.parent_path());
   const fs::path target = fs::relative(blob(etag), pointer.parent_path());
   // Created under a temporary name and renamed over the old one: readers see the old or the new link.
-  const fs::path tmp = pointer.string() + ".tmp" + std::to_string(::getpid());
-  std::error_code ec;
-  fs::remove(tmp, ec);
+  const fs::path tmp = temp_sibling(pointer);
   fs::create_symlink(target, tmp);
-  fs::rename(tmp, pointer);
+  std::error_code ec;
+  fs::rename(tmp, pointer, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    fail("cannot link {}: {}", pointer.string(), ec.message());
+  }
 }
 
 FileLock::FileLock(const fs::path& path) {

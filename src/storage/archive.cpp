@@ -3,7 +3,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/sha256.h"
 #include "hub/cache.h"
@@ -111,7 +111,7 @@ std::string unpack_model_archive(const std::string& archive_path, const std::str
   };
   if (fs::is_directory(dest)) return model_folder();
 
-  const fs::path tmp = dest.string() + ".tmp" + std::to_string(::getpid());
+  const fs::path tmp = temp_sibling(dest);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   const std::uint64_t limit = max_archive_bytes();

@@ -14,6 +14,7 @@
 #include <random>
 
 #include "checkpoint/safetensors.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "core/mapped_file.h"
@@ -47,16 +48,7 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
 
 namespace {
 
-void write_json(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) fail("cannot write {}", tmp);
-    out << j.dump(2) << "\n";
-    if (!out) fail("cannot write {}", tmp);
-  }
-  fs::rename(tmp, path);
-}
+void write_json(const std::string& path, const nlohmann::json& j) { write_file_atomically(path, j.dump(2) + "\n"); }
 
 // trainer_state.json keeps every log record of a run: a large file of our own.
 nlohmann::json read_json(const std::string& path) { return read_json_file(path, {kJsonLargeFileBytes}); }
