@@ -1,5 +1,7 @@
-// `tuneserve eval`: accuracy, precision, recall, F1 (binary and macro), loss and the confusion
-// matrix of a model on a labelled file or prepared dataset, as a table or one JSON object.
+// `tuneserve eval`: the metrics of a model's problem type on a labelled file or prepared dataset
+// (classification: accuracy, precision, recall, F1, confusion matrix; multi-label: micro/macro F1,
+// subset accuracy; regression: MSE, MAE, Pearson, Spearman), as a table or one JSON object.
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -44,6 +46,9 @@ int run(EvalArgs a) {
   spec.label = a.label;
   spec.label_map = a.label_map;
   spec.columns = a.columns;
+  // Raw files hold what the model learnt (transformers: one output without a problem_type is regression).
+  spec.problem_type = model.config().problem_type;
+  if (spec.problem_type.empty() && model.config().num_labels == 1) spec.problem_type = data::kRegression;
   spec.tokenizer = a.tokenizer.empty() ? a.model : a.tokenizer;
   const long model_limit = train::model_max_tokens(model.config());
   spec.max_length = a.max_length > 0 ? std::min(a.max_length, model_limit) : model_limit;
@@ -55,9 +60,13 @@ int run(EvalArgs a) {
   train::training_tokenizer({dataset, std::nullopt}, spec.tokenizer);  // prepared rows: the same tokenizer
   if (dataset.num_labels() > names.size())
     fail("{}: the data has {} labels but the model {} has {}", a.data, dataset.num_labels(), a.model, names.size());
+  const auto start = std::chrono::steady_clock::now();
   const train::EvalMetrics m = train::evaluate(model, dataset, a.batch_size);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (a.json) {
-    std::printf("%s\n", train::metrics_to_json(m, "eval_", names).dump().c_str());  // eval_results.json's keys
+    nlohmann::json out = train::metrics_to_json(m, "eval_", names);  // eval_results.json's keys
+    train::add_eval_speed(out, m, a.batch_size, seconds);
+    std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("%s on %s\n\n%s", a.model.c_str(), a.data.c_str(), train::metrics_table(m, names).c_str());
   }
@@ -65,7 +74,7 @@ int run(EvalArgs a) {
 }
 
 const Registration registration{Command{
-    "eval", "Evaluate a classifier on labelled data: accuracy, precision, recall, F1, loss, confusion matrix",
+    "eval", "Evaluate a model on labelled data: accuracy/F1 (classes), micro/macro F1 (multi-label), Pearson/Spearman/MSE (regression)",
     [](CLI::App& app) -> std::function<int()> {
       auto a = std::make_shared<EvalArgs>();
       app.add_option("--model", a->model, "Model directory, Hub id, s3:// URI or model.tar.gz")->required();
@@ -73,7 +82,7 @@ const Registration registration{Command{
       app.add_option("--tokenizer", a->tokenizer, "Tokenizer directory or Hub id (default: the model's)");
       app.add_option("--revision", a->revision, "Hub branch, tag or commit of --model/--tokenizer")->capture_default_str();
       app.add_option("--text", a->text, "Text column, or two comma-separated for pairs")->capture_default_str();
-      app.add_option("--label", a->label, "Label column")->capture_default_str();
+      app.add_option("--label", a->label, "Label column; a,b,c: one per regression target or multi-hot label")->capture_default_str();
       app.add_option("--label-map,--label_map", a->label_map, "Raw label to id, e.g. 1:0,2:1");
       app.add_option("--columns", a->columns, "Column names of a header-less CSV/TSV, e.g. class,title,content");
       app.add_option("--max-length,--max_length", a->max_length, "Truncate to this many tokens (default and at most: the model's positions)")

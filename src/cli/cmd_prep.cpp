@@ -17,7 +17,7 @@ namespace {
 
 struct PrepArgs {
   std::vector<std::string> inputs, test_inputs, text, columns;
-  std::string format = "auto", label_type = "class", label, label_map, tokenizer, revision = "main", output,
+  std::string format = "auto", problem_type = data::kSingleLabel, label, label_map, tokenizer, revision = "main", output,
       padding = "longest";
   std::vector<std::string> label_names;
   std::int64_t max_length = 0, select = -1, test_select = -1;
@@ -34,7 +34,7 @@ void print_summary(const data::TokenizedDataset& d, const std::string& dir) {
   std::printf("%s: %lld rows, %lld tokens -> %s\n", m.split.c_str(), static_cast<long long>(m.rows),
               static_cast<long long>(m.tokens), dir.c_str());
   if (m.has_labels && m.regression()) {
-    std::printf("  labels: float regression targets\n");
+    std::printf("  labels: %lld float regression target(s) per row\n", static_cast<long long>(m.num_targets));
   } else if (m.has_labels) {
     std::string labels;
     for (std::size_t i = 0; i < m.id2label.size(); ++i)
@@ -64,8 +64,7 @@ int run(PrepArgs& a) {
   o.read.label_column = a.label;
   if (!a.label_map.empty()) o.read.labels.map = data::parse_label_map(a.label_map);
   o.read.labels.names = a.label_names;
-  if (a.label_type != "class" && a.label_type != "float") fail("--label-type {}: expected class or float", a.label_type);
-  o.read.regression = a.label_type == "float";
+  o.read.problem_type = a.problem_type;
   o.read.skip_bad_rows = a.skip_bad_rows;
   o.read.progress = !a.quiet;
   o.shuffle = a.shuffle;
@@ -108,13 +107,16 @@ const Registration registration{Command{
       app.add_option("--text", a->text, "Text column, or two for a text pair (title,content): names or 0-based indices")
           ->required()
           ->delimiter(',');
-      app.add_option("--label", a->label, "Label column (omit for unlabelled data)");
+      app.add_option("--label", a->label, "Label column (omit for unlabelled data); a,b,c: one column per target "
+                     "(regression) or per label (multi-label, 0/1)");
       app.add_option("--columns", a->columns, "Column names of a header-less CSV/TSV, e.g. class,title,content")
           ->delimiter(',');
       app.add_flag("--header", a->header, "The first line is a header (default when columns are chosen by name)");
       app.add_flag("--no-header", a->no_header, "The file has no header line");
       app.add_option("--quoting", a->quoting, "yes|no: honour \"quotes\" (default: yes for CSV, no for TSV)");
-      app.add_option("--label-type", a->label_type, "class (ids, single-label classification) or float (regression targets)")
+      app.add_option("--problem-type,--problem_type", a->problem_type,
+                     "single_label_classification (a class per row), multi_label_classification (a list of labels, "
+                     "or one 0/1 column per label) or regression (float targets: one column each)")
           ->capture_default_str();
       app.add_option("--label-map", a->label_map, "Raw label value to id, e.g. 1:0,2:1");
       app.add_option("--label-names", a->label_names, "id2label names in id order, e.g. negative,positive")

@@ -26,7 +26,9 @@
 #include "cli/command.h"
 #include "kernels/device_select.h"
 #include "kernels/ops.h"
+#include "core/cpus.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "serve/config.h"
 #include "storage/resolve.h"
 #include "serve/pipeline_backend.h"
@@ -73,11 +75,17 @@ int run_serve(ServeOptions options) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before the first large block: memory that unloaded models and retired workers free must go
+  // back to the system, or RSS only grows (core/memory.h).
+  tune_allocator_for_server();
 
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // As SageMaker's inference toolkit: one worker per CPU the container may use (its cgroup quota and
+  // affinity, not the host's cores), started once the model shows what a worker's memory costs.
+  const int cpus = available_cpus();
+  const int wanted_workers = options.workers_given ? options.batch.workers : cpus;
+  if (!options.workers_given) options.batch.workers = 1;
   Pipeline::Options pipeline_options;
-  pipeline_options.threads =
-      options.threads > 0 ? options.threads : std::max(1, cores / std::max(1, options.batch.workers));
+  pipeline_options.threads = options.threads > 0 ? options.threads : std::max(1, cpus / wanted_workers);
   pipeline_options.device = device;
   pipeline_options.dtype = dtype;
   pipeline_options.check_weights = options.weight_check;
@@ -110,10 +118,21 @@ int run_serve(ServeOptions options) {
   try {
     auto model = models.load(options.model_name, options.model, options.server.loader);
     if (options.server.handler) options.server.handler->model_fn(options.model);
-    spdlog::info("serve: model {} ({}, {} labels) loaded on {} in {} in {:.2f} s; {} workers x {} threads",
+    if (!options.workers_given && wanted_workers > 1) {
+      int workers = wanted_workers;
+      const std::size_t each = model->backend->forward_bytes(options.batch.max_batch_tokens);
+      if (const auto free = available_memory(); free && each > 0)
+        workers = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(wanted_workers), 1 + *free / each));
+      if (workers < wanted_workers)
+        spdlog::warn("serve: {} CPUs, but memory holds the activations of {} workers at max_batch_tokens {}; "
+                     "starting {}", cpus, workers, options.batch.max_batch_tokens, workers);
+      model->batcher->set_workers(workers);
+    }
+    spdlog::info("serve: model {} ({}, {} labels) loaded on {} in {} in {:.2f} s; {} workers x {} threads ({} CPUs{})",
                  model->name, model->backend->info().model_type,
                  model->backend->info().labels.num_labels(), device.str(), options.dtype, model->load_seconds,
-                 options.batch.workers, pipeline_options.threads);
+                 model->batcher->workers(), pipeline_options.threads, cpus,
+                 options.workers_given ? "" : "; --workers or SAGEMAKER_MODEL_SERVER_WORKERS to choose");
   } catch (...) {
     server.stop();
     throw;

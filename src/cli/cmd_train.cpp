@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "cli/command.h"
 #include "cli/train_console.h"
 #include "kernels/device_select.h"
@@ -21,6 +23,7 @@
 #include "train/job_env.h"
 #include "train/mpi_launch.h"
 #include "train/trainer.h"
+#include "train/trainer_log.h"
 
 namespace tuneserve::cli {
 namespace {
@@ -56,6 +59,7 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
     return interrupted_exit_code();
   }
   const auto& tr = outcome.train_results;
+  print_trainer_line(train::trainer_log_line(tr));  // Trainer's closing {'train_runtime': ...} line
   std::printf("trained %ld steps (%.2f epochs) in %s: train loss %.4f, %.1f samples/s\n", outcome.global_step,
               outcome.epoch, format_duration(tr["train_runtime"].get<double>()).c_str(), tr["train_loss"].get<double>(),
               tr["train_samples_per_second"].get<double>());
@@ -64,9 +68,7 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
                 100.0 * tr["communication_wait_seconds"].get<double>() / tr["train_runtime"].get<double>());
   if (outcome.eval_results) {
     const auto& e = *outcome.eval_results;
-    std::printf("eval: loss %.4f accuracy %.4f precision %.4f recall %.4f f1 %.4f (%ld rows)\n", e["eval_loss"].get<double>(),
-                e["eval_accuracy"].get<double>(), e["eval_precision"].get<double>(), e["eval_recall"].get<double>(),
-                e["eval_f1"].get<double>(), e["eval_samples"].get<long>());
+    std::printf("eval: %s (%ld rows)\n", train::eval_summary(e).c_str(), e["eval_samples"].get<long>());
   }
   std::printf("model: %s\n", model_dir.c_str());
   // A SageMaker job's /opt/ml/model is packed by the platform itself; elsewhere the job ends with
@@ -109,7 +111,7 @@ int run(const TrainCommand& cmd) {
     // Before any data or model is read: a bad or unusable device fails the job at once.
     const DeviceChoice device =
         select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0, group.local_rank()});
-    if (!device.note.empty() && group.rank() == 0) std::fprintf(stderr, "%s\n", device.note.c_str());
+    if (!device.note.empty() && group.rank() == 0) spdlog::warn("{}", device.note);
     args.device = device.device.str();
     if (args.bf16) ops::require(backend_for(device.device), DType::BF16, "hyperparameter bf16");
     if (cmd.dry_run) {
@@ -165,8 +167,16 @@ const Registration registration{Command{
       app.add_option("--sagemaker-root,--sagemaker_root", cmd->sagemaker_root,
                      "SageMaker root instead of /opt/ml (also TUNESERVE_SM_ROOT)");
       app.add_flag("--dry-run,--dry_run", cmd->dry_run, "print the resolved hyperparameters as JSON and exit");
-      app.footer("Every hyperparameter is also accepted with underscores (--train_batch_size) and under\n"
-                 "transformers' names (--per_device_train_batch_size, --num_train_epochs, ...).");
+      app.footer(
+          "Every hyperparameter is also accepted with underscores (--train_batch_size) and under\n"
+          "transformers' names (--per_device_train_batch_size, --num_train_epochs, ...), with TrainingArguments'\n"
+          "defaults, except on purpose:\n"
+          "  eval_strategy   epoch when --test is given (Trainer: no), so a job with a test set reports eval metrics\n"
+          "  logging         the last step is always logged (Trainer: every logging_steps only), so short runs log\n"
+          "  output_dir      out (Trainer: trainer_output); a SageMaker job's model goes to SM_MODEL_DIR\n"
+          "  fp16            refused: bf16 (--bf16) is the mixed precision; optim: AdamW only\n"
+          "  report_to       no integrations: metrics.jsonl (also in --logging_dir), `tuneserve report` draws them\n"
+          "Log lines are Trainer's: {'loss': 0.6931, 'grad_norm': 1.1, 'learning_rate': 4.5e-05, 'epoch': 0.2}.");
       return [cmd] { return run(*cmd); };
     }}};
 

@@ -1,5 +1,6 @@
 // tuneserve: prep | train | eval | predict | serve | verify | tokenize | report | ...
-// Every subcommand lives in its own cli/cmd_*.cpp; errors print as one line and exit non-zero.
+// Every subcommand lives in its own cli/cmd_*.cpp; errors print as one line and exit non-zero
+// (as the user's answer, not as a log record: they stay plain whatever --log-format says).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include "cli/command.h"
 #include "core/build_info.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul.h"
 
@@ -29,6 +31,14 @@ int main(int argc, char** argv) {
                        info.build_type, info.target, tuneserve::kernel_isa_description(), tuneserve::onednn_isa());
   });
   app.require_subcommand(1);
+  // Given before or after the subcommand (`tuneserve serve --log-level debug`).
+  app.fallthrough();
+  std::string log_level, log_format;
+  app.add_option("--log-level,--log_level", log_level,
+                 "Diagnostics on stderr: trace | debug | info | warn | error | critical | off (default info; "
+                 "TUNESERVE_LOG_LEVEL)");
+  app.add_option("--log-format,--log_format", log_format,
+                 "text, or json: one JSON object per line (default text; TUNESERVE_LOG_FORMAT)");
 
   auto& commands = registry();
   std::sort(commands.begin(), commands.end(),
@@ -45,6 +55,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    tuneserve::logging::configure(log_level, log_format);
     for (auto& [sub, run] : runners) {
       if (sub->parsed()) return run();
     }

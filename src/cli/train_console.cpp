@@ -9,6 +9,11 @@
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/log.h"
+#include "train/trainer_log.h"
+
 
 namespace tuneserve::cli {
 namespace {
@@ -43,19 +48,6 @@ std::string format_duration(double seconds) {
 
 namespace {
 
-// One line per log record: training progress or an evaluation.
-std::string describe(const nlohmann::json& r) {
-  if (r.contains("eval_loss")) {
-    return fmt::format("eval  step {} epoch {:.2f}: loss {:.4f} accuracy {:.4f} precision {:.4f} recall {:.4f} f1 {:.4f}",
-                       r["step"].get<long>(), r["epoch"].get<double>(), r["eval_loss"].get<double>(),
-                       r["eval_accuracy"].get<double>(), r["eval_precision"].get<double>(),
-                       r["eval_recall"].get<double>(), r["eval_f1"].get<double>());
-  }
-  return fmt::format("train step {} epoch {:.2f}: loss {:.4f} lr {:.3e} grad_norm {:.4f} samples/s {:.1f}",
-                     r["step"].get<long>(), r["epoch"].get<double>(), r["loss"].get<double>(), r["lr"].get<double>(),
-                     r["grad_norm"].get<double>(), r["samples_per_second"].get<double>());
-}
-
 // A bar redrawn in place on a terminal: steps, it/s, running loss, ETA.
 class Progress {
  public:
@@ -81,7 +73,7 @@ class Progress {
   }
   void line(const std::string& text) {
     if (drawn_) std::fprintf(stderr, "\r\033[K");
-    std::fprintf(stderr, "%s\n", text.c_str());
+    print_trainer_line(text);
     drawn_ = false;
   }
   void finish() {
@@ -101,7 +93,7 @@ class Progress {
 
 train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& device, bool report) {
   return train::load_run_inputs(args, device, [report](const std::string& line) {
-    if (report) std::fprintf(stderr, "%s\n", line.c_str());
+    if (report) spdlog::info("{}", line);
   });
 }
 
@@ -112,7 +104,7 @@ train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& arg
   train::TrainHooks hooks;
   hooks.stop = &g_stop;
   hooks.group = group;
-  hooks.on_log = [&](const nlohmann::json& r) { progress.line(describe(r)); };
+  hooks.on_log = [&](const nlohmann::json& r) { progress.line(train::trainer_log_line(r)); };
   hooks.on_step = [&](long step, long total, double loss) { progress.step(step, total, loss); };
   g_stop = false;
   g_signal = 0;
@@ -128,6 +120,14 @@ train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& arg
   handle_stop_signals(SIG_DFL);
   progress.finish();
   return outcome;
+}
+
+void print_trainer_line(const std::string& line) {
+  if (logging::format() == logging::Format::json) {
+    spdlog::info("{}", line);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
 }
 
 int interrupted_exit_code() { return g_signal == SIGTERM ? 0 : 130; }

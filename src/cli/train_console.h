@@ -1,5 +1,6 @@
 // Console side of a training run shared by `tuneserve train` and `tuneserve quickstart`: a
-// progress bar on a terminal (steps, it/s, loss, ETA), one plain line per log record otherwise,
+// progress bar on a terminal (steps, it/s, loss, ETA), each log record as the dict line transformers'
+// Trainer prints (train/trainer_log.h),
 // and Ctrl-C (SIGINT) or SIGTERM (SageMaker stopping a job, a spot interruption, Kubernetes)
 // turned into "checkpoint after this step, then stop".
 #pragma once
@@ -28,6 +29,10 @@ std::string format_duration(double seconds);
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,
                                        const data::TokenizedDataset* test, const train::TrainPaths& paths,
                                        const train::ProcessGroup* group = nullptr);
+
+// One line in transformers Trainer's form (train/trainer_log.h) on stderr, or as the message of a
+// log record with --log-format json; either way the SageMaker examples' metric regexes match it.
+void print_trainer_line(const std::string& line);
 
 // The exit status of a run that a signal stopped (its checkpoint saved): 130 after Ctrl-C, as a
 // shell reports it; 0 after SIGTERM, the orchestrator's request to stop, which was honoured.

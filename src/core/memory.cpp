@@ -1,6 +1,10 @@
 // Available memory from /proc/meminfo and the cgroup's limit (see memory.h).
 #include "core/memory.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -64,6 +68,19 @@ std::optional<std::size_t> available_memory() {
                                   "total_inactive_file")})
     if (cgroup) room = room ? std::min(*room, *cgroup) : *cgroup;
   return room;
+}
+
+void tune_allocator_for_server() {
+#if defined(__GLIBC__)
+  // A fixed threshold also stops glibc's sliding trim threshold (twice the mmap threshold).
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(kServerMmapThreshold));
+#endif
+}
+
+void release_free_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 std::string format_bytes(std::size_t bytes) {

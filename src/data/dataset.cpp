@@ -61,6 +61,10 @@ LengthStats length_stats(std::span<const std::int64_t> lengths, std::int64_t max
   return s;
 }
 
+bool is_problem_type(const std::string& name) {
+  return name == kSingleLabel || name == kMultiLabel || name == kRegression;
+}
+
 json Manifest::to_json() const {
   json j;
   j["format"] = "tuneserve-tokenized-dataset";
@@ -70,6 +74,7 @@ json Manifest::to_json() const {
   j["tokens"] = tokens;
   j["has_labels"] = has_labels;
   j["problem_type"] = problem_type;
+  if (float_targets()) j["num_targets"] = num_targets;
   j["id2label"] = id2label;
   j["label_counts"] = label_counts;
   j["text_columns"] = text_columns;
@@ -110,7 +115,8 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
     m.rows = j.at("rows").get<std::int64_t>();
     m.tokens = j.at("tokens").get<std::int64_t>();
     m.has_labels = j.at("has_labels").get<bool>();
-    m.problem_type = j.value("problem_type", "single_label_classification");
+    m.problem_type = j.value("problem_type", kSingleLabel);
+    m.num_targets = j.value("num_targets", std::int64_t{1});
     m.id2label = j.at("id2label").get<std::vector<std::string>>();
     m.label_counts = j.at("label_counts").get<std::vector<std::int64_t>>();
     m.text_columns = j.at("text_columns").get<std::vector<std::string>>();
@@ -150,21 +156,26 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
   }
   if (m.rows < 0 || m.tokens < 0) fail("{}: negative row or token count", where);
   if (m.special_suffix < 0 || m.special_suffix > 8) fail("{}: tokenizer.special_suffix {} out of range", where, m.special_suffix);
-  if (m.problem_type != "single_label_classification" && m.problem_type != "regression")
-    fail("{}: problem_type '{}' is not single_label_classification or regression", where, m.problem_type);
+  if (!is_problem_type(m.problem_type))
+    fail("{}: problem_type '{}' is not {}, {} or {}", where, m.problem_type, kSingleLabel, kMultiLabel, kRegression);
   if (m.has_labels && !m.regression() && m.id2label.empty()) fail("{}: has_labels but id2label is empty", where);
+  if (m.num_targets < 1 || m.num_targets > 100000) fail("{}: num_targets {} out of range [1, 100000]", where, m.num_targets);
+  if (m.multi_label() && static_cast<std::size_t>(m.num_targets) != m.id2label.size())
+    fail("{}: num_targets {} but {} label names", where, m.num_targets, m.id2label.size());
+  if (!m.label_counts.empty() && m.label_counts.size() != m.id2label.size())
+    fail("{}: {} label counts for {} labels", where, m.label_counts.size(), m.id2label.size());
   return m;
 }
 
 void TokenizedRows::add(std::span<const std::int32_t> ids, std::span<const std::int32_t> type_ids,
-                        std::optional<std::int32_t> label, std::optional<float> value) {
+                        std::optional<std::int32_t> label, std::span<const float> targets) {
   if (ids.size() != type_ids.size())
     fail("row {}: {} token ids but {} type ids", size(), ids.size(), type_ids.size());
   input_ids.insert(input_ids.end(), ids.begin(), ids.end());
   token_type_ids.insert(token_type_ids.end(), type_ids.begin(), type_ids.end());
   offsets.push_back(static_cast<std::int64_t>(input_ids.size()));
   if (label) labels.push_back(*label);
-  if (value) values.push_back(*value);
+  values.insert(values.end(), targets.begin(), targets.end());
 }
 
 // Either the four mappings of an opened directory or the vectors of an in-memory dataset.
@@ -216,13 +227,16 @@ TokenizedDataset TokenizedDataset::open(const std::string& dir) {
   check_size(storage->types, tokens, sizeof(std::int32_t), "type ids");
   if (d.manifest_.has_labels) {
     storage->labels = MappedFile((root / "labels.bin").string());
-    check_size(storage->labels, n, 4, d.manifest_.regression() ? "float32 targets" : "int32 labels");
+    if (d.manifest_.float_targets())
+      check_size(storage->labels, n * static_cast<std::size_t>(d.manifest_.num_targets), 4, "float32 targets");
+    else
+      check_size(storage->labels, n, 4, "int32 labels");
   }
   d.rows_ = n;
   d.offsets_ = typed<std::int64_t>(storage->offsets);
   d.input_ids_ = typed<std::int32_t>(storage->ids);
   d.token_type_ids_ = typed<std::int32_t>(storage->types);
-  if (d.manifest_.has_labels && d.manifest_.regression()) d.values_ = typed<float>(storage->labels);
+  if (d.manifest_.has_labels && d.manifest_.float_targets()) d.values_ = typed<float>(storage->labels);
   else if (d.manifest_.has_labels) d.labels_ = typed<std::int32_t>(storage->labels);
   // A truncated or corrupted offsets file must not turn into reads past the token arrays.
   if (d.offsets_[0] != 0 || d.offsets_[n] != d.manifest_.tokens)
@@ -230,8 +244,12 @@ TokenizedDataset TokenizedDataset::open(const std::string& dir) {
   for (std::size_t r = 0; r < n; ++r)
     if (d.offsets_[r + 1] < d.offsets_[r])
       fail("{}: row {} ends before it starts", storage->offsets.path(), r);
-  for (std::size_t r = 0; r < d.values_.size(); ++r)
-    if (!std::isfinite(d.values_[r])) fail("{}: row {} has target {}", storage->labels.path(), r, d.values_[r]);
+  const auto K = static_cast<std::size_t>(d.manifest_.num_targets);
+  for (std::size_t i = 0; i < d.values_.size(); ++i) {
+    if (!std::isfinite(d.values_[i])) fail("{}: row {} has target {}", storage->labels.path(), i / K, d.values_[i]);
+    if (d.manifest_.multi_label() && d.values_[i] != 0.0f && d.values_[i] != 1.0f)
+      fail("{}: row {} has multi-hot value {} (expected 0 or 1)", storage->labels.path(), i / K, d.values_[i]);
+  }
   const auto num_labels = static_cast<std::int32_t>(d.manifest_.id2label.size());
   for (std::size_t r = 0; r < d.labels_.size(); ++r)
     if (d.labels_[r] < 0 || d.labels_[r] >= num_labels)
@@ -241,8 +259,10 @@ TokenizedDataset TokenizedDataset::open(const std::string& dir) {
 }
 
 TokenizedDataset TokenizedDataset::from_rows(TokenizedRows rows, Manifest manifest) {
-  const std::size_t have = manifest.regression() ? rows.values.size() : rows.labels.size();
-  if (manifest.has_labels && have != rows.size()) fail("dataset: {} rows but {} labels", rows.size(), have);
+  const std::size_t K = static_cast<std::size_t>(manifest.num_targets);
+  const std::size_t have = manifest.float_targets() ? rows.values.size() : rows.labels.size();
+  const std::size_t want = manifest.float_targets() ? rows.size() * K : rows.size();
+  if (manifest.has_labels && have != want) fail("dataset: {} rows but {} labels ({} expected)", rows.size(), have, want);
   TokenizedDataset d;
   auto storage = std::make_shared<Storage>();
   storage->owned = std::move(rows);
@@ -251,7 +271,7 @@ TokenizedDataset TokenizedDataset::from_rows(TokenizedRows rows, Manifest manife
   d.offsets_ = o.offsets;
   d.input_ids_ = o.input_ids;
   d.token_type_ids_ = o.token_type_ids;
-  if (manifest.has_labels && manifest.regression()) d.values_ = o.values;
+  if (manifest.has_labels && manifest.float_targets()) d.values_ = o.values;
   else if (manifest.has_labels) d.labels_ = o.labels;
   manifest.rows = static_cast<std::int64_t>(d.rows_);
   manifest.tokens = static_cast<std::int64_t>(o.input_ids.size());
@@ -270,7 +290,7 @@ void TokenizedDataset::write(const std::string& dir) const {
   write_array(root / "input_ids.bin", input_ids_);
   write_array(root / "token_type_ids.bin", token_type_ids_);
   write_array(root / "offsets.bin", offsets_);
-  if (manifest_.has_labels && regression()) write_array(root / "labels.bin", values_);
+  if (manifest_.has_labels && manifest_.float_targets()) write_array(root / "labels.bin", values_);
   else if (manifest_.has_labels) write_array(root / "labels.bin", labels_);
   Manifest m = manifest_;
   m.rows = static_cast<std::int64_t>(rows_);
@@ -314,14 +334,15 @@ std::int64_t TokenizedDataset::length(std::size_t row) const {
 std::int32_t TokenizedDataset::label(std::size_t row) const {
   check_row(static_cast<std::int64_t>(row));
   if (!has_labels()) fail("dataset has no labels (no label column was given)");
-  if (regression()) fail("dataset row {}: a regression dataset has float targets (value()), not class ids", row);
+  if (manifest_.float_targets()) fail("dataset row {}: a {} dataset has float targets (targets()), not class ids", row, manifest_.problem_type);
   return labels_[row];
 }
 
-float TokenizedDataset::value(std::size_t row) const {
+std::span<const float> TokenizedDataset::targets(std::size_t row) const {
   check_row(static_cast<std::int64_t>(row));
-  if (!has_labels() || !regression()) fail("dataset row {}: not a regression dataset (no float targets)", row);
-  return values_[row];
+  if (!has_labels() || !manifest_.float_targets()) fail("dataset row {}: a dataset of class ids has no float targets", row);
+  const auto K = static_cast<std::size_t>(manifest_.num_targets);
+  return values_.subspan(row * K, K);
 }
 
 TokenizedDataset TokenizedDataset::truncated(std::int64_t max_length, const std::string& why) const {
@@ -360,7 +381,10 @@ LabeledBatch TokenizedDataset::batch(std::span<const std::int64_t> rows, std::op
     }
     b.rows.push_back(r);
     if (!labels_.empty()) b.labels.push_back(labels_[row]);
-    if (!values_.empty()) b.values.push_back(values_[row]);
+    if (!values_.empty()) {
+      const auto t = targets(row);
+      b.values.insert(b.values.end(), t.begin(), t.end());
+    }
   }
   if (padding.value_or(manifest_.padding) == Padding::MaxLength && manifest_.max_length > 0)
     b.tokens.padded_length = std::max(b.tokens.padded_length, static_cast<int>(manifest_.max_length));

@@ -8,7 +8,8 @@
 //   token_type_ids.bin  int32 [total tokens]   segment ids, same layout as input_ids.bin
 //   offsets.bin         int64 [N + 1]          row r is [offsets[r], offsets[r+1]); offsets[0] = 0
 //   labels.bin          int32 [N]              class id per row (absent when the data has no labels),
-//                       or float32 [N] target values when the manifest's problem_type is "regression"
+//                       or float32 [N, K] targets when the manifest's problem_type is "regression"
+//                       (K values per row) or "multi_label_classification" (K 0/1 per row: multi-hot)
 //   manifest.json       row/token counts, label names and counts, tokenizer identity, max_length,
 //                       padding policy, length statistics, source files, skipped rows (Manifest)
 // Rows are stored unpadded and batches stay unpadded (core/packed_batch.h); the padding policy sets
@@ -29,6 +30,12 @@
 #include "core/packed_batch.h"
 
 namespace tuneserve::data {
+
+// transformers' config.problem_type names: what the labels are and which loss trains them.
+inline constexpr const char* kSingleLabel = "single_label_classification";  // class ids; cross-entropy
+inline constexpr const char* kMultiLabel = "multi_label_classification";    // multi-hot; BCE-with-logits
+inline constexpr const char* kRegression = "regression";                    // float targets; MSE
+bool is_problem_type(const std::string& name);
 
 enum class Padding { Longest, MaxLength };
 Padding parse_padding(const std::string& name);  // "longest" | "max_length"; Error otherwise
@@ -58,13 +65,20 @@ struct Manifest {
   std::int64_t rows = 0;
   std::int64_t tokens = 0;
   std::string split;                       // "train", "test" or "all"
-  std::vector<std::string> id2label;       // index = label id; empty when unlabelled
-  std::vector<std::int64_t> label_counts;  // per id, rows of this split
+  // Index = label id; empty when unlabelled. Regression: the K target columns' names when K > 1,
+  // else empty.
+  std::vector<std::string> id2label;
+  std::vector<std::int64_t> label_counts;  // per id, rows of this split (multi-label: rows holding it)
   bool has_labels = true;
-  // "single_label_classification" (class ids) or "regression" (one float target per row, no
-  // id2label), as transformers' config.problem_type names them.
-  std::string problem_type = "single_label_classification";
-  bool regression() const { return problem_type == "regression"; }
+  std::string problem_type = kSingleLabel; // kSingleLabel | kMultiLabel | kRegression
+  std::int64_t num_targets = 1;            // K float targets per row (regression, multi-label)
+  bool regression() const { return problem_type == kRegression; }
+  bool multi_label() const { return problem_type == kMultiLabel; }
+  bool float_targets() const { return regression() || multi_label(); }
+  // The model's num_labels for this data: K for float targets, else the number of classes.
+  std::size_t num_labels() const {
+    return float_targets() ? static_cast<std::size_t>(num_targets) : id2label.size();
+  }
   std::vector<std::string> text_columns;   // one, or two for pairs
   std::string label_column;
   // Tokenizer identity: where it was and a hash of the vocabulary file, so a trainer can refuse
@@ -101,18 +115,18 @@ struct TokenizedRows {
   std::vector<std::int32_t> input_ids;       // [total tokens]
   std::vector<std::int32_t> token_type_ids;  // [total tokens]
   std::vector<std::int64_t> offsets{0};      // [N + 1]
-  std::vector<std::int32_t> labels;          // [N] class ids (empty when unlabelled or regression)
-  std::vector<float> values;                 // [N] regression targets (empty otherwise)
+  std::vector<std::int32_t> labels;          // [N] class ids (empty when unlabelled or float targets)
+  std::vector<float> values;                 // [N, K] float targets (empty otherwise)
   void add(std::span<const std::int32_t> ids, std::span<const std::int32_t> type_ids,
-           std::optional<std::int32_t> label, std::optional<float> value = std::nullopt);
+           std::optional<std::int32_t> label, std::span<const float> targets = {});
   std::size_t size() const { return offsets.size() - 1; }
 };
 
 // A batch of dataset rows: their tokens packed, and their targets.
 struct LabeledBatch {
   PackedBatch tokens;                // B sequences, padded_length from the padding policy
-  std::vector<std::int32_t> labels;  // (B) class ids; empty when unlabelled or regression
-  std::vector<float> values;         // (B) regression targets; empty otherwise
+  std::vector<std::int32_t> labels;  // (B) class ids; empty when unlabelled or float targets
+  std::vector<float> values;         // (B, K) float targets (regression, multi-hot); empty otherwise
   std::vector<std::int64_t> rows;    // (B) dataset row of each sequence
   std::int64_t size() const { return static_cast<std::int64_t>(rows.size()); }
 };
@@ -135,11 +149,11 @@ class TokenizedDataset {
   std::int64_t length(std::size_t row) const;
   bool has_labels() const { return manifest_.has_labels; }
   std::int32_t label(std::size_t row) const;
-  std::span<const std::int32_t> labels() const { return labels_; }  // empty for regression
+  std::span<const std::int32_t> labels() const { return labels_; }  // empty for float targets
   bool regression() const { return manifest_.regression(); }
-  float value(std::size_t row) const;                              // regression target
-  std::span<const float> values() const { return values_; }
-  std::size_t num_labels() const { return manifest_.id2label.size(); }
+  std::span<const float> targets(std::size_t row) const;           // (K) float targets of a row
+  std::span<const float> values() const { return values_; }         // (N, K)
+  std::size_t num_labels() const { return manifest_.num_labels(); }
   const Manifest& manifest() const { return manifest_; }
 
   // The given rows, in that order. The padded length follows the manifest (longest in the batch,

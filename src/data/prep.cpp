@@ -1,5 +1,7 @@
 // Data preparation pipeline: read and label examples, order them like `datasets`, tokenize on
 // a few threads into one flat buffer per split. Dimensions: N rows.
+#include <spdlog/spdlog.h>
+
 #include "data/prep.h"
 
 #include <unistd.h>
@@ -12,53 +14,21 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "checkpoint/config.h"
 #include "core/error.h"
+#include "core/json.h"
+#include "core/progress.h"
 #include "core/mapped_file.h"
 #include "data/shuffle.h"
 
 namespace tuneserve::data {
 
 namespace {
-
-// Progress on stderr: redrawn in place on a terminal, a plain line every few seconds otherwise.
-class Progress {
- public:
-  Progress(bool enabled, std::string what) : enabled_(enabled), what_(std::move(what)) {
-    tty_ = enabled_ && ::isatty(STDERR_FILENO);
-  }
-  void update(std::int64_t done, std::int64_t total, const char* unit) {
-    if (!enabled_) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_ < (tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(5000))) return;
-    last_ = now;
-    print(done, total, unit, false);
-  }
-  void finish(std::int64_t done, std::int64_t total, const char* unit) {
-    if (enabled_) print(done, total, unit, true);
-  }
-
- private:
-  void print(std::int64_t done, std::int64_t total, const char* unit, bool last) {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0.0;
-    std::string msg = total > 0 ? fmt::format("prep: {} {}/{} {} ({:.0f}%), {:.0f} {}/s", what_, done, total, unit,
-                                              100.0 * static_cast<double>(done) / static_cast<double>(total), rate, unit)
-                                : fmt::format("prep: {} {} {}, {:.0f} {}/s", what_, done, unit, rate, unit);
-    if (tty_)
-      std::fprintf(stderr, "\r%s\033[K%s", msg.c_str(), last ? "\n" : "");
-    else
-      std::fprintf(stderr, "%s\n", msg.c_str());
-  }
-  bool enabled_, tty_ = false;
-  std::string what_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_ = start_;
-};
 
 std::optional<std::int64_t> parse_int(const std::string& s) {
   std::int64_t v = 0;
@@ -77,17 +47,25 @@ struct Skipper {
     ++out.skipped_rows;
     if (out.skipped.size() < kMaxListedSkips) {
       out.skipped.push_back({file, line, reason});
-      std::fprintf(stderr, "prep: skipping %s: line %lld: %s\n", file.c_str(), static_cast<long long>(line),
-                   reason.c_str());
+      spdlog::warn("prep: skipping {}: line {}: {}", file, line, reason);
     }
   }
 };
 
-// Raw label strings -> ids, following LabelOptions; rows whose label does not fit are bad.
-void assign_labels(const ReadOptions& options, const std::vector<std::string>& raw, RawExamples& ex) {
-  const auto& lo = options.labels;
-  std::vector<std::optional<std::int32_t>> ids(raw.size());
-  std::vector<std::string> why(raw.size());
+// Raw label strings -> ids, following LabelOptions: an id per label, or the reason it does not fit.
+struct LabelIds {
+  std::vector<std::optional<std::int32_t>> ids;
+  std::vector<std::string> why;
+  std::vector<std::string> id2label;
+};
+
+LabelIds number_labels(const LabelOptions& lo, const std::vector<std::string>& raw) {
+  LabelIds out;
+  auto& ids = out.ids;
+  auto& why = out.why;
+  ids.resize(raw.size());
+  why.resize(raw.size());
+  std::vector<std::string>& id2label = out.id2label;
   if (!lo.map.empty()) {
     std::map<std::string, std::int32_t> m(lo.map.begin(), lo.map.end());
     std::int32_t top = -1;
@@ -101,12 +79,12 @@ void assign_labels(const ReadOptions& options, const std::vector<std::string>& r
     }
     // id2label: --label-names when given, else the first word mapped to each id (raw numbers such
     // as the CSV's classes 1/2 are not names), else LABEL_i.
-    ex.id2label.assign(static_cast<std::size_t>(top + 1), "");
+    id2label.assign(static_cast<std::size_t>(top + 1), "");
     for (const auto& [k, v] : lo.map)
-      if (ex.id2label[static_cast<std::size_t>(v)].empty() && !parse_int(k)) ex.id2label[static_cast<std::size_t>(v)] = k;
-    for (std::size_t id = 0; id < ex.id2label.size(); ++id) {
-      if (id < lo.names.size()) ex.id2label[id] = lo.names[id];
-      if (ex.id2label[id].empty()) ex.id2label[id] = default_label_name(id);
+      if (id2label[static_cast<std::size_t>(v)].empty() && !parse_int(k)) id2label[static_cast<std::size_t>(v)] = k;
+    for (std::size_t id = 0; id < id2label.size(); ++id) {
+      if (id < lo.names.size()) id2label[id] = lo.names[id];
+      if (id2label[id].empty()) id2label[id] = default_label_name(id);
     }
   } else {
     bool all_names = !lo.names.empty();
@@ -131,20 +109,20 @@ void assign_labels(const ReadOptions& options, const std::vector<std::string>& r
         }
       }
       if (!lo.names.empty()) {
-        ex.id2label = lo.names;
+        id2label = lo.names;
       } else {
-        for (std::int64_t id = 0; id <= top; ++id) ex.id2label.push_back(default_label_name(static_cast<std::size_t>(id)));
+        for (std::int64_t id = 0; id <= top; ++id) id2label.push_back(default_label_name(static_cast<std::size_t>(id)));
       }
     } else {
       // Strings: the given names in order, else sorted like datasets' class_encode_column.
-      ex.id2label = lo.names;
-      if (ex.id2label.empty()) {
-        ex.id2label = raw;
-        std::sort(ex.id2label.begin(), ex.id2label.end());
-        ex.id2label.erase(std::unique(ex.id2label.begin(), ex.id2label.end()), ex.id2label.end());
+      id2label = lo.names;
+      if (id2label.empty()) {
+        id2label = raw;
+        std::sort(id2label.begin(), id2label.end());
+        id2label.erase(std::unique(id2label.begin(), id2label.end()), id2label.end());
       }
       std::map<std::string, std::int32_t> index;
-      for (std::size_t id = 0; id < ex.id2label.size(); ++id) index.emplace(ex.id2label[id], static_cast<std::int32_t>(id));
+      for (std::size_t id = 0; id < id2label.size(); ++id) index.emplace(id2label[id], static_cast<std::int32_t>(id));
       for (std::size_t i = 0; i < raw.size(); ++i) {
         const auto it = index.find(raw[i]);
         if (it != index.end()) ids[i] = it->second;
@@ -152,11 +130,18 @@ void assign_labels(const ReadOptions& options, const std::vector<std::string>& r
       }
     }
   }
-  // Drop (or stop at) the rows whose label did not fit, keeping the others in order.
+  return out;
+}
+
+// Keeps the rows whose `why` is empty (in order; the K targets of each with them) and reports the
+// others as bad rows (stop, or skip and count).
+void keep_good_rows(const ReadOptions& options, const std::vector<std::string>& why, RawExamples& ex) {
   Skipper skip{options, ex};
+  const auto K = static_cast<std::size_t>(std::max<std::int64_t>(ex.num_targets, 1));
+  const bool targets = !ex.values.empty();
   std::size_t kept = 0;
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    if (!ids[i]) {
+  for (std::size_t i = 0; i < why.size(); ++i) {
+    if (!why[i].empty()) {
       skip.bad(ex.sources[static_cast<std::size_t>(ex.where[i].file)].path, ex.where[i].line, why[i]);
       continue;
     }
@@ -164,13 +149,153 @@ void assign_labels(const ReadOptions& options, const std::vector<std::string>& r
       ex.text[kept] = std::move(ex.text[i]);
       if (!ex.text_pair.empty()) ex.text_pair[kept] = std::move(ex.text_pair[i]);
       ex.where[kept] = ex.where[i];
+      if (!ex.labels.empty()) ex.labels[kept] = ex.labels[i];
+      if (targets) std::copy_n(ex.values.begin() + static_cast<std::ptrdiff_t>(i * K), K, ex.values.begin() + static_cast<std::ptrdiff_t>(kept * K));
     }
-    ex.labels.push_back(*ids[i]);
     ++kept;
   }
   ex.text.resize(kept);
   if (!ex.text_pair.empty()) ex.text_pair.resize(kept);
   ex.where.resize(kept);
+  if (!ex.labels.empty()) ex.labels.resize(kept);
+  if (targets) ex.values.resize(kept * K);
+}
+
+// Single-label: one class id per row.
+void assign_labels(const ReadOptions& options, const std::vector<std::string>& raw, RawExamples& ex) {
+  LabelIds l = number_labels(options.labels, raw);
+  ex.id2label = std::move(l.id2label);
+  ex.labels.resize(raw.size(), 0);
+  for (std::size_t i = 0; i < raw.size(); ++i)
+    if (l.ids[i]) ex.labels[i] = *l.ids[i];
+  keep_good_rows(options, l.why, ex);
+}
+
+// The items of one multi-label cell: a JSON array (["joy", "love"], [3, 27]) or comma-separated
+// ("3,27", GoEmotions' form); "[]" is a row with no label, an empty cell is not.
+std::optional<std::vector<std::string>> label_items(const std::string& cell, std::string& why) {
+  std::vector<std::string> items;
+  if (!cell.empty() && cell.front() == '[') {
+    nlohmann::json j;
+    try {
+      j = parse_json(cell, "label list");
+    } catch (const JsonError& e) {
+      why = e.what();
+      return std::nullopt;
+    }
+    for (const auto& item : j) {
+      if (item.is_string()) items.push_back(item.get<std::string>());
+      else if (item.is_number_integer()) items.push_back(item.dump());
+      else {
+        why = fmt::format("label list '{}' holds a {}; expected label names or integer ids", text_excerpt(cell), item.type_name());
+        return std::nullopt;
+      }
+    }
+    return items;
+  }
+  std::size_t start = 0;
+  while (start <= cell.size()) {
+    const std::size_t comma = std::min(cell.find(',', start), cell.size());
+    std::string item = cell.substr(start, comma - start);
+    const auto first = item.find_first_not_of(' '), last = item.find_last_not_of(' ');
+    if (first == std::string::npos) {
+      why = fmt::format("label list '{}' has an empty item", text_excerpt(cell));
+      return std::nullopt;
+    }
+    items.push_back(item.substr(first, last - first + 1));
+    start = comma + 1;
+  }
+  return items;
+}
+
+// Multi-label from one list column: every row's items numbered together (names, ids, --label-map),
+// each row a multi-hot vector over id2label.
+void assign_label_lists(const ReadOptions& options, const std::vector<std::string>& cells, RawExamples& ex) {
+  std::vector<std::string> why(cells.size()), flat;
+  std::vector<std::size_t> first(cells.size() + 1, 0);
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (auto items = label_items(cells[i], why[i])) flat.insert(flat.end(), items->begin(), items->end());
+    first[i + 1] = flat.size();
+  }
+  LabelIds l = number_labels(options.labels, flat);
+  ex.id2label = std::move(l.id2label);
+  const std::size_t K = ex.id2label.size();
+  ex.num_targets = static_cast<std::int64_t>(K);
+  ex.values.assign(cells.size() * K, 0.0f);
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    for (std::size_t f = first[i]; f < first[i + 1] && why[i].empty(); ++f) {
+      if (l.ids[f]) ex.values[i * K + static_cast<std::size_t>(*l.ids[f])] = 1.0f;
+      else why[i] = l.why[f];
+    }
+  }
+  keep_good_rows(options, why, ex);
+}
+
+std::vector<std::string> split_columns(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', start), list.size());
+    if (comma == start) fail("--label '{}': empty column name", list);
+    out.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+// A float target, or nullopt with the reason.
+std::optional<float> parse_target(const std::string& raw, std::string& why) {
+  char* end = nullptr;
+  const double v = std::strtod(raw.c_str(), &end);
+  if (raw.empty() || end != raw.c_str() + raw.size() || !std::isfinite(v) || std::isspace(static_cast<unsigned char>(raw[0])) ||
+      std::abs(v) > std::numeric_limits<float>::max()) {
+    why = fmt::format("target '{}' is not a finite number", text_excerpt(raw));
+    return std::nullopt;
+  }
+  return static_cast<float>(v);
+}
+
+// The K float targets of one row from its label cells: regression values (one column per target,
+// or one JSON array), or 0/1 multi-hot columns. Empty with `why` set when one does not parse.
+std::vector<float> row_targets(const ReadOptions& options, const std::vector<std::string>& columns,
+                               std::span<const std::string> cells, std::string& why) {
+  std::vector<float> out;
+  const bool multi = options.problem_type == kMultiLabel;
+  if (!multi && cells.size() == 1 && !cells[0].empty() && cells[0].front() == '[') {
+    nlohmann::json j;
+    try {
+      j = parse_json(cells[0], "target list");
+    } catch (const JsonError& e) {
+      why = e.what();
+      return {};
+    }
+    for (const auto& v : j) {
+      if (!v.is_number()) {
+        why = fmt::format("target list '{}' holds a {}; expected numbers", text_excerpt(cells[0]), v.type_name());
+        return {};
+      }
+      out.push_back(v.get<float>());
+    }
+    if (out.empty()) why = "target list is empty";
+    return out;
+  }
+  for (std::size_t c = 0; c < cells.size(); ++c) {
+    const std::string& raw = cells[c];
+    if (multi) {
+      if (raw == "1" || raw == "1.0" || raw == "true") out.push_back(1.0f);
+      else if (raw == "0" || raw == "0.0" || raw == "false") out.push_back(0.0f);
+      else {
+        why = fmt::format("label column '{}' holds '{}'; a multi-hot column takes 0 or 1", columns[c], text_excerpt(raw));
+        return {};
+      }
+    } else if (auto v = parse_target(raw, why)) {
+      out.push_back(*v);
+    } else {
+      why = fmt::format("label column '{}': {}", columns[c], why);
+      return {};
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -199,16 +324,28 @@ RawExamples read_examples(const ReadOptions& options) {
     fail("--text takes one column or two (a text pair), got {}", options.text_columns.size());
   std::vector<std::string> selectors = options.text_columns;
   const bool labelled = !options.label_column.empty();
-  if (labelled) selectors.push_back(options.label_column);
+  const bool classes = options.problem_type == kSingleLabel;
+  if (!is_problem_type(options.problem_type))
+    fail("problem type '{}': expected {}, {} or {}", options.problem_type, kSingleLabel, kMultiLabel, kRegression);
+  // Single-label: one column (its name may hold a comma); float kinds: "a,b,c" names K columns.
+  std::vector<std::string> label_columns;
+  if (labelled && classes) label_columns = {options.label_column};
+  else if (labelled) label_columns = split_columns(options.label_column);
+  // Multi-label from one list column (else from K multi-hot columns).
+  const bool label_lists = options.problem_type == kMultiLabel && label_columns.size() == 1;
+  selectors.insert(selectors.end(), label_columns.begin(), label_columns.end());
   const bool pairs = options.text_columns.size() == 2;
+  const std::size_t first_label = options.text_columns.size();
 
   RawExamples ex;
   std::vector<std::string> raw_labels;
   Skipper skip{options, ex};
-  Progress progress(options.progress, "read");
+  CountProgress progress(options.progress, "prep: read");
   for (std::size_t f = 0; f < options.files.size(); ++f) {
     const auto& path = options.files[f];
-    TableReader reader(path, options.table, selectors);
+    TableOptions table = options.table;
+    table.arrays_from = first_label;
+    TableReader reader(path, table, selectors);
     ex.sources.push_back({path, format_name(reader.format()), 0});
     SelectedRow row;
     std::string reason;
@@ -220,31 +357,42 @@ RawExamples read_examples(const ReadOptions& options) {
         skip.bad(path, row.line, reason);
         continue;
       }
-      if (labelled && row.values.back().empty()) {
-        skip.bad(path, row.line, fmt::format("label column '{}' is empty", options.label_column));
-        continue;
-      }
-      if (labelled && options.regression) {
-        const std::string& raw = row.values.back();
-        char* end = nullptr;
-        const double v = std::strtod(raw.c_str(), &end);
-        if (end != raw.c_str() + raw.size() || !std::isfinite(v) || std::isspace(static_cast<unsigned char>(raw[0]))) {
-          skip.bad(path, row.line, fmt::format("regression target '{}' is not a finite number", raw));
+      if (labelled) {
+        std::string why;
+        for (std::size_t c = first_label; c < row.values.size() && why.empty(); ++c)
+          if (row.values[c].empty()) why = fmt::format("label column '{}' is empty", selectors[c]);
+        if (why.empty() && !classes && !label_lists) {
+          std::vector<float> t = row_targets(options, label_columns,
+                                             std::span<const std::string>(row.values).subspan(first_label), why);
+          if (why.empty() && ex.num_targets == 0) ex.num_targets = static_cast<std::int64_t>(t.size());
+          if (why.empty() && static_cast<std::int64_t>(t.size()) != ex.num_targets)
+            why = fmt::format("{} targets where the rows before have {}", t.size(), ex.num_targets);
+          if (why.empty()) ex.values.insert(ex.values.end(), t.begin(), t.end());
+        }
+        if (!why.empty()) {
+          skip.bad(path, row.line, why);
           continue;
         }
-        ex.values.push_back(static_cast<float>(v));
       }
       ex.text.push_back(std::move(row.values[0]));
       if (pairs) ex.text_pair.push_back(std::move(row.values[1]));
-      if (labelled && !options.regression) raw_labels.push_back(std::move(row.values.back()));
+      if (labelled && (classes || label_lists)) raw_labels.push_back(std::move(row.values.back()));
       ex.where.push_back({static_cast<std::int32_t>(f), row.line});
       progress.update(static_cast<std::int64_t>(ex.text.size()), 0, "rows");
     }
   }
-  if (labelled && !options.regression) assign_labels(options, raw_labels, ex);
+  if (labelled && classes) assign_labels(options, raw_labels, ex);
+  if (labelled && label_lists) assign_label_lists(options, raw_labels, ex);
+  if (labelled && !classes && !label_lists) {
+    // Multi-hot columns name their labels; regression targets are named only when there are several.
+    ex.id2label = options.labels.names;
+    if (ex.id2label.empty() && (options.problem_type == kMultiLabel || label_columns.size() > 1)) ex.id2label = label_columns;
+    if (!ex.id2label.empty() && static_cast<std::int64_t>(ex.id2label.size()) != ex.num_targets)
+      fail("--label-names gives {} names for {} targets per row", ex.id2label.size(), ex.num_targets);
+  }
   progress.finish(static_cast<std::int64_t>(ex.text.size()), 0, "rows");
   if (ex.skipped_rows > 0) {
-    std::fprintf(stderr, "prep: skipped %lld bad rows%s\n", static_cast<long long>(ex.skipped_rows),
+    spdlog::warn("prep: skipped {} bad rows{}", ex.skipped_rows,
                  ex.skipped_rows > static_cast<std::int64_t>(kMaxListedSkips) ? " (the first 100 are listed above and in the manifest)" : "");
   }
   return ex;
@@ -264,7 +412,7 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
                                const PrepOptions& options, const std::string& split) {
   const bool pairs = !ex.text_pair.empty();
   const bool labelled = !options.read.label_column.empty();
-  const bool regression = options.read.regression;
+  const auto K = static_cast<std::size_t>(ex.num_targets);
   // Fixed-size chunks claimed by whichever thread is free; each chunk fills its own buffers, so
   // the concatenation in chunk order is the same whatever the thread count or timing.
   constexpr std::size_t kChunkRows = 256;
@@ -275,7 +423,7 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
   std::atomic<std::int64_t> done{0};
   std::mutex error_mutex;
   std::string first_error;
-  Progress progress(options.read.progress, split == "all" ? "tokenized" : "tokenized " + split);
+  CountProgress progress(options.read.progress, split == "all" ? "prep: tokenized" : "prep: tokenized " + split);
   std::mutex progress_mutex;
 
   auto work = [&] {
@@ -294,14 +442,14 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
           const Encoding e = pairs ? encoder.encode(ex.text[row], std::string_view(ex.text_pair[row]))
                                    : encoder.encode(ex.text[row], std::nullopt);
           std::optional<std::int32_t> label;
-          std::optional<float> value;
-          if (labelled && regression) value = ex.values[row];
+          std::span<const float> targets;
+          if (labelled && K > 0) targets = std::span<const float>(ex.values).subspan(row * K, K);
           else if (labelled) label = ex.labels[row];
           if (e.type_ids.empty() && !e.ids.empty()) {
             const std::vector<std::int32_t> zeros(e.ids.size(), 0);
-            part.add(e.ids, zeros, label, value);
+            part.add(e.ids, zeros, label, targets);
           } else {
-            part.add(e.ids, e.type_ids, label, value);
+            part.add(e.ids, e.type_ids, label, targets);
           }
         } catch (const std::exception& err) {
           std::lock_guard lock(error_mutex);
@@ -350,10 +498,13 @@ TokenizedDataset tokenize_rows(const RawExamples& ex, std::span<const std::int64
   Manifest m;
   m.split = split;
   m.has_labels = labelled;
-  if (regression) m.problem_type = "regression";
+  m.problem_type = options.read.problem_type;
+  m.num_targets = labelled && K > 0 ? ex.num_targets : 1;
   m.id2label = labelled ? ex.id2label : std::vector<std::string>{};
   m.label_counts.assign(m.id2label.size(), 0);
   for (auto l : rows.labels) m.label_counts[static_cast<std::size_t>(l)]++;
+  if (m.problem_type == kMultiLabel)  // rows holding each label
+    for (std::size_t i = 0; i < rows.values.size(); ++i) m.label_counts[i % K] += rows.values[i] != 0.0f;
   m.text_columns = options.read.text_columns;
   m.label_column = options.read.label_column;
   m.tokenizer_path = encoder.path;
@@ -388,8 +539,7 @@ Prepared prepare(const PrepOptions& options, const Encoder& encoder) {
     ReadOptions test_read = options.read;
     test_read.files = options.test_files;
     // Number the test labels like the training labels (a map, if given, already does).
-    if (test_read.labels.map.empty() && !test_read.label_column.empty() && !test_read.regression)
-      test_read.labels.names = ex.id2label;
+    if (test_read.labels.map.empty() && !test_read.label_column.empty()) test_read.labels.names = ex.id2label;
     const RawExamples test_ex = read_examples(test_read);
     if (test_ex.size() == 0) fail("no rows to prepare in {}", options.test_files.front());
     const auto test_order =

@@ -42,9 +42,12 @@ struct ReadOptions {
   std::vector<std::string> files;         // read in order, as one table
   TableOptions table;
   std::vector<std::string> text_columns;  // one column, or two for a text pair
-  std::string label_column;               // empty: unlabelled data
+  // Empty: unlabelled data. Single-label: one column. Regression: one column per target (or one
+  // holding a JSON array of numbers). Multi-label: one column of label lists ("3,27", ["joy"]) or
+  // one 0/1 column per label (multi-hot; the columns name the labels).
+  std::string label_column;               // a column, or "a,b,c"
   LabelOptions labels;
-  bool regression = false;                // labels are float targets (problem_type regression)
+  std::string problem_type = kSingleLabel;  // kSingleLabel | kMultiLabel | kRegression
   bool skip_bad_rows = false;
   bool progress = false;                  // progress lines on stderr
 };
@@ -53,8 +56,9 @@ struct ReadOptions {
 struct RawExamples {
   std::vector<std::string> text;
   std::vector<std::string> text_pair;     // empty unless two text columns
-  std::vector<std::int32_t> labels;       // ids; empty when unlabelled or regression
-  std::vector<float> values;              // regression targets
+  std::vector<std::int32_t> labels;       // ids (single-label); empty otherwise
+  std::vector<float> values;              // (N, num_targets): regression targets or multi-hot labels
+  std::int64_t num_targets = 0;           // K float targets per row (0: class ids or unlabelled)
   std::vector<std::string> id2label;
   struct Where {
     std::int32_t file;

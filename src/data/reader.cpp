@@ -213,6 +213,7 @@ struct TableReader::Impl {
   char delimiter = ',';
   bool quoting = true;
   std::vector<std::string> selectors;
+  std::size_t arrays_from = static_cast<std::size_t>(-1);  // TableOptions::arrays_from
   std::vector<std::string> header;
   std::vector<std::size_t> picks;  // CSV/TSV: field index per selector
   std::size_t expected_fields = 0;  // 0 = learn from the first record
@@ -363,10 +364,13 @@ struct TableReader::Impl {
     }
     if (!j.is_object()) throw BadRecord{"expected a JSON object per line"};
     row.values.clear();
-    for (const auto& key : selectors) {
+    for (std::size_t s = 0; s < selectors.size(); ++s) {
+      const std::string& key = selectors[s];
       const auto it = j.find(key);
       if (it == j.end()) throw BadRecord{fmt::format("field '{}' is missing", key)};
-      if (it->is_string()) {
+      if (it->is_array() && s >= arrays_from) {
+        row.values.push_back(it->dump());
+      } else if (it->is_string()) {
         row.values.push_back(it->get<std::string>());
       } else if (it->is_number() || it->is_boolean()) {
         row.values.push_back(it->dump());
@@ -383,6 +387,7 @@ TableReader::TableReader(const std::string& path, const TableOptions& options, s
   const Format format = options.format == Format::Auto ? detect_format(path) : options.format;
   impl_ = std::make_unique<Impl>(path, format);
   impl_->selectors = std::move(selectors);
+  impl_->arrays_from = options.arrays_from;
   if (format == Format::Jsonl) return;  // fields are found by name in each object
   impl_->delimiter = format == Format::Tsv ? '\t' : ',';
   impl_->quoting = options.quoting.value_or(format == Format::Csv);

@@ -71,6 +71,9 @@ struct TableOptions {
   HeaderMode header = HeaderMode::Auto;
   std::vector<std::string> columns;      // names for a header-less CSV/TSV (--columns)
   std::optional<bool> quoting;           // default: CSV quoted, TSV not
+  // JSONL: selectors from this index on may hold a JSON array (a multi-label row's labels, several
+  // regression targets), returned as its JSON text; before it an array is a bad record.
+  std::size_t arrays_from = static_cast<std::size_t>(-1);
 };
 
 // One record's selected values, in selector order, and the line where the record starts.

@@ -91,6 +91,10 @@ struct LoadOptions {
   DType dtype = DType::F32;           // what the products compute in (Model::set_compute_dtype)
 
   bool check_finite = true;           // refuse a checkpoint holding NaN or Inf (it would answer NaN)
+  // With `labels`: a classifier tensor of another shape than the new num_labels gives is created
+  // anew (and reported as initialised) instead of being an error, as transformers'
+  // from_pretrained(num_labels=K, ignore_mismatched_sizes=True) does when fine-tuning on a new task.
+  bool new_head_on_mismatch = false;
 };
 
 class Model {

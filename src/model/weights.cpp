@@ -229,11 +229,16 @@ std::vector<float> init_all_parameters(const ParamTable& t, const ModelConfig& c
 
 namespace {
 
-// The checkpoint tensor that holds `spec` (under one of its candidate names), or null.
+bool is_classifier(const Spec& spec) { return spec.head && spec.name.find("classifier") != std::string::npos; }
+
+// The checkpoint tensor that holds `spec` (under one of its candidate names), or null. With
+// `new_labels` (LoadOptions::new_head_on_mismatch), a classifier tensor of another shape is not the
+// head's: it is created anew.
 const TensorFile* find_tensor(const TensorSource& source, const Spec& spec, const std::string& base,
-                                     std::string& found) {
+                              std::string& found, bool new_labels) {
   for (const auto& cand : candidate_names(spec.name, base)) {
     if (const TensorFile* reader = source.find(cand)) {
+      if (new_labels && is_classifier(spec) && reader->info(cand).shape != spec.shape) return nullptr;
       found = cand;
       return reader;
     }
@@ -245,12 +250,12 @@ const TensorFile* find_tensor(const TensorSource& source, const Spec& spec, cons
 // each tensor present (or a head that may be created), floating, of the config's shape; then the
 // memory the model takes against what is available. A config that disagrees with its checkpoint
 // (hidden size, layers, labels) fails here instead of allocating gigabytes first.
-void check_checkpoint(const ModelConfig& c, const TensorSource& source, const Backend& backend) {
+void check_checkpoint(const ModelConfig& c, const TensorSource& source, const Backend& backend, bool new_labels) {
   const std::string base = std::string(arch_name(c.arch)) + ".";
   std::size_t total = 0, largest = 0;
   for_each_spec(c, nullptr, nullptr, [&](Spec&& spec) {
     std::string found;
-    const TensorFile* reader = find_tensor(source, spec, base, found);
+    const TensorFile* reader = find_tensor(source, spec, base, found, new_labels);
     if (!reader) {
       if (!spec.head)
         fail("{}: tensor '{}' is missing (expected shape {}); is this a {} checkpoint?", source.describe(), spec.name,
@@ -258,7 +263,7 @@ void check_checkpoint(const ModelConfig& c, const TensorSource& source, const Ba
     } else {
       const TensorInfo& info = reader->info(found);
       if (info.shape != spec.shape) {
-        const bool labels = spec.head && (spec.name.find("classifier") != std::string::npos);
+        const bool labels = is_classifier(spec);
         fail("{}: tensor '{}' has shape {}, expected {}{}", reader->path(), found, shape_string(info.shape),
              shape_string(spec.shape),
              labels ? fmt::format(" (the config has num_labels = {})", c.num_labels) : std::string());
@@ -294,7 +299,8 @@ void check_finite(const std::vector<float>& values, const std::string& path, con
 std::vector<float> load_parameters(ParamTable& t, const ModelConfig& c, const std::string& dir, const Backend& backend,
                                    const LoadOptions& options, LoadReport& report) {
   const TensorSource source(dir);
-  check_checkpoint(c, source, backend);
+  const bool new_labels = !options.labels.empty() && options.new_head_on_mismatch;
+  check_checkpoint(c, source, backend, new_labels);
   build_param_table(t, c, backend);
   Weights w, g;
   const std::vector<Spec> specs = make_specs(c, w, g);
@@ -306,7 +312,7 @@ std::vector<float> load_parameters(ParamTable& t, const ModelConfig& c, const st
     const Spec& spec = specs[i];
     float* dst = host.data() + t.offset[i];
     std::string found;
-    const TensorFile* reader = find_tensor(source, spec, base, found);
+    const TensorFile* reader = find_tensor(source, spec, base, found, new_labels);
     if (!reader) {  // a head (check_checkpoint refused anything else)
       init_tensor(dst, spec, c.initializer_range, rng);
       report.initialized.push_back(spec.name);

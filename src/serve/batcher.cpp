@@ -96,6 +96,7 @@ void Batcher::set_workers(int n) {
   for (auto& t : retired) t.join();
   // The retired workers' batches are done: their activation memory can go back.
   backend_->set_concurrency(n);
+  if (!retired.empty()) release_free_memory();
   if (metrics_) metrics_->set("tuneserve_workers", {{"model", model_}}, n);
 }
 

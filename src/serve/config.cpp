@@ -70,8 +70,12 @@ const std::vector<Setting>& serve_settings() {
       {"host", {}, "address to listen on", [](O& o, S v) { o.server.host = v; }},
       {"port", {"SAGEMAKER_BIND_TO_PORT", "PORT"}, "port (0: any free port, printed at start)",
        [](O& o, S v) { o.server.port = static_cast<int>(to_int(v, 0, 65535)); }},
-      {"workers", {"SAGEMAKER_MODEL_SERVER_WORKERS"}, "concurrent forward passes per model",
-       [](O& o, S v) { o.batch.workers = static_cast<int>(to_int(v, 1, 256)); }},
+      {"workers", {"SAGEMAKER_MODEL_SERVER_WORKERS"},
+       "concurrent forward passes per model (default: the CPUs the container may use, as many as memory holds)",
+       [](O& o, S v) {
+         o.batch.workers = static_cast<int>(to_int(v, 1, 256));
+         o.workers_given = true;
+       }},
       {"threads", {}, "OpenMP threads per forward pass (0: cores / workers)",
        [](O& o, S v) { o.threads = static_cast<int>(to_int(v, 0, 1024)); }},
       {"device", {"TUNESERVE_DEVICE"}, "where the model runs: cpu | cuda | cuda:N (default cpu)",
@@ -91,7 +95,20 @@ const std::vector<Setting>& serve_settings() {
        [](O& o, S v) {
          o.server.max_payload_bytes = static_cast<std::size_t>(to_number(v, 0.001, 4096) * 1024 * 1024);
        }},
-      {"max_batch_tokens", {"MAX_BATCH_TOKENS"}, "padded tokens (inputs x longest) per forward pass",
+      // After max_payload_mb: as in SageMaker's model servers, the size in bytes wins over the one in MB.
+      {"max_request_size", {"SAGEMAKER_MAX_REQUEST_SIZE"}, "largest request body in bytes (wins over max_payload_mb)",
+       [](O& o, S v) { o.server.max_payload_bytes = static_cast<std::size_t>(to_int(v, 1, 4096LL * 1024 * 1024)); }},
+      {"default_accept", {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"},
+       "response type when a request has no Accept or */*: application/json | text/csv | application/jsonlines",
+       [](O& o, S v) {
+         if (v.find_first_of("*,") != std::string::npos) fail("expected one media type, got \"{}\"", text_excerpt(v));
+         try {
+           o.server.default_accept = accept_format(v);
+         } catch (const HttpError& e) {
+           fail("{}", e.what());
+         }
+       }},
+      {"max_batch_tokens", {"MAX_BATCH_TOKENS"}, "real tokens per forward pass (batches are packed, unpadded)",
        [](O& o, S v) { o.batch.max_batch_tokens = static_cast<std::size_t>(to_int(v, 1, 10'000'000)); }},
       {"max_batch_requests", {"MAX_BATCH_REQUESTS"}, "requests per forward pass (1: no batching)",
        [](O& o, S v) { o.batch.max_batch_requests = static_cast<std::size_t>(to_int(v, 1, 100'000)); }},

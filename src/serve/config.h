@@ -25,6 +25,7 @@ struct ServeOptions {
   bool weight_check = true;  // Pipeline::Options::check_weights
   ServerConfig server;
   BatchConfig batch;
+  bool workers_given = false;  // false: serve starts as many workers as CPUs (and memory) allow
 };
 
 struct Setting {

@@ -214,7 +214,7 @@ void Server::Impl::inference(Request& req, const std::shared_ptr<Exchange>& ex,
   const bool custom_in = handler && (handler->has_input() || handler->has_transform());
   const bool custom_out = handler && (handler->has_output() || handler->has_transform());
   const Format in = custom_in ? Format::json : content_format(content_type);
-  const Format out = custom_out ? Format::json : accept_format(accept);
+  const Format out = custom_out ? Format::json : accept_format(accept, config.default_accept);
   if (!model->batcher->try_admit())
     http_fail(503, "overloaded", "model {}: the job queue is full ({} requests); retry later",
               model->name, model->batcher->config().queue_size);

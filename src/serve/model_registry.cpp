@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/memory.h"
 
 namespace tuneserve::serve {
 
@@ -89,6 +90,8 @@ bool ModelRegistry::unload(const std::string& name) {
     order_.erase(std::remove(order_.begin(), order_.end(), name), order_.end());
   }
   model->batcher->stop();
+  model.reset();  // the weights go with the last reference (a request still answering may hold one)
+  release_free_memory();
   return true;
 }
 

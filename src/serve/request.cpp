@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <random>
 
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,8 @@ using nlohmann::json;
 constexpr const char* kSupportedInput =
     "application/json, text/csv, application/jsonlines, text/plain";
 constexpr const char* kSupportedOutput = "application/json, text/csv, application/jsonlines";
+// A 413 says how to raise the limit it hit.
+constexpr const char* kRaiseInputLimit = " (raise it with --max-client-batch-size or MAX_CLIENT_BATCH_SIZE)";
 
 std::string lower_trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -95,8 +98,8 @@ ParsedRequest parse_json_request(std::string_view body, const RequestLimits& lim
   const json& inputs = doc.at("inputs");
   if (inputs.is_array() && inputs.empty()) http_fail(400, "empty", "inputs: the list is empty");
   if (inputs.is_array() && inputs.size() > limits.max_inputs)
-    http_fail(413, "too_many_inputs", "inputs: {} inputs, more than the limit of {}",
-              inputs.size(), limits.max_inputs);
+    http_fail(413, "too_many_inputs", "inputs: {} inputs, more than the limit of {}{}",
+              inputs.size(), limits.max_inputs, kRaiseInputLimit);
   request.inputs = client_error([&] { return parse_inputs(inputs); });
   check_not_empty(request.inputs, "inputs");
   if (doc.contains("parameters") && !doc.at("parameters").is_null())
@@ -175,8 +178,8 @@ ParsedRequest parse_csv_request(std::string_view body, const RequestLimits& limi
   request.inputs.shape = CallShape::List;
   if (rows.size() == 1) http_fail(400, "empty", "CSV body has a header but no rows");
   if (rows.size() - 1 > limits.max_inputs)
-    http_fail(413, "too_many_inputs", "CSV: {} rows, more than the limit of {}", rows.size() - 1,
-              limits.max_inputs);
+    http_fail(413, "too_many_inputs", "CSV: {} rows, more than the limit of {}{}", rows.size() - 1,
+              limits.max_inputs, kRaiseInputLimit);
   for (std::size_t r = 1; r < rows.size(); ++r) {
     if (rows[r].size() != header.size())
       http_fail(400, "validation", "CSV row {}: {} fields, the header has {}", r + 1,
@@ -213,8 +216,8 @@ ParsedRequest parse_jsonlines(std::string_view body, const RequestLimits& limits
     check_not_empty(one, fmt::format("line {}", line_no));
     request.inputs.inputs.push_back(std::move(one.inputs.front()));
     if (request.inputs.inputs.size() > limits.max_inputs)
-      http_fail(413, "too_many_inputs", "JSON lines: more than the limit of {} inputs",
-                limits.max_inputs);
+      http_fail(413, "too_many_inputs", "JSON lines: more than the limit of {} inputs{}",
+                limits.max_inputs, kRaiseInputLimit);
   }
   if (request.inputs.inputs.empty()) http_fail(400, "empty", "JSON lines body has no lines");
   return request;
@@ -247,8 +250,8 @@ Format content_format(std::string_view content_type) {
             media, kSupportedInput);
 }
 
-Format accept_format(std::string_view accept) {
-  if (lower_trim(accept).empty()) return Format::json;
+Format accept_format(std::string_view accept, Format any) {
+  if (lower_trim(accept).empty()) return any;
   std::string_view rest = accept;
   while (!rest.empty()) {
     std::size_t comma = rest.find(',');
@@ -259,12 +262,23 @@ Format accept_format(std::string_view accept) {
     if (lowered.find("q=0") != std::string::npos && lowered.find("q=0.") == std::string::npos)
       continue;
     const std::string media = media_of(entry);
-    if (media == "*/*" || media == "application/*") return Format::json;
+    if (media == "*/*") return any;
+    if (media == "application/*") return any == Format::csv ? Format::json : any;
     if (media == "text/*") return Format::csv;
     if (auto f = format_of(media); f && *f != Format::text) return *f;
   }
   http_fail(406, "not_acceptable", "Accept \"{}\" names no supported type; use one of {}", accept,
             kSupportedOutput);
+}
+
+std::string request_id(std::string_view client) {
+  const bool sane = !client.empty() && client.size() <= 128 &&
+                    std::all_of(client.begin(), client.end(), [](char c) {
+                      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':';
+                    });
+  if (sane) return std::string(client);
+  thread_local std::mt19937_64 random(std::random_device{}());
+  return fmt::format("{:016x}{:016x}", random(), random());
 }
 
 const char* media_type(Format format) {

@@ -44,9 +44,14 @@ enum class Format { json, csv, jsonlines, text };
 // Media type of a Content-Type header ("application/json; charset=utf-8" -> json); 415 naming
 // the supported ones otherwise. An absent header means JSON.
 Format content_format(std::string_view content_type);
-// Picks the response format from an Accept header (first supported entry; */* -> JSON); 406
-// naming the supported ones otherwise.
-Format accept_format(std::string_view accept);
+// Picks the response format from an Accept header (first supported entry); an absent header or
+// */* gets `any` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, default JSON); 406 naming the supported
+// ones otherwise.
+Format accept_format(std::string_view accept, Format any = Format::json);
+
+// The id of a request, echoed in X-Request-Id and the access log: the client's own when it is sane
+// (1 to 128 characters of A-Z a-z 0-9 - _ . :), else 32 random hex digits.
+std::string request_id(std::string_view client);
 const char* media_type(Format format);
 
 // The shape of the answer. pipeline: what transformers' text-classification pipeline returns

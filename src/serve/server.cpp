@@ -8,15 +8,23 @@
 
 #include <boost/version.hpp>
 
+#include <cmath>
+
 #include <spdlog/spdlog.h>
 
+#include "core/cpus.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "serve/server_internal.h"
 
 static_assert(BOOST_VERSION >= 108100, "tuneserve's server is written against Boost 1.81 headers");
 
 namespace tuneserve::serve {
 namespace {
+
+// A 413 for the body's size says how to raise the limit.
+constexpr const char* kRaisePayloadLimit =
+    " (raise it with --max-payload-mb, SAGEMAKER_MAX_PAYLOAD_IN_MB or SAGEMAKER_MAX_REQUEST_SIZE)";
 
 std::string percent_decode(std::string_view s) {
   std::string out;
@@ -121,11 +129,20 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_header(beast::error_code ec, std::size_t) {
+    // What the access log line and the X-Request-Id header say about this request.
+    // A Content-Length over the limit stops the parser at that field: the request line and the
+    // fields before it are known (the log shows them; nothing else reads them).
+    const bool header = !ec || ec == http::error::body_limit;
+    started_ = Clock::now();
+    method_ = header ? std::string(header_->get().method_string()) : "-";
+    target_ = header ? std::string(header_->get().target().substr(0, 256)) : "-";
+    const auto client_id = header_->get()["X-Request-Id"];
+    request_id_ = request_id(header ? std::string_view(client_id.data(), client_id.size()) : std::string_view());
     if (ec) {
       if (ec == http::error::body_limit)  // Content-Length over the limit, seen in the header
         return reply_and_close(413, "payload_too_large",
-                               fmt::format("the body is over the limit of {} bytes",
-                                           config().max_payload_bytes));
+                               fmt::format("the body is over the limit of {} bytes{}",
+                                           config().max_payload_bytes, kRaisePayloadLimit));
       if (ec == http::error::header_limit)
         return reply_and_close(431, "validation",
                                fmt::format("request header is over the limit of {} bytes",
@@ -141,8 +158,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto length = header_->content_length();
     if (length && *length > config().max_payload_bytes)
       return reply_and_close(413, "payload_too_large",
-                             fmt::format("the body is {} bytes, over the limit of {} bytes",
-                                         *length, config().max_payload_bytes));
+                             fmt::format("the body is {} bytes, over the limit of {} bytes{}",
+                                         *length, config().max_payload_bytes, kRaisePayloadLimit));
     body_.emplace(std::move(*header_));
     header_.reset();
     body_->body_limit(config().max_payload_bytes);
@@ -166,8 +183,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_body(beast::error_code ec, std::size_t) {
     if (ec == http::error::body_limit)
       return reply_and_close(413, "payload_too_large",
-                             fmt::format("the body is over the limit of {} bytes",
-                                         config().max_payload_bytes));
+                             fmt::format("the body is over the limit of {} bytes{}",
+                                         config().max_payload_bytes, kRaisePayloadLimit));
     if (ec) return close();
     request_ = body_->release();
     body_.reset();
@@ -227,6 +244,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::server, "tuneserve/" TUNESERVE_VERSION);
     res->set(http::field::content_type, reply.content_type);
     for (const auto& [k, v] : reply.headers) res->set(k, v);
+    if (request_id_.empty()) request_id_ = request_id({});
+    res->set("X-Request-Id", request_id_);
     res->body() = std::move(reply.body);
     res->keep_alive(keep_alive_ && !server_.draining);
     res->prepare_payload();
@@ -234,8 +253,23 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(config().read_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        self->log_access(res->result_int(), res->body().size(), ec);
                         self->on_write(ec, res->keep_alive());
                       });
+  }
+
+  // One access-log record per answered request (core/log.h), after its answer is written.
+  void log_access(unsigned status, std::size_t bytes, beast::error_code ec) {
+    const double ms =
+        started_ == Clock::time_point{} ? 0.0 : std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+    nlohmann::ordered_json fields = {{"method", method_}, {"path", target_}, {"status", status}, {"bytes", bytes},
+                                     {"ms", std::round(ms * 100) / 100}, {"request_id", request_id_}};
+    if (ec) fields["write_error"] = ec.message();
+    logging::access(fields, fmt::format("{} {} {} {} B {:.2f} ms {}{}", method_, target_, status, bytes, ms,
+                                        request_id_, ec ? " (write failed: " + ec.message() + ")" : ""));
+    request_id_.clear();
+    method_ = target_ = "-";
+    started_ = {};
   }
 
   void on_write(beast::error_code ec, bool keep_alive) {
@@ -302,6 +336,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::empty_body>> header_;
   std::optional<http::request_parser<http::string_body>> body_;
   Request request_;
+  std::string request_id_, method_ = "-", target_ = "-";
+  Clock::time_point started_{};
   std::shared_ptr<Exchange> exchange_;
   State state_ = State::idle;
   bool keep_alive_ = true;
@@ -522,9 +558,9 @@ void Server::start() {
   Impl& s = *impl_;
   if (s.started) fail("serve: the server is already started");
   s.started = true;
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const int cores = available_cpus();
   s.pool = std::make_unique<asio::thread_pool>(
-      s.config.request_threads > 0 ? s.config.request_threads : cores);
+      static_cast<std::size_t>(s.config.request_threads > 0 ? s.config.request_threads : cores));
   s.listener = std::make_shared<Listener>(s, s.config.host, s.config.port, false);
   if (s.config.management_port >= 0)
     s.management = std::make_shared<Listener>(s, s.config.management_host,

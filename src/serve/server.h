@@ -43,6 +43,7 @@ struct ServerConfig {
   std::string api_key;               // non-empty: inference and management need Bearer <key>
   SigV4Credentials sigv4;            // non-empty: AWS SigV4-signed requests with these credentials pass
   RequestLimits limits;
+  Format default_accept = Format::json;  // what an absent Accept or */* gets (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT)
   std::shared_ptr<HandlerPlugin> handler;  // --handler lib.so; null: the built-in pipeline
   Loader loader;                     // builds backends for the management API's load
 };

@@ -73,6 +73,16 @@ HyperparameterSpec spec(std::string name, std::vector<std::string> aliases, std:
   return s;
 }
 
+// A Trainer argument that is not a plain field: `set` applies the checked boolean.
+HyperparameterSpec flag(std::string name, std::string help, std::function<void(TrainArgs&, bool)> set) {
+  HyperparameterSpec s;
+  s.name = name;
+  s.help = std::move(help);
+  s.is_flag = true;
+  s.set = [name, set = std::move(set)](TrainArgs& args, const std::string& value) { set(args, parse_bool(name, value)); };
+  return s;
+}
+
 }  // namespace
 
 const std::vector<HyperparameterSpec>& hyperparameter_specs() {
@@ -83,7 +93,9 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("train", {"train_file"}, "training data: csv/tsv/jsonl(.gz) file or a `tuneserve prep` directory", &TrainArgs::train),
       spec("test", {"test_file", "validation_file", "eval_file"}, "evaluation data, same forms as --train", &TrainArgs::test),
       spec("text", {"text_column"}, "text column, or two comma-separated for pairs", &TrainArgs::text),
-      spec("label", {"label_column"}, "label column", &TrainArgs::label),
+      spec("label", {"label_column"}, "label column; a,b,c: one column per regression target or per label (multi-label 0/1)", &TrainArgs::label),
+      spec("problem_type", {}, "single_label_classification (default), multi_label_classification or regression: "
+           "what the label column(s) of raw files hold", &TrainArgs::problem_type),
       spec("label_map", {}, "raw label to id, e.g. 1:0,2:1", &TrainArgs::label_map),
       spec("max_length", {"max_seq_length"}, "truncate token sequences to this length (default: the model's positions)", &TrainArgs::max_length),
       spec("label_names", {}, "names of the label ids in order, e.g. negative,positive (saved as id2label)", &TrainArgs::label_names),
@@ -128,6 +140,19 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("device", {}, "cpu | cuda | cuda:N (default cpu; a SageMaker job with SM_NUM_GPUS > 0: cuda:0 when usable)",
            &TrainArgs::device),
       spec("progress", {}, "progress bar on a terminal", &TrainArgs::progress),
+      flag("disable_tqdm", "Trainer's name for --progress false", [](TrainArgs& a, bool v) { a.progress = !v; }),
+      spec("do_train", {}, "train (Trainer scripts' flag; false is refused: use `tuneserve eval`)", &TrainArgs::do_train),
+      spec("do_eval", {}, "evaluate on --test at the end, even with eval_strategy no", &TrainArgs::do_eval),
+      flag("fp16", "not supported (fp16 mixed precision is a GPU feature of PyTorch); --bf16 is tuneserve's",
+           [](TrainArgs&, bool v) {
+             if (v) fail("hyperparameter fp16: tuneserve does not train in fp16; use bf16 (--bf16) for mixed precision");
+           }),
+      spec("optim", {}, "adamw_torch | adamw_torch_fused (the same AdamW)", &TrainArgs::optim),
+      spec("report_to", {}, "none | all: tuneserve has no integrations (wandb, tensorboard, ...); metrics are in "
+           "metrics.jsonl (tuneserve report)", &TrainArgs::report_to),
+      spec("overwrite_output_dir", {}, "remove an earlier run's checkpoint-* folders under output_dir before training",
+           &TrainArgs::overwrite_output_dir),
+      spec("logging_dir", {}, "also write metrics.jsonl here (Trainer: its TensorBoard folder)", &TrainArgs::logging_dir),
   };
   return specs;
 }
@@ -199,6 +224,24 @@ void finalize_args(TrainArgs& args) {
   check_strategy("logging_strategy", args.logging_strategy);
   if (args.eval_strategy != "no" && args.test.empty())
     fail("hyperparameter eval_strategy: '{}' needs a test set (--test)", args.eval_strategy);
+  if (!args.do_train)
+    fail("hyperparameter do_train: false would only evaluate; run `tuneserve eval --model M --data D` for that");
+  if (args.do_eval && args.test.empty()) fail("hyperparameter do_eval: needs a test set (--test)");
+  if (args.optim != "adamw_torch" && args.optim != "adamw_torch_fused")
+    fail("hyperparameter optim: '{}' is not available; tuneserve's optimizer is AdamW (adamw_torch, adamw_torch_fused)",
+         args.optim);
+  if (args.overwrite_output_dir && !args.resume.empty())
+    fail("hyperparameter overwrite_output_dir: contradicts resume ({}): it removes the checkpoints resume reads",
+         args.resume);
+  for (std::string_view rest = args.report_to; !rest.empty();) {
+    const std::size_t comma = rest.find(',');
+    std::string target(rest.substr(0, comma));
+    target.erase(std::remove(target.begin(), target.end(), ' '), target.end());
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (!target.empty() && target != "none")
+      spdlog::warn("report_to {}: tuneserve has no such integration; the metrics are in metrics.jsonl "
+                   "(`tuneserve report` draws them)", target);
+  }
   if (args.eval_steps <= 0) args.eval_steps = args.logging_steps;
   parse_schedule(args.lr_scheduler_type);
   auto positive = [](const char* key, long v) {
@@ -239,7 +282,7 @@ void finalize_args(TrainArgs& args) {
 nlohmann::json args_to_json(const TrainArgs& a) {
   nlohmann::json j = {
       {"model", a.model}, {"tokenizer", a.tokenizer}, {"revision", a.revision}, {"train", a.train}, {"test", a.test},
-      {"text", a.text}, {"label", a.label}, {"label_map", a.label_map}, {"columns", a.columns}, {"label_names", a.label_names}, {"max_length", a.max_length}, {"skip_bad_rows", a.skip_bad_rows},
+      {"text", a.text}, {"label", a.label}, {"label_map", a.label_map}, {"columns", a.columns}, {"label_names", a.label_names}, {"problem_type", a.problem_type}, {"max_length", a.max_length}, {"skip_bad_rows", a.skip_bad_rows},
       {"output_dir", a.output_dir}, {"model_dir", a.model_dir}, {"epochs", a.epochs}, {"max_steps", a.max_steps},
       {"train_batch_size", a.train_batch_size}, {"eval_batch_size", a.eval_batch_size},
       {"learning_rate", a.learning_rate}, {"warmup_steps", a.warmup_steps},
@@ -253,7 +296,9 @@ nlohmann::json args_to_json(const TrainArgs& a) {
       {"save_total_limit", a.save_total_limit}, {"logging_strategy", a.logging_strategy},
       {"logging_steps", a.logging_steps}, {"load_best_model_at_end", a.load_best_model_at_end},
       {"metric_for_best_model", a.metric_for_best_model}, {"resume", a.resume},
-      {"threads", a.threads}, {"device", a.device}};
+      {"threads", a.threads}, {"device", a.device}, {"do_train", a.do_train}, {"do_eval", a.do_eval},
+      {"optim", a.optim}, {"report_to", a.report_to}, {"overwrite_output_dir", a.overwrite_output_dir},
+      {"logging_dir", a.logging_dir}};
   j["greater_is_better"] = a.greater_is_better ? nlohmann::json(*a.greater_is_better) : nlohmann::json();
   return j;
 }

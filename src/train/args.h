@@ -29,6 +29,9 @@ struct TrainArgs {
   std::string label = "label";
   std::string label_map;      // "1:0,2:1" raw label -> id
   std::string label_names;    // "negative,positive": id2label for the data's label ids
+  // Raw files: what the label column(s) hold (data::kSingleLabel, kMultiLabel, kRegression; empty:
+  // single-label); prepared directories say it themselves (a different value here is an error).
+  std::string problem_type;
   std::string columns;        // names of a header-less CSV/TSV's columns, "class,title,content"
   long max_length = 0;        // truncation (raw files when prepared, prepared rows at batch time); 0: the model's positions
   bool skip_bad_rows = false; // raw files: count and skip malformed rows instead of stopping
@@ -57,19 +60,26 @@ struct TrainArgs {
   // Evaluation, checkpoints, logging: strategies "no" | "steps" | "epoch".
   std::string eval_strategy;   // default: "epoch" when a test set is given, else "no"
   long eval_steps = 0;         // 0: logging_steps
-  std::string save_strategy = "epoch";
+  std::string save_strategy = "steps";
   long save_steps = 500;
   long save_total_limit = 0;   // keep the last K checkpoints (0 = all)
   std::string logging_strategy = "steps";
-  long logging_steps = 10;
+  long logging_steps = 500;
   bool load_best_model_at_end = false;
   std::string metric_for_best_model = "loss";  // eval metric name, with or without "eval_"
   std::optional<bool> greater_is_better;       // default: false for loss, true otherwise
+  // Arguments of Trainer scripts (transformers' example scripts, SageMaker notebooks).
+  bool do_train = true;        // false is refused: `tuneserve eval` evaluates without training
+  bool do_eval = false;        // evaluate on the test set at the end even with eval_strategy no
+  std::string optim = "adamw_torch";  // adamw_torch | adamw_torch_fused: both are this AdamW
+  std::string report_to = "none";     // no integrations: anything but none/all is a warning
+  bool overwrite_output_dir = false;  // remove an earlier run's checkpoint-* under output_dir first
+  std::string logging_dir;     // metrics.jsonl is written there too (Trainer: its TensorBoard logs)
   // Job control.
   std::string resume;          // checkpoint dir, or "latest" (newest under output_dir)
   long threads = 0;            // 0: all cores (or SM_NUM_CPUS)
   std::string device;          // cpu | cuda | cuda:N; empty: not given (kernels/device_select.h decides)
-  bool progress = true;        // bar on a terminal
+  bool progress = true;        // bar on a terminal (disable_tqdm sets it false)
 };
 
 // Where the final model goes: model_dir, else output_dir.

@@ -37,6 +37,7 @@ data::PrepOptions prep_options(const std::string& file, const DataSpec& spec) {
   if (!spec.columns.empty()) o.read.table.columns = split_list("columns", spec.columns);
   if (!spec.label_names.empty()) o.read.labels.names = split_list("label-names", spec.label_names);
   o.read.label_column = spec.label;
+  if (!spec.problem_type.empty()) o.read.problem_type = spec.problem_type;
   if (!spec.label_map.empty()) o.read.labels.map = data::parse_label_map(spec.label_map);
   o.read.progress = spec.progress;
   o.read.skip_bad_rows = spec.skip_bad_rows;
@@ -51,8 +52,10 @@ data::Encoder make_encoder(const DataSpec& spec, std::optional<Tokenizer>& holde
   return data::tokenizer_encoder(*holder, spec.tokenizer, spec.max_length);
 }
 
-void require_labels(const data::TokenizedDataset& d, const std::string& path) {
+void require_labels(const data::TokenizedDataset& d, const std::string& path, const DataSpec& spec) {
   if (!d.has_labels()) fail("{}: the data has no labels (--label names the label column)", path);
+  if (!spec.problem_type.empty() && spec.problem_type != d.manifest().problem_type)
+    fail("{}: the data was prepared for {}, not {} (--problem-type)", path, d.manifest().problem_type, spec.problem_type);
 }
 
 }  // namespace
@@ -79,6 +82,13 @@ std::string training_tokenizer(const TrainingData& data, const std::string& toke
   return chosen;
 }
 
+std::vector<std::string> model_label_names(const data::Manifest& manifest) {
+  if (!manifest.id2label.empty()) return manifest.id2label;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < manifest.num_labels(); i++) names.push_back(default_label_name(i));
+  return names;
+}
+
 long model_max_tokens(const ModelConfig& config) {
   const long positions = config.max_position_embeddings;
   return config.arch == Arch::Roberta ? positions - config.pad_token_id - 1 : positions;
@@ -88,8 +98,10 @@ TrainingData load_training_data(const std::string& train, const std::string& tes
   std::optional<Tokenizer> tokenizer;
   if (is_prepared(train)) {
     TrainingData out{data::TokenizedDataset::open(train), std::nullopt};
-    require_labels(out.train, train);
-    if (!test.empty()) out.test = load_labelled_data(test, spec, out.train.manifest().id2label);
+    require_labels(out.train, train, spec);
+    DataSpec as_train = spec;  // a raw test file holds what the prepared training rows hold
+    as_train.problem_type = out.train.manifest().problem_type;
+    if (!test.empty()) out.test = load_labelled_data(test, as_train, out.train.manifest().id2label);
     return out;
   }
   data::PrepOptions o = prep_options(train, spec);
@@ -100,8 +112,10 @@ TrainingData load_training_data(const std::string& train, const std::string& tes
   }
   data::Prepared p = data::prepare(o, make_encoder(spec, tokenizer));
   TrainingData out{std::move(p.train), std::move(p.test)};
-  require_labels(out.train, train);
-  if (!test.empty() && !raw_test) out.test = load_labelled_data(test, spec, out.train.manifest().id2label);
+  require_labels(out.train, train, spec);
+  DataSpec as_train = spec;
+  as_train.problem_type = out.train.manifest().problem_type;
+  if (!test.empty() && !raw_test) out.test = load_labelled_data(test, as_train, out.train.manifest().id2label);
   return out;
 }
 
@@ -109,7 +123,7 @@ data::TokenizedDataset load_labelled_data(const std::string& path, const DataSpe
                                           const std::vector<std::string>& label_names) {
   if (is_prepared(path)) {
     data::TokenizedDataset d = data::TokenizedDataset::open(path);
-    require_labels(d, path);
+    require_labels(d, path, spec);
     // Labels are compared by id; only two real names for one id disagree (LABEL_i names nothing).
     const auto& names = d.manifest().id2label;
     for (std::size_t i = 0; i < names.size() && i < label_names.size(); i++) {
@@ -123,7 +137,7 @@ data::TokenizedDataset load_labelled_data(const std::string& path, const DataSpe
   data::PrepOptions o = prep_options(path, spec);
   o.read.labels.names = label_names;
   data::Prepared p = data::prepare(o, make_encoder(spec, tokenizer));
-  require_labels(p.train, path);
+  require_labels(p.train, path, spec);
   return std::move(p.train);
 }
 

@@ -17,6 +17,8 @@ struct DataSpec {
   std::string label_map;       // "1:0,2:1"
   std::string columns;         // "class,title,content" for a header-less CSV/TSV
   std::string label_names;     // "negative,positive": id2label (raw files)
+  std::string problem_type;    // raw files: data::kSingleLabel (when empty), kMultiLabel, kRegression;
+                               // prepared directories must match it when it is set
   std::string tokenizer;       // directory (raw files only)
   long max_length = 512;       // truncation (raw files only)
   int threads = 2;             // tokenization threads
@@ -45,6 +47,10 @@ data::TokenizedDataset load_labelled_data(const std::string& path, const DataSpe
 // prepared set (Error naming both otherwise); without tokenizer files, the dataset's own
 // tokenizer directory is used (Error when it is gone).
 std::string training_tokenizer(const TrainingData& data, const std::string& tokenizer);
+
+// The model's label names for a dataset: its id2label, else LABEL_i for each of its K outputs
+// (one regression target has no name).
+std::vector<std::string> model_label_names(const data::Manifest& manifest);
 
 // The longest sequence `config` accepts (RoBERTa's position table holds padding_idx + 1 extra rows).
 long model_max_tokens(const ModelConfig& config);

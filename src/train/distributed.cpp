@@ -172,8 +172,8 @@ void ProcessGroup::finalize() {
 }
 
 void ProcessGroup::abort(const std::string& message) const {
-  std::fprintf(stderr, "tuneserve %s: %s\n", where().c_str(), message.c_str());
-  std::fflush(stderr);
+  spdlog::critical("tuneserve {}: {}", where(), message);
+  spdlog::default_logger()->flush();
   if (mpi_) MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
 }

@@ -1,5 +1,7 @@
 // SageMaker's MPI job contract (train/mpi_launch.h): settings, the master's mpirun command, and the
 // processes each host runs.
+#include <spdlog/spdlog.h>
+
 #include "train/mpi_launch.h"
 
 #include <dirent.h>
@@ -183,7 +185,7 @@ int run_sagemaker_mpi(const MpiJob& job) {
   if (job.master()) {
     for (const std::string& host : job.hosts) {
       if (host == job.current_host) continue;
-      std::fprintf(stderr, "mpi: waiting for %s to accept SSH (port 22)\n", host.c_str());
+      spdlog::info("mpi: waiting for {} to accept SSH (port 22)", host);
       const auto deadline = Clock::now() + std::chrono::minutes(60);
       while (!can_connect(host, 22)) {
         if (Clock::now() > deadline) fail("mpi: host {} did not accept SSH connections within an hour", host);
@@ -191,8 +193,8 @@ int run_sagemaker_mpi(const MpiJob& job) {
       }
     }
     const std::vector<std::string> cmd = mpirun_command(job, forwarded_variables(), own_command_line());
-    std::fprintf(stderr, "mpi: %s\n", fmt::format("{}", fmt::join(cmd, " ")).c_str());
-    std::fflush(stderr);
+    spdlog::info("mpi: {}", fmt::join(cmd, " "));
+    spdlog::default_logger()->flush();
     const pid_t pid = spawn(cmd, true);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -208,7 +210,7 @@ int run_sagemaker_mpi(const MpiJob& job) {
          "openssh-server in the container and give every host the same root key pair",
          job.current_host, job.hosts.front(), sshd);
   spawn({sshd, "-D"}, false);
-  std::fprintf(stderr, "mpi: %s waits for the ranks %s starts here\n", job.current_host.c_str(), job.hosts.front().c_str());
+  spdlog::info("mpi: {} waits for the ranks {} starts here", job.current_host, job.hosts.front());
   const auto deadline = Clock::now() + std::chrono::minutes(5);
   while (!process_running("orted")) {
     if (Clock::now() > deadline)
@@ -217,7 +219,7 @@ int run_sagemaker_mpi(const MpiJob& job) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   while (process_running("orted")) std::this_thread::sleep_for(std::chrono::seconds(1));
-  std::fprintf(stderr, "mpi: the ranks on %s have finished\n", job.current_host.c_str());
+  spdlog::info("mpi: the ranks on {} have finished", job.current_host);
   return 0;
 }
 

@@ -95,7 +95,9 @@ function draw(id, sets, yTitle, yOptions) {
 draw('loss', [{label: 'train loss', data: series(train, 'loss')}, {label: 'eval loss', data: series(evals, 'eval_loss')}], 'loss');
 draw('eval', [{label: 'accuracy', data: series(evals, 'eval_accuracy')}, {label: 'f1', data: series(evals, 'eval_f1')},
               {label: 'precision', data: series(evals, 'eval_precision')}, {label: 'recall', data: series(evals, 'eval_recall')},
-              {label: 'f1 (macro)', data: series(evals, 'eval_f1_macro')}], 'metric');
+              {label: 'f1 (macro)', data: series(evals, 'eval_f1_macro')}, {label: 'f1 (micro)', data: series(evals, 'eval_f1_micro')},
+              {label: 'subset accuracy', data: series(evals, 'eval_subset_accuracy')},
+              {label: 'pearson', data: series(evals, 'eval_pearson')}, {label: 'spearman', data: series(evals, 'eval_spearmanr')}], 'metric');
 draw('lr', [{label: 'learning rate', data: series(train, 'lr')}], 'lr', {ticks: {callback: v => Number(v).toExponential(1)}});
 draw('grad_norm', [{label: 'grad norm', data: series(train, 'grad_norm')}], 'norm');
 draw('speed', [{label: 'samples/s', data: series(train, 'samples_per_second')}], 'samples/s', {beginAtZero: true});

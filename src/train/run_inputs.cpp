@@ -23,6 +23,7 @@ RunInputs load_run_inputs(const TrainArgs& args, const Device& device,
   spec.label_map = args.label_map;
   spec.columns = args.columns;
   spec.label_names = args.label_names;
+  spec.problem_type = args.problem_type;
   spec.tokenizer = args.tokenizer;
   spec.skip_bad_rows = args.skip_bad_rows;
   const long model_limit = model_max_tokens(config);
@@ -44,13 +45,18 @@ RunInputs load_run_inputs(const TrainArgs& args, const Device& device,
   note(fmt::format("data: {} training rows{}", data.train.size(),
                    data.test ? fmt::format(", {} test rows", data.test->size()) : ""));
 
-  // A head with another number of labels than the data's is created anew (as transformers does
-  // with num_labels); otherwise the checkpoint's head is kept.
+  // A head with another number of outputs than the data's labels (or targets) is created anew (as
+  // transformers does with num_labels); otherwise the checkpoint's head is kept. The data decides
+  // the problem type (its loss and metrics).
   LoadOptions load_options;
   load_options.init_seed = static_cast<std::uint64_t>(args.seed);
   load_options.device = device;
   load_options.dtype = args.bf16 ? DType::BF16 : DType::F32;  // mixed precision: fp32 master weights
-  if (static_cast<int>(data.train.num_labels()) != config.num_labels) load_options.labels = data.train.manifest().id2label;
+  if (static_cast<int>(data.train.num_labels()) != config.num_labels) {
+    load_options.labels = model_label_names(data.train.manifest());
+    load_options.new_head_on_mismatch = true;
+  }
+  load_options.problem_type = data.train.manifest().problem_type;
   LoadReport report;
   Model model = Model::load(args.model, &report, load_options);
   if (!report.initialized.empty())

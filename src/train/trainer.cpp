@@ -88,8 +88,25 @@ void adopt_label_names(Model& model, const data::TokenizedDataset& train) {
   const auto& names = train.manifest().id2label;
   if (!default_label_names(names) && names.size() == static_cast<std::size_t>(model.config().num_labels))
     set_labels(model.mutable_config(), names);
-  if (model.mutable_config().problem_type.empty())
-    model.mutable_config().problem_type = "single_label_classification";
+  // The data says what is learnt (transformers takes problem_type from the config the script sets).
+  model.mutable_config().problem_type = train.manifest().problem_type;
+}
+
+// The model's head fits the data: its outputs, its problem type, every class id.
+void check_head(const ModelConfig& config, const data::TokenizedDataset& d, const char* what) {
+  const data::Manifest& m = d.manifest();
+  const int K = config.num_labels;
+  if (!config.problem_type.empty() && config.problem_type != m.problem_type)
+    fail("the model is trained for {} (config.json problem_type) but the {} data is {} (prep --problem-type)",
+         config.problem_type, what, m.problem_type);
+  if (m.float_targets() && d.num_labels() != static_cast<std::size_t>(K))
+    fail("the {} data has {} {} per row ({}) but the model's head has {} outputs (config num_labels)", what,
+         d.num_labels(), m.regression() ? "targets" : "labels", m.problem_type, K);
+  if (!m.float_targets() && d.num_labels() > static_cast<std::size_t>(K))
+    fail("the {} data has {} labels but the model's head has {} (config num_labels / id2label)", what, d.num_labels(), K);
+  for (std::int32_t y : d.labels()) {
+    if (y < 0 || y >= K) fail("{} data: label {} outside the model's {} labels", what, y, K);
+  }
 }
 
 struct LoopState {
@@ -177,6 +194,14 @@ std::vector<std::int32_t> step_word_ids(const data::TokenizedDataset& train, con
   return ids;
 }
 
+// The loss's targets for a batch: class ids, or (B, K) floats (regression, multi-hot).
+Labels batch_labels(const data::LabeledBatch& b) {
+  Labels l;
+  if (!b.labels.empty()) l.class_ids = b.labels.data();
+  else l.values = b.values.data();
+  return l;
+}
+
 }  // namespace
 
 void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir, long model_max_length) {
@@ -207,6 +232,7 @@ std::string latest_checkpoint(const std::string& dir) {
 EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, long batch_size,
                      std::vector<std::int64_t>* predictions, const ProcessGroup* group) {
   if (!dataset.has_labels()) fail("evaluation needs labels; the dataset has none");
+  check_head(model.config(), dataset, "evaluation");
   const int K = model.config().num_labels;
   const std::size_t n = dataset.size();
   std::vector<std::int64_t> order(n);
@@ -220,34 +246,37 @@ EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, 
       mine.push_back(order[i]);
     order = std::move(mine);
   }
-  // (2N): predictions, then labels; rows of other ranks stay 0 until the sum below.
-  std::vector<std::int64_t> outputs(2 * n, 0);
-  const std::span<std::int64_t> preds(outputs.data(), n), labels(outputs.data() + n, n);
-  double loss_sum = 0;
+  // Every row's K outputs (logits; regression: predictions) and its targets (a class id, or K floats),
+  // in row order; rows of other ranks stay 0 until the sum below.
+  const bool classes = !dataset.manifest().float_targets();
+  const auto Ks = static_cast<std::size_t>(K);
+  const std::size_t T = classes ? 1 : Ks;  // targets per row
+  std::vector<double> outputs(n * Ks + n * T + 1, 0.0);  // + the loss sum
+  const std::span<double> scores(outputs.data(), n * Ks), targets(outputs.data() + n * Ks, n * T);
+  double& loss_sum = outputs.back();
   for (std::size_t start = 0; start < order.size(); start += static_cast<std::size_t>(batch_size)) {
     const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(batch_size), order.size() - start);
     const data::LabeledBatch b = dataset.batch(std::span<const std::int64_t>(order.data() + start, count));
-    for (std::int32_t y : b.labels) {
-      if (y < 0 || y >= K) fail("evaluation: label {} outside the model's {} labels", y, K);
-    }
     const std::vector<float> logits = model.forward(b.tokens);
-    Labels l;
-    l.class_ids = b.labels.data();
-    loss_sum += static_cast<double>(model.loss(logits.data(), static_cast<int>(b.size()), l)) * static_cast<double>(b.size());
-    for (std::int64_t r = 0; r < b.size(); r++) {
-      const float* row = logits.data() + r * K;
-      const auto row_index = static_cast<std::size_t>(b.rows[static_cast<std::size_t>(r)]);
-      preds[row_index] = std::max_element(row, row + K) - row;
-      labels[row_index] = b.labels[static_cast<std::size_t>(r)];
+    loss_sum += static_cast<double>(model.loss(logits.data(), static_cast<int>(b.size()), batch_labels(b))) *
+                static_cast<double>(b.size());
+    for (std::size_t r = 0; r < static_cast<std::size_t>(b.size()); r++) {
+      const auto row = static_cast<std::size_t>(b.rows[r]);
+      std::copy_n(logits.begin() + static_cast<std::ptrdiff_t>(r * Ks), Ks, scores.begin() + static_cast<std::ptrdiff_t>(row * Ks));
+      if (classes) targets[row] = b.labels[r];
+      else std::copy_n(b.values.begin() + static_cast<std::ptrdiff_t>(r * T), T, targets.begin() + static_cast<std::ptrdiff_t>(row * T));
     }
   }
-  if (W > 1) {
-    group->allreduce_sum(outputs);
-    std::vector<double> loss{loss_sum};
-    group->allreduce_sum(loss);
-    loss_sum = loss[0];
+  if (W > 1) group->allreduce_sum(outputs);
+  if (dataset.manifest().regression()) return compute_regression_metrics(scores, targets, K, loss_sum);
+  if (dataset.manifest().multi_label()) return compute_multi_label_metrics(scores, targets, K, loss_sum);
+  std::vector<std::int64_t> preds(n), labels(n);
+  for (std::size_t i = 0; i < n; i++) {
+    const double* row = scores.data() + i * Ks;
+    preds[i] = std::max_element(row, row + Ks) - row;
+    labels[i] = static_cast<std::int64_t>(targets[i]);
   }
-  if (predictions) predictions->assign(preds.begin(), preds.end());
+  if (predictions) *predictions = preds;
   return compute_metrics(preds, labels, K, loss_sum);
 }
 
@@ -255,13 +284,9 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
                          const data::TokenizedDataset* test, const TrainPaths& paths, const TrainHooks& hooks) {
   if (!train.has_labels()) fail("training data has no labels");
   if (train.size() == 0) fail("training data has no rows");
-  const int K = model.config().num_labels;
-  if (train.num_labels() > static_cast<std::size_t>(K))
-    fail("the training data has {} labels but the model's head has {} (config num_labels / id2label)",
-         train.num_labels(), K);
-  for (std::int32_t y : train.labels()) {
-    if (y < 0 || y >= K) fail("training data: label {} outside the model's {} labels", y, K);
-  }
+  adopt_label_names(model, train);  // the data's problem type too
+  check_head(model.config(), train, "training");
+  if (test) check_head(model.config(), *test, "test");
   const ProcessGroup& group = hooks.group ? *hooks.group : ProcessGroup::single();
   const int W = group.size();
   const bool writer = group.rank() == 0;  // the one rank that writes files and reports
@@ -269,8 +294,16 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   if (writer) {
     fs::create_directories(paths.output_dir);
     fs::create_directories(ckpt_root);
+    // overwrite_output_dir: this run starts afresh; an earlier run's checkpoints would otherwise sit
+    // beside (and be overwritten step by step by) this run's, and `--resume latest` could pick them.
+    if (args.overwrite_output_dir) {
+      for (const fs::path& old : checkpoints_in(ckpt_root)) {
+        spdlog::info("overwrite_output_dir: removing {}", old.string());
+        fs::remove_all(old);
+      }
+    }
+    if (!args.logging_dir.empty()) fs::create_directories(args.logging_dir);
   }
-  adopt_label_names(model, train);
   if (group.distributed()) require_same_job(group, job_fingerprint(args, train, test, model));
 
   const auto n = static_cast<std::int64_t>(train.size());
@@ -323,20 +356,30 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   model.set_dropout_enabled(args.dropout);
   model.set_dropout(static_cast<std::uint64_t>(args.seed), st.dropout_offset);
 
+  // metrics.jsonl in the model folder, and in logging_dir too (where Trainer keeps its logs).
+  std::vector<std::string> metrics_files{(fs::path(paths.output_dir) / "metrics.jsonl").string()};
+  if (!args.logging_dir.empty()) metrics_files.push_back((fs::path(args.logging_dir) / "metrics.jsonl").string());
   auto log = [&](nlohmann::json record) {
     st.log_history.push_back(record);
     if (!writer) return;
-    std::ofstream out((fs::path(paths.output_dir) / "metrics.jsonl").string(), std::ios::app);
-    out << record.dump() << "\n";
+    for (const std::string& file : metrics_files) std::ofstream(file, std::ios::app) << record.dump() << "\n";
     if (hooks.on_log) hooks.on_log(record);
   };
   auto epoch_float = [&]() {
     return static_cast<double>(st.epoch) + static_cast<double>(st.next_batch) / static_cast<double>(batches_per_epoch);
   };
   std::optional<nlohmann::json> last_eval;
-  auto run_eval = [&]() {
+  // Metrics with Trainer's speed figures (eval_runtime, eval_samples_per_second, eval_steps_per_second).
+  auto evaluate_timed = [&]() {
+    const auto start = Clock::now();
     EvalMetrics m = evaluate(model, *test, args.eval_batch_size, nullptr, &group);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     nlohmann::json record = metrics_to_json(m, "eval_", model.config().id2label);
+    add_eval_speed(record, m, args.eval_batch_size, seconds);
+    return record;
+  };
+  auto run_eval = [&]() {
+    nlohmann::json record = evaluate_timed();
     record["step"] = st.global_step;
     record["epoch"] = epoch_float();
     log(record);
@@ -380,8 +423,10 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   };
 
   if (writer) {  // metrics.jsonl holds exactly the history up to where this run starts
-    std::ofstream out((fs::path(paths.output_dir) / "metrics.jsonl").string(), std::ios::trunc);
-    for (const auto& record : st.log_history) out << record.dump() << "\n";
+    for (const std::string& file : metrics_files) {
+      std::ofstream out(file, std::ios::trunc);
+      for (const auto& record : st.log_history) out << record.dump() << "\n";
+    }
   }
   TrainOutcome outcome;
   outcome.total_steps = total_steps;
@@ -422,8 +467,7 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
           for (std::int64_t row : rows)
             b.tokens.padded_length = std::max(b.tokens.padded_length, static_cast<int>(train.length(static_cast<std::size_t>(row))));
         }
-        Labels l;
-        l.class_ids = b.labels.data();
+        const Labels l = batch_labels(b);
         const float weight = static_cast<float>(share.size()) / static_cast<float>(count) / static_cast<float>(group_size);
         const float loss = model.forward_backward(b.tokens, l, weight);
         if (!std::isfinite(loss)) fail("training diverged: loss is {} at step {}", loss, st.global_step + 1);
@@ -519,11 +563,9 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
       spdlog::info("loading the best model ({} = {}) from {}", args.metric_for_best_model, *st.best_metric, st.best_checkpoint);
     const SharedCheckpoint best(group, st.best_checkpoint);
     load_weights_into(model, best.dir(), args.seed, "load_best_model_at_end");
-    if (test) {
-      EvalMetrics m = evaluate(model, *test, args.eval_batch_size, nullptr, &group);
-      last_eval = metrics_to_json(m, "eval_", model.config().id2label);
-    }
-  } else if (test && args.eval_strategy != "no" && !(last_eval && (*last_eval)["step"] == st.global_step)) {
+    if (test) last_eval = evaluate_timed();
+  } else if (test && (args.eval_strategy != "no" || args.do_eval) &&
+             !(last_eval && (*last_eval)["step"] == st.global_step)) {
     run_eval();
   }
   if (!writer) {

@@ -33,7 +33,8 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
 class ProcessGroup;
 
 // Eval-mode pass over a labelled dataset in batches of `batch_size` (rows sorted by length so
-// little padding is computed; metrics do not depend on the order). Predictions (N) in row order.
+// little padding is computed; metrics do not depend on the order), with the metrics of the
+// dataset's problem type (eval_metrics.h). Single-label: predicted class ids (N) in row order.
 // With a data-parallel `group` each rank runs every W-th row and every rank gets the metrics of the
 // whole dataset.
 EvalMetrics evaluate(const Model& model, const data::TokenizedDataset& dataset, long batch_size,

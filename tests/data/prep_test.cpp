@@ -285,16 +285,16 @@ TEST(Prep, RegressionTargetsAreFloats) {
                                "{\"a\":\"p\",\"b\":\"q\",\"score\":\"high\"}\n{\"a\":\"s\",\"b\":\"t\",\"score\":5}\n");
   PrepOptions o;
   o.read = read_options(path, {"a", "b"}, "score");
-  o.read.regression = true;
+  o.read.problem_type = kRegression;
   const auto msg = error_of([&] { prepare(o, word_encoder(0)); });
-  EXPECT_NE(msg.find("stsb.jsonl: line 3: regression target 'high' is not a finite number"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("stsb.jsonl: line 3: label column 'score': target 'high' is not a finite number"), std::string::npos) << msg;
   o.read.skip_bad_rows = true;
   auto d = prepare(o, word_encoder(0)).train;
   ASSERT_EQ(d.size(), 3u);
   EXPECT_TRUE(d.regression());
-  EXPECT_FLOAT_EQ(d.value(0), 3.8f);
-  EXPECT_FLOAT_EQ(d.value(1), 0.25f);
-  EXPECT_FLOAT_EQ(d.value(2), 5.0f);
+  EXPECT_FLOAT_EQ(d.targets(0)[0], 3.8f);
+  EXPECT_FLOAT_EQ(d.targets(1)[0], 0.25f);
+  EXPECT_FLOAT_EQ(d.targets(2)[0], 5.0f);
   EXPECT_THROW(d.label(0), tuneserve::Error);
   const auto dir = tuneserve::testing::data_temp_dir() / "regression";
   d.write(dir.string());
@@ -303,4 +303,78 @@ TEST(Prep, RegressionTargetsAreFloats) {
   const auto b = back.batch(std::vector<std::int64_t>{2, 0});
   EXPECT_EQ(b.values, (std::vector<float>{5.0f, 3.8f}));
   EXPECT_TRUE(b.labels.empty());
+}
+
+TEST(Prep, RegressionWithSeveralTargets) {
+  const auto path = write_file("va.jsonl",
+                               "{\"t\":\"a\",\"v\":1.5,\"r\":-2,\"both\":[1.5,-2]}\n"
+                               "{\"t\":\"b\",\"v\":0,\"r\":0.5,\"both\":[0,0.5]}\n");
+  PrepOptions o;
+  o.read = read_options(path, {"t"}, "v,r");
+  o.read.problem_type = kRegression;
+  auto d = prepare(o, word_encoder(0)).train;
+  EXPECT_EQ(d.num_labels(), 2u);
+  EXPECT_EQ(d.manifest().id2label, (std::vector<std::string>{"v", "r"}));  // several targets are named
+  EXPECT_EQ(d.batch(std::vector<std::int64_t>{1, 0}).values, (std::vector<float>{0.0f, 0.5f, 1.5f, -2.0f}));
+  o.read.label_column = "both";  // one column holding the targets as a JSON array
+  auto a = prepare(o, word_encoder(0)).train;
+  EXPECT_EQ(std::vector<float>(a.values().begin(), a.values().end()), (std::vector<float>{1.5f, -2.0f, 0.0f, 0.5f}));
+  o.read.label_column = "t";  // a text column is not an array, and arrays stay refused there
+  EXPECT_NE(error_of([&] { prepare(o, word_encoder(0)); }).find("target 'a' is not a finite number"), std::string::npos);
+  const auto ragged = write_file("ragged.jsonl", "{\"t\":\"a\",\"y\":[1,2]}\n{\"t\":\"b\",\"y\":[3]}\n");
+  o.read = read_options(ragged, {"t"}, "y");
+  o.read.problem_type = kRegression;
+  EXPECT_NE(error_of([&] { prepare(o, word_encoder(0)); }).find("ragged.jsonl: line 2: 1 targets where the rows before have 2"),
+            std::string::npos);
+  o.read = read_options(path, {"both"}, "v");
+  EXPECT_NE(error_of([&] { prepare(o, word_encoder(0)); }).find("field 'both' is a array"), std::string::npos);
+}
+
+TEST(Prep, MultiLabelFromListsAndColumns) {
+  // GoEmotions' form: comma-separated ids in a TSV column, names from --label-names.
+  const auto tsv = write_file("emo.tsv", "text\tlabels\nso happy\t1,2\nmeh\t0\nyay\t2\n");
+  PrepOptions o;
+  o.read = read_options(tsv, {"text"}, "labels");
+  o.read.problem_type = kMultiLabel;
+  o.read.labels.names = {"neutral", "joy", "love"};
+  auto d = prepare(o, word_encoder(0)).train;
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d.num_labels(), 3u);
+  EXPECT_EQ(std::vector<float>(d.values().begin(), d.values().end()),
+            (std::vector<float>{0, 1, 1, 1, 0, 0, 0, 0, 1}));
+  EXPECT_EQ(d.manifest().label_counts, (std::vector<std::int64_t>{1, 1, 2}));
+  const auto dir = tuneserve::testing::data_temp_dir() / "multi_label";
+  d.write(dir.string());
+  const auto back = TokenizedDataset::open(dir.string());
+  EXPECT_TRUE(back.manifest().multi_label());
+  EXPECT_EQ(back.batch(std::vector<std::int64_t>{2}).values, (std::vector<float>{0, 0, 1}));
+  EXPECT_THROW(back.label(0), tuneserve::Error);
+
+  // JSON arrays of names (sorted when no names are given; [] is a row without labels), and a test
+  // file numbered like the training rows.
+  const auto jsonl = write_file("emo.jsonl", "{\"t\":\"a\",\"y\":[\"love\",\"joy\"]}\n{\"t\":\"b\",\"y\":[]}\n");
+  const auto test = write_file("emo_test.jsonl", "{\"t\":\"c\",\"y\":[\"love\"]}\n{\"t\":\"d\",\"y\":[\"anger\"]}\n");
+  o.read = read_options(jsonl, {"t"}, "y");
+  o.read.problem_type = kMultiLabel;
+  o.test_files = {test};
+  const auto msg = error_of([&] { prepare(o, word_encoder(0)); });
+  EXPECT_NE(msg.find("emo_test.jsonl: line 2: label 'anger' is not one of --label-names"), std::string::npos) << msg;
+  o.read.skip_bad_rows = true;
+  const auto p = prepare(o, word_encoder(0));
+  EXPECT_EQ(p.train.manifest().id2label, (std::vector<std::string>{"joy", "love"}));
+  EXPECT_EQ(std::vector<float>(p.train.values().begin(), p.train.values().end()), (std::vector<float>{1, 1, 0, 0}));
+  ASSERT_EQ(p.test->size(), 1u);
+  EXPECT_EQ(std::vector<float>(p.test->values().begin(), p.test->values().end()), (std::vector<float>{0, 1}));
+
+  // One 0/1 column per label: the columns name the labels.
+  const auto hot = write_file("hot.csv", "text,joy,love\nx,1,0\ny,0,1\nz,1,2\n");
+  o = PrepOptions{};
+  o.read = read_options(hot, {"text"}, "joy,love");
+  o.read.problem_type = kMultiLabel;
+  EXPECT_NE(error_of([&] { prepare(o, word_encoder(0)); }).find("hot.csv: line 4: label column 'love' holds '2'; a multi-hot column takes 0 or 1"),
+            std::string::npos);
+  o.read.skip_bad_rows = true;
+  const auto h = prepare(o, word_encoder(0)).train;
+  EXPECT_EQ(h.manifest().id2label, (std::vector<std::string>{"joy", "love"}));
+  EXPECT_EQ(std::vector<float>(h.values().begin(), h.values().end()), (std::vector<float>{1, 0, 0, 1}));
 }

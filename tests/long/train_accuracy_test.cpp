@@ -65,7 +65,7 @@ TEST(TrainAccuracy, ReferenceRecipeLr5e4Seed0) {
 std::vector<std::string> predicted_labels(const fs::path& model, const fs::path& texts, const std::string& dtype) {
   std::string output;
   const int rc = tuneserve::testing::run_command(tuneserve::testing::binary_path() + " predict --model " +
-                                                     model.string() + " --input " + texts.string() + " --dtype " +
+                                                     model.string() + " --quiet --input " + texts.string() + " --dtype " +
                                                      dtype + " 2>/dev/null",
                                                  output);
   EXPECT_EQ(rc, 0) << output;

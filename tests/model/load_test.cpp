@@ -134,6 +134,15 @@ TEST(Load, MissingOrMisshapedTensorIsAnErrorNamingItAndTheFile) {
   EXPECT_NE(e.find("classifier.weight"), std::string::npos) << e;
   EXPECT_NE(e.find("[2, 64]"), std::string::npos) << e;
   EXPECT_NE(e.find("[3, 64]"), std::string::npos) << e;
+  // Unless a new head is asked for (transformers' ignore_mismatched_sizes, what fine-tuning on
+  // another number of labels or regression targets uses).
+  LoadOptions anew{1, {"a", "b", "c"}, "", {}};
+  anew.new_head_on_mismatch = true;
+  LoadReport report;
+  const Model three = Model::load(testing::shared_path("goldens/distilbert"), &report, anew);
+  EXPECT_EQ(three.config().num_labels, 3);
+  EXPECT_TRUE(contains(report.initialized, "classifier.weight"));
+  EXPECT_TRUE(contains(report.ignored, "classifier.weight"));
 
   const std::string bin = temp_dir("bin_only");
   fs::copy_file(testing::shared_path("goldens/distilbert/config.json"), bin + "/config.json");

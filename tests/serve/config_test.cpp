@@ -59,6 +59,38 @@ TEST(ServeConfig, FileThenEnvironment) {
   EXPECT_EQ(o.server.api_key, "k");
 }
 
+// SageMaker's model-server variables: the request size in bytes wins over the one in MB, and the
+// default Accept names one supported type.
+TEST(ServeConfig, SageMakerRequestSizeAndDefaultAccept) {
+  ServeOptions o;
+  EXPECT_FALSE(o.workers_given);
+  EXPECT_EQ(o.server.default_accept, Format::json);
+  std::map<std::string, std::string> env = {{"SAGEMAKER_MAX_PAYLOAD_IN_MB", "1"},
+                                            {"SAGEMAKER_MAX_REQUEST_SIZE", "1000"},
+                                            {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/jsonlines"},
+                                            {"SAGEMAKER_MODEL_SERVER_WORKERS", "3"}};
+  auto from = [&](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  apply_environment(o, from);
+  EXPECT_EQ(o.server.max_payload_bytes, 1000u);
+  EXPECT_EQ(o.server.default_accept, Format::jsonlines);
+  EXPECT_TRUE(o.workers_given);
+  EXPECT_EQ(o.batch.workers, 3);
+  env = {{"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv"}};
+  apply_environment(o, from);
+  EXPECT_EQ(o.server.default_accept, Format::csv);
+  for (const char* bad : {"image/png", "*/*", "application/json, text/csv"}) {
+    env = {{"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", bad}};
+    EXPECT_NE(error_of([&] { apply_environment(o, from); }).find("environment SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"),
+              std::string::npos)
+        << bad;
+  }
+  env = {{"SAGEMAKER_MAX_REQUEST_SIZE", "6MB"}};
+  EXPECT_NE(error_of([&] { apply_environment(o, from); }).find("SAGEMAKER_MAX_REQUEST_SIZE"), std::string::npos);
+}
+
 TEST(ServeConfig, ErrorsNameTheSource) {
   ServeOptions o;
   auto env = [](const char* value) {

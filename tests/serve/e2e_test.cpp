@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/cpus.h"
 #include "serve/http_client.h"
 #include "test_util.h"
 
@@ -171,6 +172,26 @@ class EndToEnd : public ::testing::Test {
     TUNESERVE_REQUIRE_SHARED(kTokenizer);
   }
 };
+
+// Without --workers, serve starts one worker per CPU the process may use (core/cpus.h: affinity
+// and cgroup quota), as SageMaker's toolkit does; --workers still decides when given.
+TEST_F(EndToEnd, WorkersDefaultToTheAvailableCpus) {
+  auto workers_of = [](ServerProcess& server, int want) {
+    int seen = -1;
+    for (int i = 0; i < 100 && seen != want; i++) {  // scaled up just after the model is loaded
+      const auto r = http_request(server.port(), "GET", "/info");
+      if (r.status == 200) seen = json::parse(r.body).value("workers", -1);
+      if (seen != want) std::this_thread::sleep_for(100ms);
+    }
+    return seen;
+  };
+  ServerProcess defaulted;
+  ASSERT_TRUE(defaulted.wait_ready());
+  EXPECT_EQ(workers_of(defaulted, tuneserve::available_cpus()), tuneserve::available_cpus());
+  ServerProcess chosen({"--workers", "3"});
+  ASSERT_TRUE(chosen.wait_ready());
+  EXPECT_EQ(workers_of(chosen, 3), 3);
+}
 
 TEST_F(EndToEnd, CurlGetsThePipelinesAnswer) {
   ServerProcess server({"--device", "cpu"});

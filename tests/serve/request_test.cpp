@@ -62,7 +62,10 @@ TEST(Request, JsonErrorsNameTheProblem) {
   EXPECT_NE(error_of(R"({"inputs": ["a", 3]})", 400, "validation").find("inputs[1]"), std::string::npos);
   error_of(R"({"inputs": []})", 400, "empty");
   error_of(R"({"inputs": ""})", 400, "empty");
-  error_of(R"({"inputs": ["a","a","a","a","a","a","a","a","a"]})", 413, "too_many_inputs");
+  // A 413 names the setting and the variable that raise the limit.
+  EXPECT_NE(error_of(R"({"inputs": ["a","a","a","a","a","a","a","a","a"]})", 413, "too_many_inputs")
+                .find("--max-client-batch-size or MAX_CLIENT_BATCH_SIZE"),
+            std::string::npos);
   EXPECT_NE(error_of(R"({"inputs": "x", "parameters": {"temperature": 1}})", 400, "validation")
                 .find("temperature"),
             std::string::npos);
@@ -149,6 +152,12 @@ TEST(Request, ContentNegotiation) {
   EXPECT_EQ(accept_format("text/html, text/csv;q=0.9"), Format::csv);
   EXPECT_EQ(accept_format("application/jsonlines"), Format::jsonlines);
   EXPECT_EQ(accept_format("application/json;q=0, text/csv"), Format::csv);
+  // SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: what an absent Accept or */* gets; a named type still wins.
+  EXPECT_EQ(accept_format("", Format::jsonlines), Format::jsonlines);
+  EXPECT_EQ(accept_format("*/*", Format::csv), Format::csv);
+  EXPECT_EQ(accept_format("application/*", Format::jsonlines), Format::jsonlines);
+  EXPECT_EQ(accept_format("application/*", Format::csv), Format::json);
+  EXPECT_EQ(accept_format("application/json", Format::csv), Format::json);
   try {
     accept_format("image/png");
     ADD_FAILURE();

@@ -83,6 +83,49 @@ TEST(Args, FinalizeChecksCombinations) {
   EXPECT_THROW(finalize_args(f), tuneserve::Error);
 }
 
+// The arguments Trainer scripts and notebooks pass, and TrainingArguments' defaults.
+TEST(Args, TrainerScriptArguments) {
+  TrainArgs d;
+  EXPECT_EQ(d.logging_steps, 500);
+  EXPECT_EQ(d.save_strategy, "steps");
+  EXPECT_EQ(d.save_steps, 500);
+  EXPECT_EQ(d.logging_strategy, "steps");
+
+  TrainArgs a;
+  a.model = "m";
+  a.train = "t";
+  a.test = "e";
+  for (const char* key : {"--do_train", "--do_eval", "--overwrite_output_dir", "--disable_tqdm"})
+    set_hyperparameter(a, key, "");  // a flag without a value, as argparse's store_true takes it
+  set_hyperparameter(a, "--report_to", "none");
+  set_hyperparameter(a, "--logging_dir", "/tmp/logs");
+  set_hyperparameter(a, "--optim", "adamw_torch");
+  set_hyperparameter(a, "--fp16", "false");
+  finalize_args(a);
+  EXPECT_TRUE(a.do_eval);
+  EXPECT_TRUE(a.overwrite_output_dir);
+  EXPECT_FALSE(a.progress) << "disable_tqdm turns the bar off";
+  EXPECT_EQ(a.logging_dir, "/tmp/logs");
+  EXPECT_EQ(args_to_json(a)["optim"], "adamw_torch");
+  set_hyperparameter(a, "optim", "adamw_torch_fused");
+  finalize_args(a);
+
+  EXPECT_NE(error_of([&] { set_hyperparameter(a, "fp16", "true"); }).find("use bf16 (--bf16)"), std::string::npos);
+  TrainArgs b = a;
+  b.optim = "adafactor";
+  EXPECT_NE(error_of([&] { finalize_args(b); }).find("optim: 'adafactor' is not available"), std::string::npos);
+  b = a;
+  b.do_train = false;
+  EXPECT_NE(error_of([&] { finalize_args(b); }).find("tuneserve eval"), std::string::npos);
+  b = a;
+  b.test.clear();
+  b.eval_strategy = "no";
+  EXPECT_NE(error_of([&] { finalize_args(b); }).find("do_eval: needs a test set"), std::string::npos);
+  b = a;
+  b.resume = "latest";
+  EXPECT_NE(error_of([&] { finalize_args(b); }).find("overwrite_output_dir: contradicts resume"), std::string::npos);
+}
+
 TEST(Args, SageMakerJsonEncodedValues) {
   TrainArgs a;
   // What the SageMaker Python SDK writes: every value a JSON-encoded string.

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -82,7 +83,7 @@ class TrainCli : public ::testing::Test {
 TEST_F(TrainCli, WritesAHuggingFaceModelDirectoryAndResults) {
   const fs::path out = dir / "out";
   ASSERT_EQ(run(base() + " --train " + train + " --test " + test + " --epochs 1 --train_batch_size 16" +
-                " --learning-rate 5e-4 --logging-steps 2 --output-dir " + out.string() + " > " + (dir / "log").string() + " 2>&1"),
+                " --learning-rate 5e-4 --logging-steps 2 --save-strategy epoch --output-dir " + out.string() + " > " + (dir / "log").string() + " 2>&1"),
             0) << std::ifstream(dir / "log").rdbuf();
   const auto config = read_json(out / "config.json");
   EXPECT_EQ(config["architectures"][0], "DistilBertForSequenceClassification");
@@ -108,6 +109,8 @@ TEST_F(TrainCli, WritesAHuggingFaceModelDirectoryAndResults) {
   ASSERT_EQ(run(binary_path() + " eval --model " + out.string() + " --data " + test +
                 " --text content --label label --max-length 64 --json > " + (dir / "eval.json").string()), 0);
   const auto cli_eval = read_json(dir / "eval.json");
+  for (const auto& [key, value] : eval.items())  // the same keys as eval_results.json (epoch aside)
+    EXPECT_TRUE(key == "epoch" || cli_eval.contains(key)) << key << " missing from eval --json";
   EXPECT_DOUBLE_EQ(cli_eval["eval_accuracy"].get<double>(), eval["eval_accuracy"].get<double>());
   EXPECT_NEAR(cli_eval["eval_loss"].get<double>(), eval["eval_loss"].get<double>(), 1e-6);
   EXPECT_DOUBLE_EQ(cli_eval["eval_f1_macro"].get<double>(), eval["eval_f1_macro"].get<double>());
@@ -132,7 +135,7 @@ TEST_F(TrainCli, SageMakerJobContract) {
                        {"tokenizer", nlohmann::json(shared_path("tokenizers/bert-base-cased")).dump()},
                        {"text", "\"content\""}, {"label", "\"label\""}, {"epochs", "1"},
                        {"train_batch_size", "32"}, {"max_length", "64"}, {"learning_rate", "5e-4"},
-                       {"sagemaker_program", "\"train.py\""}};
+                       {"save_strategy", "\"epoch\""}, {"sagemaker_program", "\"train.py\""}};
   std::ofstream(root / "input/config/hyperparameters.json") << hp.dump();
   const std::string env = "SM_NUM_CPUS=2 SM_NUM_GPUS=0 ";
   ASSERT_EQ(run(env + binary_path() + " train --sagemaker-root " + root.string() + " > " + (dir / "log").string() + " 2>&1"), 0)
@@ -206,7 +209,8 @@ TEST_F(TrainCli, SageMakerJobOutputDirIsTheWorkingFolder) {
   nlohmann::json hp = {{"model_name", nlohmann::json(shared_path("models/distilbert-tiny-init")).dump()},
                        {"tokenizer", nlohmann::json(shared_path("tokenizers/bert-base-cased")).dump()},
                        {"text", "\"content\""}, {"epochs", "1"}, {"train_batch_size", "32"}, {"max_length", "64"},
-                       {"output_dir", nlohmann::json(work.string()).dump()}, {"token_name", "\"hf_xyz\""}};
+                       {"output_dir", nlohmann::json(work.string()).dump()}, {"token_name", "\"hf_xyz\""},
+                       {"save_strategy", "\"epoch\""}};
   std::ofstream(root / "input/config/hyperparameters.json") << hp.dump();
   std::string log;
   ASSERT_EQ(tuneserve::testing::run_command(binary_path() + " train --sagemaker-root " + root.string(), log), 0) << log;
@@ -216,6 +220,51 @@ TEST_F(TrainCli, SageMakerJobOutputDirIsTheWorkingFolder) {
   EXPECT_FALSE(fs::exists(work / "model.safetensors"));
   EXPECT_NE(log.find("'token_name'"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(root / "output/failure"));
+}
+
+// The arguments a Trainer script is run with, and its log lines: the regexes of the Hugging Face
+// SageMaker examples' metric_definitions find loss, learning rate, eval metrics and epochs in our
+// output, as plain lines and inside --log-format json records.
+TEST_F(TrainCli, TrainerScriptArgumentsAndMetricRegexes) {
+  const fs::path out = dir / "out", logs = dir / "logs";
+  fs::create_directories(out / "checkpoint-999");  // an earlier run's, removed by --overwrite_output_dir
+  std::ofstream(out / "checkpoint-999/trainer_state.json") << "{}";
+  const std::string cmd = base() + " --train " + train + " --test " + test + " --epochs 1 --train_batch_size 16" +
+                          " --logging_steps 2 --do_train --do_eval --eval_strategy no --report_to none" +
+                          " --overwrite_output_dir --logging_dir " + logs.string() +
+                          " --optim adamw_torch --disable_tqdm --output_dir " + out.string();
+  std::string log;
+  ASSERT_EQ(tuneserve::testing::run_command(cmd, log), 0) << log;
+  EXPECT_FALSE(fs::exists(out / "checkpoint-999")) << log;
+  EXPECT_TRUE(fs::exists(out / "eval_results.json")) << "--do_eval evaluates at the end with eval_strategy no";
+  ASSERT_TRUE(fs::exists(logs / "metrics.jsonl"));
+  EXPECT_EQ(count_lines(logs / "metrics.jsonl"), count_lines(out / "metrics.jsonl"));
+  EXPECT_EQ(count_lines(out / "metrics.jsonl"), 3u);  // steps 2 and 4, the final evaluation
+  auto found = [](const std::string& text, const std::string& name) {
+    const std::regex re("'" + name + "': ([0-9]+(.|e\\-)[0-9]+),?");
+    return std::regex_search(text, re);
+  };
+  for (const char* name : {"loss", "learning_rate", "epoch", "eval_loss", "eval_accuracy", "eval_f1", "eval_precision",
+                           "eval_recall", "eval_runtime", "eval_samples_per_second", "train_runtime"})
+    EXPECT_TRUE(found(log, name)) << name << " is not in the log:\n" << log;
+  const auto eval = read_json(out / "eval_results.json");
+  EXPECT_TRUE(eval.contains("eval_runtime") && eval.contains("eval_samples_per_second")) << eval.dump();
+
+  // --log-format json: every stderr line is one JSON object; the dict lines are their messages.
+  ASSERT_EQ(run(cmd + " --log-format json > /dev/null 2> " + (dir / "json.log").string()), 0);
+  std::ifstream lines(dir / "json.log");
+  int records = 0, with_loss = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto record = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(record.is_discarded()) << "not JSON: " << line;
+    records++;
+    if (found(record.value("message", ""), "loss")) with_loss++;
+  }
+  EXPECT_GE(records, 4);
+  EXPECT_EQ(with_loss, 2) << log;
+
+  EXPECT_NE(tuneserve::testing::run_command(cmd + " --fp16", log), 0);
+  EXPECT_NE(log.find("use bf16 (--bf16)"), std::string::npos) << log;
 }
 
 // Data prepared at the tokenizer's default length (512) trains a 256-position model: rows are cut
@@ -333,7 +382,8 @@ void stop_and_resume(const TrainCli& t, int sig, int expected) {
   ::kill(pid, sig);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  // The log says what ended it (an abort prints its reason there): CI once saw SIGABRT here.
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "\n" << std::ifstream(dir / "log").rdbuf();
   EXPECT_EQ(WEXITSTATUS(status), expected) << std::ifstream(dir / "log").rdbuf();
   bool found = false;
   long step = 0;

@@ -63,6 +63,7 @@ struct State {
 };
 State state;
 
+// Plain stderr, not spdlog: this runs in a constructor before main (and before logging is set up).
 [[noreturn]] void stop(const char* line) {
   std::fprintf(stderr, "tuneserve: %s\n", line);
   std::fflush(stderr);
