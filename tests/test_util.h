@@ -2,12 +2,16 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -39,6 +43,38 @@ inline int run_command(const std::string& cmd, std::string& out) {
   while ((got = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, got);
   const int status = ::pclose(pipe);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The threads of process `pid` ("tid name") that do not block both SIGINT and SIGTERM (their
+// /proc/<pid>/task/<tid>/status SigBlk mask), and how many threads it has. A thread inside sigwait
+// is not counted: the kernel unblocks the awaited signals while it waits (it takes them
+// synchronously, no handler runs).
+inline std::vector<std::string> threads_taking_stop_signals(pid_t pid, std::size_t* threads = nullptr) {
+  std::vector<std::string> open;
+  std::size_t n = 0;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream status(task.path() / "status");
+    std::string line, name;
+    unsigned long long blocked = 0;
+    bool read = false;
+    while (std::getline(status, line)) {
+      if (line.starts_with("Name:")) name = line.substr(line.find_first_not_of(" \t", 5));
+      if (line.starts_with("SigBlk:")) {
+        blocked = std::stoull(line.substr(7), nullptr, 16);
+        read = true;
+      }
+    }
+    if (!read) continue;  // the thread ended meanwhile
+    n++;
+    long syscall = -1;
+    std::ifstream(task.path() / "syscall") >> syscall;
+    if (syscall == SYS_rt_sigtimedwait) continue;
+    const unsigned long long both = (1ULL << (SIGINT - 1)) | (1ULL << (SIGTERM - 1));
+    if ((blocked & both) != both) open.push_back(task.path().filename().string() + " " + name);
+  }
+  if (threads) *threads = n;
+  return open;
 }
 
 }  // namespace tuneserve::testing

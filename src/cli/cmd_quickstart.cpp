@@ -35,6 +35,7 @@ struct QuickstartArgs {
 void section(int n, const char* title) { std::printf("\n[%d/5] %s\n", n, title); std::fflush(stdout); }
 
 int run(const QuickstartArgs& q) {
+  take_stop_signals();  // before the kernels start threads
   // The reference recipe (../shared/README.md): AdamW wd 0.01 except bias/LayerNorm, linear schedule,
   // 6% warmup, grad-norm clip 1.0, default dropouts.
   train::TrainArgs args;

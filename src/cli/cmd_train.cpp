@@ -52,7 +52,8 @@ int run_training(const train::TrainArgs& args, const train::JobEnv& env, const D
   train::TrainPaths paths{model_dir, args.output_dir, in.tokenizer_dir};
   const train::TrainOutcome outcome =
       train_with_console(model, args, data.train, data.test ? &*data.test : nullptr, paths, &group);
-  if (!writer) return outcome.interrupted ? 130 : 0;
+  // Every rank a signal stopped exits as rank 0 does (SIGTERM: 0), or mpirun reports the job failed.
+  if (!writer) return outcome.interrupted ? interrupted_exit_code() : 0;
   if (outcome.interrupted) {
     std::fprintf(stderr, "stopped at step %ld of %ld; checkpoint %s\nresume with: tuneserve train ... --resume latest\n",
                  outcome.global_step, outcome.total_steps, outcome.last_checkpoint.c_str());
@@ -93,6 +94,7 @@ void resolve_inputs(train::TrainArgs& args) {
 }
 
 int run(const TrainCommand& cmd) {
+  take_stop_signals();  // before MPI_Init and the kernels start threads
   train::JobEnv env;
   // Started by mpirun: one rank of a data-parallel job (MPI starts here). Else a process alone.
   train::ProcessGroup& group = train::ProcessGroup::world();

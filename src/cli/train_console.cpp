@@ -1,12 +1,17 @@
 // Console side of a training run: progress bar or plain lines, SIGINT/SIGTERM -> checkpoint and stop.
 #include "cli/train_console.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -20,26 +25,51 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signal{0};
+std::atomic<bool> g_watching{false};
+// Set while train_with_console runs and no stop was asked yet: the next signal is a stop request.
+std::atomic<bool> g_armed{false};
 
-// Async-signal-safe: sets flags, writes one fixed line, and lets the same signal again end the
-// process at once.
-void on_stop_signal(int sig) {
-  g_stop = true;
-  g_signal = sig;
-  static const char interrupt[] = "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
-  static const char terminate[] = "\nSIGTERM: saving a checkpoint after this step, then exiting\n";
-  const bool term = sig == SIGTERM;
-  [[maybe_unused]] auto n = ::write(STDERR_FILENO, term ? terminate : interrupt, (term ? sizeof terminate : sizeof interrupt) - 1);
-  std::signal(sig, SIG_DFL);
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
 }
 
-void handle_stop_signals(void (*handler)(int)) {
-  std::signal(SIGINT, handler);
-  std::signal(SIGTERM, handler);
+// The one thread that receives SIGINT/SIGTERM. The first while training asks for a checkpoint
+// after this step; another one, or one outside training, has the default effect: the process ends
+// at once (killed by that signal, as with no handling at all).
+[[noreturn]] void watch_stop_signals() {
+  const sigset_t set = stop_signals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (g_armed.exchange(false)) {
+      g_signal = sig;
+      g_stop = true;
+      const char* message = sig == SIGTERM ? "\nSIGTERM: saving a checkpoint after this step, then exiting\n"
+                                           : "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
+      [[maybe_unused]] auto n = ::write(STDERR_FILENO, message, std::strlen(message));
+      continue;
+    }
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    std::signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+    ::raise(sig);
+  }
 }
-
 
 }  // namespace
+
+void take_stop_signals() {
+  if (g_watching.exchange(true)) return;
+  const sigset_t set = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread(watch_stop_signals).detach();
+}
 
 std::string format_duration(double seconds) {
   const long s = static_cast<long>(seconds + 0.5);
@@ -106,18 +136,20 @@ train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& arg
   hooks.group = group;
   hooks.on_log = [&](const nlohmann::json& r) { progress.line(train::trainer_log_line(r)); };
   hooks.on_step = [&](long step, long total, double loss) { progress.step(step, total, loss); };
+  // Kernels must never run on a thread that can receive these signals (take_stop_signals).
+  if (!g_watching) throw std::logic_error("train_with_console before take_stop_signals");
   g_stop = false;
   g_signal = 0;
-  handle_stop_signals(on_stop_signal);
+  g_armed = true;
   train::TrainOutcome outcome;
   try {
     outcome = train::train_model(model, args, train, test, paths, hooks);
   } catch (...) {
-    handle_stop_signals(SIG_DFL);
+    g_armed = false;
     progress.finish();
     throw;
   }
-  handle_stop_signals(SIG_DFL);
+  g_armed = false;
   progress.finish();
   return outcome;
 }

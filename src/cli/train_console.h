@@ -24,8 +24,20 @@ train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& dev
 // "mm:ss" or "h:mm:ss".
 std::string format_duration(double seconds);
 
-// train_model with the console attached (on rank 0 of a data-parallel `group`); SIGINT and SIGTERM
-// are handled only while it runs.
+// SIGINT and SIGTERM for a command that trains: blocked in the calling thread, and so in every
+// thread started after it (OpenMP's, oneDNN's, MPI's, the gradient thread), and received by one
+// thread of their own (sigwait). Call it first in the command, before any other thread exists.
+// Why not a handler: a handler runs on whichever thread the signal interrupts, its frame pushed below
+// that thread's stack pointer, and oneDNN's AVX2 sgemm kernel (Debian's oneDNN 2.6; fixed upstream in
+// oneDNN 3.11, issue 4845) points the stack pointer into a heap workspace while it runs: a signal
+// arriving then wrote its frame over malloc's chunk headers (issue 11: about 1 in 15 SIGTERM stops
+// at AVX2 aborted with "corrupted size vs. prev_size"). Outside train_with_console a signal ends the
+// process at once, as without handling.
+void take_stop_signals();
+
+// train_model with the console attached (on rank 0 of a data-parallel `group`): the first SIGINT or
+// SIGTERM while it runs stops after the current step with a checkpoint, a second one ends the process
+// at once. Requires take_stop_signals.
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,
                                        const data::TokenizedDataset* test, const train::TrainPaths& paths,
                                        const train::ProcessGroup* group = nullptr);

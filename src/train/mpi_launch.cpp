@@ -6,6 +6,8 @@
 
 #include <dirent.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -67,9 +69,20 @@ pid_t spawn(const std::vector<std::string>& argv, bool search_path) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // `train` blocks SIGINT/SIGTERM in its threads (cli/train_console.h); a child must not inherit
+  // that, or mpirun and sshd could not be stopped.
+  sigset_t mask;
+  pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+  sigdelset(&mask, SIGINT);
+  sigdelset(&mask, SIGTERM);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setsigmask(&attr, &mask);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = 0;
-  const int err = search_path ? posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ)
-                              : posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ);
+  const int err = search_path ? posix_spawnp(&pid, args[0], nullptr, &attr, args.data(), environ)
+                              : posix_spawn(&pid, args[0], nullptr, &attr, args.data(), environ);
+  posix_spawnattr_destroy(&attr);
   if (err != 0) fail("cannot start {}: {}", argv[0], std::strerror(err));
   return pid;
 }

@@ -486,6 +486,11 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
         step_loss = sum_over_ranks(step_loss);
       }
       last_grad_norm = optimizer.grad_norm();
+      // A NaN in the gradients makes every weight it reaches NaN, while the loss can stay finite (the
+      // head's ReLU reads NaN as 0), so the loss check above alone would let the run go on as garbage.
+      if (!std::isfinite(last_grad_norm))
+        fail("training diverged: the gradient norm is {} at step {} (the weights were not updated; a lower "
+             "--learning-rate or --max-grad-norm may help)", last_grad_norm, st.global_step + 1);
       last_lr = schedule.lr(st.global_step);
       optimizer.step(last_lr, clip_coefficient(last_grad_norm, args.max_grad_norm));
       model.mark_weights_changed();

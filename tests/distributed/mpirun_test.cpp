@@ -1,11 +1,13 @@
 // Data-parallel training end to end, as users launch it: `mpirun --allow-run-as-root --oversubscribe
 // -np 2 tuneserve train ...` against `tuneserve train` alone with the whole global batch.
 // - 2 ranks x 8 rows give every parameter of 1 process x 16 rows after 5 optimizer steps within 1e-5
-//   (|a - b| <= 1e-6 + 1e-5 |b| per element, see WeightGap; the largest relative difference is
-//   reported), and the same loss curve (goldens' models, dropout on, a short last batch).
+//   relative per tensor (||a - b|| / ||b|| and max|a - b| / max|b|), per element within
+//   1e-6 + 1e-5 |b| (why not 1e-5 relative per element: WeightGap in mpi_jobs.h; every figure is
+//   printed), and the same loss curve (goldens' models, dropout on, a short last batch).
 // - The same final accuracy on a short Amazon run.
 // - Resume on another number of ranks continues the same trajectory.
 // - A killed rank ends the whole job within seconds, naming the rank and its host.
+// - SIGTERM to the ranks stops them at one step with one checkpoint; no thread takes it asynchronously.
 // - Ranks that disagree (data, model, hyperparameters) are refused at start-up, saying what differs.
 // - A SageMaker job with sagemaker_mpi_enabled starts mpirun itself.
 // Every test skips, saying why, where mpirun is absent.
@@ -53,11 +55,7 @@ TEST_P(Exactness, TwoRanksOfEightMatchOneProcessOfSixteen) {
   ASSERT_EQ(train(1, golden_recipe(model, data, dir / "one") + " --train-batch-size 16", log), 0) << log;
   ASSERT_EQ(train(2, golden_recipe(model, data, dir / "two") + " --train-batch-size 8", log), 0) << log;
 
-  const WeightGap gap = weight_gap(dir / "two", dir / "one");
-  std::printf("[ %s ] 2 x 8 vs 1 x 16 after 5 steps, %zu weights: max relative difference %.3g (at %s, |b| >= 1e-3), "
-              "max absolute %.3g\n",
-              arch.c_str(), gap.compared, gap.max_rel, gap.where.c_str(), gap.max_abs);
-  EXPECT_LE(gap.excess, 0.0) << "beyond 1e-6 + 1e-5 |b| at " << gap.excess_where;
+  expect_weights_match(weight_gap(dir / "two", dir / "one"), arch + ": 2 x 8 vs 1 x 16 after 5 steps");
 
   const auto one = read_jsonl(dir / "one" / "metrics.jsonl"), two = read_jsonl(dir / "two" / "metrics.jsonl");
   ASSERT_EQ(one.size(), 5u);
@@ -91,10 +89,7 @@ TEST(Exactness, AccumulationAndARankWithoutRows) {
   ASSERT_EQ(train(1, recipe + " --train-batch-size 8", log), 0) << log;
   ASSERT_EQ(train(2, golden_recipe(model, data, dir / "two") + " --gradient-accumulation-steps 2 --train-batch-size 4", log), 0)
       << log;
-  const WeightGap gap = weight_gap(dir / "two", dir / "one");
-  std::printf("[ accumulation ] 2 x 4 x 2 vs 1 x 8 x 2: max relative difference %.3g (at %s), max absolute %.3g\n",
-              gap.max_rel, gap.where.c_str(), gap.max_abs);
-  EXPECT_LE(gap.excess, 0.0) << "beyond 1e-6 + 1e-5 |b| at " << gap.excess_where;
+  expect_weights_match(weight_gap(dir / "two", dir / "one"), "accumulation: 2 x 4 x 2 vs 1 x 8 x 2");
   fs::remove_all(dir);
 }
 
@@ -149,10 +144,8 @@ TEST(Resume, OnAnotherNumberOfRanks) {
     fs::create_directories(resumed);
     fs::copy(dir / from / "checkpoint-3", resumed / "checkpoint-3", fs::copy_options::recursive);
     ASSERT_EQ(train(ranks, recipe(resumed, ranks) + " --resume latest", log), 0) << log;
-    const WeightGap gap = weight_gap(resumed, dir / from);
-    std::printf("[ resume ] checkpoint-3 of %s resumed on %d rank(s): max relative difference %.3g from the "
-                "uninterrupted run\n", from, ranks, gap.max_rel);
-    EXPECT_LE(gap.excess, 0.0) << from << ": beyond 1e-6 + 1e-5 |b| at " << gap.excess_where;
+    expect_weights_match(weight_gap(resumed, dir / from), "resume: checkpoint-3 of " + std::string(from) + " on " +
+                                                             std::to_string(ranks) + " rank(s) vs the uninterrupted run");
     const auto logs = read_jsonl(resumed / "metrics.jsonl");
     ASSERT_EQ(logs.size(), 6u);
     EXPECT_EQ(logs.back()["step"], 6);
@@ -240,6 +233,61 @@ TEST(Faults, AKilledRankEndsTheJobWithinSecondsNamingRankAndHost) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << log;
   EXPECT_NE(log.find("rank 1"), std::string::npos) << log;
   EXPECT_NE(log.find(hostname()), std::string::npos) << log;
+  fs::remove_all(dir);
+}
+
+// Issue 11: SIGTERM to every rank (an orchestrator stopping the job's processes) stops them at one
+// step: rank 0 writes one complete checkpoint and the job exits 0. No thread of a rank, MPI's and the
+// gradient thread included, may take the signal asynchronously (cli/train_console.h: oneDNN's AVX2
+// sgemm runs with its stack pointer in the heap, where a handler's frame would go).
+TEST(Signals, SigtermStopsEveryRankAtOneStepWithACheckpoint) {
+  TUNESERVE_REQUIRE_MPIRUN();
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
+  const fs::path dir = scratch_dir("sigterm");
+  const std::string data = write_rows(dir / "data", 64, 1000, 60, 2, 2);
+  const std::string cmd = mpirun() + " -np 2 " + binary_path() + " train --progress false --model " +
+                          shared_path("goldens/distilbert") + " --train " + data +
+                          " --max-steps 1000000 --train-batch-size 4 --logging-steps 1 --save-strategy no --threads 1" +
+                          " --output-dir " + (dir / "out").string();
+  const pid_t job = start(cmd, dir / "log");
+  ASSERT_GT(job, 0);
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (line_count(dir / "out" / "metrics.jsonl") < 2 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::vector<pid_t> ranks;
+  for (int r = 0; r < 2; r++) {
+    ranks.push_back(rank_pid(job, r));
+    EXPECT_GT(ranks.back(), 0) << "rank " << r << " not found among mpirun's children";
+  }
+  for (std::size_t r = 0; r < ranks.size(); r++) {
+    std::size_t threads = 0;
+    std::string names;
+    for (const std::string& t : threads_taking_stop_signals(ranks[r], &threads)) names += " [" + t + "]";
+    EXPECT_TRUE(names.empty()) << "rank " << r << ": of " << threads << " threads, these take SIGINT/SIGTERM:" << names;
+  }
+  for (const pid_t pid : ranks)
+    if (pid > 0) ::kill(pid, SIGTERM);
+  int status = 0;
+  pid_t done = 0;
+  const auto signalled = Clock::now();
+  while ((done = ::waitpid(job, &status, WNOHANG)) == 0 && Clock::now() - signalled < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (done == 0) {
+    ::kill(-job, SIGKILL);
+    ::waitpid(job, &status, 0);
+  }
+  std::ifstream in(dir / "log");
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(done, job) << "the job was still running a minute after SIGTERM:\n" << log;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log;
+  std::vector<fs::path> checkpoints;
+  for (const auto& e : fs::directory_iterator(dir / "out"))
+    if (e.path().filename().string().starts_with("checkpoint-")) checkpoints.push_back(e.path());
+  ASSERT_EQ(checkpoints.size(), 1u) << log;
+  std::ifstream state(checkpoints[0] / "trainer_state.json");
+  ASSERT_TRUE(state) << "incomplete checkpoint " << checkpoints[0] << "\n" << log;
+  EXPECT_EQ("checkpoint-" + std::to_string(nlohmann::json::parse(state)["state"]["global_step"].get<long>()),
+            checkpoints[0].filename().string());
   fs::remove_all(dir);
 }
 

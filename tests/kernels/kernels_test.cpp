@@ -296,6 +296,9 @@ TEST(Activations, BackwardsMatchFiniteDifferences) {
   auto relu_loss = [&] { relu_forward(out.data(), x.data(), N); return dot(out, r); };
   relu_backward(dx.data(), x.data(), r.data(), N);
   expect_grad(dx, numeric_grad(x, relu_loss, 1e-3f), 1e-3, "relu");
+  float nan_in = std::nanf(""), nan_out = 0.0f;  // torch.relu keeps NaN: a NaN model must not look finite
+  relu_forward(&nan_out, &nan_in, 1);
+  EXPECT_TRUE(std::isnan(nan_out));
   EXPECT_TRUE(out.guards_intact());
 }
 
@@ -361,6 +364,28 @@ TEST(Attention, FastPathsEqualGenericLoops) {
     for (std::size_t i = 0; i < dqkv_ref.n; ++i) scale = std::max(scale, std::abs(dqkv_ref[i]));
     for (std::size_t i = 0; i < dqkv_ref.n; ++i) ASSERT_NEAR(dqkv_fast[i], dqkv_ref[i], 1e-5f * scale) << i;
     EXPECT_TRUE(dqkv_fast.guards_intact());
+  }
+}
+
+// Rows whose every score lies ~88 below 0: the padding lanes past T (scores 0) sit that far above
+// the row's max, where exp's exponent bits overflow; they must still weigh nothing, not NaN. A
+// from-scratch GoEmotions run hit this at step 1319 and went NaN in every encoder weight.
+TEST(Attention, ScoresFarBelowThePaddingStayFinite) {
+  const int B = 1, T = 5, C = 16, NH = 1;  // HS = 16, scale 1/4; keys padded to 64 lanes
+  for (const float score : {-87.5f, -88.0f, -88.5f, -88.9f, -89.5f, -200.0f}) {
+    Buf qkv(static_cast<std::size_t>(T) * 3 * C, 0.0f);
+    for (int t = 0; t < T; ++t) {
+      qkv[static_cast<std::size_t>(t) * 3 * C] = 1.0f;                   // q = e0
+      qkv[static_cast<std::size_t>(t) * 3 * C + C] = 4.0f * score;        // k = 4 score e0: q.k / 4 = score
+      qkv[static_cast<std::size_t>(t) * 3 * C + 2 * C + 1] = static_cast<float>(t);  // v = t e1
+    }
+    std::vector<std::int32_t> mask(T, 1);
+    Buf out(static_cast<std::size_t>(T) * C), att(static_cast<std::size_t>(T) * T);
+    attention_forward(out.data(), att.data(), qkv.data(), mask.data(), B, T, C, NH, 0.0f, {});
+    for (int t = 0; t < T; ++t) {  // equal scores: the mean of v, (0 + 1 + 2 + 3 + 4) / 5 = 2
+      EXPECT_FLOAT_EQ(out[static_cast<std::size_t>(t) * C + 1], 2.0f) << "score " << score << " row " << t;
+      for (int t2 = 0; t2 < T; ++t2) EXPECT_FLOAT_EQ(att[static_cast<std::size_t>(t) * T + t2], 0.2f) << score;
+    }
   }
 }
 

@@ -136,7 +136,8 @@ void tanh_backward(float* dinp, const float* out, const float* dout, std::size_t
 
 void relu_forward(float* out, const float* inp, std::size_t N) {
   TUNESERVE_ISA_DISPATCH(relu_forward, out, inp, N);
-  for (std::size_t i = 0; i < N; ++i) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+  // NaN stays NaN, as torch.relu keeps it: a model gone NaN must not answer the head's bias.
+  for (std::size_t i = 0; i < N; ++i) out[i] = inp[i] <= 0.0f ? 0.0f : inp[i];
 }
 
 void relu_backward(float* dinp, const float* inp, const float* dout, std::size_t N) {

@@ -124,9 +124,13 @@ inline void store(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
 inline v16 splat(float x) { return v16{} + x; }
 
 // exp(x) for x <= 0 (scores minus their max), Cephes' expf: range reduction by ln 2 in two parts,
-// degree-6 polynomial; within 2 ulp of std::exp over the range softmax uses.
+// degree-6 polynomial; within 2 ulp of std::exp over the range softmax uses. Lanes of masked keys
+// and of the padding past T (multiplied by 0 afterwards) can lie far above the row's max: they are
+// clamped to 0, since from x ~ 87.3 the exponent bits overflow to inf and inf * 0 is NaN (a training
+// run whose scores drifted that far negative turned every weight NaN).
 inline v16 exp_nonpositive(v16 x) {
   x = x < splat(-87.0f) ? splat(-87.0f) : x;
+  x = x > splat(0.0f) ? splat(0.0f) : x;
   const v16 magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const v16 nm = x * splat(1.44269504088896341f) + magic;
   const v16 n = nm - magic;
