@@ -8,7 +8,6 @@
 //                   [--device cpu|cuda|cuda:N]
 // Settings come from flags > environment (SAGEMAKER_*, HF_TASK, MAX_BATCH_TOKENS, ...) > --config
 // file > defaults. SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0.
-#include <pthread.h>
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
@@ -70,11 +69,7 @@ int run_serve(ServeOptions options) {
   if (!options.tokenizer.empty()) options.tokenizer = paths.tokenizer;
   // Every thread started from here inherits a blocked SIGTERM/SIGINT; the main thread takes
   // them with sigwait, so a signal during model loading is not lost and never kills a worker.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = block_stop_signals();
   // Before the first large block: memory that unloaded models and retired workers free must go
   // back to the system, or RSS only grows (core/memory.h).
   tune_allocator_for_server();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
 
 #include <functional>
 #include <string>
@@ -18,6 +19,12 @@ struct Command {
 };
 
 std::vector<Command>& registry();
+
+// Blocks SIGINT and SIGTERM in the calling thread, and so in every thread started after it, and
+// returns that set for sigwait. Commands that run kernels (train, quickstart, serve) call it before
+// any other thread exists and take these signals in one thread of their own, never in a handler:
+// cli/train_console.h says why.
+sigset_t block_stop_signals();
 
 struct Registration {
   explicit Registration(Command command) { registry().push_back(std::move(command)); }

@@ -1,6 +1,7 @@
 // tuneserve: prep | train | eval | predict | serve | verify | tokenize | report | ...
 // Every subcommand lives in its own cli/cmd_*.cpp; errors print as one line and exit non-zero
 // (as the user's answer, not as a log record: they stay plain whatever --log-format says).
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -19,6 +20,15 @@ namespace tuneserve::cli {
 std::vector<Command>& registry() {
   static std::vector<Command> commands;
   return commands;
+}
+
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
 }
 }  // namespace tuneserve::cli
 

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cli/command.h"
 #include "core/log.h"
 #include "train/trainer_log.h"
 
@@ -29,19 +30,10 @@ std::atomic<bool> g_watching{false};
 // Set while train_with_console runs and no stop was asked yet: the next signal is a stop request.
 std::atomic<bool> g_armed{false};
 
-sigset_t stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  return set;
-}
-
 // The one thread that receives SIGINT/SIGTERM. The first while training asks for a checkpoint
 // after this step; another one, or one outside training, has the default effect: the process ends
 // at once (killed by that signal, as with no handling at all).
-[[noreturn]] void watch_stop_signals() {
-  const sigset_t set = stop_signals();
+[[noreturn]] void watch_stop_signals(sigset_t set) {
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
@@ -66,9 +58,7 @@ sigset_t stop_signals() {
 
 void take_stop_signals() {
   if (g_watching.exchange(true)) return;
-  const sigset_t set = stop_signals();
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread(watch_stop_signals).detach();
+  std::thread(watch_stop_signals, block_stop_signals()).detach();
 }
 
 std::string format_duration(double seconds) {

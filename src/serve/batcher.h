@@ -65,6 +65,11 @@ class Batcher {
   // Counters for tests and /info.
   std::size_t batches_run() const { return batches_.load(); }
   std::size_t jobs_dropped() const { return dropped_.load(); }
+  // Jobs pushed and not yet taken by a worker (cancelled ones included).
+  std::size_t queued() const {
+    std::lock_guard lock(mutex_);
+    return queue_.size();
+  }
 
  private:
   void worker_loop(int index);

@@ -197,36 +197,55 @@ pid_t rank_pid(pid_t parent, int rank) {
   return -1;
 }
 
-TEST(Faults, AKilledRankEndsTheJobWithinSecondsNamingRankAndHost) {
-  TUNESERVE_REQUIRE_MPIRUN();
-  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
-  const fs::path dir = scratch_dir("killed");
+// Two ranks training without end on the distilbert golden, logging every step; returns mpirun's pid
+// once rank 0 has logged a step (both ranks are then in the training loop), or -1.
+pid_t start_endless_training(const fs::path& dir) {
   const std::string data = write_rows(dir / "data", 64, 1000, 60, 2, 2);
   const std::string cmd = mpirun() + " -np 2 " + binary_path() + " train --progress false --model " +
                           shared_path("goldens/distilbert") + " --train " + data +
                           " --max-steps 1000000 --train-batch-size 4 --logging-steps 1 --save-strategy no --threads 1" +
                           " --output-dir " + (dir / "out").string();
   const pid_t job = start(cmd, dir / "log");
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (job > 0 && line_count(dir / "out" / "metrics.jsonl") < 2 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return job;
+}
+
+// Waits up to a minute for the job to end; returns its pid if it did, else kills its process group
+// and returns 0.
+pid_t wait_for_job(pid_t job, int* status) {
+  const auto since = Clock::now();
+  pid_t done = 0;
+  while ((done = ::waitpid(job, status, WNOHANG)) == 0 && Clock::now() - since < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (done == 0) {
+    ::kill(-job, SIGKILL);
+    ::waitpid(job, status, 0);
+  }
+  return done;
+}
+
+std::string read_log(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(Faults, AKilledRankEndsTheJobWithinSecondsNamingRankAndHost) {
+  TUNESERVE_REQUIRE_MPIRUN();
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
+  const fs::path dir = scratch_dir("killed");
+  const pid_t job = start_endless_training(dir);
   ASSERT_GT(job, 0);
   // Once both ranks train (rank 0 has logged a step), rank 1 dies as an OOM kill would end it.
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (line_count(dir / "out" / "metrics.jsonl") < 2 && Clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const pid_t victim = rank_pid(job, 1);
   ASSERT_GT(victim, 0) << "rank 1 not found among mpirun's children";
   const auto killed = Clock::now();
   ::kill(victim, SIGKILL);
   int status = 0;
-  pid_t done = 0;
-  while ((done = ::waitpid(job, &status, WNOHANG)) == 0 && Clock::now() - killed < std::chrono::seconds(60))
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const pid_t done = wait_for_job(job, &status);
   const double seconds = std::chrono::duration<double>(Clock::now() - killed).count();
-  if (done == 0) {
-    ::kill(-job, SIGKILL);
-    ::waitpid(job, &status, 0);
-  }
-  std::ifstream in(dir / "log");
-  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string log = read_log(dir / "log");
   std::printf("[ killed rank ] the job ended %.2f s after rank 1 was killed\n", seconds);
   ASSERT_EQ(done, job) << "the job was still running a minute after rank 1 died:\n" << log;
   EXPECT_LT(seconds, 10.0);
@@ -244,16 +263,8 @@ TEST(Signals, SigtermStopsEveryRankAtOneStepWithACheckpoint) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
   const fs::path dir = scratch_dir("sigterm");
-  const std::string data = write_rows(dir / "data", 64, 1000, 60, 2, 2);
-  const std::string cmd = mpirun() + " -np 2 " + binary_path() + " train --progress false --model " +
-                          shared_path("goldens/distilbert") + " --train " + data +
-                          " --max-steps 1000000 --train-batch-size 4 --logging-steps 1 --save-strategy no --threads 1" +
-                          " --output-dir " + (dir / "out").string();
-  const pid_t job = start(cmd, dir / "log");
+  const pid_t job = start_endless_training(dir);
   ASSERT_GT(job, 0);
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (line_count(dir / "out" / "metrics.jsonl") < 2 && Clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::vector<pid_t> ranks;
   for (int r = 0; r < 2; r++) {
     ranks.push_back(rank_pid(job, r));
@@ -268,16 +279,8 @@ TEST(Signals, SigtermStopsEveryRankAtOneStepWithACheckpoint) {
   for (const pid_t pid : ranks)
     if (pid > 0) ::kill(pid, SIGTERM);
   int status = 0;
-  pid_t done = 0;
-  const auto signalled = Clock::now();
-  while ((done = ::waitpid(job, &status, WNOHANG)) == 0 && Clock::now() - signalled < std::chrono::seconds(60))
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (done == 0) {
-    ::kill(-job, SIGKILL);
-    ::waitpid(job, &status, 0);
-  }
-  std::ifstream in(dir / "log");
-  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const pid_t done = wait_for_job(job, &status);
+  const std::string log = read_log(dir / "log");
   ASSERT_EQ(done, job) << "the job was still running a minute after SIGTERM:\n" << log;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log;
   std::vector<fs::path> checkpoints;

@@ -18,7 +18,8 @@ struct TanhForward {
   __device__ float operator()(float x) const { return tanhf(x); }
 };
 struct ReluForward {
-  __device__ float operator()(float x) const { return x > 0.0f ? x : 0.0f; }
+  // NaN stays NaN, as torch.relu and the CPU kernel keep it.
+  __device__ float operator()(float x) const { return x <= 0.0f ? 0.0f : x; }
 };
 // Backward functors: (saved value, upstream gradient) -> input gradient.
 struct GeluBackward {
