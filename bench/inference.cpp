@@ -29,13 +29,6 @@ namespace {
 
 using namespace tuneserve;
 
-// Encoder multiply-adds x 2 for one T-token sequence: QKV + output projections (4 C^2), the FFN
-// (2 C F), and the two attention products (2 T C), per token and layer. Same formula as the peer's.
-double flops_per_sequence(const ModelConfig& c, int T) {
-  const double C = c.hidden_size, F = c.intermediate_size, L = c.num_layers;
-  return 2.0 * T * L * (4 * C * C + 2 * C * F + 2.0 * T * C);
-}
-
 std::vector<std::int32_t> to_i32(const std::vector<std::int64_t>& v) { return {v.begin(), v.end()}; }
 
 nlohmann::json check_parity(const Model& model, const std::string& reference_path) {
@@ -123,7 +116,7 @@ int run(int argc, char** argv) {
     for (auto& id : ids) id = token(rng);
     const auto [s, cpu] = time_forward(model, PackedBatch::from_padded(B, T, ids.data(), mask.data(), nullptr), reps);
     out["runs"].push_back({{"batch", B}, {"tokens", T}, {"ms", s * 1e3}, {"cpu_ms", cpu * 1e3}, {"seq_per_s", B / s},
-                           {"gflops", B * flops_per_sequence(model.config(), T) / s / 1e9}});
+                           {"gflops", B * bench::encoder_flops(model.config(), T) / s / 1e9}});
   }
   std::printf("%s\n", out.dump().c_str());
   return out["parity"]["ok"].get<bool>() ? 0 : 1;

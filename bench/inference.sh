@@ -3,7 +3,8 @@
 # PyTorch (fp32 and bf16 autocast) and ONNX Runtime (fp32, the same model exported to ONNX) in the same
 # run, on the same weights: checks ours and ONNX Runtime give PyTorch fp32's logits (bf16 within
 # 5e-2 + 5e-2|ref| and the same argmax), then prints ms, sequences/s, GFLOP/s and each of ours against
-# the fastest peer at batch 1 x 128 and batch 32 x 128 tokens.
+# the fastest peer at batch 1 x 128 and batch 32 x 128 tokens, and our GFLOP/s against the peak
+# bench_cpu_peak measures on this CPU.
 #   bench/inference.sh     (after scripts/setup.sh; BUILD_DIR, THREADS, TOKENS, REPS_B1, REPS_B32,
 #                           DTYPES="fp32 bf16" optional)
 # The peer is Debian's python3-torch in its best configuration here: the OpenMP build of OpenBLAS
@@ -25,7 +26,7 @@ python=/usr/bin/python3   # Debian's, which has torch (a pyenv python3 on PATH m
 config="${CONFIG:-../shared/goldens/configs/distilbert-base-cased/config.json}"
 [ -f "$config" ] || { echo "inference.sh: $config not found (../shared beside the checkout)" >&2; exit 1; }
 
-cmake --build "$build_dir" --target bench_inference >/dev/null
+cmake --build "$build_dir" --target bench_inference bench_cpu_peak >/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -55,6 +56,9 @@ if [ -f third_party/npm/node_modules/onnxruntime-node/package.json ]; then
 else
   echo "inference.sh: onnxruntime-node is not installed (scripts/setup.sh installs it): ONNX Runtime is left out" >&2
 fi
+
+echo "== this CPU's measured peak ($threads threads; bench_cpu_peak: multiply-adds from registers)"
+"$build_dir/bench/bench_cpu_peak" --threads "$threads" | tee "$work/peak.json"
 
 status=0
 for dtype in $dtypes; do
@@ -95,6 +99,13 @@ for i, B in enumerate(r["batch"] for r in peers[0]["runs"]):
         ratios[(o["dtype"], B)] = (r["ms"] / best["ms"], r["seq_per_s"] / best["seq_per_s"], best_name)
         print(f"{'ratio ' + o['dtype']:>30} {'':8} {r['ms'] / best['ms']:8.2f}x {r['seq_per_s'] / best['seq_per_s']:7.2f}x"
               f" {'':8} {r['cpu_ms'] / best['cpu_ms']:8.2f}x  (tuneserve {o['dtype']} / the fastest peer, {best_name})")
+peak = json.load(open(os.path.join(work, "peak.json")))
+print()
+for o in ours:
+    # A CPU without AVX512_BF16 has no bf16 instruction to measure: its bf16 path computes in fp32.
+    p = peak["bf16_gflops"] if o["dtype"] == "bf16" and peak["bf16_gflops"] else peak["fp32_gflops"]
+    print(f"tuneserve {o['dtype']}: " + ", ".join(f"batch {r['batch']} {r['gflops']:.0f} GFLOP/s = {100 * r['gflops'] / p:.0f}%"
+          for r in o["runs"]) + f" of this CPU's measured {o['dtype']} peak ({p:.0f} GFLOP/s, {peak['threads']} threads)")
 print()
 for d in [o["dtype"] for o in ours]:
     lat, _, p1 = ratios[(d, 1)]

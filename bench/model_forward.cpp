@@ -89,11 +89,10 @@ int run(int argc, char** argv) {
     std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T);
     for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(1000 + (i * 7919) % 20000);
     const std::vector<std::int32_t> mask = mask_for(B, T, false);
-    // FLOPs of the full computation: linear layers 2*(4C^2 + 2CF) per token per layer, attention
-    // 4*T*C per token per layer. The fast path's GFLOP/s counts the same work (effective rate).
+    // FLOPs of the full computation; the fast path's GFLOP/s counts the same work (effective rate).
     const double M = static_cast<double>(B) * T;
     const double linear_flops = M * L * 2.0 * (4.0 * C * C + 2.0 * C * F);
-    const double flops = linear_flops + M * L * 4.0 * T * C;
+    const double flops = B * bench::encoder_flops(c, T);
     // The same products alone.
     std::vector<float> w1(static_cast<std::size_t>(3) * C * C, 0.01f), w2(static_cast<std::size_t>(C) * C, 0.01f),
         w3(static_cast<std::size_t>(F) * C, 0.01f), w4(static_cast<std::size_t>(C) * F, 0.01f);
@@ -134,8 +133,7 @@ int run(int argc, char** argv) {
         trainable.zero_grad();
         trainable.forward_backward(batch, Labels{labels.data(), nullptr});
       });
-      const double M = static_cast<double>(train_batch) * T;
-      const double flops = 3.0 * M * L * (2.0 * (4.0 * C * C + 2.0 * C * F) + 4.0 * T * C);
+      const double flops = 3.0 * train_batch * bench::encoder_flops(c, T);
       std::printf("train step %dx%d%s %s: %.1f ms (cpu %.1f ms), %.2f samples/s, %.1f GFLOP/s (padded work)\n",
                   train_batch, T, unequal ? " unequal lengths" : "", fast ? "fast" : "full",
                   t.wall * 1e3, t.cpu * 1e3, train_batch / t.wall, flops / t.wall / 1e9);

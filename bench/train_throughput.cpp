@@ -137,6 +137,7 @@ int run(const std::string& model_dir, const std::string& batches_path, int threa
     const std::vector<HostBatch> batches = read_batches(r, scenario);
     std::vector<double> wall, cpu;
     long tokens = 0;
+    double flops = 0;  // of the real tokens (the padding is never computed)
     for (std::size_t k = 0; k < batches.size(); k++) {
       const auto t0 = std::chrono::steady_clock::now();
       const double c0 = process_cpu_seconds();
@@ -150,11 +151,14 @@ int run(const std::string& model_dir, const std::string& batches_path, int threa
       wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       cpu.push_back(process_cpu_seconds() - c0);
       tokens += static_cast<long>(batches[k].B) * batches[k].T;
+      const PackedBatch packed = batches[k].view();
+      for (int i = 0; i < packed.size(); i++) flops += 3.0 * bench::encoder_flops(model.config(), packed.length(i));
     }
     const double s = median(wall);
     out["runs"].push_back({{"scenario", scenario}, {"steps", wall.size()}, {"batch", batches[0].B},
                            {"mean_padded_tokens", static_cast<double>(tokens) / static_cast<double>(wall.size() * batches[0].B)},
-                           {"ms", s * 1e3}, {"cpu_ms", median(cpu) * 1e3}, {"samples_per_s", batches[0].B / s}});
+                           {"ms", s * 1e3}, {"cpu_ms", median(cpu) * 1e3}, {"samples_per_s", batches[0].B / s},
+                           {"gflops", flops / static_cast<double>(wall.size()) / s / 1e9}});
   }
   std::printf("%s\n", out.dump().c_str());
   return 0;

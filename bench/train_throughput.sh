@@ -4,7 +4,7 @@
 # weights and batches: batch 8 x 128 tokens, and batches of 8 real Amazon reviews (cased tokenizer,
 # padded to each batch's longest; tuneserve runs only the real tokens). A step is training forward
 # with dropout + backward + clip_grad_norm(1.0) + AdamW. Prints ms/step, samples/s and each of ours
-# against the fastest peer.
+# against the fastest peer, and our GFLOP/s against the peak bench_cpu_peak measures on this CPU.
 #   bench/train_throughput.sh     (after scripts/setup.sh; BUILD_DIR, THREADS, COUNT, DTYPES="fp32 bf16" optional)
 # The peer is Debian's python3-torch in its best configuration here: the OpenMP build of OpenBLAS
 # first on LD_LIBRARY_PATH, OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for it only, 2 threads,
@@ -21,7 +21,7 @@ python=/usr/bin/python3
 config="${CONFIG:-../shared/goldens/configs/distilbert-base-cased/config.json}"
 [ -f "$config" ] || { echo "train_throughput.sh: $config not found (../shared beside the checkout)" >&2; exit 1; }
 
-cmake --build "$build_dir" --target bench_train_throughput >/dev/null
+cmake --build "$build_dir" --target bench_train_throughput bench_cpu_peak >/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -43,6 +43,9 @@ for dtype in $dtypes; do
   OMP_NUM_THREADS="$threads" "$build_dir/bench/bench_train_throughput" run "$work/model" "$work/batches.safetensors" \
     --threads "$threads" --dtype "$dtype" | tee "$work/tuneserve_$dtype.json"
 done
+
+echo "== this CPU's measured peak ($threads threads; bench_cpu_peak: multiply-adds from registers)"
+"$build_dir/bench/bench_cpu_peak" --threads "$threads" | tee "$work/peak.json"
 
 "$python" - "$work" $dtypes <<'PY'
 import json, os, sys
@@ -72,6 +75,14 @@ for i, r0 in enumerate(ours[0]["runs"]):
         print(f"{'ratio ' + o['dtype']:>28} {'':>12} {'':>9} {ratio:9.2f}x {best['cpu_ms'] / r['cpu_ms']:8.2f}x"
               f"  (tuneserve {o['dtype']} / the fastest peer, {best_name}; cpu: peer / ours)")
         summary.append(f"tuneserve {o['dtype']} {label}: {ratio:.2f}x {best_name} (issue 12's target >= {targets[scenario]}x)")
+peak = json.load(open(os.path.join(work, "peak.json")))
+print()
+for o in ours:
+    # A CPU without AVX512_BF16 has no bf16 instruction to measure: its bf16 path computes in fp32.
+    p = peak["bf16_gflops"] if o["dtype"] == "bf16" and peak["bf16_gflops"] else peak["fp32_gflops"]
+    print(f"tuneserve {o['dtype']}: " + ", ".join(f"{r['scenario']} {r['gflops']:.0f} GFLOP/s = {100 * r['gflops'] / p:.0f}%"
+          for r in o["runs"]) + f" of this CPU's measured {o['dtype']} peak ({p:.0f} GFLOP/s, {peak['threads']} threads;"
+          " forward + backward of the real tokens)")
 print()
 print("\n".join(summary))
 with open("/proc/loadavg") as f:
