@@ -103,7 +103,7 @@ int run(const TrainCommand& cmd) {
     // SageMaker's MPI contract: this host starts the ranks (the first host) or hosts them.
     if (env.active && !group.distributed() && !train::ProcessGroup::launched_by_mpi() && !cmd.dry_run) {
       const train::MpiJob job = train::mpi_job(env);
-      if (job.enabled) return train::run_sagemaker_mpi(job);
+      if (job.enabled) return train::run_sagemaker_mpi(job, {forward_stop_signals, stop_signals_received});
     }
     train::TrainArgs args;
     train::apply_job_env(env, args, group.local_size());

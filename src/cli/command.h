@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,11 @@ struct Command {
 
 std::vector<Command>& registry();
 
-// Blocks SIGINT and SIGTERM in the calling thread, and so in every thread started after it, and
-// returns that set for sigwait. Commands that run kernels (train, quickstart, serve) call it before
-// any other thread exists and take these signals in one thread of their own, never in a handler:
-// cli/train_console.h says why.
-sigset_t block_stop_signals();
+// Blocks SIGINT and SIGTERM (and the signals in `also`) in the calling thread, and so in every
+// thread started after it, and returns that set for sigwait. Commands that run kernels (train,
+// quickstart, serve) call it before any other thread exists and take these signals in one thread of
+// their own, never in a handler: cli/train_console.h says why.
+sigset_t block_stop_signals(std::initializer_list<int> also = {});
 
 struct Registration {
   explicit Registration(Command command) { registry().push_back(std::move(command)); }

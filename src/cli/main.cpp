@@ -22,11 +22,12 @@ std::vector<Command>& registry() {
   return commands;
 }
 
-sigset_t block_stop_signals() {
+sigset_t block_stop_signals(std::initializer_list<int> also) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  for (const int sig : also) sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }

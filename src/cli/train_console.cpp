@@ -1,4 +1,5 @@
-// Console side of a training run: progress bar or plain lines, SIGINT/SIGTERM -> checkpoint and stop.
+// Console side of a training run: progress bar or plain lines, SIGINT/SIGTERM -> checkpoint and stop
+// (or, in a launcher, -> its child).
 #include "cli/train_console.h"
 
 #include <pthread.h>
@@ -10,14 +11,17 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/command.h"
 #include "core/log.h"
+#include "train/mpi_launch.h"
 #include "train/trainer_log.h"
 
 
@@ -30,18 +34,56 @@ std::atomic<bool> g_watching{false};
 // Set while train_with_console runs and no stop was asked yet: the next signal is a stop request.
 std::atomic<bool> g_armed{false};
 
-// The one thread that receives SIGINT/SIGTERM. The first while training asks for a checkpoint
-// after this step; another one, or one outside training, has the default effect: the process ends
-// at once (killed by that signal, as with no handling at all).
+// forward_stop_signals: whether it was called, the child that gets the signals (0: none yet), what
+// the first is sent as, the signals received before the child was named, and how many came in all.
+struct Forwarding {
+  std::mutex mutex;
+  bool on = false;
+  pid_t child = 0;
+  int first_as = 0;
+  std::vector<int> held;
+  int received = 0;
+};
+Forwarding g_forwarding;
+
+const char* signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGUSR1"; }
+
+// The signal the child gets for the `nth` (from 1) signal received, `sig`.
+int sent_as(int nth, int sig) { return nth == 1 && g_forwarding.first_as != 0 ? g_forwarding.first_as : sig; }
+
+// Sends `sig` on to the child, or keeps it until there is one; false when not forwarding.
+bool forward(int sig) {
+  std::lock_guard lock(g_forwarding.mutex);
+  if (!g_forwarding.on) return false;
+  const int nth = ++g_forwarding.received;
+  std::string message;
+  if (g_forwarding.child > 0) {
+    ::kill(g_forwarding.child, sent_as(nth, sig));
+    message = fmt::format("\n{}: passed on to process {} as {}, which stops the job\n", signal_name(sig),
+                          g_forwarding.child, signal_name(sent_as(nth, sig)));
+  } else {
+    g_forwarding.held.push_back(sig);
+    message = fmt::format("\n{}: waiting for the job's processes to stop\n", signal_name(sig));
+  }
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, message.data(), message.size());
+  return true;
+}
+
+// The one thread that receives SIGINT/SIGTERM/SIGUSR1. Under forward_stop_signals each goes to the
+// child. Else the first while training asks for a checkpoint after this step; another one, or one
+// outside training, has the default effect: the process ends at once (killed by that signal, as with
+// no handling at all).
 [[noreturn]] void watch_stop_signals(sigset_t set) {
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
+    if (forward(sig)) continue;
     if (g_armed.exchange(false)) {
       g_signal = sig;
       g_stop = true;
-      const char* message = sig == SIGTERM ? "\nSIGTERM: saving a checkpoint after this step, then exiting\n"
-                                           : "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
+      const char* message = sig == SIGTERM   ? "\nSIGTERM: saving a checkpoint after this step, then exiting\n"
+                            : sig == SIGUSR1 ? "\nSIGUSR1 (the job is stopping): saving a checkpoint after this step, then exiting\n"
+                                             : "\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)\n";
       [[maybe_unused]] auto n = ::write(STDERR_FILENO, message, std::strlen(message));
       continue;
     }
@@ -58,7 +100,24 @@ std::atomic<bool> g_armed{false};
 
 void take_stop_signals() {
   if (g_watching.exchange(true)) return;
-  std::thread(watch_stop_signals, block_stop_signals()).detach();
+  std::thread(watch_stop_signals, block_stop_signals({train::kRankStopSignal})).detach();
+}
+
+void forward_stop_signals(pid_t child, int first_as) {
+  if (!g_watching) throw std::logic_error("forward_stop_signals before take_stop_signals");
+  std::lock_guard lock(g_forwarding.mutex);
+  g_forwarding.on = true;
+  g_forwarding.child = child;
+  g_forwarding.first_as = first_as;
+  if (child <= 0) return;
+  for (std::size_t i = 0; i < g_forwarding.held.size(); i++)
+    ::kill(child, sent_as(static_cast<int>(i) + 1, g_forwarding.held[i]));
+  g_forwarding.held.clear();
+}
+
+int stop_signals_received() {
+  std::lock_guard lock(g_forwarding.mutex);
+  return g_forwarding.received;
 }
 
 std::string format_duration(double seconds) {
@@ -152,6 +211,6 @@ void print_trainer_line(const std::string& line) {
   }
 }
 
-int interrupted_exit_code() { return g_signal == SIGTERM ? 0 : 130; }
+int interrupted_exit_code() { return g_signal == SIGINT ? 130 : 0; }
 
 }  // namespace tuneserve::cli

@@ -5,6 +5,8 @@
 // turned into "checkpoint after this step, then stop".
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "data/dataset.h"
@@ -24,9 +26,10 @@ train::RunInputs load_run_inputs(const train::TrainArgs& args, const Device& dev
 // "mm:ss" or "h:mm:ss".
 std::string format_duration(double seconds);
 
-// SIGINT and SIGTERM for a command that trains: blocked in the calling thread, and so in every
-// thread started after it (OpenMP's, oneDNN's, MPI's, the gradient thread), and received by one
-// thread of their own (sigwait). Call it first in the command, before any other thread exists.
+// SIGINT, SIGTERM and SIGUSR1 (train::kRankStopSignal) for a command that trains: blocked in the
+// calling thread, and so in every thread started after it (OpenMP's, oneDNN's, MPI's, the gradient
+// thread), and received by one thread of their own (sigwait). Call it first in the command, before
+// any other thread exists.
 // Why not a handler: a handler runs on whichever thread the signal interrupts, its frame pushed below
 // that thread's stack pointer, and oneDNN's AVX2 sgemm kernel (Debian's oneDNN 2.6; fixed upstream in
 // oneDNN 3.11, issue 4845) points the stack pointer into a heap workspace while it runs: a signal
@@ -35,9 +38,20 @@ std::string format_duration(double seconds);
 // process at once, as without handling.
 void take_stop_signals();
 
-// train_model with the console attached (on rank 0 of a data-parallel `group`): the first SIGINT or
-// SIGTERM while it runs stops after the current step with a checkpoint, a second one ends the process
-// at once. Requires take_stop_signals.
+// For a process that only waits on a child which stops the job its own way (the SageMaker MPI
+// launcher and its mpirun): from now on no stop signal ends this process; every one, a second
+// included (the child's own second-signal rules apply), is sent on to `child`, the first as
+// `first_as` when not 0. With `child` 0 they are kept, and sent to the child a later call names;
+// call it with 0 again before reaping the child, so that no signal reaches a process that reuses
+// its pid. Requires take_stop_signals.
+void forward_stop_signals(pid_t child, int first_as = 0);
+
+// How many SIGINT/SIGTERM arrived since the first forward_stop_signals.
+int stop_signals_received();
+
+// train_model with the console attached (on rank 0 of a data-parallel `group`): the first SIGINT,
+// SIGTERM or SIGUSR1 while it runs stops after the current step with a checkpoint, a second one ends
+// the process at once. Requires take_stop_signals.
 train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& args, const data::TokenizedDataset& train,
                                        const data::TokenizedDataset* test, const train::TrainPaths& paths,
                                        const train::ProcessGroup* group = nullptr);
@@ -47,7 +61,7 @@ train::TrainOutcome train_with_console(Model& model, const train::TrainArgs& arg
 void print_trainer_line(const std::string& line);
 
 // The exit status of a run that a signal stopped (its checkpoint saved): 130 after Ctrl-C, as a
-// shell reports it; 0 after SIGTERM, the orchestrator's request to stop, which was honoured.
+// shell reports it; 0 after SIGTERM or SIGUSR1, an orchestrator's request to stop, which was honoured.
 int interrupted_exit_code();
 
 }  // namespace tuneserve::cli

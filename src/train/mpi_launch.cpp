@@ -69,12 +69,11 @@ pid_t spawn(const std::vector<std::string>& argv, bool search_path) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  // `train` blocks SIGINT/SIGTERM in its threads (cli/train_console.h); a child must not inherit
+  // `train` blocks its stop signals in its threads (cli/train_console.h); a child must not inherit
   // that, or mpirun and sshd could not be stopped.
   sigset_t mask;
   pthread_sigmask(SIG_BLOCK, nullptr, &mask);
-  sigdelset(&mask, SIGINT);
-  sigdelset(&mask, SIGTERM);
+  for (const int sig : {SIGINT, SIGTERM, kRankStopSignal}) sigdelset(&mask, sig);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setsigmask(&attr, &mask);
@@ -182,7 +181,10 @@ std::vector<std::string> mpirun_command(const MpiJob& job, const std::vector<std
                                   // bound to one core, mpirun's default for 2 ranks, would idle the rest
                                   "--bind-to", "none", "--map-by", "slot",
                                   // one rank failing ends the job at once
-                                  "-mca", "orte_abort_on_non_zero_status", "1", "-mca", "btl", "^openib"};
+                                  "-mca", "orte_abort_on_non_zero_status", "1", "-mca", "btl", "^openib",
+                                  // how the launcher stops the ranks (kRankStopSignal), forwarded by
+                                  // default but not where a site's openmpi-mca-params.conf says "none"
+                                  "-mca", "ess_base_forward_signals", "SIGUSR1"};
   if (job.hosts.size() > 1) {
     for (const char* param : {"btl_tcp_if_include", "oob_tcp_if_include"})
       cmd.insert(cmd.end(), {"-mca", param, job.network_interface});
@@ -194,21 +196,38 @@ std::vector<std::string> mpirun_command(const MpiJob& job, const std::vector<std
   return cmd;
 }
 
-int run_sagemaker_mpi(const MpiJob& job) {
+int run_sagemaker_mpi(const MpiJob& job, const StopSignals& signals) {
+  static_assert(kRankStopSignal == SIGUSR1, "mpirun_command forwards SIGUSR1");
+  // From here a stop signal no longer ends this process: it is kept for mpirun, or counted.
+  signals.forward_to(0, 0);
+  auto stopping = [&] {
+    if (signals.received() == 0) return false;
+    spdlog::info("mpi: stopped before the ranks started on {}", job.current_host);
+    return true;
+  };
   if (job.master()) {
     for (const std::string& host : job.hosts) {
       if (host == job.current_host) continue;
       spdlog::info("mpi: waiting for {} to accept SSH (port 22)", host);
       const auto deadline = Clock::now() + std::chrono::minutes(60);
       while (!can_connect(host, 22)) {
+        if (stopping()) return 0;
         if (Clock::now() > deadline) fail("mpi: host {} did not accept SSH connections within an hour", host);
         std::this_thread::sleep_for(std::chrono::seconds(1));
       }
     }
+    if (stopping()) return 0;
     const std::vector<std::string> cmd = mpirun_command(job, forwarded_variables(), own_command_line());
     spdlog::info("mpi: {}", fmt::join(cmd, " "));
     spdlog::default_logger()->flush();
     const pid_t pid = spawn(cmd, true);
+    signals.forward_to(pid, kRankStopSignal);
+    // Waits for mpirun to end without reaping it, so that no signal forwarded meanwhile can reach
+    // another process given its pid.
+    siginfo_t ended{};
+    while (::waitid(P_PID, static_cast<id_t>(pid), &ended, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    signals.forward_to(0, 0);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -226,12 +245,27 @@ int run_sagemaker_mpi(const MpiJob& job) {
   spdlog::info("mpi: {} waits for the ranks {} starts here", job.current_host, job.hosts.front());
   const auto deadline = Clock::now() + std::chrono::minutes(5);
   while (!process_running("orted")) {
+    if (stopping()) return 0;
     if (Clock::now() > deadline)
       fail("mpi: no MPI daemon (orted) started on {} within 5 minutes; {} did not reach it", job.current_host,
            job.hosts.front());
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  while (process_running("orted")) std::this_thread::sleep_for(std::chrono::seconds(1));
+  // Stopping, the master's mpirun stops the ranks here too (kRankStopSignal); signalling them from
+  // here as well would be their second signal, which ends a rank at once, without its step. The wait
+  // is bounded below SageMaker's 120 s (StopTrainingJob: SIGTERM, then the container is ended), so
+  // that a master that never stops them leaves a failure reason rather than a killed container.
+  std::optional<Clock::time_point> stop_deadline;
+  while (process_running("orted")) {
+    if (!stop_deadline && signals.received() > 0) {
+      stop_deadline = Clock::now() + std::chrono::seconds(100);
+      spdlog::info("mpi: stopping; {} waits up to 100 s for the master to stop the ranks here", job.current_host);
+    }
+    if (stop_deadline && Clock::now() > *stop_deadline)
+      fail("mpi: the ranks on {} still run 100 s after the stop signal; {} did not stop them", job.current_host,
+           job.hosts.front());
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
   spdlog::info("mpi: the ranks on {} have finished", job.current_host);
   return 0;
 }

@@ -16,6 +16,10 @@
 // on the master and writes /opt/ml/model.
 #pragma once
 
+#include <signal.h>
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,9 +46,31 @@ MpiJob mpi_job(const JobEnv& env);
 std::vector<std::string> mpirun_command(const MpiJob& job, const std::vector<std::string>& forward_env,
                                         const std::vector<std::string>& program);
 
+// How a stopping job reaches its ranks. SageMaker stops a job with SIGTERM to each host's launcher.
+// mpirun does not pass SIGTERM on: it sends each rank SIGCONT, waits odls_base_sigkill_timeout
+// seconds (1), sends SIGTERM, waits as long again, then SIGKILL (OpenMPI 4.1's odls: measured here,
+// ranks got SIGTERM 6 s after mpirun with a timeout of 6), so a timeout long enough for a checkpoint
+// would delay every stop, and the end of a job whose rank crashed, by twice as long. SIGUSR1 it
+// passes on to every rank at once; a rank takes it as SIGTERM (cli/train_console.h: checkpoint after
+// this step, exit 0).
+inline constexpr int kRankStopSignal = SIGUSR1;
+
+// The launcher's stop signals, which `train` takes on a thread of its own (cli/train_console.h).
+struct StopSignals {
+  // From now on every stop signal goes to `child`, the first as `first_as` (0: as it came); with
+  // `child` 0 they are kept until a child is named (cli::forward_stop_signals).
+  std::function<void(pid_t child, int first_as)> forward_to;
+  std::function<int()> received;  // how many came since the first forward_to
+};
+
 // Runs this host's part of the job and returns the exit status for the container: the master waits
 // for the workers' SSH port, runs mpirun with this process's own command line and returns its status;
 // a worker starts sshd and returns once the MPI daemon mpirun started here has ended.
-int run_sagemaker_mpi(const MpiJob& job);
+// Stopping (SIGTERM or SIGINT): the master passes the first on to mpirun as kRankStopSignal, so that
+// every rank saves rank 0's checkpoint after its step and exits 0, and later ones as they came
+// (mpirun then ends the ranks its own way); it exits with mpirun's status. A worker keeps waiting
+// for its ranks, which the master stops (were it to exit, the container and its ranks would go at
+// once), for at most 100 s: SageMaker ends a container 120 s after SIGTERM.
+int run_sagemaker_mpi(const MpiJob& job, const StopSignals& signals);
 
 }  // namespace tuneserve::train

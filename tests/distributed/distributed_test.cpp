@@ -218,6 +218,10 @@ TEST(SageMakerMpi, HyperparametersAndHostsBecomeOneMpirunOverEveryHost) {
   EXPECT_NE(line.find("-mca btl_tcp_if_include eth0"), std::string::npos) << line;
   EXPECT_NE(line.find("-x NCCL_SOCKET_IFNAME=eth0"), std::string::npos) << line;
   EXPECT_NE(line.find("-x SM_HOSTS -x PATH -x FOO --verbose /usr/bin/tuneserve train --lr 1e-4 "), std::string::npos) << line;
+  // SIGUSR1 is how the launcher stops the ranks (kRankStopSignal): mpirun must pass it on, even
+  // where a site's MCA settings forward no signal.
+  EXPECT_EQ(kRankStopSignal, SIGUSR1);
+  EXPECT_NE(line.find("-mca ess_base_forward_signals SIGUSR1 "), std::string::npos) << line;
 
   // CPUs: one rank per host unless told; the others wait for the master.
   env = sagemaker_env({{"sagemaker_mpi_enabled", true}, {"sagemaker_mpi_num_of_processes_per_host", "2"},

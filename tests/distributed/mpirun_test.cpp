@@ -9,7 +9,8 @@
 // - A killed rank ends the whole job within seconds, naming the rank and its host.
 // - SIGTERM to the ranks stops them at one step with one checkpoint; no thread takes it asynchronously.
 // - Ranks that disagree (data, model, hyperparameters) are refused at start-up, saying what differs.
-// - A SageMaker job with sagemaker_mpi_enabled starts mpirun itself.
+// - A SageMaker job with sagemaker_mpi_enabled starts mpirun itself, and SIGTERM to it (SageMaker
+//   stopping the job) stops the ranks with a checkpoint, leaving none running.
 // Every test skips, saying why, where mpirun is absent.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -19,6 +20,8 @@
 #include <chrono>
 #include <sstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "mpi_jobs.h"
 
@@ -174,42 +177,63 @@ pid_t start(const std::string& command, const fs::path& log_path) {
   return pid;
 }
 
-// The child of `parent` whose environment says OMPI_COMM_WORLD_RANK=`rank`, or -1.
-pid_t rank_pid(pid_t parent, int rank) {
-  const std::string wanted = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
+// The state letter of process `pid` (R, S, Z, ...) and its parent's pid; state 0 when it is gone.
+std::pair<char, pid_t> process_state(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return {0, 0};
+  std::istringstream fields(line.substr(close + 2));
+  char state = 0;
+  pid_t ppid = 0;
+  fields >> state >> ppid;
+  return {state, ppid};
+}
+
+// The processes whose parent is `parent`.
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
   for (const auto& e : fs::directory_iterator("/proc")) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(e.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream fields(line.substr(close + 2));
-    char state;
-    pid_t ppid = 0;
-    fields >> state >> ppid;
-    if (ppid != parent) continue;
-    std::ifstream env(e.path() / "environ", std::ios::binary);
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (process_state(pid).second == parent) out.push_back(pid);
+  }
+  return out;
+}
+
+// The child of `parent` whose environment says OMPI_COMM_WORLD_RANK=`rank`, or -1.
+pid_t rank_pid(pid_t parent, int rank) {
+  const std::string wanted = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
+  for (const pid_t pid : children_of(parent)) {
+    std::ifstream env("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
     for (std::string var; std::getline(env, var, '\0');)
-      if (var == wanted) return static_cast<pid_t>(std::stol(name));
+      if (var == wanted) return pid;
   }
   return -1;
 }
 
-// Two ranks training without end on the distilbert golden, logging every step; returns mpirun's pid
-// once rank 0 has logged a step (both ranks are then in the training loop), or -1.
+// Starts `command` (output to dir/log) and returns its pid once rank 0 has logged a step in the
+// training's output folder `out` (both ranks are then in the training loop), or -1.
+pid_t start_training(const std::string& command, const fs::path& dir, const fs::path& out) {
+  const pid_t job = start(command, dir / "log");
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (job > 0 && line_count(out / "metrics.jsonl") < 2 && process_state(job).first != 'Z' && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return job;
+}
+
+// The settings of training without end on the distilbert golden, logging every step.
+constexpr const char* endless = "--max-steps 1000000 --train-batch-size 4 --logging-steps 1 --save-strategy no --threads 1";
+
+// Two ranks training without end on `mpirun -np 2`; returns mpirun's pid (start_training).
 pid_t start_endless_training(const fs::path& dir) {
   const std::string data = write_rows(dir / "data", 64, 1000, 60, 2, 2);
   const std::string cmd = mpirun() + " -np 2 " + binary_path() + " train --progress false --model " +
-                          shared_path("goldens/distilbert") + " --train " + data +
-                          " --max-steps 1000000 --train-batch-size 4 --logging-steps 1 --save-strategy no --threads 1" +
-                          " --output-dir " + (dir / "out").string();
-  const pid_t job = start(cmd, dir / "log");
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (job > 0 && line_count(dir / "out" / "metrics.jsonl") < 2 && Clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  return job;
+                          shared_path("goldens/distilbert") + " --train " + data + " " + endless + " --output-dir " +
+                          (dir / "out").string();
+  return start_training(cmd, dir, dir / "out");
 }
 
 // Waits up to a minute for the job to end; returns its pid if it did, else kills its process group
@@ -255,6 +279,18 @@ TEST(Faults, AKilledRankEndsTheJobWithinSecondsNamingRankAndHost) {
   fs::remove_all(dir);
 }
 
+// `out` holds one checkpoint, complete (its trainer_state.json names its own step).
+void expect_one_complete_checkpoint(const fs::path& out, const std::string& log) {
+  std::vector<fs::path> checkpoints;
+  for (const auto& e : fs::directory_iterator(out))
+    if (e.path().filename().string().starts_with("checkpoint-")) checkpoints.push_back(e.path());
+  ASSERT_EQ(checkpoints.size(), 1u) << log;
+  std::ifstream state(checkpoints[0] / "trainer_state.json");
+  ASSERT_TRUE(state) << "incomplete checkpoint " << checkpoints[0] << "\n" << log;
+  EXPECT_EQ("checkpoint-" + std::to_string(nlohmann::json::parse(state)["state"]["global_step"].get<long>()),
+            checkpoints[0].filename().string());
+}
+
 // Issue 11: SIGTERM to every rank (an orchestrator stopping the job's processes) stops them at one
 // step: rank 0 writes one complete checkpoint and the job exits 0. No thread of a rank, MPI's and the
 // gradient thread included, may take the signal asynchronously (cli/train_console.h: oneDNN's AVX2
@@ -283,14 +319,7 @@ TEST(Signals, SigtermStopsEveryRankAtOneStepWithACheckpoint) {
   const std::string log = read_log(dir / "log");
   ASSERT_EQ(done, job) << "the job was still running a minute after SIGTERM:\n" << log;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << log;
-  std::vector<fs::path> checkpoints;
-  for (const auto& e : fs::directory_iterator(dir / "out"))
-    if (e.path().filename().string().starts_with("checkpoint-")) checkpoints.push_back(e.path());
-  ASSERT_EQ(checkpoints.size(), 1u) << log;
-  std::ifstream state(checkpoints[0] / "trainer_state.json");
-  ASSERT_TRUE(state) << "incomplete checkpoint " << checkpoints[0] << "\n" << log;
-  EXPECT_EQ("checkpoint-" + std::to_string(nlohmann::json::parse(state)["state"]["global_step"].get<long>()),
-            checkpoints[0].filename().string());
+  expect_one_complete_checkpoint(dir / "out", log);
   fs::remove_all(dir);
 }
 
@@ -335,32 +364,95 @@ TEST(Faults, RanksThatDisagreeAreRefusedSayingWhat) {
   fs::remove_all(dir);
 }
 
+// A SageMaker job on this host alone under `root`: rows in the train channel, hyperparameters.json
+// with the golden distilbert, `hyperparameters` and MPI with 2 processes per host. Returns the
+// command that starts it as SageMaker does (`tuneserve train`, no mpirun in sight; `args` added).
+std::string sagemaker_mpi_job(const fs::path& root, nlohmann::json hyperparameters, const std::string& args = "") {
+  write_rows(root / "input" / "data" / "train", 48, 1000, 40, 2, 6);
+  fs::create_directories(root / "input" / "config");
+  hyperparameters.update({{"model", nlohmann::json(shared_path("goldens/distilbert")).dump()},  // JSON-encoded, as SageMaker writes it
+                          {"sagemaker_mpi_enabled", "true"}, {"sagemaker_mpi_num_of_processes_per_host", "2"},
+                          {"sagemaker_mpi_custom_mpi_options", "\"--oversubscribe\""}});
+  std::ofstream(root / "input" / "config" / "hyperparameters.json") << hyperparameters.dump();
+  const std::string host = hostname();
+  return "env SM_HOSTS='[\"" + host + "\"]' SM_CURRENT_HOST=" + host + " SM_NUM_CPUS=2 TUNESERVE_SM_ROOT=" + root.string() +
+         " " + binary_path() + " train --progress false " + args;
+}
+
 // SageMaker's MPI contract on one host: hyperparameters.json asks for MPI with 2 processes per host;
-// `tuneserve train` (no mpirun in sight) starts the ranks itself, and rank 0 writes the model.
+// `tuneserve train` starts the ranks itself, and rank 0 writes the model.
 TEST(SageMaker, MpiEnabledJobStartsItsRanks) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
   const fs::path root = scratch_dir("sagemaker");
-  write_rows(root / "input" / "data" / "train", 48, 1000, 40, 2, 6);
-  fs::create_directories(root / "input" / "config");
-  std::ofstream(root / "input" / "config" / "hyperparameters.json")
-      << nlohmann::json{{"model", nlohmann::json(shared_path("goldens/distilbert")).dump()},  // JSON-encoded, as SageMaker writes it
-                        {"max_steps", "3"}, {"train_batch_size", "4"}, {"save_strategy", "\"no\""},
-                        {"sagemaker_mpi_enabled", "true"}, {"sagemaker_mpi_num_of_processes_per_host", "2"},
-                        {"sagemaker_mpi_custom_mpi_options", "\"--oversubscribe\""}}
-             .dump();
-  const std::string host = hostname();
+  const std::string job =
+      sagemaker_mpi_job(root, {{"max_steps", "3"}, {"train_batch_size", "4"}, {"save_strategy", "\"no\""}});
   std::string log;
-  const int status = run_command("SM_HOSTS='[\"" + host + "\"]' SM_CURRENT_HOST=" + host + " SM_NUM_CPUS=2 TUNESERVE_SM_ROOT=" +
-                                     root.string() + " " + binary_path() + " train --progress false",
-                                 log);
-  ASSERT_EQ(status, 0) << log;
-  EXPECT_NE(log.find("mpi: mpirun --host " + host + ":2 -np 2"), std::string::npos) << log;
+  ASSERT_EQ(run_command(job, log), 0) << log;
+  EXPECT_NE(log.find("mpi: mpirun --host " + hostname() + ":2 -np 2"), std::string::npos) << log;
   std::ifstream results(root / "model" / "train_results.json");
   ASSERT_TRUE(results) << log;
   EXPECT_EQ(nlohmann::json::parse(results)["world_size"], 2);
   EXPECT_TRUE(fs::exists(root / "model" / "model.safetensors"));
   EXPECT_FALSE(fs::exists(root / "output" / "failure"));
+  fs::remove_all(root);
+}
+
+// SageMaker stopping an MPI job sends SIGTERM to the container's main process, the launcher only:
+// it passes the signal on to mpirun, which passes it on to every rank and gives them time to save
+// rank 0's checkpoint; the launcher then exits 0 with no rank left running.
+// Whether process `pid` runs (neither gone nor a zombie).
+bool running(pid_t pid) {
+  const char state = pid > 0 ? process_state(pid).first : 0;
+  return state != 0 && state != 'Z';
+}
+
+// SIGKILLs the processes a test started that still run when it ends, however it ends.
+struct KillLeftovers {
+  std::vector<pid_t> pids;
+  ~KillLeftovers() {
+    for (const pid_t pid : pids)
+      if (running(pid)) ::kill(pid, SIGKILL);
+  }
+};
+
+TEST(SageMaker, SigtermToTheLauncherStopsTheRanksWithACheckpoint) {
+  TUNESERVE_REQUIRE_MPIRUN();
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
+  const fs::path root = scratch_dir("sagemaker_sigterm");
+  // A SageMaker job logs into its model folder and checkpoints into /opt/ml/checkpoints.
+  const pid_t launcher = start_training(sagemaker_mpi_job(root, {}, endless), root, root / "model");
+  ASSERT_GT(launcher, 0);
+  KillLeftovers leftovers{{launcher}};
+  const std::vector<pid_t> mpirun = children_of(launcher);
+  for (const pid_t pid : mpirun) leftovers.pids.push_back(pid);
+  std::vector<pid_t> ranks;
+  for (int r = 0; r < 2 && mpirun.size() == 1; r++) ranks.push_back(rank_pid(mpirun[0], r));
+  for (const pid_t pid : ranks) leftovers.pids.push_back(pid);
+  ASSERT_GE(line_count(root / "model" / "metrics.jsonl"), 2u) << "the ranks did not start training:\n" << read_log(root / "log");
+  ASSERT_EQ(mpirun.size(), 1u) << "the launcher should have one child, mpirun";
+  ASSERT_TRUE(ranks[0] > 0 && ranks[1] > 0) << "ranks 0 and 1 not found among mpirun's children";
+
+  const auto sent = Clock::now();
+  ::kill(launcher, SIGTERM);
+  int status = 0;
+  const pid_t done = wait_for_job(launcher, &status);
+  const double seconds = std::chrono::duration<double>(Clock::now() - sent).count();
+  // mpirun or a rank that outlived the launcher would be reparented and go on training.
+  std::string left;
+  for (const pid_t pid : {mpirun[0], ranks[0], ranks[1]})
+    if (running(pid)) left += " " + std::to_string(pid);
+  const std::string log = read_log(root / "log");
+  std::printf("[ sagemaker sigterm ] the launcher exited %.2f s after SIGTERM\n", seconds);
+  ASSERT_EQ(done, launcher) << "the launcher was still running a minute after SIGTERM:\n" << log;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                              : "exit status " + std::to_string(WEXITSTATUS(status)))
+      << "\n" << log;
+  EXPECT_LT(seconds, 15.0) << log;
+  EXPECT_TRUE(left.empty()) << "still running after the launcher exited (mpirun " << mpirun[0] << ", ranks " << ranks[0]
+                            << " " << ranks[1] << "):" << left << "\n" << log;
+  expect_one_complete_checkpoint(root / "checkpoints", log);
   fs::remove_all(root);
 }
 
