@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/config.h"
 #include "core/error.h"
 
 namespace tuneserve::bench {
@@ -18,6 +19,15 @@ inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Forward FLOPs (multiply-adds x 2) of the encoder for one T-token sequence: QKV + output projections
+// (4 C^2), the FFN (2 C F) and the two attention products (2 T C), per token and layer. The same
+// formula as the PyTorch peer's (bench/torch_distilbert.py). A training step is 3x: backward computes
+// two products for each forward one.
+inline double encoder_flops(const ModelConfig& c, int T) {
+  const double C = c.hidden_size, F = c.intermediate_size, L = c.num_layers;
+  return 2.0 * T * L * (4 * C * C + 2 * C * F + 2.0 * T * C);
 }
 
 inline double process_cpu_seconds() {

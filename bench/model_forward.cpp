@@ -3,6 +3,7 @@
 // the same oneDNN products with pre-packed weights, no attention or elementwise work).
 //   build/bench/bench_model_forward [--threads N] [--config PATH] [--reps R] [--train-batch B] [--tokens T]
 //                                   [--inference 0|1] [--train 0|1]   (which parts run; both by default)
+//                                   [--dtype fp32|bf16]   (what the model's products compute in)
 // and one training step (forward + backward with dropout) at B x T (default 8 x 128), all of them
 // unpadded, and with rows of unequal lengths (T down to T/4, the mask padding the rest). Each case runs
 // twice: "full" computes everything (EngineOptions off), "fast" skips what the logits do not need
@@ -67,16 +68,20 @@ std::vector<std::int32_t> mask_for(int B, int T, bool unequal) {
 int run(int argc, char** argv) {
   std::string config_path = std::string(TUNESERVE_SHARED_DIR) + "/goldens/configs/distilbert-base-cased/config.json";
   int threads = 2, reps = 5, train_batch = 8, T = 128, inference = 1, train = 1;
+  std::string dtype_name = "fp32";
   bench::parse_flags(argc, argv, 1,
                      {{"--threads", {&threads}}, {"--config", {nullptr, 1, &config_path}}, {"--reps", {&reps}},
                       {"--train-batch", {&train_batch}}, {"--tokens", {&T}}, {"--inference", {&inference, 0}},
-                      {"--train", {&train, 0}}});
+                      {"--train", {&train, 0}}, {"--dtype", {.text = &dtype_name}}});
+  const DType dtype = parse_compute_dtype(dtype_name);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come when piped
   Model::set_num_threads(threads);
   const ModelConfig c = load_config(config_path);
   Model model = Model::from_config(c, 1);
+  model.set_compute_dtype(dtype);
   const int C = c.hidden_size, F = c.intermediate_size, L = c.num_layers;
-  std::printf("%s: C=%d F=%d L=%d, %d threads\n", config_path.c_str(), C, F, L, threads);
+  std::printf("%s: C=%d F=%d L=%d, %d threads, %s products\n", config_path.c_str(), C, F, L, threads,
+              compute_dtype_name(dtype));
   std::printf("%-12s %5s %9s %9s %9s %9s %14s %12s\n", "batch", "path", "ms", "cpu ms", "seq/s", "GFLOP/s",
               "matmul-only ms", "matmul GF/s");
   for (int B : {1, 32}) {
@@ -84,11 +89,10 @@ int run(int argc, char** argv) {
     std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T);
     for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(1000 + (i * 7919) % 20000);
     const std::vector<std::int32_t> mask = mask_for(B, T, false);
-    // FLOPs of the full computation: linear layers 2*(4C^2 + 2CF) per token per layer, attention
-    // 4*T*C per token per layer. The fast path's GFLOP/s counts the same work (effective rate).
+    // FLOPs of the full computation; the fast path's GFLOP/s counts the same work (effective rate).
     const double M = static_cast<double>(B) * T;
     const double linear_flops = M * L * 2.0 * (4.0 * C * C + 2.0 * C * F);
-    const double flops = linear_flops + M * L * 4.0 * T * C;
+    const double flops = B * bench::encoder_flops(c, T);
     // The same products alone.
     std::vector<float> w1(static_cast<std::size_t>(3) * C * C, 0.01f), w2(static_cast<std::size_t>(C) * C, 0.01f),
         w3(static_cast<std::size_t>(F) * C, 0.01f), w4(static_cast<std::size_t>(C) * F, 0.01f);
@@ -115,6 +119,7 @@ int run(int argc, char** argv) {
   }
   // Training step (forward + backward, dropout on) at train_batch x T, then with unequal lengths.
   Model trainable = Model::from_config(c, 1);
+  trainable.set_compute_dtype(dtype);
   std::vector<std::int32_t> ids(static_cast<std::size_t>(train_batch) * T), labels(train_batch);
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(1000 + (i * 7919) % 20000);
   for (int b = 0; b < train_batch; ++b) labels[b] = b % c.num_labels;
@@ -128,8 +133,7 @@ int run(int argc, char** argv) {
         trainable.zero_grad();
         trainable.forward_backward(batch, Labels{labels.data(), nullptr});
       });
-      const double M = static_cast<double>(train_batch) * T;
-      const double flops = 3.0 * M * L * (2.0 * (4.0 * C * C + 2.0 * C * F) + 4.0 * T * C);
+      const double flops = 3.0 * train_batch * bench::encoder_flops(c, T);
       std::printf("train step %dx%d%s %s: %.1f ms (cpu %.1f ms), %.2f samples/s, %.1f GFLOP/s (padded work)\n",
                   train_batch, T, unequal ? " unequal lengths" : "", fast ? "fast" : "full",
                   t.wall * 1e3, t.cpu * 1e3, train_batch / t.wall, flops / t.wall / 1e9);

@@ -4,8 +4,11 @@
 # 1, 8, 32, 128 with dynamic batching versus --max-batch-requests 1 (the peer: the same server
 # without batching, in the same run) and the engine's own ceiling for batching at these request
 # lengths (bench_model_forward: batch 1 against 32), then an overload run (far past the sustainable
-# rate) sampling the server's RSS each second and counting 503s.
-#   bench/serve_load.sh            (after scripts/setup.sh; DURATION=10 seconds per point)
+# rate) sampling the server's RSS each second and counting 503s. DTYPE (default bf16 where the CPU
+# has AVX512-BF16, else fp32) is the server's and the ceiling's --dtype. Targets (issue 12): at
+# concurrency 32, batched requests/s >= 90% of the engine's batch-32 ceiling at these request lengths,
+# with p99 below the unbatched server's.
+#   bench/serve_load.sh            (after scripts/setup.sh; DURATION=10 seconds per point, DTYPE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +28,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ -z "${DTYPE:-}" ]; then
+  DTYPE=fp32
+  grep -qw avx512_bf16 /proc/cpuinfo && DTYPE=bf16
+fi
+dtype="$DTYPE"
+echo "== server and ceiling in $dtype"
 echo "== random weights for $(basename "$(dirname "$config")") -> $work/model"
 /usr/bin/python3 bench/torch_distilbert.py write-model "$work/model" --config "$config" --seed 0 >/dev/null
 
@@ -33,7 +42,7 @@ start_server() {
   local log="$work/$1.log"
   shift
   "$build_dir/tuneserve" serve --model "$work/model" --tokenizer "$tokenizer" --host 127.0.0.1 \
-    --port 0 "$@" >"$log" 2>&1 &
+    --port 0 --dtype "$dtype" "$@" >"$log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 600); do
     port="$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" | head -1)"
@@ -78,6 +87,7 @@ for mode in batched unbatched; do
   for c in 1 8 32 128; do
     read -r rps p50 p99 bad < <(run_wrk "$c")
     result[$mode,$c]="$rps"
+    result[$mode,$c,p99]="$p99"
     printf "%-22s %6s %12s %10s %10s %8s\n" "$mode" "$c" "$rps" "$p50" "$p99" "$bad"
   done
   stop_server
@@ -91,10 +101,17 @@ tokens="$(sed -n 's/^  "\(.*\)",$/{"text": "\1 #100000"}/p' bench/serve_post.lua
   "$build_dir/tuneserve" tokenize --tokenizer "$tokenizer" |
   /usr/bin/python3 -c 'import json, sys; n = [len(json.loads(l)["ids"]) for l in sys.stdin]; print(round(sum(n) / len(n)))')"
 OMP_NUM_THREADS=2 "$build_dir/bench/bench_model_forward" --config "$config" --threads 2 --reps 5 --train 0 \
-  --tokens "$tokens" >"$work/ceiling.txt" 2>&1
-awk -v t="$tokens" '$2 == "fast" && $1 ~ /^1x/ {one = $5} $2 == "fast" && $1 ~ /^32x/ {many = $5}
-  END { if (one > 0) printf "engine ceiling at %d tokens per request: batch 1 %.1f seq/s, batch 32 %.1f seq/s: batching can add at most %.2fx\n", t, one, many, many / one }' \
+  --tokens "$tokens" --dtype "$dtype" >"$work/ceiling.txt" 2>&1
+awk -v t="$tokens" -v d="$dtype" '$2 == "fast" && $1 ~ /^1x/ {one = $5} $2 == "fast" && $1 ~ /^32x/ {many = $5}
+  END { if (one > 0) printf "engine ceiling (%s) at %d tokens per request: batch 1 %.1f seq/s, batch 32 %.1f seq/s: batching can add at most %.2fx\n", d, t, one, many, many / one }' \
   "$work/ceiling.txt"
+# wrk's latencies carry their unit (us, ms, s, m): in ms.
+ms() { awk -v x="$1" 'BEGIN { v = x + 0; u = x; sub(/^[0-9.]+/, "", u);
+  printf "%.2f", u == "us" ? v / 1000 : u == "s" ? v * 1000 : u == "m" ? v * 60000 : v }'; }
+ceiling32="$(awk '$2 == "fast" && $1 ~ /^32x/ {print $5}' "$work/ceiling.txt")"
+awk -v b="${result[batched,32]}" -v c="$ceiling32" -v p="$(ms "${result[batched,32,p99]}")" \
+  -v q="$(ms "${result[unbatched,32,p99]}")" -v d="$dtype" 'BEGIN {
+  printf "concurrency 32, %s: batched %.1f requests/s = %.0f%% of the engine'"'"'s batch-32 ceiling %.1f seq/s (target >= 90%%); p99 %.0f ms batched vs %.0f ms unbatched (target: below)\n", d, b, 100 * b / c, c, p, q }'
 
 echo
 echo "== overload: 512 connections against --job-queue-size 64, RSS sampled each second"

@@ -7,8 +7,13 @@
 #   torch_distilbert.py check-golden GOLDEN_DIR     this module vs transformers' own logits
 #   torch_distilbert.py bench DIR [--threads 2]     reference logits -> DIR/reference.safetensors,
 #                                                   then timings as one JSON line on stdout
+#   torch_distilbert.py bench DIR --autocast bf16   the same timings under torch.autocast("cpu",
+#                                                   bfloat16): PyTorch's fastest CPU mode on AVX512-BF16
 #   torch_distilbert.py logits DIR --ids 101,1188,102   one unpadded input's logits as a JSON list
 #                                                   (the predict tests' independent recomputation)
+#   torch_distilbert.py export-onnx DIR             DIR/model.onnx (inputs input_ids, attention_mask
+#                                                   int64 (B, T), output logits (B, K); B and T dynamic)
+#                                                   for the ONNX Runtime peer (bench/ort_distilbert.mjs)
 import argparse
 import json
 import math
@@ -193,9 +198,22 @@ def logits(args):
     return 0
 
 
-def time_forward(model, ids, mask, reps):
+def export_onnx(args):
+    model, config = load_model(args.dir)
+    T = min(16, config["max_position_embeddings"])
+    ids = torch.ones(2, T, dtype=torch.long)
+    with torch.no_grad():
+        torch.onnx.export(model, (ids, torch.ones_like(ids)), os.path.join(args.dir, "model.onnx"),
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={"input_ids": {0: "B", 1: "T"}, "attention_mask": {0: "B", 1: "T"},
+                                        "logits": {0: "B"}},
+                          opset_version=14, do_constant_folding=True)
+    return 0
+
+
+def time_forward(model, ids, mask, reps, autocast):
     """Median wall seconds and median process CPU seconds (all threads) per forward."""
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         for _ in range(2):
             model(ids, mask)
         wall, cpu = [], []
@@ -219,16 +237,19 @@ def bench(args):
     for b, n in enumerate(lengths):
         mask[b, :n] = 1
         ids[b, n:] = config.get("pad_token_id", 0)
-    with torch.inference_mode():
-        logits = model(ids, mask)
-    write_safetensors(os.path.join(args.dir, "reference.safetensors"),
-                      {"input_ids": ids, "attention_mask": mask, "logits": logits})
+    autocast = args.autocast == "bf16"
+    if not autocast:  # the reference is fp32's
+        with torch.inference_mode():
+            logits = model(ids, mask)
+        write_safetensors(os.path.join(args.dir, "reference.safetensors"),
+                          {"input_ids": ids, "attention_mask": mask, "logits": logits})
 
-    result = {"peer": f"pytorch {torch.__version__}", "threads": torch.get_num_threads(), "runs": []}
+    peer = f"pytorch {torch.__version__}" + (" bf16 autocast" if autocast else " fp32")
+    result = {"peer": peer, "threads": torch.get_num_threads(), "runs": []}
     for B, reps in ((1, args.reps_b1), (32, args.reps_b32)):
         x = torch.randint(1, config["vocab_size"], (B, T), generator=g)
         m = torch.ones(B, T, dtype=torch.long)
-        seconds, cpu_seconds = time_forward(model, x, m, reps)
+        seconds, cpu_seconds = time_forward(model, x, m, reps, autocast)
         result["runs"].append({"batch": B, "tokens": T, "ms": seconds * 1e3, "cpu_ms": cpu_seconds * 1e3,
                                "seq_per_s": B / seconds,
                                "gflops": B * flops_per_sequence(config, T) / seconds / 1e9})
@@ -251,11 +272,15 @@ def main():
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--reps-b1", type=int, default=20)
     p.add_argument("--reps-b32", type=int, default=5)
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none")
+    p = sub.add_parser("export-onnx")
+    p.add_argument("dir")
     p = sub.add_parser("logits")
     p.add_argument("dir")
     p.add_argument("--ids", required=True)
     args = parser.parse_args()
-    commands = {"write-model": write_model, "check-golden": check_golden, "bench": bench, "logits": logits}
+    commands = {"write-model": write_model, "check-golden": check_golden, "bench": bench, "logits": logits,
+                "export-onnx": export_onnx}
     return commands[args.command](args) or 0
 
 

@@ -4,8 +4,11 @@
 # attention weights, FFN output, classifier), cross-entropy, clip_grad_norm_(1.0), AdamW.
 #
 # Dimensions: B batch, T tokens, K batches per scenario.
-#   torch_train.py bench MODEL_DIR BATCHES.safetensors [--threads 2] [--foreach 0|1]
-#       one JSON line: {"parity_loss", "runs": [{"scenario", "steps", "ms", "cpu_ms", "samples_per_s"}]}
+#   torch_train.py bench MODEL_DIR BATCHES.safetensors [--threads 2] [--foreach 0|1] [--autocast none|bf16]
+#       one JSON line: {"peer", "parity_loss", "runs": [{"scenario", "steps", "ms", "cpu_ms", "samples_per_s"}]}
+#       --autocast bf16: forward and loss under torch.autocast("cpu", bfloat16), backward outside it
+#       (PyTorch's mixed precision recipe; fp32 master weights and AdamW), its fastest CPU training mode
+#       on AVX512-BF16.
 import argparse
 import json
 import os
@@ -53,7 +56,9 @@ def bench(args):
     torch.manual_seed(0)
     model, config = load_model(args.dir)
     tensors = read_safetensors(args.batches)
-    result = {"peer": f"pytorch {torch.__version__}", "threads": torch.get_num_threads(), "runs": []}
+    autocast = args.autocast == "bf16"
+    peer = f"pytorch {torch.__version__}" + (" bf16 autocast" if autocast else " fp32")
+    result = {"peer": peer, "threads": torch.get_num_threads(), "runs": []}
     fixed = batches(tensors, "fixed")
     with torch.no_grad():
         ids, mask, labels = fixed[0]
@@ -69,7 +74,8 @@ def bench(args):
         for k, (ids, mask, labels) in enumerate(batches(tensors, scenario)):
             t0, c0 = time.perf_counter(), time.process_time()
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(train_forward(model, config, ids, mask), labels)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = F.cross_entropy(train_forward(model, config, ids, mask), labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -92,6 +98,7 @@ def main():
     p.add_argument("batches")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--foreach", type=int, default=1)
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none")
     args = parser.parse_args()
     return bench(args)
 

@@ -7,8 +7,9 @@
 //       writes the scenarios: "fixed.{k}.*" random ids, B x T, no padding; "amazon.{k}.*" B random
 //       rows of ../shared/data/amazon_polarity/train.jsonl (cased tokenizer, truncation 512), padded
 //       to the batch's longest. Each batch: input_ids, attention_mask (B, T), labels (B).
-//   bench_train_throughput run MODEL_DIR BATCHES.safetensors [--threads 2]
-//       one JSON line: {"parity_loss", "runs": [{"scenario", "steps", "ms", "cpu_ms", "samples_per_s", "tokens"}]}
+//   bench_train_throughput run MODEL_DIR BATCHES.safetensors [--threads 2] [--dtype fp32|bf16]
+//       one JSON line: {"dtype", "parity_loss", "runs": [{"scenario", "steps", "ms", "cpu_ms", "samples_per_s", "tokens"}]}
+//       --dtype bf16: train --bf16's mixed precision (Model::set_compute_dtype); parity_loss stays fp32's.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -109,12 +110,14 @@ int write_batches(const std::string& model_dir, const std::string& out, int B, i
   return 0;
 }
 
-int run(const std::string& model_dir, const std::string& batches_path, int threads) {
+int run(const std::string& model_dir, const std::string& batches_path, int threads, const std::string& dtype_name) {
   Model::set_num_threads(threads);
+  const DType dtype = parse_compute_dtype(dtype_name);
   Model model = Model::load(model_dir);
   const SafeTensorsReader r(batches_path);
   nlohmann::json out;
   out["threads"] = threads;
+  out["dtype"] = compute_dtype_name(dtype);
   {  // Same weights, same first batch, no dropout: the loss must agree with the peer's.
     const std::vector<HostBatch> fixed = read_batches(r, "fixed");
     model.set_dropout_enabled(false);
@@ -124,6 +127,7 @@ int run(const std::string& model_dir, const std::string& batches_path, int threa
     out["parity_loss"] = model.loss(logits.data(), fixed[0].B, l);
     model.set_dropout_enabled(true);
   }
+  model.set_compute_dtype(dtype);
   std::vector<train::ParamRef> refs;
   for (Parameter& p : model.parameters()) refs.push_back({p.name, p.data, p.grad, p.numel});
   train::AdamW optimizer(refs, train::AdamWOptions{0.9, 0.999, 1e-8, 0.01});
@@ -133,6 +137,7 @@ int run(const std::string& model_dir, const std::string& batches_path, int threa
     const std::vector<HostBatch> batches = read_batches(r, scenario);
     std::vector<double> wall, cpu;
     long tokens = 0;
+    double flops = 0;  // of the real tokens (the padding is never computed)
     for (std::size_t k = 0; k < batches.size(); k++) {
       const auto t0 = std::chrono::steady_clock::now();
       const double c0 = process_cpu_seconds();
@@ -146,11 +151,14 @@ int run(const std::string& model_dir, const std::string& batches_path, int threa
       wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       cpu.push_back(process_cpu_seconds() - c0);
       tokens += static_cast<long>(batches[k].B) * batches[k].T;
+      const PackedBatch packed = batches[k].view();
+      for (int i = 0; i < packed.size(); i++) flops += 3.0 * bench::encoder_flops(model.config(), packed.length(i));
     }
     const double s = median(wall);
     out["runs"].push_back({{"scenario", scenario}, {"steps", wall.size()}, {"batch", batches[0].B},
                            {"mean_padded_tokens", static_cast<double>(tokens) / static_cast<double>(wall.size() * batches[0].B)},
-                           {"ms", s * 1e3}, {"cpu_ms", median(cpu) * 1e3}, {"samples_per_s", batches[0].B / s}});
+                           {"ms", s * 1e3}, {"cpu_ms", median(cpu) * 1e3}, {"samples_per_s", batches[0].B / s},
+                           {"gflops", flops / static_cast<double>(wall.size()) / s / 1e9}});
   }
   std::printf("%s\n", out.dump().c_str());
   return 0;
@@ -158,16 +166,18 @@ int run(const std::string& model_dir, const std::string& batches_path, int threa
 
 int main_impl(int argc, char** argv) {
   const std::string usage = "usage: bench_train_throughput batches MODEL_DIR OUT [--batch B] [--tokens T] [--count K]\n"
-                            "       bench_train_throughput run MODEL_DIR BATCHES [--threads N]\n";
+                            "       bench_train_throughput run MODEL_DIR BATCHES [--threads N] [--dtype fp32|bf16]\n";
   if (argc < 4) {
     std::fputs(usage.c_str(), stderr);
     return 2;
   }
   const std::string mode = argv[1];
   int B = 8, T = 128, count = 6, threads = 2;
-  bench::parse_flags(argc, argv, 4, {{"--batch", {&B}}, {"--tokens", {&T}}, {"--count", {&count}}, {"--threads", {&threads}}});
+  std::string dtype = "fp32";
+  bench::parse_flags(argc, argv, 4, {{"--batch", {&B}}, {"--tokens", {&T}}, {"--count", {&count}}, {"--threads", {&threads}},
+                                     {"--dtype", {.text = &dtype}}});
   if (mode == "batches") return write_batches(argv[2], argv[3], B, T, count);
-  if (mode == "run") return run(argv[2], argv[3], threads);
+  if (mode == "run") return run(argv[2], argv[3], threads, dtype);
   std::fputs(usage.c_str(), stderr);
   return 2;
 }

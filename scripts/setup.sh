@@ -30,10 +30,13 @@ fi
 # npm packages, pinned, into third_party/npm (git-ignored): Chart.js, which `tuneserve report` embeds so
 # its pages work offline; @huggingface/hub, the independent client the Hub cache tests check against;
 # transformers.js with the tokenizers package it resolves to, the independent implementation the
-# tokenizer cross-check compares with. --ignore-scripts: none needs an install step (none may fetch
-# from the internet; transformers.js's ONNX and image dependencies would download binaries it never loads).
+# tokenizer cross-check compares with; onnxruntime-node, bench/inference.sh's ONNX Runtime peer (its
+# tarball holds the CPU library and binding). --ignore-scripts: none needs an install step (none may
+# fetch from the internet; onnxruntime-node's would download CUDA parts, transformers.js's image
+# dependencies binaries it never loads).
 npm_missing=()
-for spec in chart.js@4.5.1 @huggingface/hub@2.17.5 @huggingface/transformers@4.3.1 @huggingface/tokenizers@0.2.0; do
+for spec in chart.js@4.5.1 @huggingface/hub@2.17.5 @huggingface/transformers@4.3.1 @huggingface/tokenizers@0.2.0 \
+  onnxruntime-node@1.30.0; do
   [ -f "third_party/npm/node_modules/${spec%@*}/package.json" ] || npm_missing+=("$spec")
 done
 if ((${#npm_missing[@]})); then

@@ -299,9 +299,11 @@ void e_matmul_backward(float* dinp, float* dweight, float* dbias, const float* d
 
 class EmulatedPreparedLinear final : public PreparedLinear {
  public:
-  EmulatedPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation)
-      : inner_(cpu().prepare_linear(dev(weight, "prepare_linear", "weight", zu(N) * zu(K)),
-                                    dev(bias, "prepare_linear", "bias", zu(N), true), K, N, activation)),
+  EmulatedPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation,
+                         DType dtype)
+      : PreparedLinear(K, N),
+        inner_(cpu().prepare_linear(dev(weight, "prepare_linear", "weight", zu(N) * zu(K)),
+                                    dev(bias, "prepare_linear", "bias", zu(N), true), K, N, activation, dtype)),
         K_(K),
         N_(N) {}
   void forward(float* out, const float* inp, int M, int out_stride) const override {
@@ -316,8 +318,32 @@ class EmulatedPreparedLinear final : public PreparedLinear {
 };
 
 std::unique_ptr<PreparedLinear> e_prepare_linear(const float* weight, const float* bias, int K, int N,
-                                                 LinearActivation activation) {
-  return std::make_unique<EmulatedPreparedLinear>(weight, bias, K, N, activation);
+                                                 LinearActivation activation, DType dtype) {
+  return std::make_unique<EmulatedPreparedLinear>(weight, bias, K, N, activation, dtype);
+}
+
+// ---- bf16: the CPU's, on device memory
+bool e_bf16_available(std::string* why) { return cpu().bf16_available(why); }
+void e_to_bf16(Bf16* out, const float* inp, std::size_t n) {
+  cpu().to_bf16(dev(out, "to_bf16", "out", n), dev(inp, "to_bf16", "inp", n), n);
+}
+void e_from_bf16(float* out, const Bf16* inp, std::size_t n) {
+  cpu().from_bf16(dev(out, "from_bf16", "out", n), dev(inp, "from_bf16", "inp", n), n);
+}
+void e_matmul_forward_bf16(float* out, const Bf16* inp, const Bf16* weight, const float* bias, int M, int K, int N,
+                           int out_stride) {
+  const char* f = "matmul_forward_bf16";
+  cpu().matmul_forward_bf16(dev(out, f, "out", strided(M, N, out_stride)), dev(inp, f, "inp", zu(M) * zu(K)),
+                            dev(weight, f, "weight", zu(N) * zu(K)), dev(bias, f, "bias", zu(N), true), M, K, N,
+                            out_stride);
+}
+void e_matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout, const Bf16* inp,
+                            const Bf16* weight, int M, int K, int N, int dout_stride) {
+  const char* f = "matmul_backward_bf16";
+  cpu().matmul_backward_bf16(dev(dinp, f, "dinp", zu(M) * zu(K), true), dev(dweight, f, "dweight", zu(N) * zu(K)),
+                             dev(dbias, f, "dbias", zu(N), true), dev(dout, f, "dout", strided(M, N, dout_stride)),
+                             dev(inp, f, "inp", zu(M) * zu(K)), dev(weight, f, "weight", zu(N) * zu(K)), M, K, N,
+                             dout_stride);
 }
 
 float e_cross_entropy_forward(const float* logits, const std::int32_t* targets, int B, int K) {
@@ -385,8 +411,10 @@ Backend make_table() {
   b.add = e_add;
 #define TUNESERVE_SET(name) b.name = e_##name;
   TUNESERVE_BACKEND_KERNELS(TUNESERVE_SET)
+  TUNESERVE_BACKEND_BF16_KERNELS(TUNESERVE_SET)
 #undef TUNESERVE_SET
   b.prepare_linear = e_prepare_linear;
+  b.bf16_available = e_bf16_available;
   b.grad_norm = e_grad_norm;
   b.adamw_update_all = e_adamw_update_all;
   return b;

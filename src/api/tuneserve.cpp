@@ -1,4 +1,4 @@
-// The public API (include/tuneserve/tuneserve.h) over model/pipeline (classification) and
+// The public API (include/tuneserve/tuneserve.h) over pipeline/pipeline (classification) and
 // train/ (fine-tuning), the same code `tuneserve predict` and `tuneserve train` run. Built into the
 // shared library libtuneserve.so, which exports only what that header declares.
 #include <tuneserve/tuneserve.h>
@@ -11,7 +11,7 @@
 #include "core/build_info.h"
 #include "kernels/device_select.h"
 #include "kernels/cpu/isa.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "train/args.h"
 #include "train/run_inputs.h"
 #include "train/trainer.h"

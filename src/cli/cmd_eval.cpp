@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "kernels/device_select.h"
+#include "kernels/ops.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "storage/resolve.h"
@@ -20,6 +21,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, tokenizer, revision = "main", data, text = "text", label = "label", label_map, columns, device;
+  std::string dtype = "fp32";
   long max_length = 0, batch_size = 32;
   int threads = 0;
   bool json = false, skip_bad_rows = false, no_weight_check = false;
@@ -27,8 +29,11 @@ struct EvalArgs {
 
 int run(EvalArgs a) {
   if (a.batch_size < 1) fail("--batch-size must be >= 1, got {}", a.batch_size);
+  // The device and dtype first: a bad value or a CPU-only build fails before any download or read.
   LoadOptions load_options;
-  load_options.device = select_device({.value = a.device}).device;  // before any model or data is fetched
+  load_options.device = select_device({.value = a.device}).device;
+  load_options.dtype = parse_compute_dtype(a.dtype);
+  ops::require(backend_for(load_options.device), load_options.dtype, fmt::format("--dtype {}", a.dtype));
   load_options.check_finite = !a.no_weight_check;
   const storage::ModelPaths paths = storage::resolve_model(a.model, a.tokenizer, {a.revision});
   a.model = paths.model;
@@ -86,6 +91,7 @@ const Registration registration{Command{
           ->capture_default_str();
       app.add_option("--threads", a->threads, "CPU threads (0 = all cores)");
       app.add_option("--device", a->device, "cpu | cuda | cuda:N (default: cpu)");
+      app.add_option("--dtype", a->dtype, "fp32 | bf16: what the matrix products compute in")->capture_default_str();
       app.add_flag("--skip-bad-rows,--skip_bad_rows", a->skip_bad_rows, "Skip malformed rows (counted) instead of stopping");
       app.add_flag("--json", a->json, "Print one JSON object instead of a table");
       app.add_flag("--no-weight-check", a->no_weight_check, "Load weights holding NaN or Inf instead of refusing them");

@@ -21,11 +21,12 @@
 
 #include "cli/command.h"
 #include "kernels/device_select.h"
+#include "kernels/ops.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "data/reader.h"
 #include "core/json.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "storage/resolve.h"
 
 namespace tuneserve::cli {
@@ -51,6 +52,7 @@ struct PredictArgs {
   int threads = 0;
   int batch_size = 32;
   std::string device;
+  std::string dtype = "fp32";
 };
 
 // One JSONL line: which inputs it contributes and the call shape its output takes.
@@ -140,6 +142,8 @@ std::vector<Line> read_input(const PredictArgs& args, std::vector<TextInput>& in
 
 int run_predict(const PredictArgs& args) {
   const Device device = select_device({.value = args.device}).device;
+  const DType dtype = parse_compute_dtype(args.dtype);
+  ops::require(backend_for(device), dtype, fmt::format("--dtype {}", args.dtype));
   if (args.texts.empty() == args.input_path.empty())
     fail("predict: give either TEXT arguments or --input FILE (.jsonl, .csv, .tsv; - for stdin)");
   if (args.input_path.empty() && !args.text_pair.empty() && args.texts.size() != 1)
@@ -169,6 +173,7 @@ int run_predict(const PredictArgs& args) {
   pipeline_options.threads = args.threads;
   pipeline_options.max_batch_size = args.batch_size;
   pipeline_options.device = device;
+  pipeline_options.dtype = dtype;
   pipeline_options.check_weights = !args.no_weight_check;
   const storage::ModelPaths paths = storage::resolve_model(args.model_dir, args.tokenizer_dir, {args.revision});
   auto pipeline = Pipeline::load(paths.model, paths.tokenizer, pipeline_options);
@@ -238,6 +243,7 @@ const Registration registration{Command{
           ->capture_default_str()
           ->check(CLI::PositiveNumber);
       app.add_option("--device", args->device, "cpu | cuda | cuda:N (default: cpu)");
+      app.add_option("--dtype", args->dtype, "fp32 | bf16: what the matrix products compute in")->capture_default_str();
       return [args] { return run_predict(*args); };
     }}};
 

@@ -11,7 +11,7 @@
 #include "cli/command.h"
 #include "cli/train_console.h"
 #include "core/error.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "train/eval_metrics.h"
 #include "train/report.h"
 

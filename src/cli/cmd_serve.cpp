@@ -24,6 +24,7 @@
 
 #include "cli/command.h"
 #include "kernels/device_select.h"
+#include "kernels/ops.h"
 #include "core/cpus.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -61,6 +62,8 @@ int run_serve(ServeOptions options) {
     fail("serve: --model is required (or HF_MODEL_DIR / HF_MODEL_ID; {} is used when it exists)", kSageMakerModelDir);
   // Before the port is bound: an orchestrator must not see a listening server that can never load.
   const Device device = select_device({.value = options.device, .source = "serve"}).device;
+  const DType dtype = parse_compute_dtype(options.dtype);
+  ops::require(backend_for(device), dtype, fmt::format("serve: dtype {}", options.dtype));
   const storage::ModelPaths paths = storage::resolve_model(options.model, options.tokenizer, {options.revision});
   options.model = paths.model;
   if (!options.tokenizer.empty()) options.tokenizer = paths.tokenizer;
@@ -79,6 +82,7 @@ int run_serve(ServeOptions options) {
   Pipeline::Options pipeline_options;
   pipeline_options.threads = options.threads > 0 ? options.threads : std::max(1, cpus / wanted_workers);
   pipeline_options.device = device;
+  pipeline_options.dtype = dtype;
   pipeline_options.check_weights = options.weight_check;
   const std::string tokenizer = options.tokenizer;
   options.server.loader = [pipeline_options, tokenizer](const std::string& dir) {
@@ -119,9 +123,9 @@ int run_serve(ServeOptions options) {
                      "starting {}", cpus, workers, options.batch.max_batch_tokens, workers);
       model->batcher->set_workers(workers);
     }
-    spdlog::info("serve: model {} ({}, {} labels) loaded on {} in {:.2f} s; {} workers x {} threads ({} CPUs{})",
+    spdlog::info("serve: model {} ({}, {} labels) loaded on {} in {} in {:.2f} s; {} workers x {} threads ({} CPUs{})",
                  model->name, model->backend->info().model_type,
-                 model->backend->info().labels.num_labels(), device.str(), model->load_seconds,
+                 model->backend->info().labels.num_labels(), device.str(), options.dtype, model->load_seconds,
                  model->batcher->workers(), pipeline_options.threads, cpus,
                  options.workers_given ? "" : "; --workers or SAGEMAKER_MODEL_SERVER_WORKERS to choose");
   } catch (...) {

@@ -13,6 +13,7 @@
 #include "cli/command.h"
 #include "cli/train_console.h"
 #include "kernels/device_select.h"
+#include "kernels/ops.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "storage/resolve.h"
@@ -114,6 +115,7 @@ int run(const TrainCommand& cmd) {
         select_device({args.device, "hyperparameter device", env.active ? env.num_gpus : 0, group.local_rank()});
     if (!device.note.empty() && group.rank() == 0) spdlog::warn("{}", device.note);
     args.device = device.device.str();
+    if (args.bf16) ops::require(backend_for(device.device), DType::BF16, "hyperparameter bf16");
     if (cmd.dry_run) {
       nlohmann::json out = train::args_to_json(args);
       out["sagemaker"] = env.active;

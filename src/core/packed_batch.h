@@ -1,6 +1,6 @@
 // The one batch type every layer hands to the model: the token ids of B sequences end to end, no
 // padding (TEI's varlen batch, CTranslate2's removed padding). Training batches (data/), predict and
-// eval (model/pipeline), and the server's batcher all build it through append(); a padded (B, T)
+// eval (pipeline/pipeline), and the server's batcher all build it through append(); a padded (B, T)
 // batch from outside (reference files, tests) comes in through from_padded().
 //
 // Dimensions: B sequences, M tokens in all (the sum of the lengths), T the padded length.

@@ -1,7 +1,12 @@
 // The kernels and memory operations of one device, as a table of functions with the CPU kernels'
-// signatures and semantics (kernels/cpu/*.h; the CUDA twins in kernels/cuda/ have the same ones).
-// The model and the optimizer reach kernels and memory only through a Backend, so they hold no
-// device test and no #ifdef; backend_for() in kernels/dispatch.cpp is the one place that picks a table.
+// signatures and semantics (kernels/cpu/*.h; the CUDA twins in kernels/cuda/ have the same ones),
+// raw: pointers and sizes, no checks. The model reaches them through kernels/ops.h, which checks
+// shapes, dtypes and devices first; the optimizer calls its two entries directly. So neither holds a
+// device test or an #ifdef; backend_for() in kernels/dispatch.cpp is the one place that picks a table.
+//
+// Dtypes: every entry computes in fp32 except the bf16 ones (to_bf16 / from_bf16, matmul_*_bf16 and
+// prepare_linear with DType::BF16): bf16 operands, fp32 accumulation and outputs. They are null, or
+// bf16_available() says why not, where a device has no bf16 products.
 //
 // Pointers given to a Backend's functions are memory of its device (allocate()), except where a
 // parameter is named host_*. On a GPU, work is ordered on the device's stream and the host is
@@ -15,11 +20,13 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "kernels/device.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/dropout.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/layernorm.h"
@@ -30,14 +37,17 @@ namespace tuneserve {
 
 enum class LinearActivation { None, Gelu };
 
-// An inference linear layer prepared once per weight version: the CPU packs W into oneDNN's blocked
-// layout with GELU fused; a GPU may keep a bf16 copy. Reads the weight and bias given at preparation
-// until destroyed (the model rebuilds it after any weight change). Thread-safe.
+// An inference linear layer prepared once per weight version, in fp32 or bf16: the CPU packs W into
+// oneDNN's blocked layout (as bf16 for bf16 products) with GELU fused. Reads the weight and bias given
+// at preparation until destroyed (the model rebuilds it after any weight change). Thread-safe.
 class PreparedLinear {
  public:
+  PreparedLinear(int K, int N) : in_features(K), out_features(N) {}
   virtual ~PreparedLinear() = default;
   // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N).
   virtual void forward(float* out, const float* inp, int M, int out_stride = 0) const = 0;
+  const int in_features;   // K
+  const int out_features;  // N
 };
 
 struct Backend {
@@ -74,8 +84,17 @@ struct Backend {
   decltype(&tuneserve::attention_backward) attention_backward;
   decltype(&tuneserve::matmul_forward) matmul_forward;
   decltype(&tuneserve::matmul_backward) matmul_backward;
+  // weight (N, K) and bias (N) fp32; products in `dtype` (F32, or BF16 where bf16_available()).
   std::unique_ptr<PreparedLinear> (*prepare_linear)(const float* weight, const float* bias, int K, int N,
-                                                    LinearActivation activation);
+                                                    LinearActivation activation, DType dtype);
+
+  // ---- bf16 products (kernels/cpu/convert.h, kernels/cpu/matmul.h): true when this device runs
+  // them now, else false with the reason in *why (the entries below may then be null).
+  bool (*bf16_available)(std::string* why);
+  decltype(&tuneserve::to_bf16) to_bf16;
+  decltype(&tuneserve::from_bf16) from_bf16;
+  decltype(&tuneserve::matmul_forward_bf16) matmul_forward_bf16;
+  decltype(&tuneserve::matmul_backward_bf16) matmul_backward_bf16;
   // Losses: the forwards return the mean loss to the host.
   decltype(&tuneserve::cross_entropy_forward) cross_entropy_forward;
   decltype(&tuneserve::cross_entropy_backward) cross_entropy_backward;
@@ -101,6 +120,8 @@ struct Backend {
   X(attention_forward) X(attention_backward) X(matmul_forward) X(matmul_backward)                     \
   X(cross_entropy_forward) X(cross_entropy_backward) X(bce_with_logits_forward)                       \
   X(bce_with_logits_backward) X(mse_forward) X(mse_backward)
+// The bf16 entries, for tables that have them.
+#define TUNESERVE_BACKEND_BF16_KERNELS(X) X(to_bf16) X(from_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16)
 
 // The table of `device`, after require_device(device) (a clear error when it is not usable; on a
 // GPU it also makes that GPU current on the calling thread, so call it on each thread that runs

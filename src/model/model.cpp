@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 
@@ -28,6 +29,7 @@
 #include "core/rng.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/loss.h"
+#include "kernels/ops.h"
 #include "model/weights.h"
 
 namespace fs = std::filesystem;
@@ -56,6 +58,21 @@ struct LayerActs {
   float* ln2;       // (R, C) layer output
   float* ln2_mean;  // (R)
   float* ln2_rstd;  // (R)
+  // Training with bf16 products: this layer's product operands rounded once in forward and read again
+  // by backward (dW = dout^T inp). fcg16 is shared by all layers like fcg (rebuilt in backward).
+  Bf16* x16;        // (M, C)
+  Bf16* atty16;     // (R, C)
+  Bf16* ln1_16;     // (R, C)
+  Bf16* fcg16;      // (R, F)
+};
+
+// bf16 copies of one layer's weight matrices (training with bf16 products), rounded from the fp32
+// master weights once per weight change.
+struct LayerWeights16 {
+  Bf16* qkv_w;       // (3C, C)
+  Bf16* attn_out_w;  // (C, C)
+  Bf16* fc_w;        // (F, C)
+  Bf16* proj_w;      // (C, F)
 };
 
 // Reusable uninitialised device memory: repeated forwards reuse warm pages instead of faulting in
@@ -88,6 +105,7 @@ struct Acts {
   float* emb_out;    // (M, C) after dropout
   std::vector<LayerActs> layers;
   float* last_x;     // (B, C) pruned last layer: its input at each first token (the residual)
+  Bf16* last_x16;    // (B, C) its bf16 copy (training with bf16 products)
   float* last_q;     // (B, C) pruned last layer: Q of each first token
   float* cls_in;     // (B, C) hidden state of each row's first token
   float* head_a;     // (B, C) after the head's first dropout
@@ -177,9 +195,11 @@ std::vector<RowRun> first_token_runs(const Layout& lay) {
 // Dropout (forward or backward: the same mask product) over rows `width` wide.
 void dropout_rows(const Backend& k, float* out, const float* inp, const std::vector<RowRun>& runs, int width, float p,
                   const DropoutKey& key) {
-  for (const RowRun& r : runs)
-    k.dropout_forward(out + r.row * width, inp + r.row * width, r.count * width, p, key,
-                      static_cast<std::uint64_t>(r.padded_row) * width);
+  for (const RowRun& r : runs) {
+    const auto n = static_cast<std::int64_t>(r.count * width);
+    ops::dropout_forward(k, Tensor(out + r.row * width, k.device, {n}), Tensor(inp + r.row * width, k.device, {n}), p,
+                         key, static_cast<std::uint64_t>(r.padded_row) * width);
+  }
 }
 
 // One attention kernel call: B rows of T tokens at qkv row `row`, output at row `out_row`,
@@ -216,32 +236,32 @@ std::vector<AttentionCall> attention_calls(const Layout& lay, const std::int32_t
   return calls;
 }
 
-// Carves one device buffer into named float / int32 slices: sizes first, then pointers.
+// Carves one device buffer into named slices (float, int32, bf16): sizes first, then pointers.
 class Carver {
  public:
-  void add(float** slot, std::size_t n) { items_.push_back({slot, nullptr, n}); }
-  void add(std::int32_t** slot, std::size_t n) { items_.push_back({nullptr, slot, n}); }
+  template <typename T>
+  void add(T** slot, std::size_t n) {
+    items_.push_back({[slot](char* p) { *slot = reinterpret_cast<T*>(p); }, n * sizeof(T)});
+  }
   std::size_t bytes() const {
-    std::size_t total = 0;  // in 4-byte elements
-    for (auto& it : items_) total += round(it.n);
-    return total * sizeof(float);
+    std::size_t total = 0;
+    for (auto& it : items_) total += round(it.bytes);
+    return total;
   }
   void allocate(Arena& arena, const Backend& backend) {
-    float* base = static_cast<float*>(arena.reserve(backend, bytes()));
+    char* base = static_cast<char*>(arena.reserve(backend, bytes()));
     std::size_t offset = 0;
     for (auto& it : items_) {
-      if (it.f) *it.f = base + offset;
-      else *it.i = reinterpret_cast<std::int32_t*>(base + offset);
-      offset += round(it.n);
+      it.set(base + offset);
+      offset += round(it.bytes);
     }
   }
 
  private:
-  static std::size_t round(std::size_t n) { return (n + 15) / 16 * 16; }  // 64-byte aligned slices
+  static std::size_t round(std::size_t bytes) { return (bytes + 63) / 64 * 64; }  // 64-byte aligned slices
   struct Item {
-    float** f;
-    std::int32_t** i;
-    std::size_t n;
+    std::function<void(char*)> set;
+    std::size_t bytes;
   };
   std::vector<Item> items_;
 };
@@ -249,8 +269,9 @@ class Carver {
 // Rows of each token input in Acts::tokens, rounded so that every input starts 64-byte aligned.
 std::size_t token_stride(const Layout& lay) { return (static_cast<std::size_t>(lay.M) + 15) / 16 * 16; }
 
-// The slices of one call's activations, not yet placed (allocate_acts places them).
-Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training) {
+// The slices of one call's activations, not yet placed (allocate_acts places them). training: the
+// activations backward reads; bf16: their product operands' bf16 copies too.
+Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training, bool bf16) {
   const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = lay.M, Bs = lay.B;
   Carver v;
   v.add(&a.tokens, 3 * token_stride(lay) + (lay.packed ? 0 : static_cast<std::size_t>(lay.B) * lay.T));
@@ -289,8 +310,15 @@ Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training
     v.add(&la.ln2, R * C);
     v.add(&la.ln2_mean, R);
     v.add(&la.ln2_rstd, R);
+    if (bf16) {
+      v.add(&la.x16, Ms * C);
+      v.add(&la.atty16, R * C);
+      v.add(&la.ln1_16, R * C);
+      if (l == 0) v.add(&la.fcg16, R * F);
+    }
   }
   v.add(&a.last_x, Bs * C);
+  if (bf16) v.add(&a.last_x16, Bs * C);
   v.add(&a.last_q, Bs * C);
   v.add(&a.cls_in, Bs * C);
   v.add(&a.head_a, Bs * C);
@@ -307,8 +335,8 @@ Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training
 }
 
 void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelConfig& c, const Layout& lay,
-                   bool training) {
-  plan_acts(a, c, lay, training).allocate(arena, backend);
+                   bool training, bool bf16 = false) {
+  plan_acts(a, c, lay, training, bf16).allocate(arena, backend);
   const int distinct = training ? c.num_layers : 1;
   if (!training) {
     a.emb_out = a.emb_ln;
@@ -318,6 +346,7 @@ void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelCon
   }
   for (int l = 0; l < c.num_layers; ++l) {
     if (training) a.layers[l].fcg = a.layers[0].fcg;
+    if (bf16) a.layers[l].fcg16 = a.layers[0].fcg16;
     if (l >= distinct) {
       a.layers[l] = a.layers[0];
       a.layers[l].att = nullptr;
@@ -419,6 +448,12 @@ struct Model::Impl {
   DropoutPlan dropout;
   bool dropout_enabled = true;
   EngineOptions engine;
+  DType dtype = DType::F32;  // what the encoder's products compute in (set_compute_dtype)
+  // Training with bf16 products: bf16 copies of the encoder's weight matrices, rounded again after
+  // any weight change (stale), not per micro-batch.
+  DeviceBuffer weights16_buffer;
+  std::vector<LayerWeights16> weights16;
+  bool weights16_stale = true;
   std::function<void(std::size_t)> gradient_ready;  // set_gradient_ready_hook
   // Inference weights prepared by the backend, built on first forward() after any weight change.
   mutable std::mutex pack_mutex;
@@ -441,7 +476,7 @@ struct Model::Impl {
   }
   std::shared_ptr<const PackedWeights> packed_weights() const {
     std::lock_guard<std::mutex> lock(pack_mutex);
-    if (!packed) packed = std::make_shared<PackedWeights>(params.w, config, *backend);
+    if (!packed) packed = std::make_shared<PackedWeights>(params.w, config, *backend, dtype);
     return packed;
   }
   std::unique_ptr<Arena> take_arena() const {
@@ -461,17 +496,63 @@ struct Model::Impl {
     std::lock_guard<std::mutex> lock(pack_mutex);
     packed.reset();
   }
+  // The weights changed (optimizer step, restored checkpoint, caller writes): repack and reround.
+  void weights_changed() {
+    invalidate_packed();
+    weights16_stale = true;
+  }
+  // The bf16 weight copies for this step's products (allocated once, rounded when stale).
+  const std::vector<LayerWeights16>& round_weights();
 
+  // `w16`: the bf16 weight copies when training with bf16 products, else null.
   void forward_layers(Acts& a, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
-                      std::vector<std::vector<float>>* hidden, const std::function<bool()>& stop = {}) const;
-  void backward(Acts& a, const Layout& lay, const float* dlogits, const DropoutPlan& drop);
+                      std::vector<std::vector<float>>* hidden, const std::vector<LayerWeights16>* w16,
+                      const std::function<bool()>& stop = {}) const;
+  void backward(Acts& a, const Layout& lay, const float* dlogits, const DropoutPlan& drop,
+                const std::vector<LayerWeights16>* w16);
 };
+
+const std::vector<LayerWeights16>& Model::Impl::round_weights() {
+  const Backend& k = *backend;
+  const std::size_t C = config.hidden_size, F = config.intermediate_size, L = config.num_layers;
+  const std::size_t per_layer = 4 * C * C + 2 * C * F;  // qkv 3C^2 + out C^2 + fc FC + proj CF
+  if (weights16.size() != L) {
+    weights16_buffer = DeviceBuffer(k, L * per_layer * sizeof(Bf16));
+    weights16.resize(L);
+    Bf16* p = weights16_buffer.as<Bf16>();
+    for (LayerWeights16& lw : weights16) {
+      lw.qkv_w = p;
+      lw.attn_out_w = lw.qkv_w + 3 * C * C;
+      lw.fc_w = lw.attn_out_w + C * C;
+      lw.proj_w = lw.fc_w + F * C;
+      p += per_layer;
+    }
+    weights16_stale = true;
+  }
+  if (weights16_stale) {
+    const auto C64 = static_cast<std::int64_t>(C), F64 = static_cast<std::int64_t>(F);
+    for (std::size_t l = 0; l < L; ++l) {
+      const LayerWeights& lw = params.w.layers[l];
+      const LayerWeights16& l16 = weights16[l];
+      auto round = [&](Bf16* dst, const float* src, std::int64_t rows, std::int64_t cols) {
+        ops::convert(k, Tensor(dst, k.device, {rows, cols}), Tensor(src, k.device, {rows, cols}));
+      };
+      round(l16.qkv_w, lw.qkv_w, 3 * C64, C64);
+      round(l16.attn_out_w, lw.attn_out_w, C64, C64);
+      round(l16.fc_w, lw.fc_w, F64, C64);
+      round(l16.proj_w, lw.proj_w, C64, F64);
+    }
+    weights16_stale = false;
+  }
+  return weights16;
+}
 
 // ---------------------------------------------------------------------------------------------
 // forward
 
 void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights* pw, const DropoutPlan& drop,
-                                 std::vector<std::vector<float>>* hidden, const std::function<bool()>& stop) const {
+                                 std::vector<std::vector<float>>* hidden,
+                                 const std::vector<LayerWeights16>* w16, const std::function<bool()>& stop) const {
   const Backend& k = *backend;
   const ModelConfig& c = config;
   const Weights& w = params.w;
@@ -481,29 +562,43 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
   const float p_hidden = drop.on ? c.hidden_dropout : 0.0f;
   const float p_attn = drop.on ? c.attention_dropout : 0.0f;
   const std::vector<RowRun> tokens = token_runs(lay), firsts = first_token_runs(lay);
+  const auto t = [&k](auto* p, std::initializer_list<std::int64_t> dims) { return Tensor(p, k.device, dims); };
   auto save_hidden = [&](const float* h) {
     if (!hidden) return;
     hidden->emplace_back(static_cast<std::size_t>(M) * C);
     k.download(hidden->back().data(), h, hidden->back().size() * sizeof(float));
   };
-  auto linear = [&](float* out, const float* inp, int rows, const float* weight, const float* bias,
-                    const PreparedLinear* packed, int in, int outn) {
-    if (packed) packed->forward(out, inp, rows);
-    else k.matmul_forward(out, inp, weight, bias, rows, in, outn, 0);
+  // out (rows, n) = inp (rows, in) W^T + b (rows of out `stride` apart, 0: n): the prepared layer when
+  // there is one (inference), else fp32, or bf16 with inp rounded into inp16 (kept for backward).
+  auto linear = [&](float* out, const float* inp, Bf16* inp16, int rows, const float* weight, const Bf16* weight16,
+                    const float* bias, const PreparedLinear* packed, int in, int n, int stride = 0) {
+    const Tensor o = stride ? t(out, {rows, n}).strided(stride) : t(out, {rows, n});
+    if (packed) {
+      ops::prepared_forward(*packed, o, t(inp, {rows, in}));
+    } else if (weight16) {
+      ops::convert(k, t(inp16, {rows, in}), t(inp, {rows, in}));
+      ops::linear_forward(k, o, t(inp16, {rows, in}), t(weight16, {n, in}), t(bias, {n}));
+    } else {
+      ops::linear_forward(k, o, t(inp, {rows, in}), t(weight, {n, in}), t(bias, {n}));
+    }
   };
   auto dropout = [&](float* out, const float* inp, const std::vector<RowRun>& runs, float p, const DropoutKey& key) {
     dropout_rows(k, out, inp, runs, C, p, key);
   };
 
   // Embeddings (the caller uploaded ids/pos/types in the layout being run).
-  k.embedding_forward(a.emb, a.ids, a.pos, a.types, w.wte, w.wpe, w.wtt, M, C);
-  k.layernorm_forward(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, w.emb_ln_w, w.emb_ln_b, M, C, c.layer_norm_eps);
+  ops::embedding_forward(k, t(a.emb, {M, C}), t(a.ids, {M}), t(a.pos, {M}), t(a.types, {M}), t(w.wte, {c.vocab_size, C}),
+                         t(w.wpe, {c.max_position_embeddings, C}),
+                         w.wtt ? t(w.wtt, {c.type_vocab_size, C}) : Tensor());
+  ops::layernorm_forward(k, t(a.emb_ln, {M, C}), t(a.emb_mean, {M}), t(a.emb_rstd, {M}), t(a.emb, {M, C}),
+                         t(w.emb_ln_w, {C}), t(w.emb_ln_b, {C}), c.layer_norm_eps);
   dropout(a.emb_out, a.emb_ln, tokens, p_hidden, drop.key(kSiteEmbedding));
   save_hidden(a.emb_out);
 
   for (int l = 0; l < L; ++l) {
     if (stop && stop()) throw ForwardStopped(fmt::format("forward pass stopped before layer {} of {}", l, L));
     const LayerWeights& lw = w.layers[l];
+    const LayerWeights16* l16 = w16 ? &(*w16)[l] : nullptr;
     const LayerActs& la = a.layers[l];
     const PackedLayer* pl = pw ? &pw->layers[l] : nullptr;
     const bool pruned = lay.pruned(l, L);
@@ -518,41 +613,48 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
       for (int b = 0; b < B; ++b)
         k.copy(a.last_x + static_cast<std::size_t>(b) * C, la.x + lay.first_row(b) * C, row_bytes);
       x = a.last_x;
-      if (pl) {
-        pl->kv->forward(la.qkv + C, la.x, M, 3 * C);
-        pl->q->forward(a.last_q, a.last_x, B);
-      } else {
-        k.matmul_forward(la.qkv + C, la.x, lw.qkv_w + CC, lw.qkv_b + C, M, C, 2 * C, 3 * C);
-        k.matmul_forward(a.last_q, a.last_x, lw.qkv_w, lw.qkv_b, B, C, C, 0);
-      }
+      linear(la.qkv + C, la.x, la.x16, M, lw.qkv_w + CC, l16 ? l16->qkv_w + CC : nullptr, lw.qkv_b + C,
+             pl ? pl->kv.get() : nullptr, C, 2 * C, 3 * C);
+      linear(a.last_q, a.last_x, a.last_x16, B, lw.qkv_w, l16 ? l16->qkv_w : nullptr, lw.qkv_b,
+             pl ? pl->q.get() : nullptr, C, C);
       for (int b = 0; b < B; ++b)
         k.copy(la.qkv + lay.first_row(b) * 3 * C, a.last_q + static_cast<std::size_t>(b) * C, row_bytes);
     } else {
-      linear(la.qkv, la.x, M, lw.qkv_w, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C, 3 * C);
+      linear(la.qkv, la.x, la.x16, M, lw.qkv_w, l16 ? l16->qkv_w : nullptr, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C,
+             3 * C);
     }
     std::size_t att_numel = 0;
-    for (const AttentionCall& call : attention_calls(lay, a.mask, NH, pruned, &att_numel))
-      k.attention_forward(la.atty + call.out_row * C, la.att ? la.att + call.att : nullptr, la.qkv + call.row * 3 * C,
-                          call.mask, call.B, call.T, C, NH, p_attn, drop.key(site_layer(l, 0)), call.rows);
-    linear(la.ao, la.atty, R, lw.attn_out_w, lw.attn_out_b, pl ? pl->attn_out.get() : nullptr, C, C);
+    for (const AttentionCall& call : attention_calls(lay, a.mask, NH, pruned, &att_numel)) {
+      const int Tq = call.rows.queries ? call.rows.queries : call.T;
+      ops::attention_forward(k, t(la.atty + call.out_row * C, {call.B, Tq, C}),
+                             la.att ? t(la.att + call.att, {call.B, NH, Tq, call.T}) : Tensor(),
+                             t(la.qkv + call.row * 3 * C, {call.B, call.T, 3 * C}),
+                             call.mask ? t(call.mask, {call.B, call.T}) : Tensor(), NH, p_attn,
+                             drop.key(site_layer(l, 0)), call.rows);
+    }
+    linear(la.ao, la.atty, la.atty16, R, lw.attn_out_w, l16 ? l16->attn_out_w : nullptr, lw.attn_out_b,
+           pl ? pl->attn_out.get() : nullptr, C, C);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
     dropout(la.res1, la.ao, runs, p_ao, drop.key(site_layer(l, 1)));
-    k.residual_layernorm_forward(la.ln1, la.res1, la.ln1_mean, la.ln1_rstd, la.res1, x, lw.ln1_w, lw.ln1_b, R, C,
-                                 c.layer_norm_eps);
+    ops::residual_layernorm_forward(k, t(la.ln1, {R, C}), t(la.res1, {R, C}), t(la.ln1_mean, {R}), t(la.ln1_rstd, {R}),
+                                    t(la.res1, {R, C}), t(x, {R, C}), t(lw.ln1_w, {C}), t(lw.ln1_b, {C}),
+                                    c.layer_norm_eps);
     if (pl) {
-      pl->fc_gelu->forward(la.fcg, la.ln1, R);  // GELU fused into the product; fch not needed
+      ops::prepared_forward(*pl->fc_gelu, t(la.fcg, {R, F}), t(la.ln1, {R, C}));  // GELU fused; fch not needed
     } else {
-      k.matmul_forward(la.fch, la.ln1, lw.fc_w, lw.fc_b, R, C, F, 0);
-      k.gelu_forward_cdf(la.fcg, la.cdf, la.fch, static_cast<std::size_t>(R) * F);
+      linear(la.fch, la.ln1, la.ln1_16, R, lw.fc_w, l16 ? l16->fc_w : nullptr, lw.fc_b, nullptr, C, F);
+      ops::gelu_forward_cdf(k, t(la.fcg, {R, F}), t(la.cdf, {R, F}), t(la.fch, {R, F}));
     }
-    linear(la.fo, la.fcg, R, lw.proj_w, lw.proj_b, pl ? pl->proj.get() : nullptr, F, C);
+    linear(la.fo, la.fcg, la.fcg16, R, lw.proj_w, l16 ? l16->proj_w : nullptr, lw.proj_b,
+           pl ? pl->proj.get() : nullptr, F, C);
     dropout(la.res2, la.fo, runs, p_hidden, drop.key(site_layer(l, 2)));
-    k.residual_layernorm_forward(la.ln2, la.res2, la.ln2_mean, la.ln2_rstd, la.res2, la.ln1, lw.ln2_w, lw.ln2_b, R,
-                                 C, c.layer_norm_eps);
+    ops::residual_layernorm_forward(k, t(la.ln2, {R, C}), t(la.res2, {R, C}), t(la.ln2_mean, {R}), t(la.ln2_rstd, {R}),
+                                    t(la.res2, {R, C}), t(la.ln1, {R, C}), t(lw.ln2_w, {C}), t(lw.ln2_b, {C}),
+                                    c.layer_norm_eps);
     if (!pruned) save_hidden(la.ln2);  // the caller asked for no pruning when it wants hidden states
   }
 
-  // Head on each sequence's output row.
+  // Head on each sequence's output row (fp32 products: B rows, negligible work).
   const float* last = a.layers[L - 1].ln2;
   const bool pruned_last = lay.pruned(L - 1, L);
   for (int b = 0; b < B; ++b) {
@@ -561,13 +663,15 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
   }
   const HeadSpec hs = head_spec(c);
   const std::uint64_t head_key0 = static_cast<std::uint64_t>(lay.first_seq) * C;  // row b draws row first_seq + b's bits
-  const std::size_t BC = static_cast<std::size_t>(B) * C;
-  k.dropout_forward(a.head_a, a.cls_in, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), head_key0);
-  k.matmul_forward(a.head_pre, a.head_a, w.head_w, w.head_b, B, C, C, 0);
-  if (hs.tanh) k.tanh_forward(a.head_act, a.head_pre, BC);
-  else k.relu_forward(a.head_act, a.head_pre, BC);
-  k.dropout_forward(a.head_b, a.head_act, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), head_key0);
-  k.matmul_forward(a.logits, a.head_b, w.cls_w, w.cls_b, B, C, K, 0);
+  const std::int64_t BC = static_cast<std::int64_t>(B) * C;
+  ops::dropout_forward(k, t(a.head_a, {BC}), t(a.cls_in, {BC}), drop.on ? hs.p_before_dense : 0.0f,
+                       drop.key(kSiteHeadA), head_key0);
+  ops::linear_forward(k, t(a.head_pre, {B, C}), t(a.head_a, {B, C}), t(w.head_w, {C, C}), t(w.head_b, {C}));
+  if (hs.tanh) ops::tanh_forward(k, t(a.head_act, {BC}), t(a.head_pre, {BC}));
+  else ops::relu_forward(k, t(a.head_act, {BC}), t(a.head_pre, {BC}));
+  ops::dropout_forward(k, t(a.head_b, {BC}), t(a.head_act, {BC}), drop.on ? hs.p_after_act : 0.0f,
+                       drop.key(kSiteHeadB), head_key0);
+  ops::linear_forward(k, t(a.logits, {B, K}), t(a.head_b, {B, C}), t(w.cls_w, {K, C}), t(w.cls_b, {K}));
 }
 
 std::vector<float> Model::forward(const PackedBatch& batch, const ForwardOptions& options) const {
@@ -592,7 +696,7 @@ std::vector<float> Model::forward(const PackedBatch& batch, const ForwardOptions
   upload_tokens(acts, tk, lay, *m.backend);
   const auto pw = m.packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
-  m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states, options.stop);
+  m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states, nullptr, options.stop);
   std::vector<float> logits(static_cast<std::size_t>(lay.B) * c.num_labels);
   m.backend->download(logits.data(), acts.logits, logits.size() * sizeof(float));
   return logits;
@@ -614,7 +718,7 @@ std::size_t Model::inference_bytes(int tokens, int longest) const {
   lay.out_rows = lay.offsets;
   lay.prune_last = impl_->engine.prune_last_layer;
   Acts acts;
-  return plan_acts(acts, impl_->config, lay, false).bytes();
+  return plan_acts(acts, impl_->config, lay, false, false).bytes();
 }
 
 void Model::set_concurrent_forwards(std::size_t n) const {
@@ -668,7 +772,8 @@ float Model::loss(const float* logits, int B, const Labels& labels) const {
 // ---------------------------------------------------------------------------------------------
 // backward
 
-void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, const DropoutPlan& drop) {
+void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, const DropoutPlan& drop,
+                           const std::vector<LayerWeights16>* w16) {
   const Backend& k = *backend;
   const ModelConfig& c = config;
   const Weights& w = params.w;
@@ -681,9 +786,21 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
   const float p_hidden = drop.on ? c.hidden_dropout : 0.0f;
   const float p_attn = drop.on ? c.attention_dropout : 0.0f;
   const std::vector<RowRun> tokens = token_runs(lay), firsts = first_token_runs(lay);
+  const auto t = [&k](auto* p, std::initializer_list<std::int64_t> dims) { return Tensor(p, k.device, dims); };
   auto dropout = [&](float* out, const float* inp, const std::vector<RowRun>& runs, float p, const DropoutKey& key) {
     dropout_rows(k, out, inp, runs, C, p, key);
   };
+  // The backward of out = inp W^T + b over `rows` rows (dout rows `stride` apart, 0: n): fp32, or
+  // with the bf16 operands forward kept (inp16, weight16).
+  auto linear_backward = [&](float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                             const Bf16* inp16, const float* weight, const Bf16* weight16, int rows, int in, int n,
+                             int stride = 0) {
+    const Tensor d = stride ? t(dout, {rows, n}).strided(stride) : t(dout, {rows, n});
+    const Tensor x = weight16 ? t(inp16, {rows, in}) : t(inp, {rows, in});
+    const Tensor wt = weight16 ? t(weight16, {n, in}) : t(weight, {n, in});
+    ops::linear_backward(k, t(dinp, {rows, in}), t(dweight, {n, in}), t(dbias, {n}), d, x, wt);
+  };
+  const std::int64_t BC64 = static_cast<std::int64_t>(BC);
   // Tells the data-parallel hook that every gradient from `first` to the buffer's end is final.
   auto ready = [&](const float* first) {
     if (gradient_ready) gradient_ready(static_cast<std::size_t>(first - params.grads.as<float>()));
@@ -703,15 +820,16 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
   v.add(&dh2, BC);
   v.allocate(grad_arena, k);
 
-  // Head, reversed.
+  // Head, reversed (fp32 products).
   const HeadSpec hs = head_spec(c);
   const std::uint64_t head_key0 = static_cast<std::uint64_t>(lay.first_seq) * C;  // row b draws row first_seq + b's bits
-  k.matmul_backward(dh1, g.cls_w, g.cls_b, dlogits, a.head_b, w.cls_w, B, C, K, 0);
-  k.dropout_backward(dh1, dh1, BC, drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), head_key0);
-  if (hs.tanh) k.tanh_backward(dh1, a.head_act, dh1, BC);
-  else k.relu_backward(dh1, a.head_pre, dh1, BC);
-  k.matmul_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, w.head_w, B, C, C, 0);
-  k.dropout_backward(dh2, dh2, BC, drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA), head_key0);
+  linear_backward(dh1, g.cls_w, g.cls_b, dlogits, a.head_b, nullptr, w.cls_w, nullptr, B, C, K);
+  ops::dropout_backward(k, t(dh1, {BC64}), t(dh1, {BC64}), drop.on ? hs.p_after_act : 0.0f, drop.key(kSiteHeadB), head_key0);
+  if (hs.tanh) ops::tanh_backward(k, t(dh1, {BC64}), t(a.head_act, {BC64}), t(dh1, {BC64}));
+  else ops::relu_backward(k, t(dh1, {BC64}), t(a.head_pre, {BC64}), t(dh1, {BC64}));
+  linear_backward(dh2, g.head_w, g.head_b, dh1, a.head_a, nullptr, w.head_w, nullptr, B, C, C);
+  ops::dropout_backward(k, t(dh2, {BC64}), t(dh2, {BC64}), drop.on ? hs.p_before_dense : 0.0f, drop.key(kSiteHeadA),
+                        head_key0);
   ready(g.head_w);  // the head is the last block of the buffer
   // dx: gradient of the last layer's output, (B, C) when it ran the first tokens only, else (M, C)
   // with the head's gradient on each output row.
@@ -726,51 +844,66 @@ void Model::Impl::backward(Acts& a, const Layout& lay, const float* dlogits, con
   for (int l = L - 1; l >= 0; --l) {
     const LayerWeights& lw = w.layers[l];
     const LayerWeights& lg = g.layers[l];
+    const LayerWeights16* l16 = w16 ? &(*w16)[l] : nullptr;
     const LayerActs& la = a.layers[l];
     const bool pruned = lay.pruned(l, L);
     const int R = pruned ? B : M;
-    const std::size_t RC = static_cast<std::size_t>(R) * C;
     const std::vector<RowRun>& runs = pruned ? firsts : tokens;
     // y = LN2(r2), r2 = ln1 + drop(fo)
-    k.layernorm_backward(d1, lg.ln2_w, lg.ln2_b, dx, la.res2, lw.ln2_w, la.ln2_mean, la.ln2_rstd, R, C);
+    ops::layernorm_backward(k, t(d1, {R, C}), t(lg.ln2_w, {C}), t(lg.ln2_b, {C}), t(dx, {R, C}), t(la.res2, {R, C}),
+                            t(lw.ln2_w, {C}), t(la.ln2_mean, {R}), t(la.ln2_rstd, {R}));
     dropout(d2, d1, runs, p_hidden, drop.key(site_layer(l, 2)));
-    k.gelu_from_cdf(df1, la.fch, la.cdf, static_cast<std::size_t>(R) * F);  // this layer's GELU output again
-    k.matmul_backward(df2, lg.proj_w, lg.proj_b, d2, df1, lw.proj_w, R, F, C, 0);
-    k.gelu_backward_cdf(df1, la.fch, la.cdf, df2, static_cast<std::size_t>(R) * F);
-    k.matmul_backward(d2, lg.fc_w, lg.fc_b, df1, la.ln1, lw.fc_w, R, C, F, 0);
-    k.add(d1, d2, RC);  // residual into ln1
+    // This layer's GELU output again (and, for bf16 products, its rounding: the same bits forward used).
+    ops::gelu_from_cdf(k, t(df1, {R, F}), t(la.fch, {R, F}), t(la.cdf, {R, F}));
+    if (l16) ops::convert(k, t(la.fcg16, {R, F}), t(df1, {R, F}));
+    linear_backward(df2, lg.proj_w, lg.proj_b, d2, df1, la.fcg16, lw.proj_w, l16 ? l16->proj_w : nullptr, R, F, C);
+    ops::gelu_backward_cdf(k, t(df1, {R, F}), t(la.fch, {R, F}), t(la.cdf, {R, F}), t(df2, {R, F}));
+    linear_backward(d2, lg.fc_w, lg.fc_b, df1, la.ln1, la.ln1_16, lw.fc_w, l16 ? l16->fc_w : nullptr, R, C, F);
+    ops::add(k, t(d1, {R, C}), t(d2, {R, C}));  // residual into ln1
     // ln1 = LN1(r1), r1 = x + drop(ao)
-    k.layernorm_backward(dx, lg.ln1_w, lg.ln1_b, d1, la.res1, lw.ln1_w, la.ln1_mean, la.ln1_rstd, R, C);
+    ops::layernorm_backward(k, t(dx, {R, C}), t(lg.ln1_w, {C}), t(lg.ln1_b, {C}), t(d1, {R, C}), t(la.res1, {R, C}),
+                            t(lw.ln1_w, {C}), t(la.ln1_mean, {R}), t(la.ln1_rstd, {R}));
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
     dropout(d2, dx, runs, p_ao, drop.key(site_layer(l, 1)));
-    k.matmul_backward(d1, lg.attn_out_w, lg.attn_out_b, d2, la.atty, lw.attn_out_w, R, C, C, 0);
+    linear_backward(d1, lg.attn_out_w, lg.attn_out_b, d2, la.atty, la.atty16, lw.attn_out_w,
+                    l16 ? l16->attn_out_w : nullptr, R, C, C);
     std::size_t att_numel = 0;
-    for (const AttentionCall& call : attention_calls(lay, a.mask, NH, pruned, &att_numel))
-      k.attention_backward(dqkv + call.row * 3 * C, d1 + call.out_row * C, la.qkv + call.row * 3 * C,
-                           la.att + call.att, call.B, call.T, C, NH, p_attn, drop.key(site_layer(l, 0)), call.rows);
+    for (const AttentionCall& call : attention_calls(lay, a.mask, NH, pruned, &att_numel)) {
+      const int Tq = call.rows.queries ? call.rows.queries : call.T;
+      ops::attention_backward(k, t(dqkv + call.row * 3 * C, {call.B, call.T, 3 * C}), t(d1 + call.out_row * C, {call.B, Tq, C}),
+                              t(la.qkv + call.row * 3 * C, {call.B, call.T, 3 * C}),
+                              t(la.att + call.att, {call.B, NH, Tq, call.T}), NH, p_attn, drop.key(site_layer(l, 0)),
+                              call.rows);
+    }
     if (pruned) {
       // K, V of every token; Q of the first tokens (dq is zero elsewhere). Then the Q path and the
       // residual into the first tokens of x; the result becomes dx (M, C).
       const std::size_t CC = static_cast<std::size_t>(C) * C;
-      k.matmul_backward(d2, lg.qkv_w + CC, lg.qkv_b + C, dqkv + C, la.x, lw.qkv_w + CC, M, C, 2 * C, 3 * C);
+      linear_backward(d2, lg.qkv_w + CC, lg.qkv_b + C, dqkv + C, la.x, la.x16, lw.qkv_w + CC,
+                      l16 ? l16->qkv_w + CC : nullptr, M, C, 2 * C, 3 * C);
       for (int b = 0; b < B; ++b)
         k.copy(dh1 + static_cast<std::size_t>(b) * C, dqkv + lay.first_row(b) * 3 * C, row_bytes);
-      k.matmul_backward(dh2, lg.qkv_w, lg.qkv_b, dh1, a.last_x, lw.qkv_w, B, C, C, 0);
-      k.add(dh2, dx, BC);  // Q path + residual of each first token (dx is (B, C) here)
-      for (int b = 0; b < B; ++b) k.add(d2 + lay.first_row(b) * C, dh2 + static_cast<std::size_t>(b) * C, C);
+      linear_backward(dh2, lg.qkv_w, lg.qkv_b, dh1, a.last_x, a.last_x16, lw.qkv_w, l16 ? l16->qkv_w : nullptr, B, C,
+                      C);
+      ops::add(k, t(dh2, {BC64}), t(dx, {BC64}));  // Q path + residual of each first token (dx is (B, C) here)
+      for (int b = 0; b < B; ++b)
+        ops::add(k, t(d2 + lay.first_row(b) * C, {C}), t(dh2 + static_cast<std::size_t>(b) * C, {C}));
       std::swap(dx, d2);
     } else {
-      k.matmul_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, lw.qkv_w, M, C, 3 * C, 0);
-      k.add(dx, d2, MC);  // residual into x
+      linear_backward(d2, lg.qkv_w, lg.qkv_b, dqkv, la.x, la.x16, lw.qkv_w, l16 ? l16->qkv_w : nullptr, M, C, 3 * C);
+      ops::add(k, t(dx, {M, C}), t(d2, {M, C}));  // residual into x
     }
     ready(lg.qkv_w);  // layer l's block starts at its fused QKV weight
   }
 
   // Embeddings.
   dropout(d1, dx, tokens, p_hidden, drop.key(kSiteEmbedding));
-  k.layernorm_backward(d2, g.emb_ln_w, g.emb_ln_b, d1, a.emb, w.emb_ln_w, a.emb_mean, a.emb_rstd, M, C);
+  ops::layernorm_backward(k, t(d2, {M, C}), t(g.emb_ln_w, {C}), t(g.emb_ln_b, {C}), t(d1, {M, C}), t(a.emb, {M, C}),
+                          t(w.emb_ln_w, {C}), t(a.emb_mean, {M}), t(a.emb_rstd, {M}));
   ready(g.emb_ln_w);
-  k.embedding_backward(g.wte, g.wpe, g.wtt, d2, a.ids, a.pos, a.types, M, C);
+  ops::embedding_backward(k, t(g.wte, {c.vocab_size, C}), t(g.wpe, {c.max_position_embeddings, C}),
+                          g.wtt ? t(g.wtt, {c.type_vocab_size, C}) : Tensor(), t(d2, {M, C}), t(a.ids, {M}),
+                          t(a.pos, {M}), t(a.types, {M}));
   ready(g.wte);
 }
 
@@ -795,15 +928,16 @@ float Model::forward_backward(const PackedBatch& batch, const Labels& labels, fl
 
   require_device(m.device);  // a GPU: make it current on this thread
   const SmallWorkThreadLimit limit(c, static_cast<std::size_t>(lay.M));
-  // TODO(cuda speed): bf16 products (cuda::matmul_*_bf16 on bf16 weight copies made once per step)
-  // and a CUDA graph of the whole step per (B, T) shape plug in below, behind the Backend.
+  // TODO(cuda speed): a CUDA graph of the whole step per (B, T) shape plugs in below, behind the Backend.
+  const bool bf16 = m.dtype == DType::BF16;
+  const std::vector<LayerWeights16>* w16 = bf16 ? &m.round_weights() : nullptr;
   Acts& a = m.train_acts;
-  allocate_acts(a, m.train_arena, k, c, lay, true);
+  allocate_acts(a, m.train_arena, k, c, lay, true, bf16);
   upload_tokens(a, tk, lay, k);
   if (p == Problem::SingleLabel) k.upload(a.class_ids, labels.class_ids, static_cast<std::size_t>(B) * sizeof(std::int32_t));
   else k.upload(a.targets, labels.values, BK * sizeof(float));
 
-  m.forward_layers(a, lay, nullptr, drop, nullptr);
+  m.forward_layers(a, lay, nullptr, drop, nullptr, w16);
   const float* out = a.logits;
   float* dlogits = a.dlogits;
   const std::int32_t* class_ids = a.class_ids;
@@ -813,22 +947,29 @@ float Model::forward_backward(const PackedBatch& batch, const Labels& labels, fl
     k.download(logits->data(), out, BK * sizeof(float));
   }
 
+  const Tensor out_t(out, k.device, {B, K}), dlogits_t(dlogits, k.device, {B, K});
   float value = 0.0f;
   switch (p) {
-    case Problem::SingleLabel:
-      value = k.cross_entropy_forward(out, class_ids, B, K);
-      k.cross_entropy_backward(dlogits, out, class_ids, B, K, grad_scale);
+    case Problem::SingleLabel: {
+      const Tensor ids(class_ids, k.device, {B});
+      value = ops::cross_entropy_forward(k, out_t, ids);
+      ops::cross_entropy_backward(k, dlogits_t, out_t, ids, grad_scale);
       break;
-    case Problem::MultiLabel:
-      value = k.bce_with_logits_forward(out, targets, B * K);
-      k.bce_with_logits_backward(dlogits, out, targets, B * K, grad_scale);
+    }
+    case Problem::MultiLabel: {
+      const Tensor y(targets, k.device, {B, K});
+      value = ops::bce_with_logits_forward(k, out_t, y);
+      ops::bce_with_logits_backward(k, dlogits_t, out_t, y, grad_scale);
       break;
-    case Problem::Regression:
-      value = k.mse_forward(out, targets, B * K);
-      k.mse_backward(dlogits, out, targets, B * K, grad_scale);
+    }
+    case Problem::Regression: {
+      const Tensor y(targets, k.device, {B, K});
+      value = ops::mse_forward(k, out_t, y);
+      ops::mse_backward(k, dlogits_t, out_t, y, grad_scale);
       break;
+    }
   }
-  m.backward(a, lay, dlogits, drop);
+  m.backward(a, lay, dlogits, drop, w16);
   return value;
 }
 
@@ -849,7 +990,7 @@ void Model::set_num_threads(int n) {
 }
 
 std::vector<Parameter>& Model::parameters() {
-  impl_->invalidate_packed();  // the caller may write through Parameter::data
+  impl_->weights_changed();  // the caller may write through Parameter::data
   return impl_->params.list;
 }
 
@@ -867,7 +1008,14 @@ std::uint64_t Model::dropout_offset() const { return impl_->dropout.step; }
 void Model::set_dropout_enabled(bool enabled) { impl_->dropout_enabled = enabled; }
 void Model::set_engine_options(const EngineOptions& options) { impl_->engine = options; }
 const EngineOptions& Model::engine_options() const { return impl_->engine; }
-void Model::mark_weights_changed() { impl_->invalidate_packed(); }
+void Model::mark_weights_changed() { impl_->weights_changed(); }
+
+void Model::set_compute_dtype(DType dtype) {
+  ops::require(*impl_->backend, dtype, fmt::format("compute dtype {}", compute_dtype_name(dtype)));
+  impl_->dtype = dtype;
+  impl_->weights_changed();
+}
+DType Model::compute_dtype() const { return impl_->dtype; }
 
 GradientBuffer Model::gradient_buffer() {
   const ParamTable& t = impl_->params;
@@ -896,6 +1044,8 @@ Model Model::load(const std::string& dir, LoadReport* report, const LoadOptions&
   if (config.architectures.empty() || config.architectures[0] != config.sequence_classification_class())
     config.architectures = {config.sequence_classification_class()};
   m.config = config;
+  ops::require(*m.backend, options.dtype, fmt::format("{}: compute dtype {}", dir, compute_dtype_name(options.dtype)));
+  m.dtype = options.dtype;
   LoadReport local;
   upload_parameters(m.params, load_parameters(m.params, config, dir, *m.backend, options, report ? *report : local));
   return model;

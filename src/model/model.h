@@ -13,6 +13,7 @@
 
 #include "checkpoint/config.h"
 #include "core/device.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/packed_batch.h"
 
@@ -87,6 +88,8 @@ struct LoadOptions {
   std::vector<std::string> labels;    // non-empty: use these label names (num_labels) instead of the config's
   std::string problem_type;           // non-empty: override the config's problem_type
   Device device;                      // where the weights live and the kernels run (see Parameter)
+  DType dtype = DType::F32;           // what the products compute in (Model::set_compute_dtype)
+
   bool check_finite = true;           // refuse a checkpoint holding NaN or Inf (it would answer NaN)
   // With `labels`: a classifier tensor of another shape than the new num_labels gives is created
   // anew (and reported as initialised) instead of being an error, as transformers'
@@ -152,8 +155,19 @@ class Model {
   void set_engine_options(const EngineOptions& options);
   const EngineOptions& engine_options() const;
   // Call after changing Parameter::data outside forward_backward (optimizer step, restoring a
-  // checkpoint), so the next forward() repacks its inference weights.
+  // checkpoint), so the next forward() repacks its inference weights (and bf16 training rounds its
+  // weight copies again).
   void mark_weights_changed();
+
+  // What the encoder's matrix products compute in: F32 (default), or BF16 operands with fp32
+  // accumulation. forward(): the weights are packed once as bf16. forward_backward(): mixed
+  // precision, as torch.autocast does it: the fp32 parameters stay the master weights (saved,
+  // updated by the optimizer), their bf16 copies are rounded once per weight change, activations
+  // are rounded per product, and gradients come out fp32. Embeddings, LayerNorm, softmax, GELU,
+  // the classification head and the loss stay fp32. Error when the device has no bf16 products
+  // (a CPU without AVX512-BF16). Not while another call on this model runs.
+  void set_compute_dtype(DType dtype);
+  DType compute_dtype() const;
 
   // ---- data-parallel training (train/distributed.h sums gradients across ranks while backward runs)
   // Every Parameter::grad lies in this one buffer, in parameters() order.

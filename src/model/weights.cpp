@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/rng.h"
+#include "kernels/ops.h"
 
 namespace tuneserve {
 
@@ -347,21 +348,25 @@ void save_parameters(const ParamTable& t, const std::string& path) {
   writer.write(path);
 }
 
-PackedWeights::PackedWeights(const Weights& w, const ModelConfig& c, const Backend& backend) {
+PackedWeights::PackedWeights(const Weights& w, const ModelConfig& c, const Backend& backend, DType dtype) {
   const int C = c.hidden_size, F = c.intermediate_size;
+  const Device& d = backend.device;
   const auto none = LinearActivation::None;
+  auto prepare = [&](const float* weight, const float* bias, int K, int N, LinearActivation activation) {
+    return ops::prepare_linear(backend, Tensor(weight, d, {N, K}), Tensor(bias, d, {N}), activation, dtype);
+  };
   layers.resize(c.num_layers);
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& lw = w.layers[l];
     PackedLayer& pl = layers[l];
-    pl.qkv = backend.prepare_linear(lw.qkv_w, lw.qkv_b, C, 3 * C, none);
-    pl.attn_out = backend.prepare_linear(lw.attn_out_w, lw.attn_out_b, C, C, none);
-    pl.fc_gelu = backend.prepare_linear(lw.fc_w, lw.fc_b, C, F, LinearActivation::Gelu);
-    pl.proj = backend.prepare_linear(lw.proj_w, lw.proj_b, F, C, none);
+    pl.qkv = prepare(lw.qkv_w, lw.qkv_b, C, 3 * C, none);
+    pl.attn_out = prepare(lw.attn_out_w, lw.attn_out_b, C, C, none);
+    pl.fc_gelu = prepare(lw.fc_w, lw.fc_b, C, F, LinearActivation::Gelu);
+    pl.proj = prepare(lw.proj_w, lw.proj_b, F, C, none);
     if (l == c.num_layers - 1) {
       const std::size_t CC = static_cast<std::size_t>(C) * C;
-      pl.q = backend.prepare_linear(lw.qkv_w, lw.qkv_b, C, C, none);
-      pl.kv = backend.prepare_linear(lw.qkv_w + CC, lw.qkv_b + C, C, 2 * C, none);
+      pl.q = prepare(lw.qkv_w, lw.qkv_b, C, C, none);
+      pl.kv = prepare(lw.qkv_w + CC, lw.qkv_b + C, C, 2 * C, none);
     }
   }
 }

@@ -93,10 +93,10 @@ struct PackedLayer {
   std::unique_ptr<PreparedLinear> q, kv;
 };
 
-// Inference copies of the encoder's linear layers, prepared by the backend (on the CPU: oneDNN's
-// blocked layout with GELU fused into fc).
+// Inference copies of the encoder's linear layers, prepared by the backend for products in `dtype`
+// (on the CPU: oneDNN's blocked layout, fp32 or bf16, with GELU fused into fc).
 struct PackedWeights {
-  PackedWeights(const Weights& w, const ModelConfig& config, const Backend& backend);
+  PackedWeights(const Weights& w, const ModelConfig& config, const Backend& backend, DType dtype);
   std::vector<PackedLayer> layers;
 };
 

@@ -1,5 +1,5 @@
 // What the server needs from a model: tokenize one input, run the forward pass on a batch of
-// tokenized inputs, and describe itself. The real backend adapts model/pipeline.h
+// tokenized inputs, and describe itself. The real backend adapts pipeline/pipeline.h
 // (pipeline_backend.h); tests use fakes.
 //   B inputs in a batch, T tokens of one input, K labels (num_labels)
 #pragma once
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/packed_batch.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "tokenizer/encoding.h"
 
 namespace tuneserve::serve {
@@ -20,6 +20,7 @@ struct ModelInfo {
   LabelInfo labels;        // id2label (K) and problem_type, for postprocessing
   int max_input_length = 512;  // default truncation length (Pipeline::max_length())
   std::string device = "cpu";  // where the forward runs: "cpu" or "cuda:N" (Device::str())
+  std::string dtype = "fp32";  // what its products compute in: "fp32" or "bf16"
 };
 
 class Backend {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/device.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/json.h"
 
@@ -79,6 +80,9 @@ const std::vector<Setting>& serve_settings() {
        [](O& o, S v) { o.threads = static_cast<int>(to_int(v, 0, 1024)); }},
       {"device", {"TUNESERVE_DEVICE"}, "where the model runs: cpu | cuda | cuda:N (default cpu)",
        [](O& o, S v) { o.device = parse_device(v).str(); }},
+      {"dtype", {"TUNESERVE_DTYPE"},
+       "what the matrix products compute in: fp32 | bf16 (bf16 weights, fp32 accumulation; CPU: AVX512-BF16)",
+       [](O& o, S v) { o.dtype = compute_dtype_name(parse_compute_dtype(v)); }},
       {"weight_check", {}, "refuse a model whose weights hold NaN or Inf (default true)",
        [](O& o, S v) { o.weight_check = to_bool(v); }},
       {"job_queue_size", {"MAX_CONCURRENT_REQUESTS"},
@@ -104,7 +108,7 @@ const std::vector<Setting>& serve_settings() {
            fail("{}", e.what());
          }
        }},
-      {"max_batch_tokens", {"MAX_BATCH_TOKENS"}, "padded tokens (inputs x longest) per forward pass",
+      {"max_batch_tokens", {"MAX_BATCH_TOKENS"}, "real tokens per forward pass (batches are packed, unpadded)",
        [](O& o, S v) { o.batch.max_batch_tokens = static_cast<std::size_t>(to_int(v, 1, 10'000'000)); }},
       {"max_batch_requests", {"MAX_BATCH_REQUESTS"}, "requests per forward pass (1: no batching)",
        [](O& o, S v) { o.batch.max_batch_requests = static_cast<std::size_t>(to_int(v, 1, 100'000)); }},

@@ -21,6 +21,7 @@ struct ServeOptions {
   std::string handler;     // handler plugin (.so)
   int threads = 0;         // OpenMP threads per forward pass; 0: cores / workers
   std::string device;      // cpu | cuda | cuda:N (empty: cpu); checked before the port is bound
+  std::string dtype = "fp32";  // what the products compute in: fp32 | bf16 (checked before the port is bound)
   bool weight_check = true;  // Pipeline::Options::check_weights
   ServerConfig server;
   BatchConfig batch;

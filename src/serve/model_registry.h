@@ -26,7 +26,7 @@ struct Model {
   double load_seconds = 0;
 };
 
-// Builds a backend from a model directory (the real one wraps model/pipeline.h).
+// Builds a backend from a model directory (the real one wraps pipeline/pipeline.h).
 using Loader = std::function<std::shared_ptr<Backend>(const std::string& dir)>;
 
 class ModelRegistry {

@@ -1,4 +1,4 @@
-// The server's backend over model/pipeline.h (see pipeline_backend.h).
+// The server's backend over pipeline/pipeline.h (see pipeline_backend.h).
 #include "serve/pipeline_backend.h"
 
 #include "checkpoint/config.h"
@@ -13,6 +13,7 @@ PipelineBackend::PipelineBackend(const std::string& model_dir, const std::string
   info_.labels = pipeline_->labels();
   info_.max_input_length = pipeline_->max_length();
   info_.device = options.device.str();
+  info_.dtype = compute_dtype_name(options.dtype);
 }
 
 }  // namespace tuneserve::serve

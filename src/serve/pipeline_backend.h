@@ -1,4 +1,4 @@
-// The real model behind the server: model/pipeline.h (tokenizer + BERT-family classifier).
+// The real model behind the server: pipeline/pipeline.h (tokenizer + BERT-family classifier).
 // Pipeline::tokenize and Pipeline::forward are thread-safe, so every worker shares one loaded
 // pipeline (one copy of the weights, whatever --workers is).
 #pragma once
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "serve/backend.h"
 
 namespace tuneserve::serve {

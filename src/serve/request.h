@@ -1,5 +1,5 @@
 // Request bodies in, response bodies out: decoding JSON / CSV / JSON lines / plain text into
-// classification inputs and parameters (model/pipeline.h's types and JSON parsing), and encoding
+// classification inputs and parameters (pipeline/pipeline.h's types and JSON parsing), and encoding
 // scores as each client expects them. Pure functions (no I/O): the fuzzer drives them directly.
 //   K labels, k = top_k
 #pragma once
@@ -13,7 +13,7 @@
 
 #include <fmt/format.h>
 
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "serve/backend.h"
 
 namespace tuneserve::serve {

@@ -123,6 +123,8 @@ const std::vector<HyperparameterSpec>& hyperparameter_specs() {
       spec("lr_scheduler_type", {"scheduler"}, "linear | cosine | constant | constant_with_warmup", &TrainArgs::lr_scheduler_type),
       spec("seed", {}, "seed for data order, dropout and new heads", &TrainArgs::seed),
       spec("dropout", {}, "use the model's dropouts in training (false: none)", &TrainArgs::dropout),
+      spec("bf16", {}, "mixed precision: bf16 matrix products forward and backward, fp32 master weights, AdamW and "
+           "checkpoints (CPU: AVX512-BF16)", &TrainArgs::bf16),
       spec("eval_strategy", {"evaluation_strategy"}, "no | steps | epoch (default: epoch with a test set)", &TrainArgs::eval_strategy),
       spec("eval_steps", {}, "evaluate every N steps (strategy steps; default logging_steps)", &TrainArgs::eval_steps),
       spec("save_strategy", {}, "no | steps | epoch", &TrainArgs::save_strategy),
@@ -288,7 +290,7 @@ nlohmann::json args_to_json(const TrainArgs& a) {
       {"adam_beta1", a.adam_beta1}, {"adam_beta2", a.adam_beta2}, {"adam_epsilon", a.adam_epsilon},
       {"max_grad_norm", a.max_grad_norm}, {"gradient_accumulation_steps", a.gradient_accumulation_steps},
       {"ddp_bucket_cap_mb", a.ddp_bucket_cap_mb},
-      {"lr_scheduler_type", a.lr_scheduler_type}, {"seed", a.seed}, {"dropout", a.dropout},
+      {"lr_scheduler_type", a.lr_scheduler_type}, {"seed", a.seed}, {"dropout", a.dropout}, {"bf16", a.bf16},
       {"eval_strategy", a.eval_strategy}, {"eval_steps", a.eval_steps},
       {"save_strategy", a.save_strategy}, {"save_steps", a.save_steps},
       {"save_total_limit", a.save_total_limit}, {"logging_strategy", a.logging_strategy},

@@ -56,6 +56,7 @@ struct TrainArgs {
   std::string lr_scheduler_type = "linear";
   long seed = 42;
   bool dropout = true;         // false: train without dropout (parity checks)
+  bool bf16 = false;           // mixed precision: bf16 products, fp32 master weights and AdamW
   // Evaluation, checkpoints, logging: strategies "no" | "steps" | "epoch".
   std::string eval_strategy;   // default: "epoch" when a test set is given, else "no"
   long eval_steps = 0;         // 0: logging_steps

@@ -51,6 +51,7 @@ RunInputs load_run_inputs(const TrainArgs& args, const Device& device,
   LoadOptions load_options;
   load_options.init_seed = static_cast<std::uint64_t>(args.seed);
   load_options.device = device;
+  load_options.dtype = args.bf16 ? DType::BF16 : DType::F32;  // mixed precision: fp32 master weights
   if (static_cast<int>(data.train.num_labels()) != config.num_labels) {
     load_options.labels = model_label_names(data.train.manifest());
     load_options.new_head_on_mismatch = true;

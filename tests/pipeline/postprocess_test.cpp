@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 
 namespace tuneserve {
 namespace {

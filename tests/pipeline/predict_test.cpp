@@ -20,8 +20,9 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "kernels/ops.h"
 #include "model/model.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -109,9 +110,10 @@ std::vector<std::string> with(std::vector<std::string> args, const std::vector<s
   return args;
 }
 
-// Raw logits by label name, from `--function-to-apply none --top-k all`.
-std::map<std::string, double> raw_logits(const std::string& text) {
-  const Process run = predict(with(base_args(), {"--function-to-apply", "none", "--top-k", "all", text}));
+// Raw logits by label name, from `--function-to-apply none --top-k all` (products in `dtype`).
+std::map<std::string, double> raw_logits(const std::string& text, const std::string& dtype = "fp32") {
+  const Process run =
+      predict(with(base_args(), {"--function-to-apply", "none", "--top-k", "all", "--dtype", dtype, text}));
   EXPECT_EQ(run.status, 0) << run.err;
   std::map<std::string, double> logits;
   for (const auto& entry : nlohmann::json::parse(run.out)) logits[entry["label"]] = entry["score"];
@@ -173,6 +175,25 @@ TEST(PredictCli, LogitsMatchPlainPytorch) {
     const double b = expected[i].get<double>();
     EXPECT_NEAR(logits.at("LABEL_" + std::to_string(i)), b, 1e-5 + 1e-5 * std::fabs(b)) << "label " << i;
   }
+}
+
+// --dtype bf16: bf16 weights, fp32 accumulation: the logits move, within bf16's bound (5e-2), and
+// a value that is not fp32 or bf16 is named.
+TEST(PredictCli, Bf16LogitsStayWithinBoundOfFp32) {
+  TUNESERVE_REQUIRE_SHARED(kModel);
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  const Process bad = predict(with(base_args(), {"--dtype", "fp16", kText}));
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("dtype 'fp16': expected fp32 or bf16"), std::string::npos) << bad.err;
+  if (!ops::supports(cpu_backend(), DType::BF16)) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  const auto fp32 = raw_logits(kText), bf16 = raw_logits(kText, "bf16");
+  ASSERT_EQ(fp32.size(), bf16.size());
+  bool moved = false;
+  for (const auto& [label, value] : fp32) {
+    EXPECT_NEAR(bf16.at(label), value, 5e-2) << label;
+    moved |= bf16.at(label) != value;
+  }
+  EXPECT_TRUE(moved) << "--dtype bf16 gave the fp32 logits bit for bit: no bf16 product ran";
 }
 
 TEST(PredictCli, LongTextIsTruncatedUnlessTruncationIsOff) {

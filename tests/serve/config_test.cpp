@@ -152,5 +152,25 @@ TEST(ServeConfig, WeightCheckIsOnUnlessTurnedOff) {
     }
 }
 
+TEST(ServeConfig, DtypeFromFileEnvironmentOrFlagIsCheckedWhereItCameFrom) {
+  ServeOptions o;
+  EXPECT_EQ(o.dtype, "fp32");
+  std::string path = write_temp("dtype.json", R"({"dtype": "bfloat16"})");
+  apply_config_file(o, path);
+  fs::remove(path);
+  EXPECT_EQ(o.dtype, "bf16");
+  apply_environment(o, [](const char* name) -> const char* {
+    return std::string(name) == "TUNESERVE_DTYPE" ? "fp32" : nullptr;
+  });
+  EXPECT_EQ(o.dtype, "fp32");
+  const std::string bad_env = error_of([&] {
+    apply_environment(o, [](const char* name) -> const char* {
+      return std::string(name) == "TUNESERVE_DTYPE" ? "int8" : nullptr;
+    });
+  });
+  EXPECT_NE(bad_env.find("environment TUNESERVE_DTYPE: dtype 'int8': expected fp32 or bf16"), std::string::npos)
+      << bad_env;
+}
+
 }  // namespace
 }  // namespace tuneserve::serve

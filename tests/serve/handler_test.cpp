@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "background_process.h"
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "serve/fake_backend.h"
 #include "serve/handler_plugin.h"
 #include "serve/http_client.h"

@@ -35,6 +35,10 @@ TEST(Args, BothSpellingsAndAliases) {
   EXPECT_EQ(a.eval_strategy, "steps");
   set_hyperparameter(a, "save_total_limit", "3.0");  // a JSON float that is an integer
   EXPECT_EQ(a.save_total_limit, 3);
+  EXPECT_FALSE(a.bf16);
+  set_hyperparameter(a, "bf16", "true");  // TrainingArguments' name for mixed precision
+  EXPECT_TRUE(a.bf16);
+  EXPECT_EQ(args_to_json(a)["bf16"], true);
 }
 
 TEST(Args, BadValuesNameTheHyperparameter) {

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/safetensors.h"
+#include "kernels/ops.h"
 #include "tokenizer/tokenizer.h"
 #include "train/report.h"
 #include "test_util.h"
@@ -154,6 +155,46 @@ TEST_F(TrainCli, SageMakerJobContract) {
   std::ifstream failure(root / "output/failure");
   std::string reason((std::istreambuf_iterator<char>(failure)), std::istreambuf_iterator<char>());
   EXPECT_NE(reason.find("learning_rate"), std::string::npos) << reason;
+}
+
+// bf16 mixed precision, from the flag and from hyperparameters.json: the saved model stays fp32
+// safetensors (the master weights) and lands near the fp32 run's, but not on it.
+TEST_F(TrainCli, Bf16TrainsFp32MasterWeights) {
+  if (!tuneserve::ops::supports(tuneserve::cpu_backend(), tuneserve::DType::BF16))
+    GTEST_SKIP() << "this CPU has no AVX512-BF16";
+  const std::string common = " --train " + train + " --epochs 1 --train_batch_size 32 --learning-rate 5e-4";
+  ASSERT_EQ(run(base() + common + " --output-dir " + (dir / "fp32").string() + " > /dev/null 2>&1"), 0);
+  ASSERT_EQ(run(base() + common + " --bf16 --output-dir " + (dir / "bf16").string() + " > " + (dir / "log").string() +
+                " 2>&1"),
+            0)
+      << std::ifstream(dir / "log").rdbuf();
+  const fs::path root = dir / "opt_ml";
+  fs::create_directories(root / "input/config");
+  fs::create_directories(root / "input/data/train");
+  fs::copy_file(train, root / "input/data/train/train.jsonl");
+  nlohmann::json hp = {{"model", nlohmann::json(shared_path("models/distilbert-tiny-init")).dump()},
+                       {"tokenizer", nlohmann::json(shared_path("tokenizers/bert-base-cased")).dump()},
+                       {"text", "\"content\""}, {"label", "\"label\""}, {"epochs", "1"}, {"seed", "0"},
+                       {"train_batch_size", "32"}, {"max_length", "64"}, {"learning_rate", "5e-4"}, {"bf16", "true"}};
+  std::ofstream(root / "input/config/hyperparameters.json") << hp.dump();
+  ASSERT_EQ(run("SM_NUM_CPUS=2 SM_NUM_GPUS=0 " + binary_path() + " train --sagemaker-root " + root.string() + " > " +
+                (dir / "log").string() + " 2>&1"),
+            0)
+      << std::ifstream(dir / "log").rdbuf();
+  const tuneserve::SafeTensorsReader fp32((dir / "fp32/model.safetensors").string()),
+      bf16((dir / "bf16/model.safetensors").string()), job((root / "model/model.safetensors").string());
+  double moved = 0, largest = 0;
+  for (const auto& t : fp32.tensors()) {
+    ASSERT_EQ(bf16.info(t.name).dtype, tuneserve::DType::F32) << t.name;
+    const auto a = fp32.read_f32(t.name), b = bf16.read_f32(t.name);
+    EXPECT_EQ(job.read_f32(t.name), b) << t.name << ": the hyperparameter and the flag train the same model";
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      moved = std::max(moved, static_cast<double>(std::abs(a[i] - b[i])));
+      largest = std::max(largest, static_cast<double>(std::abs(a[i])));
+    }
+  }
+  EXPECT_GT(moved, 0.0) << "bf16 training gave the fp32 weights bit for bit";
+  EXPECT_LT(moved, 1e-2 * largest) << "two Adam steps apart by more than bf16 rounding explains";
 }
 
 // In a SageMaker job output_dir is the Trainer's working folder: the final model still goes to

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/isa.h"
 
 namespace tuneserve {
 
@@ -47,10 +48,11 @@ void add(float* a, const float* b, std::size_t n) {
 
 class CpuPreparedLinear final : public PreparedLinear {
  public:
-  CpuPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation)
-      : packed_(weight, bias, K, N,
-                activation == LinearActivation::Gelu ? PackedLinear::Activation::Gelu
-                                                     : PackedLinear::Activation::None) {}
+  CpuPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation, DType dtype)
+      : PreparedLinear(K, N),
+        packed_(weight, bias, K, N,
+                activation == LinearActivation::Gelu ? PackedLinear::Activation::Gelu : PackedLinear::Activation::None,
+                dtype) {}
   void forward(float* out, const float* inp, int M, int out_stride) const override {
     packed_.forward(out, inp, M, out_stride);
   }
@@ -60,8 +62,18 @@ class CpuPreparedLinear final : public PreparedLinear {
 };
 
 std::unique_ptr<PreparedLinear> prepare_linear(const float* weight, const float* bias, int K, int N,
-                                               LinearActivation activation) {
-  return std::make_unique<CpuPreparedLinear>(weight, bias, K, N, activation);
+                                               LinearActivation activation, DType dtype) {
+  return std::make_unique<CpuPreparedLinear>(weight, bias, K, N, activation, dtype);
+}
+
+// Chosen at run time by the CPU's level (kernels/cpu/isa.h): oneDNN's bf16 kernels and the
+// conversions need AVX512-BF16.
+bool bf16_available(std::string* why) {
+  if (cpu_isa() >= CpuIsa::avx512_bf16) return true;
+  if (why)
+    *why = fmt::format("bf16 products need a CPU with AVX512-BF16; this one runs at level {}{} (use fp32)",
+                       cpu_isa_name(cpu_isa()), cpu_isa() < cpu_isa_detected() ? ", lowered by TUNESERVE_CPU_ISA" : "");
+  return false;
 }
 
 // Per slice a double sum (OpenMP reduction above 65536 elements), slices added in order.
@@ -98,8 +110,10 @@ Backend make_cpu_backend() {
   b.add = add;
 #define TUNESERVE_SET(name) b.name = name;
   TUNESERVE_BACKEND_KERNELS(TUNESERVE_SET)
+  TUNESERVE_BACKEND_BF16_KERNELS(TUNESERVE_SET)
 #undef TUNESERVE_SET
   b.prepare_linear = prepare_linear;
+  b.bf16_available = bf16_available;
   b.grad_norm = grad_norm;
   b.adamw_update_all = adamw_update_all;
   return b;

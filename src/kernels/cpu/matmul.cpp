@@ -1,5 +1,6 @@
-// oneDNN-backed linear layers: a bounded cache of matmul primitives keyed by shape, one stream per
-// thread, and PackedLinear for inference with weights reordered once into the blocked layout.
+// oneDNN-backed linear layers: a bounded cache of matmul primitives keyed by shape and operand type
+// (fp32, or bf16 with fp32 accumulation and output), one stream per thread, and PackedLinear for
+// inference with weights reordered once into the blocked layout.
 #include "kernels/cpu/matmul.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/isa.h"
 
 namespace tuneserve {
@@ -73,9 +75,13 @@ void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> arg
   p.execute(thread_stream(), args);
 }
 
-dnnl::memory::desc strided(std::int64_t rows, std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride) {
-  return dnnl::memory::desc(dims{rows, cols}, dt::f32, dims{row_stride, col_stride});
+dnnl::memory::desc strided(std::int64_t rows, std::int64_t cols, std::int64_t row_stride, std::int64_t col_stride,
+                           dt type = dt::f32) {
+  return dnnl::memory::desc(dims{rows, cols}, type, dims{row_stride, col_stride});
 }
+
+// The oneDNN type of a product's operands: f32, or bf16 (outputs and bias stay f32).
+dt operand_type(DType dtype) { return dtype == DType::BF16 ? dt::bf16 : dt::f32; }
 
 // Primitives by shape, least recently used dropped past `capacity`. Unpadded batches bring a new row
 // count M almost every training step and server batch, and a primitive holds ~77 kB (built in ~0.2 ms
@@ -110,14 +116,15 @@ class PrimitiveCache {
 enum class Kind { Forward, ForwardNoBias, BackwardData, BackwardWeights };
 
 // Primitives are immutable once built and may be executed from several threads. `stride`: row
-// stride of dst (forward) or of dout (backward).
-dnnl::matmul build_primitive(Kind kind, int M, int K, int N, int stride) {
+// stride of dst (forward) or of dout (backward; bf16 backward products read a contiguous bf16 copy
+// of dout, stride N). `op`: the operands' type.
+dnnl::matmul build_primitive(Kind kind, int M, int K, int N, int stride, dt op) {
   dnnl::primitive_attr attr = attrs();
   dnnl::matmul::primitive_desc pd;
   switch (kind) {
     case Kind::Forward:
     case Kind::ForwardNoBias: {
-      const auto src = strided(M, K, K, 1), wei = strided(K, N, 1, K), dst = strided(M, N, stride, 1);
+      const auto src = strided(M, K, K, 1, op), wei = strided(K, N, 1, K, op), dst = strided(M, N, stride, 1);
       if (kind == Kind::Forward) {
         const auto bias = strided(1, N, N, 1);
         pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, bias, dst), attr, cpu_engine());
@@ -127,7 +134,7 @@ dnnl::matmul build_primitive(Kind kind, int M, int K, int N, int stride) {
       break;
     }
     case Kind::BackwardData: {  // dinp (M,K) = dout (M,N) @ W (N,K)
-      const auto src = strided(M, N, stride, 1), wei = strided(N, K, K, 1), dst = strided(M, K, K, 1);
+      const auto src = strided(M, N, stride, 1, op), wei = strided(N, K, K, 1, op), dst = strided(M, K, K, 1);
       pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
       break;
     }
@@ -135,7 +142,7 @@ dnnl::matmul build_primitive(Kind kind, int M, int K, int N, int stride) {
       dnnl::post_ops ops;
       ops.append_sum(1.0f);
       attr.set_post_ops(ops);
-      const auto src = strided(N, M, 1, stride), wei = strided(M, K, K, 1), dst = strided(N, K, K, 1);
+      const auto src = strided(N, M, 1, stride, op), wei = strided(M, K, K, 1, op), dst = strided(N, K, K, 1);
       pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, cpu_engine());
       break;
     }
@@ -153,35 +160,110 @@ struct PackedBackwardData {
   dnnl::memory::desc packed_md;
 };
 
-PackedBackwardData build_packed_backward_data(int M, int K, int N, int stride) {
-  const auto any_w = dnnl::memory::desc(dims{N, K}, dt::f32, dnnl::memory::format_tag::any);
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(strided(M, N, stride, 1), any_w, strided(M, K, K, 1)), attrs(),
-                                  cpu_engine());
+PackedBackwardData build_packed_backward_data(int M, int K, int N, int stride, dt op) {
+  const auto any_w = dnnl::memory::desc(dims{N, K}, op, dnnl::memory::format_tag::any);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(strided(M, N, stride, 1, op), any_w, strided(M, K, K, 1)),
+                                  attrs(), cpu_engine());
   const dnnl::memory::desc packed_md = pd.weights_desc();
-  dnnl::reorder::primitive_desc rd(cpu_engine(), strided(N, K, K, 1), cpu_engine(), packed_md, attrs());
+  dnnl::reorder::primitive_desc rd(cpu_engine(), strided(N, K, K, 1, op), cpu_engine(), packed_md, attrs());
   return {dnnl::matmul(pd), dnnl::reorder(rd), packed_md};
 }
 
 // Worth it for the large FFN weights with enough rows to amortise the reorder.
 bool pack_for_backward_data(int M, int K, int N) { return M >= 256 && static_cast<std::int64_t>(K) * N >= 2'000'000; }
 
-dnnl::matmul cached_primitive(Kind kind, int M, int K, int N, int stride) {
-  static PrimitiveCache<std::tuple<int, int, int, int, int>, dnnl::matmul> cache(256);
-  return cache.get(std::make_tuple(static_cast<int>(kind), M, K, N, stride),
-                   [&] { return build_primitive(kind, M, K, N, stride); });
+dnnl::matmul cached_primitive(Kind kind, int M, int K, int N, int stride, dt op) {
+  static PrimitiveCache<std::tuple<int, int, int, int, int, int>, dnnl::matmul> cache(256);
+  return cache.get(std::make_tuple(static_cast<int>(kind), M, K, N, stride, static_cast<int>(op)),
+                   [&] { return build_primitive(kind, M, K, N, stride, op); });
 }
 
-// Inference primitives of every PackedLinear, keyed by (K, N, activation, M): layers of the same shape
-// share them (the packed layout is a function of K, N and the activation). The flag: packed weights
-// accepted for this M (else the plain layout).
+// Inference primitives of every PackedLinear, keyed by (K, N, activation, M, operand type): layers of
+// the same shape share them (the packed layout is a function of K, N, the activation and the type).
+// The flag: packed weights accepted for this M (else the plain layout).
 using PackedEntry = std::pair<dnnl::matmul, bool>;
-PrimitiveCache<std::tuple<int, int, int, int>, PackedEntry>& packed_primitives() {
-  static PrimitiveCache<std::tuple<int, int, int, int>, PackedEntry> cache(512);
+PrimitiveCache<std::tuple<int, int, int, int, int>, PackedEntry>& packed_primitives() {
+  static PrimitiveCache<std::tuple<int, int, int, int, int>, PackedEntry> cache(512);
   return cache;
 }
 
-dnnl::memory mem(const dnnl::memory::desc& md, const float* p) {
-  return dnnl::memory(md, cpu_engine(), const_cast<float*>(p));
+template <typename T>
+dnnl::memory mem(const dnnl::memory::desc& md, const T* p) {
+  return dnnl::memory(md, cpu_engine(), const_cast<T*>(p));
+}
+
+// out (M, N) = inp (M, K) @ weight (N, K)^T + bias, operands of type `op` (T: float or Bf16).
+template <typename T>
+void forward_product(float* out, const T* inp, const T* weight, const float* bias, int M, int K, int N,
+                     int out_stride, dt op) {
+  if (M <= 0) return;
+  const int ldo = out_stride > 0 ? out_stride : N;
+  const auto src = strided(M, K, K, 1, op), wei = strided(K, N, 1, K, op), dst = strided(M, N, ldo, 1);
+  if (bias) {
+    execute(cached_primitive(Kind::Forward, M, K, N, ldo, op), {{DNNL_ARG_SRC, mem(src, inp)},
+                                                                {DNNL_ARG_WEIGHTS, mem(wei, weight)},
+                                                                {DNNL_ARG_BIAS, mem(strided(1, N, N, 1), bias)},
+                                                                {DNNL_ARG_DST, mem(dst, out)}});
+  } else {
+    execute(cached_primitive(Kind::ForwardNoBias, M, K, N, ldo, op),
+            {{DNNL_ARG_SRC, mem(src, inp)}, {DNNL_ARG_WEIGHTS, mem(wei, weight)}, {DNNL_ARG_DST, mem(dst, out)}});
+  }
+  thread_stream().wait();
+}
+
+// dinp = dout @ W and dW += dout^T @ inp with operands of type `op` (dout rows ldd apart).
+template <typename T>
+void backward_products(float* dinp, float* dweight, const T* dout, const T* inp, const T* weight, int M, int K,
+                       int N, int ldd, dt op) {
+  if (dinp && pack_for_backward_data(M, K, N)) {
+    static PrimitiveCache<std::tuple<int, int, int, int, int>, PackedBackwardData> cache(128);
+    const PackedBackwardData p = cache.get(std::make_tuple(M, K, N, ldd, static_cast<int>(op)), [&] {
+      return build_packed_backward_data(M, K, N, ldd, op);
+    });
+    thread_local std::vector<char> scratch;
+    scratch.resize(p.packed_md.get_size());
+    dnnl::memory packed(p.packed_md, cpu_engine(), scratch.data());
+    dnnl::memory plain = mem(strided(N, K, K, 1, op), weight);
+    execute(p.pack, {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, packed}});
+    execute(p.product, {{DNNL_ARG_SRC, mem(strided(M, N, ldd, 1, op), dout)},
+                        {DNNL_ARG_WEIGHTS, packed},
+                        {DNNL_ARG_DST, mem(strided(M, K, K, 1), dinp)}});
+  } else if (dinp) {
+    execute(cached_primitive(Kind::BackwardData, M, K, N, ldd, op),
+            {{DNNL_ARG_SRC, mem(strided(M, N, ldd, 1, op), dout)},
+             {DNNL_ARG_WEIGHTS, mem(strided(N, K, K, 1, op), weight)},
+             {DNNL_ARG_DST, mem(strided(M, K, K, 1), dinp)}});
+  }
+  if (dweight) {
+    execute(cached_primitive(Kind::BackwardWeights, M, K, N, ldd, op),
+            {{DNNL_ARG_SRC, mem(strided(N, M, 1, ldd, op), dout)},
+             {DNNL_ARG_WEIGHTS, mem(strided(M, K, K, 1, op), inp)},
+             {DNNL_ARG_DST, mem(strided(N, K, K, 1), dweight)}});
+  }
+  thread_stream().wait();
+}
+
+// dbias (N) += column sums of dout (M rows, ldd apart).
+void bias_backward(float* dbias, const float* dout, int M, int N, int ldd) {
+  // Column blocks of 64, rows walked in order (contiguous, vectorised over columns); double
+  // accumulators since a column sum runs over thousands of rows.
+#pragma omp parallel for schedule(static) if (static_cast<std::size_t>(M) * N > 16384)
+  for (int n0 = 0; n0 < N; n0 += 64) {
+    const int width = std::min(64, N - n0);
+    double sum[64] = {};
+    for (int m = 0; m < M; ++m) {
+      const float* row = dout + static_cast<std::size_t>(m) * ldd + n0;
+      for (int j = 0; j < width; ++j) sum[j] += row[j];
+    }
+    for (int j = 0; j < width; ++j) dbias[n0 + j] += static_cast<float>(sum[j]);
+  }
+}
+
+// Per-thread scratch for operands rounded to bf16 on the way into a product.
+Bf16* bf16_scratch(std::size_t n, int slot) {
+  thread_local std::vector<Bf16> scratch[2];
+  if (scratch[slot].size() < n) scratch[slot].resize(n);
+  return scratch[slot].data();
 }
 
 }  // namespace
@@ -201,72 +283,56 @@ const char* onednn_isa() {
   }
 }
 
+void require_cpu_bf16(const char* what) {
+  if (cpu_isa() < CpuIsa::avx512_bf16)
+    fail("{} needs a CPU with AVX512-BF16 (bf16 products with fp32 accumulation); this one runs at level {}{}: "
+         "use fp32",
+         what, cpu_isa_name(cpu_isa()), cpu_isa() < cpu_isa_detected() ? " (lowered by TUNESERVE_CPU_ISA)" : "");
+}
+
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M, int K, int N,
                     int out_stride) {
-  if (M <= 0) return;
-  const int ldo = out_stride > 0 ? out_stride : N;
-  const auto src = strided(M, K, K, 1), wei = strided(K, N, 1, K), dst = strided(M, N, ldo, 1);
-  if (bias) {
-    execute(cached_primitive(Kind::Forward, M, K, N, ldo), {{DNNL_ARG_SRC, mem(src, inp)},
-                          {DNNL_ARG_WEIGHTS, mem(wei, weight)},
-                          {DNNL_ARG_BIAS, mem(strided(1, N, N, 1), bias)},
-                          {DNNL_ARG_DST, mem(dst, out)}});
-  } else {
-    execute(cached_primitive(Kind::ForwardNoBias, M, K, N, ldo), {{DNNL_ARG_SRC, mem(src, inp)}, {DNNL_ARG_WEIGHTS, mem(wei, weight)},
-                          {DNNL_ARG_DST, mem(dst, out)}});
-  }
-  thread_stream().wait();
+  forward_product(out, inp, weight, bias, M, K, N, out_stride, dt::f32);
 }
 
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int M, int K, int N, int dout_stride) {
   if (M <= 0) return;
   const int ldd = dout_stride > 0 ? dout_stride : N;
-  if (dinp && pack_for_backward_data(M, K, N)) {
-    static PrimitiveCache<std::tuple<int, int, int, int>, PackedBackwardData> cache(128);
-    const PackedBackwardData p = cache.get(std::make_tuple(M, K, N, ldd), [&] {
-      return build_packed_backward_data(M, K, N, ldd);
-    });
-    thread_local std::vector<char> scratch;
-    scratch.resize(p.packed_md.get_size());
-    dnnl::memory packed(p.packed_md, cpu_engine(), scratch.data());
-    dnnl::memory plain = mem(strided(N, K, K, 1), weight);
-    execute(p.pack, {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, packed}});
-    execute(p.product, {{DNNL_ARG_SRC, mem(strided(M, N, ldd, 1), dout)},
-                               {DNNL_ARG_WEIGHTS, packed},
-                               {DNNL_ARG_DST, mem(strided(M, K, K, 1), dinp)}});
-  } else if (dinp) {
-    execute(cached_primitive(Kind::BackwardData, M, K, N, ldd), {{DNNL_ARG_SRC, mem(strided(M, N, ldd, 1), dout)},
-                          {DNNL_ARG_WEIGHTS, mem(strided(N, K, K, 1), weight)},
-                          {DNNL_ARG_DST, mem(strided(M, K, K, 1), dinp)}});
+  backward_products(dinp, dweight, dout, inp, weight, M, K, N, ldd, dt::f32);
+  if (dbias) bias_backward(dbias, dout, M, N, ldd);
+}
+
+void matmul_forward_bf16(float* out, const Bf16* inp, const Bf16* weight, const float* bias, int M, int K, int N,
+                         int out_stride) {
+  require_cpu_bf16("matmul_forward_bf16");
+  forward_product(out, inp, weight, bias, M, K, N, out_stride, dt::bf16);
+}
+
+void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout, const Bf16* inp,
+                          const Bf16* weight, int M, int K, int N, int dout_stride) {
+  require_cpu_bf16("matmul_backward_bf16");
+  if (M <= 0) return;
+  const int ldd = dout_stride > 0 ? dout_stride : N;
+  Bf16* dout16 = bf16_scratch(static_cast<std::size_t>(M) * N, 0);
+  if (ldd == N) {
+    to_bf16(dout16, dout, static_cast<std::size_t>(M) * N);
+  } else {
+    for (int m = 0; m < M; ++m)
+      to_bf16(dout16 + static_cast<std::size_t>(m) * N, dout + static_cast<std::size_t>(m) * ldd, N);
   }
-  if (dweight) {
-    execute(cached_primitive(Kind::BackwardWeights, M, K, N, ldd), {{DNNL_ARG_SRC, mem(strided(N, M, 1, ldd), dout)},
-                          {DNNL_ARG_WEIGHTS, mem(strided(M, K, K, 1), inp)},
-                          {DNNL_ARG_DST, mem(strided(N, K, K, 1), dweight)}});
-  }
-  thread_stream().wait();
-  if (dbias) {
-    // Column blocks of 64, rows walked in order (contiguous, vectorised over columns); double
-    // accumulators since a column sum runs over thousands of rows.
-#pragma omp parallel for schedule(static) if (static_cast<std::size_t>(M) * N > 16384)
-    for (int n0 = 0; n0 < N; n0 += 64) {
-      const int width = std::min(64, N - n0);
-      double sum[64] = {};
-      for (int m = 0; m < M; ++m) {
-        const float* row = dout + static_cast<std::size_t>(m) * ldd + n0;
-        for (int j = 0; j < width; ++j) sum[j] += row[j];
-      }
-      for (int j = 0; j < width; ++j) dbias[n0 + j] += static_cast<float>(sum[j]);
-    }
-  }
+  backward_products(dinp, dweight, dout16, inp, weight, M, K, N, N, dt::bf16);
+  if (dbias) bias_backward(dbias, dout, M, N, ldd);
 }
 
 // ---- PackedLinear ----
 
 struct PackedLinear::Impl {
-  const float* plain_weight;  // (N, K), owned by the model; used when a shape rejects the packed layout
   Activation activation;
+  DType dtype;
+  dt op;                          // oneDNN type of the operands
+  const float* plain_f32;         // (N, K) fp32, the caller's: used when a shape rejects the packed layout
+  std::vector<Bf16> plain_bf16;   // (N, K) bf16 copy, likewise (and the source of the packed copy)
   dnnl::memory::desc packed_md;
   dnnl::memory packed;
   dnnl::memory bias;
@@ -280,22 +346,35 @@ struct PackedLinear::Impl {
     }
     return a;
   }
+  dnnl::memory plain(int K, int N) const {
+    const auto md = strided(K, N, 1, K, op);
+    return op == dt::bf16 ? mem(md, plain_bf16.data()) : mem(md, plain_f32);
+  }
 };
 
-PackedLinear::PackedLinear(const float* weight, const float* bias, int K, int N, Activation activation)
+PackedLinear::PackedLinear(const float* weight, const float* bias, int K, int N, Activation activation, DType dtype)
     : impl_(std::make_unique<Impl>()), K_(K), N_(N) {
-  impl_->plain_weight = weight;
+  if (dtype != DType::F32 && dtype != DType::BF16)
+    fail("PackedLinear: products in {} are not supported (fp32 or bf16)", dtype_name(dtype));
+  if (dtype == DType::BF16) require_cpu_bf16("a bf16 linear layer");
   impl_->activation = activation;
+  impl_->dtype = dtype;
+  impl_->op = operand_type(dtype);
+  impl_->plain_f32 = weight;
+  if (dtype == DType::BF16) {
+    impl_->plain_bf16.resize(static_cast<std::size_t>(N) * K);
+    to_bf16(impl_->plain_bf16.data(), weight, impl_->plain_bf16.size());
+  }
   // The blocked layout oneDNN picks for a large batch; other M reuse it when the kernel accepts it.
   const int M0 = 1024;
-  const auto any_w = dnnl::memory::desc(dims{K, N}, dt::f32, dnnl::memory::format_tag::any);
+  const auto any_w = dnnl::memory::desc(dims{K, N}, impl_->op, dnnl::memory::format_tag::any);
   const auto bias_md = strided(1, N, N, 1);
   dnnl::matmul::primitive_desc pd(
-      dnnl::matmul::desc(strided(M0, K, K, 1), any_w, bias_md, strided(M0, N, N, 1)), impl_->attr(),
+      dnnl::matmul::desc(strided(M0, K, K, 1, impl_->op), any_w, bias_md, strided(M0, N, N, 1)), impl_->attr(),
       cpu_engine());
   impl_->packed_md = pd.weights_desc();
   impl_->packed = dnnl::memory(impl_->packed_md, cpu_engine());
-  auto plain = mem(strided(K, N, 1, K), weight);
+  auto plain = impl_->plain(K, N);
   const dnnl::reorder::primitive_desc rd(cpu_engine(), plain.get_desc(), cpu_engine(), impl_->packed_md, attrs());
   execute(dnnl::reorder(rd), {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, impl_->packed}});
   thread_stream().wait();
@@ -319,24 +398,33 @@ void PackedLinear::forward(float* out, const float* inp, int M, int out_stride) 
                   sizeof(float) * N_);
     return;
   }
+  const dt op = impl_->op;
   const PackedEntry entry = packed_primitives().get(
-      std::make_tuple(K_, N_, static_cast<int>(impl_->activation), M), [&]() -> PackedEntry {
-        const auto src = strided(M, K_, K_, 1), dst = strided(M, N_, N_, 1), bias_md = strided(1, N_, N_, 1);
+      std::make_tuple(K_, N_, static_cast<int>(impl_->activation), M, static_cast<int>(op)), [&]() -> PackedEntry {
+        const auto src = strided(M, K_, K_, 1, op), dst = strided(M, N_, N_, 1), bias_md = strided(1, N_, N_, 1);
         try {
           dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, impl_->packed_md, bias_md, dst), impl_->attr(),
                                           cpu_engine());
           return {dnnl::matmul(pd), true};
         } catch (const dnnl::error&) {
-          dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, strided(K_, N_, 1, K_), bias_md, dst),
+          dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, strided(K_, N_, 1, K_, op), bias_md, dst),
                                           impl_->attr(), cpu_engine());
           return {dnnl::matmul(pd), false};
         }
       });
-  dnnl::memory weights = entry.second ? impl_->packed : mem(strided(K_, N_, 1, K_), impl_->plain_weight);
-  execute(entry.first, {{DNNL_ARG_SRC, mem(strided(M, K_, K_, 1), inp)},
-                               {DNNL_ARG_WEIGHTS, weights},
-                               {DNNL_ARG_BIAS, impl_->bias},
-                               {DNNL_ARG_DST, mem(strided(M, N_, N_, 1), out)}});
+  dnnl::memory weights = entry.second ? impl_->packed : impl_->plain(K_, N_);
+  dnnl::memory src;
+  if (op == dt::bf16) {
+    Bf16* inp16 = bf16_scratch(static_cast<std::size_t>(M) * K_, 1);
+    to_bf16(inp16, inp, static_cast<std::size_t>(M) * K_);
+    src = mem(strided(M, K_, K_, 1, op), inp16);
+  } else {
+    src = mem(strided(M, K_, K_, 1), inp);
+  }
+  execute(entry.first, {{DNNL_ARG_SRC, src},
+                        {DNNL_ARG_WEIGHTS, weights},
+                        {DNNL_ARG_BIAS, impl_->bias},
+                        {DNNL_ARG_DST, mem(strided(M, N_, N_, 1), out)}});
   thread_stream().wait();
 }
 

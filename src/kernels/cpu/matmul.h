@@ -1,4 +1,5 @@
-// Linear layers on CPU through oneDNN: y = x W^T + b with W stored as PyTorch does (N, K).
+// Linear layers on CPU through oneDNN: y = x W^T + b with W stored as PyTorch does (N, K), in fp32
+// or with bf16 operands (fp32 accumulation, fp32 outputs: torch.autocast's bf16 products).
 // Training uses W in place (it changes every step); inference packs W once into oneDNN's blocked
 // layout (PackedLinear), optionally fusing GELU into the product.
 //
@@ -9,6 +10,8 @@
 
 #include <cstdint>
 #include <memory>
+
+#include "core/dtype.h"
 
 namespace tuneserve {
 
@@ -29,12 +32,27 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 // TUNESERVE_CPU_ISA (kernels/cpu/isa.h).
 const char* onednn_isa();
 
-// A weight matrix reordered once into oneDNN's preferred layout for fast inference.
+// The same products with bf16 operands (inp and weight rounded to bf16 by the caller: to_bf16 in
+// kernels/cpu/convert.h), fp32 accumulation and fp32 out / dinp / dweight / dbias: the twins of
+// kernels/cuda's matmul_*_bf16. dout is fp32 and rounded to bf16 inside for the two products; dbias
+// sums the fp32 dout. They need AVX512-BF16 (cpu_isa() >= avx512_bf16, kernels/cpu/isa.h); elsewhere
+// they throw Error saying so.
+void matmul_forward_bf16(float* out, const Bf16* inp, const Bf16* weight, const float* bias, int M, int K, int N,
+                         int out_stride = 0);
+void matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout, const Bf16* inp,
+                          const Bf16* weight, int M, int K, int N, int dout_stride = 0);
+
+// Error unless this CPU runs bf16 products ("--dtype bf16 needs ... AVX512-BF16"); `what` names the user.
+void require_cpu_bf16(const char* what);
+
+// A weight matrix reordered once into oneDNN's preferred layout for fast inference, in fp32 or as
+// bf16 (the input is then rounded to bf16 per call; accumulation and output stay fp32).
 // Thread-safe: forward may be called concurrently (primitives are cached per M under a lock).
 class PackedLinear {
  public:
   enum class Activation { None, Gelu };
-  PackedLinear(const float* weight, const float* bias, int K, int N, Activation activation = Activation::None);
+  PackedLinear(const float* weight, const float* bias, int K, int N, Activation activation = Activation::None,
+               DType dtype = DType::F32);
   ~PackedLinear();
   PackedLinear(const PackedLinear&) = delete;
   PackedLinear& operator=(const PackedLinear&) = delete;

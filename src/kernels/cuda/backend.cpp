@@ -4,6 +4,7 @@
 // Dimensions: M rows, K inputs, N outputs of a linear layer; P optimizer slices.
 #include "kernels/cuda/backend.h"
 
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -21,11 +22,19 @@ namespace tuneserve::cuda {
 
 namespace {
 
+// matmul_*_bf16 (matmul.h) exist, but take no row strides yet and have no prepared inference form, so
+// the table does not offer bf16 products on the GPU: ops.h says so to a bf16 model instead of failing
+// inside a layer.
+bool bf16_available(std::string* why) {
+  if (why) *why = "bf16 products on CUDA are not in the kernel table yet (no strided outputs or prepared bf16 layers); use fp32";
+  return false;
+}
+
 // TODO(cuda speed): a bf16 copy of W (matmul_forward_bf16) and a fused bias+GELU epilogue plug in here.
 class CudaPreparedLinear final : public PreparedLinear {
  public:
   CudaPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation)
-      : weight_(weight), bias_(bias), K_(K), N_(N), activation_(activation) {}
+      : PreparedLinear(K, N), weight_(weight), bias_(bias), K_(K), N_(N), activation_(activation) {}
   void forward(float* out, const float* inp, int M, int out_stride) const override {
     if (activation_ == LinearActivation::Gelu && out_stride != 0 && out_stride != N_)
       fail("CUDA prepared linear: GELU into strided rows (stride {}, N {}) is not supported", out_stride, N_);
@@ -43,7 +52,9 @@ class CudaPreparedLinear final : public PreparedLinear {
 };
 
 std::unique_ptr<PreparedLinear> prepare_linear(const float* weight, const float* bias, int K, int N,
-                                               LinearActivation activation) {
+                                               LinearActivation activation, DType dtype) {
+  std::string why;
+  if (dtype != DType::F32 && !bf16_available(&why)) fail("CUDA prepared linear: {}", why);
   return std::make_unique<CudaPreparedLinear>(weight, bias, K, N, activation);
 }
 
@@ -80,6 +91,9 @@ Backend make_cuda_backend() {
   TUNESERVE_BACKEND_KERNELS(TUNESERVE_SET)
 #undef TUNESERVE_SET
   b.prepare_linear = prepare_linear;
+  b.bf16_available = bf16_available;
+  b.to_bf16 = to_bf16;
+  b.from_bf16 = from_bf16;
   b.grad_norm = grad_norm;
   b.adamw_update_all = adamw_update_all_slices;
   return b;

@@ -2,7 +2,7 @@
 // transformers' TextClassificationPipeline semantics, plus the batched tokenize -> forward driver.
 //
 // Dimension legend: B batch, T tokens (padded length), NL num_labels.
-#include "model/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <fmt/format.h>
 
@@ -416,6 +416,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   LoadReport report;
   LoadOptions load_options;
   load_options.device = options.device;
+  load_options.dtype = options.dtype;
   load_options.check_finite = options.check_weights;
   auto impl = std::make_unique<Impl>(Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report, load_options), options,
                                           {}, 0, 0, {}});

@@ -25,6 +25,7 @@
 
 #include "checkpoint/config.h"
 #include "core/device.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/packed_batch.h"
 #include "tokenizer/encoding.h"
@@ -155,6 +156,7 @@ class Pipeline {
     int max_batch_size = 32;        // inputs per forward in predict()
     int max_batch_tokens = 16384;   // real tokens per forward in predict()
     Device device;                  // where the model runs (LoadOptions::device)
+    DType dtype = DType::F32;       // what its products compute in (LoadOptions::dtype)
     bool check_weights = true;      // refuse NaN/Inf weights at load (LoadOptions::check_finite)
   };
 

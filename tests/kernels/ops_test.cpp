@@ -1,0 +1,269 @@
+// kernels/ops.h, the checked layer, over device x dtype: the linear family (plain and prepared, with
+// GELU, strided outputs) on the CPU and the emulated GPU in fp32 and bf16 against a double reference
+// (fp32 ~1e-5; bf16 against the reference of the bf16-rounded operands ~1e-5 and against fp32 within
+// 4e-2), fp32 <-> bf16 conversion bit for bit against the scalar rounding, and the checks: a wrong
+// shape, dtype or device is an Error naming the op and the argument.
+//
+// Dimensions: M rows, K input features, N output features.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/error.h"
+#include "emulated_backend.h"
+#include "kernels/ops.h"
+
+namespace tuneserve {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::ThrowsMessage;
+
+enum class Where { Cpu, EmulatedGpu };
+
+const Backend& backend_of(Where where) { return where == Where::Cpu ? cpu_backend() : testing::emulated_gpu(); }
+
+std::vector<float> randn(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A device copy of host values, in fp32 or rounded to bf16 (the rounding of ops::convert).
+struct DevTensor {
+  DevTensor(const Backend& b, const std::vector<float>& host, std::initializer_list<std::int64_t> dims,
+            DType dtype = DType::F32)
+      : backend(&b), f32(b, host.size() * sizeof(float)), n(host.size()), dtype(dtype), dims(dims) {
+    f32.upload(host.data(), n * sizeof(float));
+    if (dtype == DType::BF16) {
+      bf16 = DeviceBuffer(b, n * sizeof(Bf16));
+      ops::convert(b, view(), Tensor(f32.as<float>(), b.device, {static_cast<std::int64_t>(n)}));
+    }
+  }
+  Tensor view() const {
+    Tensor t(dtype == DType::BF16 ? bf16.data() : f32.data(), dtype, backend->device, {});
+    for (const std::int64_t d : dims) t.shape[static_cast<std::size_t>(t.rank++)] = d;
+    return t;
+  }
+  std::vector<float> back() const {
+    std::vector<float> h(n);
+    f32.download(h.data(), n * sizeof(float));
+    return h;
+  }
+  const Backend* backend;
+  DeviceBuffer f32, bf16;
+  std::size_t n;
+  DType dtype;
+  std::vector<std::int64_t> dims;
+};
+
+std::vector<float> rounded(const std::vector<float>& v) {
+  std::vector<float> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = bf16_value(round_to_bf16(v[i]));
+  return out;
+}
+
+// y (M, N) = x W^T + b in double; gelu applies erf-GELU.
+std::vector<double> reference(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
+                              int M, int K, int N, bool gelu) {
+  std::vector<double> y(static_cast<std::size_t>(M) * N);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = b[n];
+      for (int k = 0; k < K; ++k) s += static_cast<double>(x[m * K + k]) * w[n * K + k];
+      y[m * N + n] = gelu ? 0.5 * s * (1.0 + std::erf(s / std::sqrt(2.0))) : s;
+    }
+  return y;
+}
+
+// |a - b| <= atol + rtol * |b| everywhere; the worst element in the message.
+void expect_close(const std::vector<float>& got, const std::vector<double>& want, double atol, double rtol,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  double worst = -1;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double excess = std::abs(got[i] - want[i]) - (atol + rtol * std::abs(want[i]));
+    if (!(excess <= worst)) {
+      worst = excess;
+      at = i;
+    }
+  }
+  EXPECT_LE(worst, 0.0) << what << ": element " << at << " is " << got[at] << ", want " << want[at];
+}
+
+class LinearOps : public ::testing::TestWithParam<std::tuple<Where, DType>> {
+ protected:
+  void SetUp() override {
+    const auto [where, dtype] = GetParam();
+    if (dtype == DType::BF16) {
+      std::string why;
+      if (!ops::supports(cpu_backend(), DType::BF16, &why)) GTEST_SKIP() << why;
+    }
+  }
+};
+
+TEST_P(LinearOps, ForwardBackwardAndPreparedMatchTheReference) {
+  const auto [where, dtype] = GetParam();
+  const Backend& k = backend_of(where);
+  const bool bf16 = dtype == DType::BF16;
+  std::mt19937 rng(11);
+  for (const auto& [M, K, N] : {std::tuple{1, 8, 2}, std::tuple{37, 96, 50}, std::tuple{130, 256, 384}}) {
+    const std::string shape = fmt::format("{}x{}x{} {}", M, K, N, compute_dtype_name(dtype));
+    const std::vector<float> x = randn(static_cast<std::size_t>(M) * K, rng),
+                             w = randn(static_cast<std::size_t>(N) * K, rng, 1.0f / std::sqrt(static_cast<float>(K))),
+                             b = randn(N, rng), dy = randn(static_cast<std::size_t>(M) * N, rng);
+    // What the products see: the operands rounded to bf16 (exactly), accumulated in fp32.
+    const std::vector<float> xr = bf16 ? rounded(x) : x, wr = bf16 ? rounded(w) : w, dyr = bf16 ? rounded(dy) : dy;
+    const double atol = 1e-4, rtol = 1e-4;                       // fp32 accumulation of the given operands
+    const double atol32 = bf16 ? 4e-2 : 1e-4, rtol32 = atol32;  // against the unrounded fp32 product
+
+    const DevTensor dx(k, x, {M, K}, dtype), dw(k, w, {N, K}, dtype), db(k, b, {N});
+    // Strided output: the product fills N of N + 3 columns and leaves the rest alone.
+    const int ld = N + 3;
+    DevTensor out(k, std::vector<float>(static_cast<std::size_t>(M) * ld, -7.0f), {M, N});
+    ops::linear_forward(k, out.view().strided(ld), dx.view(), dw.view(), db.view());
+    std::vector<float> got = out.back(), dense;
+    for (int m = 0; m < M; ++m) {
+      for (int n = 0; n < N; ++n) dense.push_back(got[static_cast<std::size_t>(m) * ld + n]);
+      for (int n = N; n < ld; ++n) ASSERT_EQ(got[static_cast<std::size_t>(m) * ld + n], -7.0f) << shape;
+    }
+    expect_close(dense, reference(xr, wr, b, M, K, N, false), atol, rtol, "forward " + shape);
+    expect_close(dense, reference(x, w, b, M, K, N, false), atol32, rtol32, "forward vs fp32 " + shape);
+
+    // Backward: dinp written, dweight and dbias accumulated onto what they held.
+    const std::vector<float> dw0 = randn(w.size(), rng), db0 = randn(N, rng);
+    DevTensor dinp(k, std::vector<float>(x.size(), 0.0f), {M, K}), gw(k, dw0, {N, K}), gb(k, db0, {N}),
+        dout(k, dy, {M, N});
+    ops::linear_backward(k, dinp.view(), gw.view(), gb.view(), dout.view(), dx.view(), dw.view());
+    std::vector<double> want_dx(x.size(), 0.0), want_dw(w.size()), want_db(N);
+    for (int n = 0; n < N; ++n) {
+      double sb = db0[n];
+      for (int m = 0; m < M; ++m) sb += dy[m * N + n];  // dbias sums the fp32 dout
+      want_db[n] = sb;
+      for (int kk = 0; kk < K; ++kk) {
+        double s = dw0[n * K + kk];
+        for (int m = 0; m < M; ++m) s += static_cast<double>(dyr[m * N + n]) * xr[m * K + kk];
+        want_dw[n * K + kk] = s;
+      }
+    }
+    for (int m = 0; m < M; ++m)
+      for (int kk = 0; kk < K; ++kk) {
+        double s = 0;
+        for (int n = 0; n < N; ++n) s += static_cast<double>(dyr[m * N + n]) * wr[n * K + kk];
+        want_dx[m * K + kk] = s;
+      }
+    expect_close(dinp.back(), want_dx, atol, rtol, "dinp " + shape);
+    expect_close(gw.back(), want_dw, atol * std::sqrt(M) * 4, rtol, "dweight (+=) " + shape);
+    expect_close(gb.back(), want_db, 1e-4 * std::sqrt(M), 1e-5, "dbias (+=) " + shape);
+
+    // Prepared (inference) layers: weights packed once in the dtype, the input rounded per call.
+    for (const LinearActivation act : {LinearActivation::None, LinearActivation::Gelu}) {
+      const DevTensor w32(k, w, {N, K});
+      const auto layer = ops::prepare_linear(k, w32.view(), db.view(), act, dtype);
+      const DevTensor x32(k, x, {M, K});
+      DevTensor y(k, std::vector<float>(static_cast<std::size_t>(M) * N), {M, N});
+      ops::prepared_forward(*layer, y.view(), x32.view());
+      const bool gelu = act == LinearActivation::Gelu;
+      expect_close(y.back(), reference(xr, wr, b, M, K, N, gelu), atol, rtol,
+                   std::string("prepared ") + (gelu ? "gelu " : "") + shape);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(DeviceByDtype, LinearOps,
+                         ::testing::Combine(::testing::Values(Where::Cpu, Where::EmulatedGpu),
+                                            ::testing::Values(DType::F32, DType::BF16)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) == Where::Cpu ? "cpu" : "emulated_gpu") + "_" +
+                                  compute_dtype_name(std::get<1>(info.param));
+                         });
+
+TEST(Convert, RoundsToNearestEvenBitForBitOnEveryDevice) {
+  std::string why;
+  if (!ops::supports(cpu_backend(), DType::BF16, &why)) GTEST_SKIP() << why;
+  std::mt19937 rng(3);
+  std::vector<float> v = randn(1000, rng, 100.0f);
+  // Ties both ways, the largest finite values, infinities, NaN, zeros and a subnormal.
+  for (const std::uint32_t bits : {0x3f808000u, 0x3f818000u, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u, 0xff800000u,
+                                   0x7fc00001u, 0x00000000u, 0x80000000u, 0x00000123u, 0x3f7fffffu})
+    v.push_back(std::bit_cast<float>(bits));
+  for (const Where where : {Where::Cpu, Where::EmulatedGpu}) {
+    const Backend& k = backend_of(where);
+    const auto n = static_cast<std::int64_t>(v.size());
+    DevTensor in(k, v, {n});
+    DeviceBuffer half(k, v.size() * sizeof(Bf16)), back(k, v.size() * sizeof(float));
+    ops::convert(k, Tensor(half.as<Bf16>(), k.device, {n}), in.view());
+    ops::convert(k, Tensor(back.as<float>(), k.device, {n}), Tensor(half.as<Bf16>(), k.device, {n}));
+    std::vector<Bf16> got(v.size());
+    std::vector<float> widened(v.size());
+    half.download(got.data(), got.size() * sizeof(Bf16));
+    back.download(widened.data(), widened.size() * sizeof(float));
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const Bf16 want = round_to_bf16(v[i]);
+      ASSERT_EQ(got[i].bits, want.bits) << "element " << i << " = " << v[i];
+      ASSERT_EQ(std::bit_cast<std::uint32_t>(widened[i]), static_cast<std::uint32_t>(want.bits) << 16) << i;
+    }
+  }
+  EXPECT_EQ(round_to_bf16(std::bit_cast<float>(0x3f808000u)).bits, 0x3f80);  // a tie rounds to even
+  EXPECT_EQ(round_to_bf16(std::bit_cast<float>(0x3f818000u)).bits, 0x3f82);
+  EXPECT_TRUE(std::isnan(bf16_value(round_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+TEST(OpsChecks, WrongShapeDtypeOrDeviceIsAnErrorNamingTheArgument) {
+  const Backend& k = cpu_backend();
+  std::vector<float> x(4 * 8), w(3 * 8), b(3), y(4 * 3), ln(8), stats(4);
+  const Device cpu;
+  const Tensor tx(x.data(), cpu, {4, 8}), tw(w.data(), cpu, {3, 8}), tb(b.data(), cpu, {3}), ty(y.data(), cpu, {4, 3});
+  EXPECT_NO_THROW(ops::linear_forward(k, ty, tx, tw, tb));
+  EXPECT_THAT([&] { ops::linear_forward(k, ty, tx, Tensor(w.data(), cpu, {3, 7}), tb); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("ops::linear_forward"), HasSubstr("'weight'"),
+                                         HasSubstr("F32 [3, 7] on cpu"), HasSubstr("[3, 8]"))));
+  EXPECT_THAT([&] { ops::linear_forward(k, Tensor(y.data(), cpu, {4, 2}), tx, tw, tb); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("'out'"), HasSubstr("[4, 3]"))));
+  std::vector<Bf16> w16(3 * 8);
+  EXPECT_THAT([&] { ops::linear_forward(k, ty, tx, Tensor(w16.data(), cpu, {3, 8}), tb); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("'weight' is BF16 [3, 8] on cpu"), HasSubstr("expected F32"))));
+  EXPECT_THAT([&] { ops::layernorm_forward(k, tx, Tensor(stats.data(), cpu, {4}), Tensor(), tx,
+                                           Tensor(ln.data(), cpu, {7}), Tensor(ln.data(), cpu, {8}), 1e-5f); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("ops::layernorm_forward"), HasSubstr("'weight'"))));
+  // A host tensor handed to the emulated GPU's kernels: caught before any kernel runs.
+  EXPECT_THAT([&] { ops::linear_forward(testing::emulated_gpu(), ty, tx, tw, tb); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("'inp' is F32 [4, 8] on cpu"),
+                                         HasSubstr("the kernels run on cuda:0"))));
+  EXPECT_THAT([&] { ops::linear_forward(k, ty.strided(2), tx, tw, tb); },
+              ThrowsMessage<Error>(HasSubstr("a row stride needs 2 dims and at least as many elements as a row")));
+  EXPECT_THAT([&] { ops::convert(k, tx, tw); }, ThrowsMessage<Error>(HasSubstr("only F32 <-> BF16")));
+  EXPECT_THAT([&] { ops::attention_forward(k, ty, Tensor(), Tensor(x.data(), cpu, {1, 4, 8}), Tensor(), 2, 0.0f, {}, {}); },
+              ThrowsMessage<Error>(HasSubstr("expected [B, T, 3C]")));
+}
+
+TEST(OpsChecks, DevicesWithoutBf16ProductsSaySo) {
+  Backend no_bf16 = cpu_backend();
+  no_bf16.bf16_available = [](std::string* why) {
+    if (why) *why = "no bf16 here";
+    return false;
+  };
+  std::string why;
+  EXPECT_FALSE(ops::supports(no_bf16, DType::BF16, &why));
+  EXPECT_EQ(why, "no bf16 here");
+  EXPECT_TRUE(ops::supports(no_bf16, DType::F32));
+  std::vector<float> w(6);
+  EXPECT_THAT([&] { ops::prepare_linear(no_bf16, Tensor(w.data(), Device{}, {2, 3}), Tensor(), LinearActivation::None,
+                                        DType::BF16); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("ops::prepare_linear"), HasSubstr("no bf16 here"))));
+  EXPECT_THAT([] { ops::require(cpu_backend(), DType::F16, "--dtype"); },
+              ThrowsMessage<Error>(HasSubstr("products in F16 are not supported")));
+}
+
+}  // namespace
+}  // namespace tuneserve
