@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <csignal>
@@ -22,6 +23,26 @@ inline std::string shared_path(const std::string& relative) {
 }
 
 inline std::string binary_path() { return TUNESERVE_BINARY; }
+
+// This test process's scratch folder, <tmp>/tuneserve_test_<pid>: the process id keeps concurrent
+// ctest runs (other checkouts on the machine, ctest -j) apart. Removed when the process exits
+// normally (not by a forked child that exits: only the process that made it removes it).
+inline const std::filesystem::path& scratch_dir() {
+  struct Scratch {
+    std::filesystem::path path = std::filesystem::temp_directory_path() / ("tuneserve_test_" + std::to_string(::getpid()));
+    pid_t owner = ::getpid();
+    Scratch() { std::filesystem::create_directories(path); }
+    ~Scratch() {
+      std::error_code ignored;
+      if (::getpid() == owner) std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Scratch scratch;
+  return scratch.path;
+}
+
+// A path for scratch file or folder `name` inside scratch_dir() (nothing is created).
+inline std::filesystem::path scratch_path(const std::string& name) { return scratch_dir() / name; }
 
 // The message of the tuneserve::Error that f throws, or "(no error)" when it throws none.
 inline std::string error_of(const std::function<void()>& f) {

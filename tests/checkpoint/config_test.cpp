@@ -53,7 +53,7 @@ TEST(Config, RoundTripKeepsUnknownKeys) {
   set_labels(c, {"neg", "pos", "neutral"});
   c.problem_type = "single_label_classification";
   c.architectures = {c.sequence_classification_class()};
-  const auto path = (std::filesystem::temp_directory_path() / "tuneserve_config_rt.json").string();
+  const auto path = testing::scratch_path("config_rt.json").string();
   save_config(c, path);
   const auto back = load_config(path);
   EXPECT_EQ(back.raw["my_custom_key"], "kept");

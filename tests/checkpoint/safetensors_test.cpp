@@ -13,7 +13,7 @@ namespace tuneserve {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("tuneserve_" + name)).string();
+  return testing::scratch_path(name).string();
 }
 
 TEST(SafeTensors, RoundTrip) {

@@ -25,7 +25,7 @@ namespace {
 using testing::error_of;
 
 std::string temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("tuneserve_engine_" + name);
+  const fs::path p = testing::scratch_path("engine_" + name);
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

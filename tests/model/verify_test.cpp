@@ -52,7 +52,7 @@ TEST(Verify, FailsOnAPerturbedReference) {
   auto logits = g.read_f32("logits");
   logits[1] += 1e-3f;
   w.add_f32("logits", g.info("logits").shape, logits.data());
-  const auto path = (std::filesystem::temp_directory_path() / "tuneserve_engine_perturbed.safetensors").string();
+  const auto path = testing::scratch_path("engine_perturbed.safetensors").string();
   w.write(path);
   const CliRun r = run_verify("--model " + dir + " --reference " + path);
   EXPECT_EQ(r.code, 1) << r.output;

@@ -56,27 +56,9 @@ std::string slurp(const fs::path& path) {
   return ss.str();
 }
 
-// Scratch directories made by this process, removed when the test program ends.
-std::vector<fs::path>& scratch_dirs() {
-  static std::vector<fs::path> dirs;
-  return dirs;
-}
-
-class RemoveScratch : public ::testing::Environment {
- public:
-  void TearDown() override {
-    std::error_code ignored;
-    for (const auto& dir : scratch_dirs()) fs::remove_all(dir, ignored);
-  }
-};
-const auto* const remove_scratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
-
 fs::path temp_dir() {
-  // The process id keeps concurrent ctest runs (other checkouts on this machine) apart.
-  const fs::path dir = fs::temp_directory_path() /
-                       ("tuneserve_predict_test_" + std::to_string(::getpid()) + "_" +
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  if (fs::create_directories(dir)) scratch_dirs().push_back(dir);
+  const fs::path dir = testing::scratch_path(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  fs::create_directories(dir);
   return dir;
 }
 
