@@ -44,6 +44,14 @@ inline const std::filesystem::path& scratch_dir() {
 // A path for scratch file or folder `name` inside scratch_dir() (nothing is created).
 inline std::filesystem::path scratch_path(const std::string& name) { return scratch_dir() / name; }
 
+// An empty folder `name` inside scratch_dir(), whatever an earlier test left there.
+inline std::filesystem::path fresh_scratch_dir(const std::string& name) {
+  const std::filesystem::path dir = scratch_path(name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 // The message of the tuneserve::Error that f throws, or "(no error)" when it throws none.
 inline std::string error_of(const std::function<void()>& f) {
   try {

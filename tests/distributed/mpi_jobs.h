@@ -37,14 +37,6 @@ inline std::string mpirun() {
       GTEST_SKIP() << "mpirun not found (Debian openmpi-bin): data-parallel jobs cannot be launched here"; \
   } while (0)
 
-// A fresh directory for one test.
-inline fs::path scratch_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("tuneserve_dp_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 // `n` labelled rows of random ids in [5, vocab) (lengths 4..max_len), label = first id mod K, written
 // as a prepared dataset; the label depends on the ids so the loss moves.
 inline std::string write_rows(const fs::path& dir, int n, int vocab, int max_len, int num_labels, unsigned seed) {

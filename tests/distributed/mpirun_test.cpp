@@ -52,7 +52,7 @@ TEST_P(Exactness, TwoRanksOfEightMatchOneProcessOfSixteen) {
   const std::string arch = GetParam();
   TUNESERVE_REQUIRE_SHARED("goldens/" + arch + "/config.json");
   const std::string model = shared_path("goldens/" + arch);
-  const fs::path dir = scratch_dir("exact_" + arch);
+  const fs::path dir = fresh_scratch_dir("exact_" + arch);
   const std::string data = write_rows(dir / "data", 75, 1000, 60, model_labels(model), 11);
   std::string log;
   ASSERT_EQ(train(1, golden_recipe(model, data, dir / "one") + " --train-batch-size 16", log), 0) << log;
@@ -85,7 +85,7 @@ TEST(Exactness, AccumulationAndARankWithoutRows) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
   const std::string model = shared_path("goldens/distilbert");
-  const fs::path dir = scratch_dir("exact_accum");
+  const fs::path dir = fresh_scratch_dir("exact_accum");
   const std::string data = write_rows(dir / "data", 65, 1000, 60, model_labels(model), 5);
   std::string log;
   const std::string recipe = golden_recipe(model, data, dir / "one") + " --gradient-accumulation-steps 2";
@@ -102,7 +102,7 @@ TEST(Exactness, SameAccuracyOnAShortAmazonRun) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("data/amazon_polarity/train.jsonl");
   TUNESERVE_REQUIRE_SHARED("models/distilbert-tiny-init/config.json");
-  const fs::path dir = scratch_dir("amazon");
+  const fs::path dir = fresh_scratch_dir("amazon");
   const std::string recipe = "--model " + shared_path("models/distilbert-tiny-init") + " --tokenizer " +
                              shared_path("tokenizers/bert-base-cased") + " --train " +
                              shared_path("data/amazon_polarity/train.jsonl") + " --test " +
@@ -131,7 +131,7 @@ TEST(Resume, OnAnotherNumberOfRanks) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
   const std::string model = shared_path("goldens/distilbert");
-  const fs::path dir = scratch_dir("resume");
+  const fs::path dir = fresh_scratch_dir("resume");
   const std::string data = write_rows(dir / "data", 96, 1000, 60, model_labels(model), 9);
   auto recipe = [&](const fs::path& out, int ranks) {
     return "--model " + model + " --train " + data + " --max-steps 6 --learning-rate 1e-3 --warmup-steps 1 --seed 4" +
@@ -258,7 +258,7 @@ std::string read_log(const fs::path& path) {
 TEST(Faults, AKilledRankEndsTheJobWithinSecondsNamingRankAndHost) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
-  const fs::path dir = scratch_dir("killed");
+  const fs::path dir = fresh_scratch_dir("killed");
   const pid_t job = start_endless_training(dir);
   ASSERT_GT(job, 0);
   // Once both ranks train (rank 0 has logged a step), rank 1 dies as an OOM kill would end it.
@@ -298,7 +298,7 @@ void expect_one_complete_checkpoint(const fs::path& out, const std::string& log)
 TEST(Signals, SigtermStopsEveryRankAtOneStepWithACheckpoint) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
-  const fs::path dir = scratch_dir("sigterm");
+  const fs::path dir = fresh_scratch_dir("sigterm");
   const pid_t job = start_endless_training(dir);
   ASSERT_GT(job, 0);
   std::vector<pid_t> ranks;
@@ -334,7 +334,7 @@ std::string mismatched(const std::string& rank0, const std::string& rank1, int* 
 TEST(Faults, RanksThatDisagreeAreRefusedSayingWhat) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/roberta/config.json");
-  const fs::path dir = scratch_dir("mismatch");
+  const fs::path dir = fresh_scratch_dir("mismatch");
   const std::string model = shared_path("goldens/distilbert");
   const std::string a = write_rows(dir / "a", 40, 1000, 30, 2, 1), b = write_rows(dir / "b", 40, 1000, 30, 2, 2);
   const std::string base = "--model " + model + " --output-dir " + (dir / "out").string() + " --train ";
@@ -384,7 +384,7 @@ std::string sagemaker_mpi_job(const fs::path& root, nlohmann::json hyperparamete
 TEST(SageMaker, MpiEnabledJobStartsItsRanks) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
-  const fs::path root = scratch_dir("sagemaker");
+  const fs::path root = fresh_scratch_dir("sagemaker");
   const std::string job =
       sagemaker_mpi_job(root, {{"max_steps", "3"}, {"train_batch_size", "4"}, {"save_strategy", "\"no\""}});
   std::string log;
@@ -398,9 +398,6 @@ TEST(SageMaker, MpiEnabledJobStartsItsRanks) {
   fs::remove_all(root);
 }
 
-// SageMaker stopping an MPI job sends SIGTERM to the container's main process, the launcher only:
-// it passes the signal on to mpirun, which passes it on to every rank and gives them time to save
-// rank 0's checkpoint; the launcher then exits 0 with no rank left running.
 // Whether process `pid` runs (neither gone nor a zombie).
 bool running(pid_t pid) {
   const char state = pid > 0 ? process_state(pid).first : 0;
@@ -416,10 +413,13 @@ struct KillLeftovers {
   }
 };
 
+// SageMaker stopping an MPI job sends SIGTERM to the container's main process, the launcher only:
+// it passes the signal on to mpirun, which passes it on to every rank and gives them time to save
+// rank 0's checkpoint; the launcher then exits 0 with no rank left running.
 TEST(SageMaker, SigtermToTheLauncherStopsTheRanksWithACheckpoint) {
   TUNESERVE_REQUIRE_MPIRUN();
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/config.json");
-  const fs::path root = scratch_dir("sagemaker_sigterm");
+  const fs::path root = fresh_scratch_dir("sagemaker_sigterm");
   // A SageMaker job logs into its model folder and checkpoints into /opt/ml/checkpoints.
   const pid_t launcher = start_training(sagemaker_mpi_job(root, {}, endless), root, root / "model");
   ASSERT_GT(launcher, 0);

@@ -25,10 +25,7 @@ namespace {
 using testing::error_of;
 
 std::string temp_dir(const std::string& name) {
-  const fs::path p = testing::scratch_path("engine_" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
+  return testing::fresh_scratch_dir("engine_" + name).string();
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
