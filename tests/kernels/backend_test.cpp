@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -71,6 +73,12 @@ TEST(CpuBackend, OptimizerEntriesAreBitwiseTheTrainersOptimizer) {
   for (const auto& g : grads)
     for (float x : g) sum += static_cast<double>(x) * x;
   EXPECT_NEAR(cpu_backend().grad_norm(slices), std::sqrt(sum), 1e-12 * std::sqrt(sum));
+  // Pieces of fixed size added in order: the same bits on one thread as on several.
+  const double parallel_norm = cpu_backend().grad_norm(slices);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  EXPECT_EQ(cpu_backend().grad_norm(slices), parallel_norm);
+  omp_set_num_threads(threads);
 
   // The optimizer's step before it ran on a Backend: one kernel call per tensor, decay zeroed
   // outside the decay group (train::AdamW now calls adamw_update_all itself).

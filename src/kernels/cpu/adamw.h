@@ -23,6 +23,9 @@ struct AdamWHyper {
 void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t n,
                   const AdamWHyper& hyper);
 
+// Sum of x[i]^2 over n elements in double (16 partial sums; serial: the caller splits the work).
+double sum_squares(const float* x, std::size_t n);
+
 }  // namespace tuneserve::kernels::cpu
 
 namespace tuneserve {

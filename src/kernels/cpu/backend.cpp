@@ -1,11 +1,12 @@
 // The CPU Backend table (kernels/backend.h): host memory, this folder's kernels, PackedLinear for
-// prepared inference layers, and the optimizer's grad norm and AdamW in the order train/optimizer.cpp
-// has always used, so a model or trainer run through the table is bitwise what it was before.
+// prepared inference layers, and the optimizer's grad norm and AdamW over all parameters at once.
 //
 // Dimensions: n elements, bytes in bytes; P optimizer slices, N_p elements of slice p.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/backend.h"
@@ -76,24 +77,46 @@ bool bf16_available(std::string* why) {
   return false;
 }
 
-// Per slice a double sum (OpenMP reduction above 65536 elements), slices added in order.
+// The optimizer's passes over all parameters in pieces of at most kPiece elements, in one parallel
+// region: per tensor, ~100 regions of which most (biases, LayerNorms) ran on one thread.
+constexpr std::size_t kPiece = 65536;  // adamw_update runs a piece this size on the calling thread
+
+struct Piece {
+  std::size_t slice, begin, n;
+};
+
+std::vector<Piece> pieces_of(std::span<const OptimizerSlice> slices) {
+  std::vector<Piece> pieces;
+  for (std::size_t s = 0; s < slices.size(); s++)
+    for (std::size_t b = 0; b < slices[s].n; b += kPiece) pieces.push_back({s, b, std::min(kPiece, slices[s].n - b)});
+  return pieces;
+}
+
+// A double sum per piece, pieces added in order: the same value for any thread count.
 double grad_norm(std::span<const OptimizerSlice> slices) {
-  double total = 0.0;
-  for (const OptimizerSlice& s : slices) {
-    double sum = 0.0;
-    const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(s.n);
-#pragma omp parallel for reduction(+ : sum) schedule(static) if (n > 65536)
-    for (std::ptrdiff_t i = 0; i < n; i++) sum += static_cast<double>(s.grad[i]) * s.grad[i];
-    total += sum;
+  const std::vector<Piece> pieces = pieces_of(slices);
+  std::vector<double> sums(pieces.size());
+  const auto count = static_cast<std::ptrdiff_t>(pieces.size());
+#pragma omp parallel for schedule(static) if (count > 1)
+  for (std::ptrdiff_t i = 0; i < count; i++) {
+    const Piece& p = pieces[i];
+    sums[i] = kernels::cpu::sum_squares(slices[p.slice].grad + p.begin, p.n);
   }
+  double total = 0.0;
+  for (double s : sums) total += s;
   return std::sqrt(total);
 }
 
 void adamw_update_all(std::span<const OptimizerSlice> slices, const kernels::cpu::AdamWHyper& hyper) {
-  kernels::cpu::AdamWHyper h = hyper;
-  for (const OptimizerSlice& s : slices) {
+  const std::vector<Piece> pieces = pieces_of(slices);
+  const auto count = static_cast<std::ptrdiff_t>(pieces.size());
+#pragma omp parallel for schedule(static) if (count > 1)
+  for (std::ptrdiff_t i = 0; i < count; i++) {
+    const Piece& p = pieces[i];
+    const OptimizerSlice& s = slices[p.slice];
+    kernels::cpu::AdamWHyper h = hyper;
     h.weight_decay = s.decay ? hyper.weight_decay : 0.0;
-    kernels::cpu::adamw_update(s.param, s.grad, s.m, s.v, s.n, h);
+    kernels::cpu::adamw_update(s.param + p.begin, s.grad + p.begin, s.m + p.begin, s.v + p.begin, p.n, h);
   }
 }
 
