@@ -12,18 +12,27 @@ namespace tuneserve {
 TUNESERVE_ISA_BEGIN
 
 namespace {
+// Sum of term(0..n) in 16 lanes, the lanes then added in order: one float sum would be a serial
+// chain the compiler may not reorder (so it stays scalar); 16 lanes vectorize at every ISA level
+// and give the same bits at each.
+template <typename F>
+inline float lane_sum(int n, F&& term) {
+  constexpr int kLanes = 16;
+  float lane[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) lane[j] += term(i + j);
+  for (int j = 0; i < n; ++i, ++j) lane[j] += term(i);
+  float sum = 0.0f;
+  for (float v : lane) sum += v;
+  return sum;
+}
+
 // One row: y = (x - mean) * rstd * weight + bias, statistics in two passes over the cached row.
 inline void normalize_row(float* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias,
                           int C, float eps) {
-  float m = 0.0f;
-  for (int c = 0; c < C; ++c) m += x[c];
-  m /= static_cast<float>(C);
-  float v = 0.0f;
-  for (int c = 0; c < C; ++c) {
-    const float d = x[c] - m;
-    v += d * d;
-  }
-  v /= static_cast<float>(C);
+  const float m = lane_sum(C, [x](int c) { return x[c]; }) / static_cast<float>(C);
+  const float v = lane_sum(C, [x, m](int c) { return (x[c] - m) * (x[c] - m); }) / static_cast<float>(C);
   const float s = 1.0f / std::sqrt(v + eps);
   for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
   if (mean) *mean = m;
@@ -63,15 +72,9 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
       const float* dy = dout + static_cast<std::size_t>(i) * C;
       float* dx = dinp + static_cast<std::size_t>(i) * C;
       const float m = mean[i], s = rstd[i];
-      float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-      for (int c = 0; c < C; ++c) {
-        const float norm = (x[c] - m) * s;
-        const float dnorm = dy[c] * weight[c];
-        dnorm_mean += dnorm;
-        dnorm_norm_mean += dnorm * norm;
-      }
-      dnorm_mean /= static_cast<float>(C);
-      dnorm_norm_mean /= static_cast<float>(C);
+      const float dnorm_mean = lane_sum(C, [&](int c) { return dy[c] * weight[c]; }) / static_cast<float>(C);
+      const float dnorm_norm_mean =
+          lane_sum(C, [&](int c) { return dy[c] * weight[c] * ((x[c] - m) * s); }) / static_cast<float>(C);
       for (int c = 0; c < C; ++c) {
         const float norm = (x[c] - m) * s;
         dx[c] = (dy[c] * weight[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
