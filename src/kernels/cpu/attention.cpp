@@ -272,9 +272,15 @@ void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, cons
       if (!any_key) {
         for (int t2 = 0; t2 < Tp; ++t2) pr[t2] = t2 < T ? 1.0f / static_cast<float>(T) : 0.0f;
       } else {
-        float maxv = -std::numeric_limits<float>::infinity();
-        for (int t2 = 0; t2 < T; ++t2)
-          if (keymask[t2] != 0.0f && pr[t2] > maxv) maxv = pr[t2];
+        // The row's max over attended keys in lanes (a scalar compare-and-branch loop cost as much
+        // as the exponentials); keymask is 0 past T. Exact: a max does not depend on the order.
+        v16 lane_max = splat(-std::numeric_limits<float>::infinity());
+        for (int t2 = 0; t2 < Tp; t2 += 16) {
+          const v16 x = load(pr + t2);
+          lane_max = load(keymask + t2) != splat(0.0f) && x > lane_max ? x : lane_max;
+        }
+        float maxv = lane_max[0];
+        for (int i = 1; i < 16; ++i) maxv = lane_max[i] > maxv ? lane_max[i] : maxv;
         v16 sum = {};
         for (int t2 = 0; t2 < Tp; t2 += 16) {
           const v16 e = exp_nonpositive(load(pr + t2) - splat(maxv)) * load(keymask + t2);
