@@ -7,7 +7,9 @@
 # rate) sampling the server's RSS each second and counting 503s. DTYPE (default bf16 where the CPU
 # has AVX512-BF16, else fp32) is the server's and the ceiling's --dtype. Targets (issue 12): at
 # concurrency 32, batched requests/s >= 90% of the engine's batch-32 ceiling at these request lengths,
-# with p99 below the unbatched server's.
+# with p99 below the unbatched server's. Each point also prints wrk's own CPU (it shares the cores
+# with the server) and the server's account from /metrics: forward passes, mean inputs per pass, ms
+# per pass, ms in the queue, and ms between pass starts (cycle - pass: the model's idle time).
 #   bench/serve_load.sh            (after scripts/setup.sh; DURATION=10 seconds per point, DTYPE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,21 +65,42 @@ stop_server() {
   server_pid=""
 }
 
-# run_wrk CONCURRENCY: prints "requests/s p50 p99 non2xx"
+# The server's own account of a point, from /metrics before and after it: forward passes, mean
+# inputs per pass, mean ms per pass, mean ms a request waited in the queue, and ms between passes'
+# starts (the cycle; with one pass at a time, cycle - pass = the time the model did not run).
+# (no series before the first pass: an empty snapshot)
+metrics_snapshot() {
+  curl -sf "$url/metrics" | grep -E '^tuneserve_(batch_size|inference_duration_seconds|queue_duration_seconds)_(sum|count)' >"$1" || true
+}
+server_account() {  # BEFORE AFTER SECONDS
+  awk -v s="$3" 'FILENAME == ARGV[1] {a[$1] = $2; next} {n = $1; sub(/\{.*/, "", n); v[n] += $2 - a[$1]}
+    END { b = v["tuneserve_batch_size_count"]; q = v["tuneserve_queue_duration_seconds_count"]
+      if (b > 0) printf "%d %.1f %.1f %.1f %.1f", b, v["tuneserve_batch_size_sum"] / b,
+        1000 * v["tuneserve_inference_duration_seconds_sum"] / b, 1000 * v["tuneserve_queue_duration_seconds_sum"] / q, 1000 * s / b
+      else printf "0 - - - -" }' "$1" "$2"
+}
+
+# run_wrk CONCURRENCY: prints "requests/s p50 p99 non2xx wrk_cpu% passes batch pass_ms queue_ms cycle_ms"
+# (wrk_cpu%: wrk's own CPU time over the point, in % of one core: it shares the cores with the server)
 run_wrk() {
   local c="$1" threads=$(( $1 < 2 ? 1 : 2 ))
-  wrk -t"$threads" -c"$c" -d"${duration}s" --timeout 30s --latency -s bench/serve_post.lua "$url" \
-    >"$work/wrk.txt" 2>&1
-  local rps p50 p99 bad
+  metrics_snapshot "$work/m0"
+  local TIMEFORMAT='%U %S'
+  { time wrk -t"$threads" -c"$c" -d"${duration}s" --timeout 30s --latency -s bench/serve_post.lua "$url" \
+    >"$work/wrk.txt" 2>&1; } 2>"$work/wrk_cpu.txt"
+  metrics_snapshot "$work/m1"
+  local rps p50 p99 bad cpu
   rps="$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")"
   p50="$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")"
   p99="$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")"
   bad="$(awk '/Non-2xx/ {print $5}' "$work/wrk.txt")"
-  echo "$rps $p50 $p99 ${bad:-0}"
+  cpu="$(awk -v d="$duration" '{printf "%.1f", 100 * ($1 + $2) / d}' "$work/wrk_cpu.txt")"
+  echo "$rps $p50 $p99 ${bad:-0} $cpu $(server_account "$work/m0" "$work/m1" "$duration")"
 }
 
 declare -A result
-printf "\n%-22s %6s %12s %10s %10s %8s\n" mode conc "requests/s" p50 p99 non-2xx
+printf "\n%-22s %6s %12s %10s %10s %8s %8s %7s %6s %8s %8s %8s\n" mode conc "requests/s" p50 p99 non-2xx \
+  "wrk cpu%" passes batch "pass ms" "queue ms" "cycle ms"
 for mode in batched unbatched; do
   if [ "$mode" = batched ]; then
     start_server "$mode" --max-batch-requests 64 --max-batch-delay-ms 5 --job-queue-size 1024
@@ -85,10 +108,11 @@ for mode in batched unbatched; do
     start_server "$mode" --max-batch-requests 1 --job-queue-size 1024
   fi
   for c in 1 8 32 128; do
-    read -r rps p50 p99 bad < <(run_wrk "$c")
+    read -r rps p50 p99 bad cpu passes batch pass queue cycle < <(run_wrk "$c")
     result[$mode,$c]="$rps"
     result[$mode,$c,p99]="$p99"
-    printf "%-22s %6s %12s %10s %10s %8s\n" "$mode" "$c" "$rps" "$p50" "$p99" "$bad"
+    printf "%-22s %6s %12s %10s %10s %8s %8s %7s %6s %8s %8s %8s\n" "$mode" "$c" "$rps" "$p50" "$p99" "$bad" \
+      "$cpu" "$passes" "$batch" "$pass" "$queue" "$cycle"
   done
   stop_server
 done
