@@ -1,7 +1,7 @@
 // AdamW update (torch.optim.AdamW semantics): decoupled weight decay, bias-corrected moments.
 // Scalars are computed in double and applied in fp32, as torch applies Python scalars to fp32 tensors.
 //
-// Dimensions: N elements of one parameter tensor.
+// Dimensions: N elements of one parameter tensor (or of a range of one).
 #include "kernels/cpu/adamw.h"
 
 #include <algorithm>

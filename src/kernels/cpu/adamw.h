@@ -1,5 +1,7 @@
-// AdamW update for one parameter tensor, exactly as torch.optim.AdamW (single-tensor path) does it.
-// The optimizer (train/optimizer.h) calls it once per parameter tensor per optimizer step.
+// AdamW update for one parameter tensor (or a range of one), exactly as torch.optim.AdamW
+// (single-tensor path) does it. The CPU backend's adamw_update_all (kernels/cpu/backend.cpp) calls it
+// on pieces of at most 64Ki elements, all pieces of a step in one parallel region; a larger range is
+// split over the threads here.
 //
 // Dimensions: N elements of one parameter tensor (flat).
 // Writes in place: param, m, v (all = , the new state). Reads grad.
