@@ -52,7 +52,7 @@ void adamw_update(float* param, const float* grad, float* m, float* v, std::size
                   static_cast<float>(std::sqrt(bias_correction2)),
                   static_cast<float>(h.eps),
                   h.grad_scale};
-  constexpr std::ptrdiff_t kChunk = 65536;
+  constexpr auto kChunk = static_cast<std::ptrdiff_t>(kAdamWChunk);
   const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(n), chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::ptrdiff_t c = 0; c < chunks; c++) {

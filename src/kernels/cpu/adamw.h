@@ -25,6 +25,10 @@ struct AdamWHyper {
 void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t n,
                   const AdamWHyper& hyper);
 
+// adamw_update runs a range of at most this many elements on the calling thread and splits a larger
+// one into ranges of this size over the OpenMP threads.
+inline constexpr std::size_t kAdamWChunk = 65536;
+
 // Sum of x[i]^2 over n elements in double (16 partial sums; serial: the caller splits the work).
 double sum_squares(const float* x, std::size_t n);
 

@@ -79,7 +79,7 @@ bool bf16_available(std::string* why) {
 
 // The optimizer's passes over all parameters in pieces of at most kPiece elements, in one parallel
 // region: per tensor, ~100 regions of which most (biases, LayerNorms) ran on one thread.
-constexpr std::size_t kPiece = 65536;  // adamw_update runs a piece this size on the calling thread
+constexpr std::size_t kPiece = kernels::cpu::kAdamWChunk;  // adamw_update runs a piece on the calling thread
 
 struct Piece {
   std::size_t slice, begin, n;
