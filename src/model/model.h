@@ -118,7 +118,8 @@ class Model {
   // shape is fixed at load; pass LoadOptions::labels instead).
   ModelConfig& mutable_config();
 
-  // OpenMP/oneDNN threads used by forward/backward (default: all cores).
+  // OpenMP/oneDNN threads used by forward/backward on the calling thread (OpenMP keeps the count
+  // per thread: threads started later get the runtime default, all cores).
   static void set_num_threads(int n);
 
   // Eval-mode forward: logits (B, K) on the host (the batch is host memory too; it is uploaded per

@@ -464,6 +464,10 @@ Encoding Pipeline::tokenize(const TextInput& input, const TokenizeOptions& optio
 }
 
 std::vector<float> Pipeline::forward(const PackedBatch& batch, const std::function<bool()>& stop) const {
+  // OpenMP's thread count belongs to the calling thread: load() set it on its own thread, and a
+  // thread started since (a server's batch worker) would run the runtime default, all cores, so
+  // two workers of one thread each would run four spinning threads on two cores.
+  if (impl_->options.threads > 0) Model::set_num_threads(impl_->options.threads);
   ForwardOptions options;
   options.stop = stop;
   return impl_->model.forward(batch, options);

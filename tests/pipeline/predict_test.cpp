@@ -14,8 +14,10 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <omp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -316,6 +318,29 @@ TEST(Pipeline, BatchedEqualsOneAtATimeInInputOrder) {
   cut.truncation = false;
   EXPECT_THROW(pipeline->tokenize(inputs[0], cut), InputTooLongError);
   EXPECT_EQ(pipeline->config().arch, Arch::DistilBert);
+}
+
+// OpenMP keeps its thread count per thread: a forward on a thread started after the load (a
+// server's batch worker) must still use the pipeline's threads, not the runtime default.
+TEST(Pipeline, ForwardUsesItsThreadsOnAnyThread) {
+  TUNESERVE_REQUIRE_SHARED(kModel);
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  const int saved = omp_get_max_threads();
+  Pipeline::Options options;
+  options.threads = saved + 1;  // not the default on any machine
+  auto pipeline = Pipeline::load(shared_path(kModel), shared_path(kCased), options);
+  int seen = 0;
+  std::thread worker([&] {
+    EXPECT_EQ(omp_get_max_threads(), saved) << "a new thread starts with the runtime default";
+    PackedBatch batch;
+    const Encoding e = pipeline->tokenize(TextInput{kText, std::nullopt});
+    batch.append(e.ids, e.type_ids);
+    EXPECT_EQ(pipeline->forward(batch).size(), 2u);
+    seen = omp_get_max_threads();
+  });
+  worker.join();
+  Model::set_num_threads(saved);  // load() set this thread's count: the other tests get theirs back
+  EXPECT_EQ(seen, options.threads);
 }
 
 // BERT uses token types: a text pair through the pipeline must give the model's logits for the
