@@ -173,9 +173,10 @@ class EndToEnd : public ::testing::Test {
   }
 };
 
-// Without --workers, serve starts one worker per CPU the process may use (core/cpus.h: affinity
-// and cgroup quota), as SageMaker's toolkit does; --workers still decides when given.
-TEST_F(EndToEnd, WorkersDefaultToTheAvailableCpus) {
+// Without --workers, a batching server runs one worker (its pass on every CPU); without batching,
+// serve starts one worker per CPU the process may use (core/cpus.h: affinity and cgroup quota), as
+// SageMaker's toolkit does; --workers still decides when given.
+TEST_F(EndToEnd, WorkersDefaultToOnePassOrOnePerCpu) {
   auto workers_of = [](ServerProcess& server, int want) {
     int seen = -1;
     for (int i = 0; i < 100 && seen != want; i++) {  // scaled up just after the model is loaded
@@ -185,9 +186,12 @@ TEST_F(EndToEnd, WorkersDefaultToTheAvailableCpus) {
     }
     return seen;
   };
-  ServerProcess defaulted;
-  ASSERT_TRUE(defaulted.wait_ready());
-  EXPECT_EQ(workers_of(defaulted, tuneserve::available_cpus()), tuneserve::available_cpus());
+  ServerProcess batching;
+  ASSERT_TRUE(batching.wait_ready());
+  EXPECT_EQ(workers_of(batching, 1), 1);
+  ServerProcess unbatched({"--max-batch-requests", "1"});
+  ASSERT_TRUE(unbatched.wait_ready());
+  EXPECT_EQ(workers_of(unbatched, tuneserve::available_cpus()), tuneserve::available_cpus());
   ServerProcess chosen({"--workers", "3"});
   ASSERT_TRUE(chosen.wait_ready());
   EXPECT_EQ(workers_of(chosen, 3), 3);
