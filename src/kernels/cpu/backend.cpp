@@ -35,8 +35,17 @@ void copy_bytes(void* dst, const void* src, std::size_t bytes) {
   if (bytes) std::memcpy(dst, src, bytes);
 }
 
+// Split over the threads from 1 MiB: a training step zeroes every gradient (172 MB for
+// distilbert-base), and one core's memset left the other idle for ~16 ms of a ~700 ms step.
 void zero(void* dst, std::size_t bytes) {
-  if (bytes) std::memset(dst, 0, bytes);
+  constexpr std::size_t kPart = std::size_t{1} << 20;
+  const auto parts = static_cast<std::ptrdiff_t>((bytes + kPart - 1) / kPart);
+  auto* d = static_cast<unsigned char*>(dst);
+#pragma omp parallel for schedule(static) if (parts > 1)
+  for (std::ptrdiff_t i = 0; i < parts; i++) {
+    const std::size_t begin = static_cast<std::size_t>(i) * kPart;
+    std::memset(d + begin, 0, std::min(kPart, bytes - begin));
+  }
 }
 
 void synchronize() {}
