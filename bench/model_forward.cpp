@@ -4,11 +4,14 @@
 //   build/bench/bench_model_forward [--threads N] [--config PATH] [--reps R] [--train-batch B] [--tokens T]
 //                                   [--inference 0|1] [--train 0|1]   (which parts run; both by default)
 //                                   [--dtype fp32|bf16]   (what the model's products compute in)
+//                                   [--sustain S]   (then 32 x T fast passes back to back for S seconds)
 // and one training step (forward + backward with dropout) at B x T (default 8 x 128), all of them
 // unpadded, and with rows of unequal lengths (T down to T/4, the mask padding the rest). Each case runs
 // twice: "full" computes everything (EngineOptions off), "fast" skips what the logits do not need
 // (the last layer on first tokens only, training on real tokens only). cpu ms: process CPU time,
-// the figure to compare when other processes share the machine.
+// the figure to compare when other processes share the machine. --sustain prints the mean of
+// back-to-back passes too: a server's throughput is a mean over seconds, which a best-of-R figure
+// bounds only loosely on a machine whose speed drifts.
 // The PyTorch comparison lives in the predict benchmark; this one says where the time goes.
 #include <chrono>
 #include <cstdio>
@@ -67,12 +70,12 @@ std::vector<std::int32_t> mask_for(int B, int T, bool unequal) {
 
 int run(int argc, char** argv) {
   std::string config_path = std::string(TUNESERVE_SHARED_DIR) + "/goldens/configs/distilbert-base-cased/config.json";
-  int threads = 2, reps = 5, train_batch = 8, T = 128, inference = 1, train = 1;
+  int threads = 2, reps = 5, train_batch = 8, T = 128, inference = 1, train = 1, sustain = 0;
   std::string dtype_name = "fp32";
   bench::parse_flags(argc, argv, 1,
                      {{"--threads", {&threads}}, {"--config", {nullptr, 1, &config_path}}, {"--reps", {&reps}},
                       {"--train-batch", {&train_batch}}, {"--tokens", {&T}}, {"--inference", {&inference, 0}},
-                      {"--train", {&train, 0}}, {"--dtype", {.text = &dtype_name}}});
+                      {"--train", {&train, 0}}, {"--dtype", {.text = &dtype_name}}, {"--sustain", {&sustain, 0}}});
   const DType dtype = parse_compute_dtype(dtype_name);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come when piped
   Model::set_num_threads(threads);
@@ -115,6 +118,19 @@ int run(int argc, char** argv) {
       std::printf("%3dx%-8d %5s %9.2f %9.2f %9.2f %9.1f %14.2f %12.1f\n", B, T, fast ? "fast" : "full",
                   t.wall * 1e3, t.cpu * 1e3, B / t.wall, flops / t.wall / 1e9, tm.wall * 1e3,
                   linear_flops / tm.wall / 1e9);
+    }
+    if (B == 32 && sustain > 0) {
+      model.set_engine_options({true});
+      const PackedBatch batch = PackedBatch::from_padded(B, T, ids.data(), mask.data(), nullptr, false);
+      const double t0 = now();
+      int passes = 0;
+      do {
+        model.forward(batch);
+        ++passes;
+      } while (now() - t0 < sustain);
+      const double seconds = now() - t0;
+      std::printf("sustained %dx%d: %d passes in %.1f s, mean %.2f ms, %.2f seq/s\n", B, T, passes, seconds,
+                  seconds / passes * 1e3, B * passes / seconds);
     }
   }
   // Training step (forward + backward, dropout on) at train_batch x T, then with unequal lengths.

@@ -7,7 +7,9 @@
 # rate) sampling the server's RSS each second and counting 503s. DTYPE (default bf16 where the CPU
 # has AVX512-BF16, else fp32) is the server's and the ceiling's --dtype. Targets (issue 12): at
 # concurrency 32, batched requests/s >= 90% of the engine's batch-32 ceiling at these request lengths,
-# with p99 below the unbatched server's. Each point also prints wrk's own CPU (it shares the cores
+# with p99 below the unbatched server's. The ceiling is printed twice: the best of 5 passes, and the
+# mean of back-to-back passes over DURATION seconds (the server's figure is such a mean; on a machine
+# whose speed drifts the best pass overstates what the engine sustains). Each point also prints wrk's own CPU (it shares the cores
 # with the server) and the server's account from /metrics: forward passes, mean inputs per pass, ms
 # per pass, ms in the queue, and ms between pass starts (cycle - pass: the model's idle time).
 #   bench/serve_load.sh            (after scripts/setup.sh; DURATION=10 seconds per point, DTYPE)
@@ -125,7 +127,7 @@ tokens="$(sed -n 's/^  "\(.*\)",$/{"text": "\1 #100000"}/p' bench/serve_post.lua
   "$build_dir/tuneserve" tokenize --tokenizer "$tokenizer" |
   /usr/bin/python3 -c 'import json, sys; n = [len(json.loads(l)["ids"]) for l in sys.stdin]; print(round(sum(n) / len(n)))')"
 OMP_NUM_THREADS=2 "$build_dir/bench/bench_model_forward" --config "$config" --threads 2 --reps 5 --train 0 \
-  --tokens "$tokens" --dtype "$dtype" >"$work/ceiling.txt" 2>&1
+  --tokens "$tokens" --dtype "$dtype" --sustain "$duration" >"$work/ceiling.txt" 2>&1
 awk -v t="$tokens" -v d="$dtype" '$2 == "fast" && $1 ~ /^1x/ {one = $5} $2 == "fast" && $1 ~ /^32x/ {many = $5}
   END { if (one > 0) printf "engine ceiling (%s) at %d tokens per request: batch 1 %.1f seq/s, batch 32 %.1f seq/s: batching can add at most %.2fx\n", d, t, one, many, many / one }' \
   "$work/ceiling.txt"
@@ -133,9 +135,11 @@ awk -v t="$tokens" -v d="$dtype" '$2 == "fast" && $1 ~ /^1x/ {one = $5} $2 == "f
 ms() { awk -v x="$1" 'BEGIN { v = x + 0; u = x; sub(/^[0-9.]+/, "", u);
   printf "%.2f", u == "us" ? v / 1000 : u == "s" ? v * 1000 : u == "m" ? v * 60000 : v }'; }
 ceiling32="$(awk '$2 == "fast" && $1 ~ /^32x/ {print $5}' "$work/ceiling.txt")"
-awk -v b="${result[batched,32]}" -v c="$ceiling32" -v p="$(ms "${result[batched,32,p99]}")" \
+sustained32="$(awk '$1 == "sustained" && $2 ~ /^32x/ {print $NF == "seq/s" ? $(NF - 1) : ""}' "$work/ceiling.txt")"
+awk '$1 == "sustained"' "$work/ceiling.txt"
+awk -v b="${result[batched,32]}" -v c="$ceiling32" -v s="$sustained32" -v p="$(ms "${result[batched,32,p99]}")" \
   -v q="$(ms "${result[unbatched,32,p99]}")" -v d="$dtype" 'BEGIN {
-  printf "concurrency 32, %s: batched %.1f requests/s = %.0f%% of the engine'"'"'s batch-32 ceiling %.1f seq/s (target >= 90%%); p99 %.0f ms batched vs %.0f ms unbatched (target: below)\n", d, b, 100 * b / c, c, p, q }'
+  printf "concurrency 32, %s: batched %.1f requests/s = %.0f%% of the engine'"'"'s batch-32 ceiling %.1f seq/s (best of 5), %.0f%% of its sustained %.1f seq/s (target >= 90%%); p99 %.0f ms batched vs %.0f ms unbatched (target: below)\n", d, b, 100 * b / c, c, 100 * b / s, s, p, q }'
 
 echo
 echo "== overload: 512 connections against --job-queue-size 64, RSS sampled each second"
