@@ -9,9 +9,10 @@
 # concurrency 32, batched requests/s >= 90% of the engine's batch-32 ceiling at these request lengths,
 # with p99 below the unbatched server's. The ceiling is printed twice: the best of 5 passes, and the
 # mean of back-to-back passes over DURATION seconds (the server's figure is such a mean; on a machine
-# whose speed drifts the best pass overstates what the engine sustains). Each point also prints wrk's own CPU (it shares the cores
-# with the server) and the server's account from /metrics: forward passes, mean inputs per pass, ms
-# per pass, ms in the queue, and ms between pass starts (cycle - pass: the model's idle time).
+# whose speed drifts the best pass overstates what the engine sustains). Each point also prints
+# wrk's own CPU (it shares the cores with the server) and the server's account from /metrics:
+# forward passes, mean inputs per pass, ms per pass, ms in the queue, and ms between pass starts
+# (cycle - pass: the model's idle time).
 #   bench/serve_load.sh            (after scripts/setup.sh; DURATION=10 seconds per point, DTYPE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
