@@ -306,10 +306,11 @@ class EmulatedPreparedLinear final : public PreparedLinear {
                                     dev(bias, "prepare_linear", "bias", zu(N), true), K, N, activation, dtype)),
         K_(K),
         N_(N) {}
-  void forward(float* out, const float* inp, int M, int out_stride) const override {
+  void forward(float* out, const float* inp, int M, int out_stride, int held) const override {
     const char* f = "PreparedLinear::forward";
-    inner_->forward(dev(out, f, "out", strided(M, N_, out_stride)), dev(inp, f, "inp", zu(M) * zu(K_)), M,
-                    out_stride);
+    const int rows = std::max(M, held);  // the layer may compute every row held
+    inner_->forward(dev(out, f, "out", strided(rows, N_, out_stride)), dev(inp, f, "inp", zu(rows) * zu(K_)), M,
+                    out_stride, held);
   }
 
  private:
@@ -414,6 +415,7 @@ Backend make_table() {
   TUNESERVE_BACKEND_BF16_KERNELS(TUNESERVE_SET)
 #undef TUNESERVE_SET
   b.prepare_linear = e_prepare_linear;
+  b.prepared_rows = cpu().prepared_rows;  // the CPU's padded row counts, to check the buffers hold them
   b.bf16_available = e_bf16_available;
   b.grad_norm = e_grad_norm;
   b.adamw_update_all = e_adamw_update_all;

@@ -44,8 +44,10 @@ class PreparedLinear {
  public:
   PreparedLinear(int K, int N) : in_features(K), out_features(N) {}
   virtual ~PreparedLinear() = default;
-  // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N).
-  virtual void forward(float* out, const float* inp, int M, int out_stride = 0) const = 0;
+  // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N). held: the
+  // rows out and inp hold (0: M); the layer may run the product on all of them (their inputs may hold
+  // any values; their outputs are overwritten).
+  virtual void forward(float* out, const float* inp, int M, int out_stride = 0, int held = 0) const = 0;
   const int in_features;   // K
   const int out_features;  // N
 };
@@ -87,6 +89,9 @@ struct Backend {
   // weight (N, K) and bias (N) fp32; products in `dtype` (F32, or BF16 where bf16_available()).
   std::unique_ptr<PreparedLinear> (*prepare_linear)(const float* weight, const float* bias, int K, int N,
                                                     LinearActivation activation, DType dtype);
+  // The rows a prepared layer's buffers should hold for a forward of M rows (>= M): the CPU builds
+  // its kernels per row count and runs a few padded counts instead of building one for each M.
+  int (*prepared_rows)(int M);
 
   // ---- bf16 products (kernels/cpu/convert.h, kernels/cpu/matmul.h): true when this device runs
   // them now, else false with the reason in *why (the entries below may then be null).

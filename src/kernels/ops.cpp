@@ -378,7 +378,7 @@ std::unique_ptr<PreparedLinear> prepare_linear(const Backend& k, const Tensor& w
   return k.prepare_linear(weight.as<float>(), ptr<float>(bias), as_int(K), as_int(N), activation, dtype);
 }
 
-void prepared_forward(const PreparedLinear& layer, const Tensor& out, const Tensor& inp) {
+void prepared_forward(const PreparedLinear& layer, const Tensor& out, const Tensor& inp, std::int64_t rows) {
   const char* op = "ops::prepared_forward";
   const std::int64_t M = inp.dim(0);
   if (inp.dtype != F32 || inp.rank != 2 || inp.dim(1) != layer.in_features || (inp.row_stride && inp.row_stride != inp.dim(1)))
@@ -387,7 +387,8 @@ void prepared_forward(const PreparedLinear& layer, const Tensor& out, const Tens
       (out.row_stride && out.row_stride < out.dim(1)))
     fail("{}: 'out' is {}, expected F32 [{}, {}]", op, out.describe(), M, layer.out_features);
   if (out.device != inp.device) fail("{}: 'out' is {} but 'inp' is {}", op, out.describe(), inp.describe());
-  layer.forward(out.as<float>(), inp.as<float>(), as_int(M), stride_arg(out));
+  if (rows > M) fail("{}: {} rows asked of tensors that hold {}", op, rows, M);
+  layer.forward(out.as<float>(), inp.as<float>(), as_int(rows < 0 ? M : rows), stride_arg(out), as_int(M));
 }
 
 // ---- losses

@@ -80,8 +80,9 @@ void linear_backward(const Backend& k, const Tensor& dinp, const Tensor& dweight
 // An inference layer over weight (Nout, K) F32 and bias (Nout) or empty, computing in `dtype`.
 std::unique_ptr<PreparedLinear> prepare_linear(const Backend& k, const Tensor& weight, const Tensor& bias,
                                                LinearActivation activation, DType dtype);
-// out (M, Nout) F32 (rows out.stride() apart) = the prepared layer applied to inp (M, K) F32.
-void prepared_forward(const PreparedLinear& layer, const Tensor& out, const Tensor& inp);
+// out (M, Nout) F32 (rows out.stride() apart) = the prepared layer applied to inp (M, K) F32, for the
+// first `rows` rows (-1: all M); the layer may also compute the others (PreparedLinear::rows_to_hold).
+void prepared_forward(const PreparedLinear& layer, const Tensor& out, const Tensor& inp, std::int64_t rows = -1);
 
 // ---- losses (returned to the host): logits (B, K); targets (B) I32 for cross-entropy, else the
 // logits' shape F32.

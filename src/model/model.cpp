@@ -152,6 +152,9 @@ HeadSpec head_spec(const ModelConfig& c) {
 struct Layout {
   int B = 0, T = 0;
   int M = 0;                          // token rows run: B*T padded, or the real tokens packed
+  // Rows the inference activations that prepared products read and write hold (>= M): the backend's
+  // prepared_rows(M), so that those products run one of a few row counts. M in training.
+  int held = 0;
   bool packed = false;                // sequence b at rows offsets[b] .. offsets[b] + lengths[b]
   std::vector<int> offsets, lengths;
   std::vector<int> out_rows;          // (B) the row the head reads of each sequence (PackedBatch::output_rows)
@@ -273,10 +276,11 @@ std::size_t token_stride(const Layout& lay) { return (static_cast<std::size_t>(l
 // activations backward reads; bf16: their product operands' bf16 copies too.
 Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training, bool bf16) {
   const std::size_t C = c.hidden_size, F = c.intermediate_size, Ms = lay.M, Bs = lay.B;
+  const std::size_t Mh = training ? Ms : std::max(Ms, static_cast<std::size_t>(lay.held));
   Carver v;
   v.add(&a.tokens, 3 * token_stride(lay) + (lay.packed ? 0 : static_cast<std::size_t>(lay.B) * lay.T));
   v.add(&a.emb, Ms * C);
-  v.add(&a.emb_ln, Ms * C);
+  v.add(&a.emb_ln, Mh * C);
   v.add(&a.emb_mean, Ms);
   v.add(&a.emb_rstd, Ms);
   if (training) v.add(&a.emb_out, Ms * C);  // inference: no dropout, emb_out == emb_ln
@@ -284,18 +288,18 @@ Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training
   const int distinct = training ? c.num_layers : 1;
   for (int l = 0; l < distinct; ++l) {
     LayerActs& la = a.layers[l];
-    // Inference shares one set of buffers, sized for the full layers.
-    const std::size_t R = training && lay.pruned(l, c.num_layers) ? Bs : Ms;
-    v.add(&la.qkv, Ms * 3 * C);
+    // Inference shares one set of buffers, sized for the full layers (Mh rows where products run).
+    const std::size_t R = training && lay.pruned(l, c.num_layers) ? Bs : Ms, Rh = training ? R : Mh;
+    v.add(&la.qkv, Mh * 3 * C);
     if (training) {
       std::size_t att_numel = 0;
       attention_calls(lay, nullptr, c.num_heads, lay.pruned(l, c.num_layers), &att_numel);
       v.add(&la.att, att_numel);
     }
-    v.add(&la.atty, R * C);
-    v.add(&la.ao, R * C);
+    v.add(&la.atty, Rh * C);
+    v.add(&la.ao, Rh * C);
     if (training) v.add(&la.res1, R * C);  // inference: the residual sum overwrites ao in place
-    v.add(&la.ln1, R * C);
+    v.add(&la.ln1, Rh * C);
     v.add(&la.ln1_mean, R);
     v.add(&la.ln1_rstd, R);
     if (training) {
@@ -303,11 +307,11 @@ Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training
       v.add(&la.cdf, R * F);
       if (l == 0) v.add(&la.fcg, R * F);  // the largest R: layer 0 is never pruned unless L == 1
     } else {
-      v.add(&la.fcg, R * F);  // inference: GELU in place (fch == fcg)
+      v.add(&la.fcg, Rh * F);  // inference: GELU in place (fch == fcg)
     }
-    v.add(&la.fo, R * C);
+    v.add(&la.fo, Rh * C);
     if (training) v.add(&la.res2, R * C);
-    v.add(&la.ln2, R * C);
+    v.add(&la.ln2, Rh * C);
     v.add(&la.ln2_mean, R);
     v.add(&la.ln2_rstd, R);
     if (bf16) {
@@ -369,6 +373,7 @@ Tokens prepare_tokens(const ModelConfig& c, const PackedBatch& batch, Layout& la
   lay.B = batch.size();
   lay.T = batch.padded_length;
   lay.M = static_cast<int>(batch.tokens());
+  lay.held = lay.M;
   lay.packed = !batch.padded();
   lay.offsets.assign(batch.cu_seqlens.begin(), batch.cu_seqlens.end() - 1);
   lay.lengths.resize(lay.B);
@@ -569,13 +574,18 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
     k.download(hidden->back().data(), h, hidden->back().size() * sizeof(float));
   };
   // out (rows, n) = inp (rows, in) W^T + b (rows of out `stride` apart, 0: n): the prepared layer when
-  // there is one (inference), else fp32, or bf16 with inp rounded into inp16 (kept for backward).
-  auto linear = [&](float* out, const float* inp, Bf16* inp16, int rows, const float* weight, const Bf16* weight16,
-                    const float* bias, const PreparedLinear* packed, int in, int n, int stride = 0) {
-    const Tensor o = stride ? t(out, {rows, n}).strided(stride) : t(out, {rows, n});
+  // there is one (inference; out and inp hold `held` rows), else fp32, or bf16 with inp rounded into
+  // inp16 (kept for backward).
+  auto linear = [&](float* out, const float* inp, Bf16* inp16, int rows, int held, const float* weight,
+                    const Bf16* weight16, const float* bias, const PreparedLinear* packed, int in, int n,
+                    int stride = 0) {
     if (packed) {
-      ops::prepared_forward(*packed, o, t(inp, {rows, in}));
-    } else if (weight16) {
+      const Tensor o = stride ? t(out, {held, n}).strided(stride) : t(out, {held, n});
+      ops::prepared_forward(*packed, o, t(inp, {held, in}), rows);
+      return;
+    }
+    const Tensor o = stride ? t(out, {rows, n}).strided(stride) : t(out, {rows, n});
+    if (weight16) {
       ops::convert(k, t(inp16, {rows, in}), t(inp, {rows, in}));
       ops::linear_forward(k, o, t(inp16, {rows, in}), t(weight16, {n, in}), t(bias, {n}));
     } else {
@@ -603,6 +613,7 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
     const PackedLayer* pl = pw ? &pw->layers[l] : nullptr;
     const bool pruned = lay.pruned(l, L);
     const int R = pruned ? B : M;  // rows after the attention
+    const int Rh = pruned ? B : lay.held;  // the rows their buffers hold
     const std::vector<RowRun>& runs = pruned ? firsts : tokens;
     const float* x = la.x;  // the residual input of the rows after the attention
     if (pruned) {
@@ -613,14 +624,14 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
       for (int b = 0; b < B; ++b)
         k.copy(a.last_x + static_cast<std::size_t>(b) * C, la.x + lay.first_row(b) * C, row_bytes);
       x = a.last_x;
-      linear(la.qkv + C, la.x, la.x16, M, lw.qkv_w + CC, l16 ? l16->qkv_w + CC : nullptr, lw.qkv_b + C,
+      linear(la.qkv + C, la.x, la.x16, M, lay.held, lw.qkv_w + CC, l16 ? l16->qkv_w + CC : nullptr, lw.qkv_b + C,
              pl ? pl->kv.get() : nullptr, C, 2 * C, 3 * C);
-      linear(a.last_q, a.last_x, a.last_x16, B, lw.qkv_w, l16 ? l16->qkv_w : nullptr, lw.qkv_b,
+      linear(a.last_q, a.last_x, a.last_x16, B, B, lw.qkv_w, l16 ? l16->qkv_w : nullptr, lw.qkv_b,
              pl ? pl->q.get() : nullptr, C, C);
       for (int b = 0; b < B; ++b)
         k.copy(la.qkv + lay.first_row(b) * 3 * C, a.last_q + static_cast<std::size_t>(b) * C, row_bytes);
     } else {
-      linear(la.qkv, la.x, la.x16, M, lw.qkv_w, l16 ? l16->qkv_w : nullptr, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C,
+      linear(la.qkv, la.x, la.x16, M, lay.held, lw.qkv_w, l16 ? l16->qkv_w : nullptr, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C,
              3 * C);
     }
     std::size_t att_numel = 0;
@@ -632,7 +643,7 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
                              call.mask ? t(call.mask, {call.B, call.T}) : Tensor(), NH, p_attn,
                              drop.key(site_layer(l, 0)), call.rows);
     }
-    linear(la.ao, la.atty, la.atty16, R, lw.attn_out_w, l16 ? l16->attn_out_w : nullptr, lw.attn_out_b,
+    linear(la.ao, la.atty, la.atty16, R, Rh, lw.attn_out_w, l16 ? l16->attn_out_w : nullptr, lw.attn_out_b,
            pl ? pl->attn_out.get() : nullptr, C, C);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
     dropout(la.res1, la.ao, runs, p_ao, drop.key(site_layer(l, 1)));
@@ -640,12 +651,12 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
                                     t(la.res1, {R, C}), t(x, {R, C}), t(lw.ln1_w, {C}), t(lw.ln1_b, {C}),
                                     c.layer_norm_eps);
     if (pl) {
-      ops::prepared_forward(*pl->fc_gelu, t(la.fcg, {R, F}), t(la.ln1, {R, C}));  // GELU fused; fch not needed
+      ops::prepared_forward(*pl->fc_gelu, t(la.fcg, {Rh, F}), t(la.ln1, {Rh, C}), R);  // GELU fused; fch not needed
     } else {
-      linear(la.fch, la.ln1, la.ln1_16, R, lw.fc_w, l16 ? l16->fc_w : nullptr, lw.fc_b, nullptr, C, F);
+      linear(la.fch, la.ln1, la.ln1_16, R, R, lw.fc_w, l16 ? l16->fc_w : nullptr, lw.fc_b, nullptr, C, F);
       ops::gelu_forward_cdf(k, t(la.fcg, {R, F}), t(la.cdf, {R, F}), t(la.fch, {R, F}));
     }
-    linear(la.fo, la.fcg, la.fcg16, R, lw.proj_w, l16 ? l16->proj_w : nullptr, lw.proj_b,
+    linear(la.fo, la.fcg, la.fcg16, R, Rh, lw.proj_w, l16 ? l16->proj_w : nullptr, lw.proj_b,
            pl ? pl->proj.get() : nullptr, F, C);
     dropout(la.res2, la.fo, runs, p_hidden, drop.key(site_layer(l, 2)));
     ops::residual_layernorm_forward(k, t(la.ln2, {R, C}), t(la.res2, {R, C}), t(la.ln2_mean, {R}), t(la.ln2_rstd, {R}),
@@ -691,8 +702,17 @@ std::vector<float> Model::forward(const PackedBatch& batch, const ForwardOptions
     ~Lease() { m.return_arena(std::move(arena)); }
   } lease{m, m.take_arena()};
   Arena* arena = lease.arena.get();
+  lay.held = m.backend->prepared_rows(lay.M);
   Acts acts;
   allocate_acts(acts, *arena, *m.backend, c, lay, false);
+  // The rows past M that the products read hold zeros: any values would do (no real row reads them),
+  // but zeros keep what the arena held before (int32 ids, which read as denormals) out of the products.
+  if (lay.held > lay.M) {
+    const LayerActs& la = acts.layers[0];
+    const std::size_t row = static_cast<std::size_t>(lay.M) * c.hidden_size * sizeof(float),
+                      pad = static_cast<std::size_t>(lay.held - lay.M) * c.hidden_size * sizeof(float);
+    for (float* buf : {acts.emb_ln, la.atty, la.ln1, la.ln2}) m.backend->zero(reinterpret_cast<char*>(buf) + row, pad);
+  }
   upload_tokens(acts, tk, lay, *m.backend);
   const auto pw = m.packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
@@ -717,6 +737,7 @@ std::size_t Model::inference_bytes(int tokens, int longest) const {
   lay.packed = true;
   lay.out_rows = lay.offsets;
   lay.prune_last = impl_->engine.prune_last_layer;
+  lay.held = impl_->backend->prepared_rows(lay.M);
   Acts acts;
   return plan_acts(acts, impl_->config, lay, false, false).bytes();
 }

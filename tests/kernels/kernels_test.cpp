@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
@@ -15,6 +16,7 @@
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/loss.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/matmul.h"
 
 namespace tuneserve {
@@ -123,6 +125,44 @@ TEST(Matmul, PackedLinearEqualsPlainForManyRowCounts) {
     }
     EXPECT_TRUE(got.guards_intact() && got_gelu.guards_intact());
   }
+}
+
+// Where out and inp hold rows_to_hold(M) rows, a product runs on all of them (a few row counts
+// instead of a primitive per M, kernels/cpu/matmul.cpp): the first M rows must equal the product of
+// exactly M rows to the bit (and those of a product of 2048), in fp32 and bf16, with and without the
+// fused GELU, also into strided rows; nothing past the rows held is written.
+TEST(Matmul, PackedLinearPaddedRowCountsGiveTheSameRows) {
+  std::mt19937 rng(6);
+  const int K = 192, N = 96, rows = 2048, ld = N + 8;
+  Buf w = random_buf(N * K, rng, 0.1f), b = random_buf(N, rng);
+  Buf x = random_buf(static_cast<std::size_t>(rows) * K, rng);
+  std::vector<DType> dtypes{DType::F32};
+  if (cpu_isa() >= CpuIsa::avx512_bf16) dtypes.push_back(DType::BF16);
+  for (const DType dtype : dtypes)
+    for (const auto act : {PackedLinear::Activation::None, PackedLinear::Activation::Gelu}) {
+      PackedLinear layer(w.data(), b.data(), K, N, act, dtype);
+      Buf all(static_cast<std::size_t>(rows) * N);
+      layer.forward(all.data(), x.data(), rows);
+      for (int M : {1, 31, 33, 100, 255, 257, 300, 511, 577, 1023, 1025, 1100, 2047}) {
+        const int held = PackedLinear::rows_to_hold(M);
+        const std::string what = std::string(dtype_name(dtype)) +
+                                 (act == PackedLinear::Activation::Gelu ? " gelu" : "") + " M=" + std::to_string(M);
+        ASSERT_GE(held, M) << what;
+        ASSERT_LE(held, M + std::max(1, M / 32)) << what;
+        Buf exact(static_cast<std::size_t>(M) * N), padded(static_cast<std::size_t>(held) * N),
+            wide(static_cast<std::size_t>(held) * ld, 5.0f);
+        layer.forward(exact.data(), x.data(), M);
+        layer.forward(padded.data(), x.data(), M, 0, held);
+        layer.forward(wide.data(), x.data(), M, ld, held);
+        for (std::size_t i = 0; i < exact.n; ++i) {
+          ASSERT_EQ(exact[i], all[i]) << what << " row " << i / N;
+          ASSERT_EQ(padded[i], all[i]) << what << " row " << i / N;
+          ASSERT_EQ(wide[i / N * ld + i % N], all[i]) << what << " strided row " << i / N;
+        }
+        for (std::size_t i = exact.n / N * ld; i < wide.n; ++i) ASSERT_EQ(wide[i], 5.0f) << what << " past row M";
+        ASSERT_TRUE(exact.guards_intact() && padded.guards_intact() && wide.guards_intact()) << what;
+      }
+    }
 }
 
 // Primitives are cached by shape, shared by layers of the same shape, and bounded (least recently

@@ -63,8 +63,8 @@ class CpuPreparedLinear final : public PreparedLinear {
         packed_(weight, bias, K, N,
                 activation == LinearActivation::Gelu ? PackedLinear::Activation::Gelu : PackedLinear::Activation::None,
                 dtype) {}
-  void forward(float* out, const float* inp, int M, int out_stride) const override {
-    packed_.forward(out, inp, M, out_stride);
+  void forward(float* out, const float* inp, int M, int out_stride, int held) const override {
+    packed_.forward(out, inp, M, out_stride, held);
   }
 
  private:
@@ -145,6 +145,7 @@ Backend make_cpu_backend() {
   TUNESERVE_BACKEND_BF16_KERNELS(TUNESERVE_SET)
 #undef TUNESERVE_SET
   b.prepare_linear = prepare_linear;
+  b.prepared_rows = PackedLinear::rows_to_hold;
   b.bf16_available = bf16_available;
   b.grad_norm = grad_norm;
   b.adamw_update_all = adamw_update_all;

@@ -47,7 +47,7 @@ void require_cpu_bf16(const char* what);
 
 // A weight matrix reordered once into oneDNN's preferred layout for fast inference, in fp32 or as
 // bf16 (the input is then rounded to bf16 per call; accumulation and output stay fp32).
-// Thread-safe: forward may be called concurrently (primitives are cached per M under a lock).
+// Thread-safe: forward may be called concurrently (primitives are cached per row count under a lock).
 class PackedLinear {
  public:
   enum class Activation { None, Gelu };
@@ -56,8 +56,12 @@ class PackedLinear {
   ~PackedLinear();
   PackedLinear(const PackedLinear&) = delete;
   PackedLinear& operator=(const PackedLinear&) = delete;
-  // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N).
-  void forward(float* out, const float* inp, int M, int out_stride = 0) const;
+  // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N). held: the
+  // rows out and inp hold (0: M). Where they hold rows_to_hold(M), the product runs on all of them:
+  // primitives are built per row count (matmul.cpp: padded_row_count), so a few counts serve every M.
+  // The extra rows' inputs may hold any values; their outputs are overwritten.
+  void forward(float* out, const float* inp, int M, int out_stride = 0, int held = 0) const;
+  static int rows_to_hold(int M);
   int K() const { return K_; }
   int N() const { return N_; }
 

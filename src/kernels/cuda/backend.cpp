@@ -35,7 +35,7 @@ class CudaPreparedLinear final : public PreparedLinear {
  public:
   CudaPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation)
       : PreparedLinear(K, N), weight_(weight), bias_(bias), K_(K), N_(N), activation_(activation) {}
-  void forward(float* out, const float* inp, int M, int out_stride) const override {
+  void forward(float* out, const float* inp, int M, int out_stride, int /*held*/) const override {
     if (activation_ == LinearActivation::Gelu && out_stride != 0 && out_stride != N_)
       fail("CUDA prepared linear: GELU into strided rows (stride {}, N {}) is not supported", out_stride, N_);
     matmul_forward(out, inp, weight_, bias_, M, K_, N_, out_stride);
@@ -91,6 +91,7 @@ Backend make_cuda_backend() {
   TUNESERVE_BACKEND_KERNELS(TUNESERVE_SET)
 #undef TUNESERVE_SET
   b.prepare_linear = prepare_linear;
+  b.prepared_rows = [](int M) { return M; };
   b.bf16_available = bf16_available;
   b.to_bf16 = to_bf16;
   b.from_bf16 = from_bf16;
