@@ -143,6 +143,7 @@ void Batcher::worker_loop(int index) {
     }
     return false;
   };
+  auto free_since = std::chrono::steady_clock::now();  // when this worker last finished a batch
   for (;;) {
     cv_.wait(lock, [&] { return index >= target_workers_ || stopping_ || !queue_.empty(); });
     if (index >= target_workers_ && !stopping_) return;
@@ -150,13 +151,22 @@ void Batcher::worker_loop(int index) {
       if (stopping_) return;
       continue;
     }
-    // A lone request after a batch of at most one: the load is light, and holding it for company
-    // would only add max_batch_delay to its latency (under load, batches are larger and it waits).
+    // Waiting for company. A lone request after a batch of at most one goes at once: the load is
+    // light, and holding it would only add max_batch_delay to its latency. Otherwise the batch waits
+    // while requests keep coming, for at most max_batch_delay: counted from the oldest request's
+    // arrival, or from the end of this worker's last batch if that came later, and ended by a
+    // quarter of it without a new arrival. Counting from the end of the last batch matters for
+    // clients that each wait for their answer before asking again: those answered by one batch
+    // come back within a millisecond or two, and a next batch that left without them (its requests
+    // having queued while the last one ran) would split the clients into groups that take turns,
+    // in smaller batches, for good.
     const bool light = last_batch_requests_ <= 1 && queue_.size() == 1;
-    const auto deadline = queue_.front().enqueued + config_.max_batch_delay;
-    while (!light && !stopping_ && !queue_.empty() && !batch_ready() &&
-           std::chrono::steady_clock::now() < deadline) {
-      cv_.wait_until(lock, deadline);
+    const auto deadline = std::max(queue_.front().enqueued, free_since) + config_.max_batch_delay;
+    const auto quiet = config_.max_batch_delay / 4;
+    while (!light && !stopping_ && !queue_.empty() && !batch_ready()) {
+      const auto until = std::min(deadline, std::max(queue_.back().enqueued, free_since) + quiet);
+      if (std::chrono::steady_clock::now() >= until) break;
+      cv_.wait_until(lock, until);
     }
     if (queue_.empty()) continue;
 
@@ -242,6 +252,7 @@ void Batcher::worker_loop(int index) {
         }
         row += n;
       }
+      free_since = std::chrono::steady_clock::now();
     }
     lock.lock();
   }

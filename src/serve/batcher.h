@@ -1,7 +1,7 @@
 // The token-budget batcher of one model: a bounded queue of tokenized requests and the worker
-// threads that pack them into batches (up to max_batch_tokens / max_batch_requests, waiting at
-// most max_batch_delay for company unless the load is light: a lone request after a batch of one
-// runs at once), drop cancelled ones, and run the backend's forward pass.
+// threads that pack them into batches (up to max_batch_tokens / max_batch_requests, waiting for
+// company while requests keep arriving, at most max_batch_delay, unless the load is light: a lone
+// request after a batch of one runs at once), drop cancelled ones, and run the backend's forward pass.
 //   B inputs in a batch, K labels
 #pragma once
 
@@ -25,7 +25,9 @@ namespace tuneserve::serve {
 struct BatchConfig {
   std::size_t max_batch_tokens = 16384;   // real tokens per forward pass (batches are packed, unpadded)
   std::size_t max_batch_requests = 64;    // requests per forward pass
-  std::chrono::microseconds max_batch_delay{5000};  // how long the oldest request waits for company
+  // How long a batch waits for company: from its oldest request's arrival (or from the end of the
+  // worker's last batch, if later), and at most a quarter of it without a new arrival.
+  std::chrono::microseconds max_batch_delay{5000};
   std::size_t queue_size = 256;           // requests admitted at once (tokenizing, queued, running)
   int workers = 1;                        // forward passes that run concurrently
 };

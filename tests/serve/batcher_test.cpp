@@ -68,7 +68,7 @@ TEST(Batcher, BatchedEqualsSingle) {
 }
 
 // Under light load a lone request is not held for company; after a batch of several, a lone
-// request waits (up to max_batch_delay) for others to join it.
+// request waits for others to join it (a quarter of max_batch_delay, when none comes).
 TEST(Batcher, HoldsALoneRequestOnlyAfterBusyBatches) {
   using namespace std::chrono_literals;
   auto backend = std::make_shared<FakeBackend>();
@@ -99,8 +99,48 @@ TEST(Batcher, HoldsALoneRequestOnlyAfterBusyBatches) {
   });
   run(3);
   releaser.join();
-  EXPECT_GE(run(1), 900ms) << "after a busy batch a lone request waits for company";
+  const auto lone = run(1);
+  EXPECT_GE(lone, 200ms) << "after a busy batch a lone request waits for company";
+  EXPECT_LT(lone, 900ms) << "until a quarter of max_batch_delay passes without another";
   EXPECT_LT(run(1), 500ms) << "and the next lone one, after a batch of one, does not";
+  batcher.stop();
+}
+
+// Clients that each wait for their answer before asking again: requests that queued while a batch
+// ran still wait, after it, for the ones it answers to come back (arrivals less than a quarter of
+// max_batch_delay apart), and all go in one batch; then a quiet quarter ends the wait early.
+TEST(Batcher, AfterABatchWaitsForTheClientsItAnswered) {
+  using namespace std::chrono_literals;
+  auto backend = std::make_shared<FakeBackend>();
+  BatchConfig config;
+  config.max_batch_delay = 800ms;  // quiet: 200 ms
+  Batcher batcher(backend, config, nullptr, "m");
+  std::vector<std::future<void>> done;
+  auto push = [&] {
+    auto p = std::make_shared<std::promise<void>>();
+    done.push_back(p->get_future());
+    Job job;
+    job.encodings = encode(*backend, {"a b"});
+    job.done = [p](std::vector<float>, std::exception_ptr) { p->set_value(); };
+    batcher.push(std::move(job));
+  };
+  backend->hold();
+  push();  // runs alone (nothing before it), held
+  ASSERT_TRUE(backend->wait_running(1));
+  push();
+  push();
+  std::this_thread::sleep_for(900ms);  // the two queued ones are now older than max_batch_delay
+  const auto released = std::chrono::steady_clock::now();
+  backend->release();
+  done[0].wait();
+  std::this_thread::sleep_for(50ms);  // the answered client comes back
+  push();
+  for (auto& f : done) f.wait();
+  const auto waited = std::chrono::steady_clock::now() - released;
+  const auto batches = backend->batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[1].first, 3u) << "the queued two went without the returning client";
+  EXPECT_LT(waited, 600ms) << "a quiet quarter of max_batch_delay ends the wait";
   batcher.stop();
 }
 
