@@ -1010,6 +1010,8 @@ void Model::set_num_threads(int n) {
   if (n > 0) omp_set_num_threads(n);
 }
 
+void Model::release_threads() { omp_pause_resource_all(omp_pause_soft); }
+
 std::vector<Parameter>& Model::parameters() {
   impl_->weights_changed();  // the caller may write through Parameter::data
   return impl_->params.list;

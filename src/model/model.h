@@ -121,6 +121,12 @@ class Model {
   // OpenMP/oneDNN threads used by forward/backward on the calling thread (OpenMP keeps the count
   // per thread: threads started later get the runtime default, all cores).
   static void set_num_threads(int n);
+  // Ends the OpenMP threads that the calling thread's parallel regions started (its next region
+  // starts them again). libgomp counts them all, process-wide, and once there are more than CPUs
+  // its threads spin only ~100 times at a barrier before sleeping in the kernel: a server's batch
+  // worker then slept and woke at most barriers of its forward pass, because the thread that
+  // loaded the model kept its idle team.
+  static void release_threads();
 
   // Eval-mode forward: logits (B, K) on the host (the batch is host memory too; it is uploaded per
   // call). Throws Error for ids outside [0, V), a sequence longer than the positions, etc.

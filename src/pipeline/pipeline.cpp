@@ -443,6 +443,11 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
     impl->notes.push_back(fmt::format("tokenizer {} has {} tokens but the model embeds {}: inputs with the extra "
                                       "tokens will be rejected",
                                       tok_dir, impl->tokenizer.vocab_size(), config.vocab_size));
+  // The load's parallel work is done: its OpenMP threads would only idle here, and they slow the
+  // threads that run forward passes (Model::release_threads). Measured with a server's batch worker
+  // at c=32 (bf16, 2 cores): ~26,000 context switches per 60 passes before, ~230 after, and passes
+  // 5-9% faster.
+  Model::release_threads();
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
 

@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -341,6 +343,31 @@ TEST(Pipeline, ForwardUsesItsThreadsOnAnyThread) {
   worker.join();
   Model::set_num_threads(saved);  // load() set this thread's count: the other tests get theirs back
   EXPECT_EQ(seen, options.threads);
+}
+
+// load() ends the OpenMP threads its work started on the loading thread (Model::release_threads):
+// a server's batch workers run their own teams, and idle ones elsewhere make libgomp stop spinning.
+TEST(Pipeline, LoadLeavesNoIdleOpenMPThreads) {
+  TUNESERVE_REQUIRE_SHARED(kModel);
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  const auto tasks = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/task"), std::filesystem::directory_iterator());
+  };
+  int team = 0;
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp atomic
+    team++;
+  }
+  ASSERT_EQ(team, 2);
+  const auto with_team = tasks();  // this thread's team of two: one more thread, idle now
+  auto pipeline = Pipeline::load(shared_path(kModel), shared_path(kCased));
+  auto after = tasks();
+  for (int i = 0; i < 200 && after >= with_team; ++i) {  // the threads exit on their own, soon after
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    after = tasks();
+  }
+  EXPECT_LT(after, with_team) << "the loading thread's idle OpenMP thread is still there";
 }
 
 // BERT uses token types: a text pair through the pipeline must give the model's logits for the
