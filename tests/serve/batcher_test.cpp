@@ -18,6 +18,16 @@ std::vector<Encoding> encode(const FakeBackend& b, std::vector<std::string> text
   return out;
 }
 
+// Queues one two-token request; the future is ready once it is answered.
+std::future<void> push_one(Batcher& batcher, const FakeBackend& backend) {
+  auto p = std::make_shared<std::promise<void>>();
+  Job job;
+  job.encodings = encode(backend, {"a b"});
+  job.done = [p](std::vector<float>, std::exception_ptr) { p->set_value(); };
+  batcher.push(std::move(job));
+  return p->get_future();
+}
+
 struct Result {
   std::promise<std::vector<float>> promise;
 };
@@ -77,14 +87,7 @@ TEST(Batcher, HoldsALoneRequestOnlyAfterBusyBatches) {
   Batcher batcher(backend, config, nullptr, "m");
   auto run = [&](int n) {
     std::vector<std::future<void>> done;
-    for (int i = 0; i < n; ++i) {
-      auto p = std::make_shared<std::promise<void>>();
-      done.push_back(p->get_future());
-      Job job;
-      job.encodings = encode(*backend, {"a b"});
-      job.done = [p](std::vector<float>, std::exception_ptr) { p->set_value(); };
-      batcher.push(std::move(job));
-    }
+    for (int i = 0; i < n; ++i) done.push_back(push_one(batcher, *backend));
     const auto start = std::chrono::steady_clock::now();
     for (auto& f : done) f.wait();
     return std::chrono::steady_clock::now() - start;
@@ -116,14 +119,7 @@ TEST(Batcher, AfterABatchWaitsForTheClientsItAnswered) {
   config.max_batch_delay = 800ms;  // quiet: 200 ms
   Batcher batcher(backend, config, nullptr, "m");
   std::vector<std::future<void>> done;
-  auto push = [&] {
-    auto p = std::make_shared<std::promise<void>>();
-    done.push_back(p->get_future());
-    Job job;
-    job.encodings = encode(*backend, {"a b"});
-    job.done = [p](std::vector<float>, std::exception_ptr) { p->set_value(); };
-    batcher.push(std::move(job));
-  };
+  auto push = [&] { done.push_back(push_one(batcher, *backend)); };
   backend->hold();
   push();  // runs alone (nothing before it), held
   ASSERT_TRUE(backend->wait_running(1));
