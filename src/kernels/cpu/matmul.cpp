@@ -85,9 +85,9 @@ dnnl::memory::desc strided(std::int64_t rows, std::int64_t cols, std::int64_t ro
 dt operand_type(DType dtype) { return dtype == DType::BF16 ? dt::bf16 : dt::f32; }
 
 // Primitives by shape, least recently used dropped past `capacity`. Unpadded batches bring a new row
-// count M almost every training step (inference runs a few padded counts: padded_row_count), and a
-// primitive holds up to ~220 kB, JIT code included: unbounded, a long run would grow by megabytes a
-// minute. A dropped primitive still executing elsewhere lives on through its handle. Thread-safe.
+// count M almost every training step (inference runs a few padded counts:
+// PackedLinear::rows_to_hold), and a primitive holds up to ~220 kB, JIT code included: unbounded, a
+// long run would grow by megabytes a minute. A dropped primitive still executing elsewhere lives on through its handle. Thread-safe.
 template <typename Key, typename Value>
 class PrimitiveCache {
  public:
@@ -186,19 +186,6 @@ using PackedEntry = std::pair<dnnl::matmul, bool>;
 PrimitiveCache<std::tuple<int, int, int, int, int>, PackedEntry>& packed_primitives() {
   static PrimitiveCache<std::tuple<int, int, int, int, int>, PackedEntry> cache(512);
   return cache;
-}
-
-// The row count an inference product of M rows runs at, when its buffers hold that many. oneDNN
-// 2.6's brgemm matmul fixes M when a primitive is built (with a run-time M it falls back to its
-// reference kernel, orders of magnitude slower), and building one JITs its kernels: ~1-2 ms and up
-// to ~220 kB for one distilbert product here. Unpadded batches bring a new M almost every server
-// pass, so from 32 rows M is rounded up to a multiple of its power of two / 32: at most 32 row counts
-// per octave, so that a server's passes reuse a few dozen primitives, for under 1/32 more rows
-// computed (~1.3% at the ~576 rows of a pass of 32 short requests).
-int padded_row_count(int M) {
-  if (M < 32) return M;
-  const int step = static_cast<int>(std::bit_floor(static_cast<unsigned>(M)) / 32);
-  return (M + step - 1) / step * step;
 }
 
 template <typename T>
@@ -399,7 +386,18 @@ PackedLinear::PackedLinear(const float* weight, const float* bias, int K, int N,
 
 PackedLinear::~PackedLinear() = default;
 
-int PackedLinear::rows_to_hold(int M) { return padded_row_count(M); }
+// The row count an inference product of M rows runs at, when its buffers hold that many. oneDNN
+// 2.6's brgemm matmul fixes M when a primitive is built (with a run-time M it falls back to its
+// reference kernel, orders of magnitude slower), and building one JITs its kernels: ~1-2 ms and up
+// to ~220 kB for one distilbert product here. Unpadded batches bring a new M almost every server
+// pass, so from 32 rows M is rounded up to a multiple of its power of two / 32: at most 32 row counts
+// per octave, so that a server's passes reuse a few dozen primitives, for under 1/32 more rows
+// computed (~1.3% at the ~576 rows of a pass of 32 short requests).
+int PackedLinear::rows_to_hold(int M) {
+  if (M < 32) return M;
+  const int step = static_cast<int>(std::bit_floor(static_cast<unsigned>(M)) / 32);
+  return (M + step - 1) / step * step;
+}
 
 void PackedLinear::forward(float* out, const float* inp, int M, int out_stride, int held) const {
   if (M <= 0) return;
@@ -414,7 +412,7 @@ void PackedLinear::forward(float* out, const float* inp, int M, int out_stride, 
                   sizeof(float) * N_);
     return;
   }
-  if (const int padded = padded_row_count(M); padded <= held) M = padded;  // the extra rows too
+  if (const int padded = rows_to_hold(M); padded <= held) M = padded;  // the extra rows too
   const dt op = impl_->op;
   const PackedEntry entry = packed_primitives().get(
       std::make_tuple(K_, N_, static_cast<int>(impl_->activation), M, static_cast<int>(op)), [&]() -> PackedEntry {

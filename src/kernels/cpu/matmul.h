@@ -58,7 +58,7 @@ class PackedLinear {
   PackedLinear& operator=(const PackedLinear&) = delete;
   // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N). held: the
   // rows out and inp hold (0: M). Where they hold rows_to_hold(M), the product runs on all of them:
-  // primitives are built per row count (matmul.cpp: padded_row_count), so a few counts serve every M.
+  // primitives are built per row count (see rows_to_hold in matmul.cpp), so a few counts serve every M.
   // The extra rows' inputs may hold any values; their outputs are overwritten.
   void forward(float* out, const float* inp, int M, int out_stride = 0, int held = 0) const;
   static int rows_to_hold(int M);
