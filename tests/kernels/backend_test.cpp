@@ -10,7 +10,12 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <utility>
 #include <random>
 #include <vector>
 
@@ -98,6 +103,51 @@ TEST(CpuBackend, OptimizerEntriesAreBitwiseTheTrainersOptimizer) {
   }
   for (std::size_t i = 0; i < sizes.size(); ++i)
     EXPECT_EQ(0, std::memcmp(value_a[i].data(), value_b[i].data(), sizes[i] * sizeof(float))) << names[i];
+}
+
+// The mapping of /proc/self/smaps that holds `p`: its size and AnonHugePages, in kB; {0, 0} if none.
+std::pair<std::size_t, std::size_t> smaps_entry(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  std::size_t size = 0, huge = 0;
+  for (std::string line; std::getline(in, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      if (inside) break;
+      inside = lo <= at && at < hi;
+    } else if (inside) {
+      std::sscanf(line.c_str(), "Size: %zu kB", &size);
+      std::sscanf(line.c_str(), "AnonHugePages: %zu kB", &huge);
+    }
+  }
+  return {size, huge};
+}
+
+// Buffers from 2 MiB are their own mappings in 2 MiB pages (where the kernel has transparent huge
+// pages), and go back to the system when freed; smaller ones come from the heap, 64-byte aligned.
+TEST(CpuBackend, LargeBuffersAreHugePageMappings) {
+  const Backend& cpu = cpu_backend();
+  void* small = cpu.allocate(1000);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(small) % 64, 0u);
+  std::memset(small, 1, 1000);
+  cpu.deallocate(small);
+
+  const std::size_t bytes = (std::size_t{6} << 20) + 100;  // rounds up to 8 MiB
+  void* big = cpu.allocate(bytes);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(big) % (std::size_t{2} << 20), 0u);
+  std::memset(big, 1, bytes);
+  EXPECT_EQ(static_cast<unsigned char*>(big)[bytes - 1], 1);
+  const auto [size_kb, huge_kb] = smaps_entry(big);
+  EXPECT_GE(size_kb, bytes / 1024) << "the buffer's mapping";
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
+  if (modes.find("[never]") == std::string::npos && !modes.empty()) {
+    EXPECT_GT(huge_kb, 0u) << "transparent huge pages are on (" << modes << "), and none backs the buffer";
+  }
+  cpu.deallocate(big);
+  EXPECT_EQ(smaps_entry(big).first, 0u) << "freed: the mapping is gone";
 }
 
 TEST(EmulatedGpu, MemoryRoundTripsAndLeaksNothing) {
