@@ -143,7 +143,12 @@ void Batcher::worker_loop(int index) {
     }
     return false;
   };
+  auto live_jobs = [&] {
+    return static_cast<std::size_t>(
+        std::count_if(queue_.begin(), queue_.end(), [](const Job& job) { return !is_cancelled(job); }));
+  };
   auto free_since = std::chrono::steady_clock::now();  // when this worker last finished a batch
+  std::size_t expected = 0;  // requests this worker's next batch waits for (see below)
   for (;;) {
     cv_.wait(lock, [&] { return index >= target_workers_ || stopping_ || !queue_.empty(); });
     if (index >= target_workers_ && !stopping_) return;
@@ -153,17 +158,17 @@ void Batcher::worker_loop(int index) {
     }
     // Waiting for company. A lone request after a batch of at most one goes at once: the load is
     // light, and holding it would only add max_batch_delay to its latency. Otherwise the batch waits
-    // while requests keep coming, for at most max_batch_delay: counted from the oldest request's
-    // arrival, or from the end of this worker's last batch if that came later, and ended by a
-    // quarter of it without a new arrival. Counting from the end of the last batch matters for
-    // clients that each wait for their answer before asking again: those answered by one batch
-    // come back within a millisecond or two, and a next batch that left without them (its requests
-    // having queued while the last one ran) would split the clients into groups that take turns,
-    // in smaller batches, for good.
+    // for at most max_batch_delay, counted from the oldest request's arrival, or from the end of this
+    // worker's last batch if that came later. It goes earlier once the requests expected are queued:
+    // those that queued while the last batch ran plus those it answered, for clients that each wait
+    // for their answer before asking again come back within a few milliseconds. A next batch that
+    // left without them would split the clients into groups that take turns, in smaller batches, for
+    // good; and one that left without a late few would make each of them wait a whole pass more.
+    // Clients that do not come back cost at most half of max_batch_delay without a new arrival.
     const bool light = last_batch_requests_ <= 1 && queue_.size() == 1;
     const auto deadline = std::max(queue_.front().enqueued, free_since) + config_.max_batch_delay;
-    const auto quiet = config_.max_batch_delay / 4;
-    while (!light && !stopping_ && !queue_.empty() && !batch_ready()) {
+    const auto quiet = config_.max_batch_delay / 2;
+    while (!light && !stopping_ && !queue_.empty() && !batch_ready() && live_jobs() < expected) {
       const auto until = std::min(deadline, std::max(queue_.back().enqueued, free_since) + quiet);
       if (std::chrono::steady_clock::now() >= until) break;
       cv_.wait_until(lock, until);
@@ -222,6 +227,11 @@ void Batcher::worker_loop(int index) {
       }
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      {
+        // Counted before the answers go out: a client answered below may be back before the lock is.
+        std::lock_guard relock(mutex_);
+        expected = live_jobs() + batch.size();
+      }
       batches_++;
       if (metrics_) {
         const Labels labels{{"model", model_}};
