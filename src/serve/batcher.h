@@ -26,8 +26,8 @@ struct BatchConfig {
   std::size_t max_batch_tokens = 16384;   // real tokens per forward pass (batches are packed, unpadded)
   std::size_t max_batch_requests = 64;    // requests per forward pass
   // How long a batch waits for company: from its oldest request's arrival (or from the end of the
-  // worker's last batch, if later), and at most half of it without a new arrival. It goes earlier
-  // once as many requests are queued as the last batch answered plus those queued when it ended.
+  // worker's last batch, if later). It goes earlier once as many requests are queued as the last
+  // batch answered plus those queued when it ended, and a lone request after a batch of one at once.
   std::chrono::microseconds max_batch_delay{5000};
   std::size_t queue_size = 256;           // requests admitted at once (tokenizing, queued, running)
   int workers = 1;                        // forward passes that run concurrently

@@ -113,7 +113,7 @@ const std::vector<Setting>& serve_settings() {
       {"max_batch_requests", {"MAX_BATCH_REQUESTS"}, "requests per forward pass (1: no batching)",
        [](O& o, S v) { o.batch.max_batch_requests = static_cast<std::size_t>(to_int(v, 1, 100'000)); }},
       {"max_batch_delay_ms", {"MAX_BATCH_DELAY_MS"},
-       "longest wait for a batch to fill, in ms (half of it without a new request ends it)",
+       "longest wait for a batch to fill, in ms (it goes earlier once the clients the last batch answered are back)",
        [](O& o, S v) {
          o.batch.max_batch_delay = std::chrono::microseconds(static_cast<long long>(to_number(v, 0, 60'000) * 1000));
        }},
