@@ -132,7 +132,10 @@ void Batcher::stop() {
 
 void Batcher::worker_loop(int index) {
   std::unique_lock lock(mutex_);
-  // A full batch is one that cannot take the next queued request anyway.
+  auto free_since = std::chrono::steady_clock::now();  // when this worker last finished a batch
+  std::size_t expected = 0;  // requests this worker's next batch waits for (see below)
+  // The queued requests are enough to go: a full batch (one that cannot take the next queued request
+  // anyway), or as many as expected.
   auto batch_ready = [&] {
     std::size_t requests = 0, tokens = 0;
     for (const Job& job : queue_) {
@@ -141,14 +144,8 @@ void Batcher::worker_loop(int index) {
       tokens += tokens_of(job);
       if (requests >= config_.max_batch_requests || tokens >= config_.max_batch_tokens) return true;
     }
-    return false;
+    return requests >= expected;
   };
-  auto live_jobs = [&] {
-    return static_cast<std::size_t>(
-        std::count_if(queue_.begin(), queue_.end(), [](const Job& job) { return !is_cancelled(job); }));
-  };
-  auto free_since = std::chrono::steady_clock::now();  // when this worker last finished a batch
-  std::size_t expected = 0;  // requests this worker's next batch waits for (see below)
   for (;;) {
     cv_.wait(lock, [&] { return index >= target_workers_ || stopping_ || !queue_.empty(); });
     if (index >= target_workers_ && !stopping_) return;
@@ -169,7 +166,7 @@ void Batcher::worker_loop(int index) {
     // 3-7 ms after their answer. Clients that do not come back cost at most max_batch_delay.
     const bool light = last_batch_requests_ <= 1 && queue_.size() == 1;
     const auto deadline = std::max(queue_.front().enqueued, free_since) + config_.max_batch_delay;
-    while (!light && !stopping_ && !queue_.empty() && !batch_ready() && live_jobs() < expected) {
+    while (!light && !stopping_ && !queue_.empty() && !batch_ready()) {
       if (std::chrono::steady_clock::now() >= deadline) break;
       cv_.wait_until(lock, deadline);
     }
@@ -230,7 +227,8 @@ void Batcher::worker_loop(int index) {
       {
         // Counted before the answers go out: a client answered below may be back before the lock is.
         std::lock_guard relock(mutex_);
-        expected = live_jobs() + batch.size();
+        expected = batch.size() + static_cast<std::size_t>(std::count_if(
+                                      queue_.begin(), queue_.end(), [](const Job& job) { return !is_cancelled(job); }));
       }
       batches_++;
       if (metrics_) {

@@ -46,8 +46,7 @@ void* allocate_huge(std::size_t bytes) {
   const auto start = reinterpret_cast<std::uintptr_t>(raw);
   const std::uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
   if (aligned > start) munmap(raw, aligned - start);
-  if (const std::size_t tail = start + length + kHugePage - (aligned + length))
-    munmap(reinterpret_cast<void*>(aligned + length), tail);
+  munmap(reinterpret_cast<void*>(aligned + length), start + kHugePage - aligned);  // never empty
   void* p = reinterpret_cast<void*>(aligned);
   madvise(p, length, MADV_HUGEPAGE);  // advice only: without transparent huge pages, 4 KiB pages
   try {

@@ -87,7 +87,8 @@ dt operand_type(DType dtype) { return dtype == DType::BF16 ? dt::bf16 : dt::f32;
 // Primitives by shape, least recently used dropped past `capacity`. Unpadded batches bring a new row
 // count M almost every training step (inference runs a few padded counts:
 // PackedLinear::rows_to_hold), and a primitive holds up to ~220 kB, JIT code included: unbounded, a
-// long run would grow by megabytes a minute. A dropped primitive still executing elsewhere lives on through its handle. Thread-safe.
+// long run would grow by megabytes a minute. A dropped primitive still executing elsewhere lives on
+// through its handle. Thread-safe.
 template <typename Key, typename Value>
 class PrimitiveCache {
  public:
