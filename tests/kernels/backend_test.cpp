@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <utility>
 #include <random>
@@ -159,6 +160,9 @@ TEST(CpuBackend, LargeBuffersAreHugePageMappings) {
   EXPECT_GE(size_kb, bytes / 1024) << "the buffer's mapping";
   cpu.deallocate(big);
   EXPECT_EQ(smaps_entry(big).first, 0u) << "freed: the mapping is gone";
+  // A size that would wrap when rounded up to 2 MiB is an error, not a short mapping.
+  EXPECT_THAT([&] { cpu.allocate(std::numeric_limits<std::size_t>::max() - 100); },
+              ThrowsMessage<Error>(HasSubstr("cannot allocate")));
   if (!huge_pages_granted())
     GTEST_SKIP() << "this process gets no 2 MiB pages even for its own madvise(MADV_HUGEPAGE) mapping "
                     "(qemu-user, transparent huge pages off, or fragmented memory): the page size is not checked";

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -38,6 +39,8 @@ std::unordered_map<void*, std::size_t>& huge_mappings() {  // address -> mapped 
 }
 
 void* allocate_huge(std::size_t bytes) {
+  // A size near SIZE_MAX would wrap in the rounding below and map too little.
+  if (bytes > std::numeric_limits<std::size_t>::max() / 2) fail("cannot allocate {} bytes of host memory", bytes);
   const std::size_t length = (bytes + kHugePage - 1) / kHugePage * kHugePage;
   // Mapped one huge page longer, then trimmed to a 2 MiB-aligned start: only aligned 2 MiB ranges
   // can be huge pages.
