@@ -40,6 +40,9 @@ long parse_long(const std::string& key, const std::string& value) {
   // "3.0" from a JSON float is an integer too.
   const double d = parse_double(key, value);
   if (d != std::floor(d)) fail("hyperparameter {}: '{}' is not an integer", key, value);
+  // 2^63 is exact in a double; anything outside [-2^63, 2^63) has no long, and converting it is undefined.
+  constexpr double two63 = 9223372036854775808.0;
+  if (d < -two63 || d >= two63) fail("hyperparameter {}: '{}' is out of range for an integer", key, value);
   return static_cast<long>(d);
 }
 

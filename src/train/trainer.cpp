@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "checkpoint/safetensors.h"
@@ -307,11 +308,17 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   if (group.distributed()) require_same_job(group, job_fingerprint(args, train, test, model));
 
   const auto n = static_cast<std::int64_t>(train.size());
+  // Counts from hyperparameters.json are hostile: products that do not fit a long are errors, not wraps.
+  if (args.train_batch_size > std::numeric_limits<long>::max() / 4 / W)
+    fail("hyperparameter train_batch_size: {} per rank on {} ranks is too large", args.train_batch_size, W);
   const long B = args.train_batch_size * W;  // the global batch: every rank computes its share of it
   const long batches_per_epoch = static_cast<long>((n + B - 1) / B);
   const long steps_per_epoch = update_steps_per_epoch(batches_per_epoch, args.gradient_accumulation_steps);
-  const long total_steps = args.max_steps > 0 ? args.max_steps
-                                              : static_cast<long>(std::ceil(args.epochs * static_cast<double>(steps_per_epoch)));
+  const double planned_steps = std::ceil(args.epochs * static_cast<double>(steps_per_epoch));
+  if (args.max_steps <= 0 && !(planned_steps < 0x1p62))
+    fail("hyperparameter epochs: {} epochs of {} steps each is too many steps", args.epochs, steps_per_epoch);
+  if (args.max_steps >= (1L << 62)) fail("hyperparameter max_steps: {} is too many steps", args.max_steps);
+  const long total_steps = args.max_steps > 0 ? args.max_steps : static_cast<long>(planned_steps);
   const long num_epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
   Schedule schedule{parse_schedule(args.lr_scheduler_type), args.learning_rate,
                     resolve_warmup_steps(total_steps, args.warmup_steps, args.warmup_ratio), total_steps};

@@ -45,6 +45,12 @@ TEST(Args, BadValuesNameTheHyperparameter) {
   TrainArgs a;
   EXPECT_NE(error_of([&] { set_hyperparameter(a, "learning_rate", "1e-3x"); }).find("learning_rate"), std::string::npos);
   EXPECT_NE(error_of([&] { set_hyperparameter(a, "train_batch_size", "2.5"); }).find("not an integer"), std::string::npos);
+  // Too large for a long (found by fuzz.hyperparameters): an error, not an undefined conversion.
+  EXPECT_NE(error_of([&] { set_hyperparameter(a, "eval_steps", "24444444444444444442"); }).find("out of range"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { set_hyperparameter(a, "eval_steps", "-1e300"); }).find("out of range"), std::string::npos);
+  set_hyperparameter(a, "eval_steps", "9223372036854775807");
+  EXPECT_EQ(a.eval_steps, 9223372036854775807L);
   EXPECT_NE(error_of([&] { set_hyperparameter(a, "no_such_thing", "1"); }).find("no_such_thing"), std::string::npos);
   EXPECT_NE(error_of([&] { set_hyperparameter(a, "dropout", "maybe"); }).find("boolean"), std::string::npos);
 }

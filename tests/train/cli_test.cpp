@@ -155,6 +155,16 @@ TEST_F(TrainCli, SageMakerJobContract) {
   std::ifstream failure(root / "output/failure");
   std::string reason((std::istreambuf_iterator<char>(failure)), std::istreambuf_iterator<char>());
   EXPECT_NE(reason.find("learning_rate"), std::string::npos) << reason;
+
+  // So does a step count too large to hold: an error naming the hyperparameter, not a wrapped count.
+  hp["learning_rate"] = "5e-4";
+  hp["epochs"] = "1e300";
+  std::ofstream(root / "input/config/hyperparameters.json", std::ios::trunc) << hp.dump();
+  EXPECT_NE(run(binary_path() + " train --sagemaker-root " + root.string() + " > /dev/null 2>&1"), 0);
+  std::ifstream failure2(root / "output/failure");
+  reason.assign((std::istreambuf_iterator<char>(failure2)), std::istreambuf_iterator<char>());
+  EXPECT_NE(reason.find("epochs"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("too many steps"), std::string::npos) << reason;
 }
 
 // bf16 mixed precision, from the flag and from hyperparameters.json: the saved model stays fp32
