@@ -746,6 +746,13 @@ std::size_t Model::inference_bytes(int tokens, int longest) const {
   return plan_acts(acts, impl_->config, lay, false, false).bytes();
 }
 
+void Model::prepare_inference() const { impl_->packed_weights(); }
+
+bool Model::inference_prepared() const {
+  std::lock_guard<std::mutex> lock(impl_->pack_mutex);
+  return impl_->packed != nullptr;
+}
+
 void Model::set_concurrent_forwards(std::size_t n) const {
   const Impl& m = *impl_;
   std::vector<std::unique_ptr<Arena>> freed;  // released outside the lock

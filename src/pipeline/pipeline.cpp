@@ -443,6 +443,8 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
     impl->notes.push_back(fmt::format("tokenizer {} has {} tokens but the model embeds {}: inputs with the extra "
                                       "tokens will be rejected",
                                       tok_dir, impl->tokenizer.vocab_size(), config.vocab_size));
+  // Inference weights packed now, not by the first request.
+  impl->model.prepare_inference();
   // The load's parallel work is done: its OpenMP threads would only idle here, and they slow the
   // threads that run forward passes (Model::release_threads). Measured with a server's batch worker
   // at c=32 (bf16, 2 cores): ~26,000 context switches per 60 passes before, ~230 after, and passes
@@ -477,6 +479,8 @@ std::vector<float> Pipeline::forward(const PackedBatch& batch, const std::functi
   options.stop = stop;
   return impl_->model.forward(batch, options);
 }
+
+bool Pipeline::inference_prepared() const { return impl_->model.inference_prepared(); }
 
 std::size_t Pipeline::forward_bytes(std::size_t tokens) const {
   const int T = static_cast<int>(std::min<std::size_t>(tokens, 1 << 30));

@@ -185,6 +185,8 @@ class Pipeline {
   // how many forward() calls run at once from now (Model::set_concurrent_forwards).
   std::size_t forward_bytes(std::size_t tokens) const;
   void set_concurrent_forwards(std::size_t n) const;
+  // The weights are packed for inference (load() does it, so the first request does not).
+  bool inference_prepared() const;
 
   // Thread-safe and pure: one input's logits row (NL) -> its result.
   std::vector<LabelScore> postprocess(std::span<const float> logits, const PostprocessOptions& options) const;

@@ -132,6 +132,22 @@ TEST_P(Engine, PrunedAndUnpaddedTrainingStepsEqualThePaddedStep) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, Engine, ::testing::Values("distilbert", "bert", "roberta"));
 
+// Inference weights are packed once, by prepare_inference() or the first forward(), and again after
+// any weight change; packing early gives the same logits.
+TEST(EnginePacking, PreparedUntilTheWeightsChange) {
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/model.safetensors");
+  Model model = Model::load(testing::shared_path("goldens/distilbert"));
+  const TestBatch tb = batches(model.config())[0];
+  EXPECT_FALSE(model.inference_prepared());
+  const std::vector<float> lazy = model.forward(tb.batch());
+  EXPECT_TRUE(model.inference_prepared());
+  model.mark_weights_changed();
+  EXPECT_FALSE(model.inference_prepared());
+  model.prepare_inference();
+  EXPECT_TRUE(model.inference_prepared());
+  EXPECT_EQ(model.forward(tb.batch()), lazy);
+}
+
 }  // namespace
 }  // namespace tuneserve
 

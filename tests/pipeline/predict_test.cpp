@@ -370,6 +370,14 @@ TEST(Pipeline, LoadLeavesNoIdleOpenMPThreads) {
   EXPECT_LT(after, with_team) << "the loading thread's idle OpenMP thread is still there";
 }
 
+// The weights are packed at load (~0.4 s for distilbert-base in bf16), not by the first request.
+TEST(Pipeline, LoadPacksTheInferenceWeights) {
+  TUNESERVE_REQUIRE_SHARED(kModel);
+  TUNESERVE_REQUIRE_SHARED(kCased);
+  auto pipeline = Pipeline::load(shared_path(kModel), shared_path(kCased));
+  EXPECT_TRUE(pipeline->inference_prepared());
+}
+
 // BERT uses token types: a text pair through the pipeline must give the model's logits for the
 // tokenizer's ids AND type ids (single characters keep the ids inside the golden model's 1,000).
 TEST(Pipeline, PairsCarryTokenTypesToBert) {
