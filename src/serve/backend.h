@@ -40,6 +40,10 @@ class Backend {
   virtual std::size_t forward_bytes(std::size_t tokens) const { return 0; }
   // At most `n` forward passes run at once from now: memory kept for more may be released.
   virtual void set_concurrency(int n) {}
+  // The calling worker's pass is over and it will answer its batch and wait for clients: threads
+  // its passes started and that would keep spinning for their next one may be ended (its next pass
+  // starts them again).
+  virtual void release_threads() {}
 };
 
 }  // namespace tuneserve::serve

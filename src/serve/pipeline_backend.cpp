@@ -2,6 +2,7 @@
 #include "serve/pipeline_backend.h"
 
 #include "checkpoint/config.h"
+#include "model/model.h"
 
 namespace tuneserve::serve {
 
@@ -15,5 +16,7 @@ PipelineBackend::PipelineBackend(const std::string& model_dir, const std::string
   info_.device = options.device.str();
   info_.dtype = compute_dtype_name(options.dtype);
 }
+
+void PipelineBackend::release_threads() { Model::release_threads(); }
 
 }  // namespace tuneserve::serve

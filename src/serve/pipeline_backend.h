@@ -27,6 +27,7 @@ class PipelineBackend : public Backend {
   }
   std::size_t forward_bytes(std::size_t tokens) const override { return pipeline_->forward_bytes(tokens); }
   void set_concurrency(int n) override { pipeline_->set_concurrent_forwards(static_cast<std::size_t>(n)); }
+  void release_threads() override;
   const std::vector<std::string>& load_notes() const { return pipeline_->load_notes(); }
 
  private:

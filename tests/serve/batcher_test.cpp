@@ -141,6 +141,35 @@ TEST(Batcher, AfterABatchWaitsForTheClientsItAnswered) {
   batcher.stop();
 }
 
+// After a batch of 16 requests or more the worker's idle threads are released (they would spin
+// while its clients come back); after smaller batches they are kept for the next pass.
+TEST(Batcher, ReleasesThreadsAfterLargeBatchesOnly) {
+  auto backend = std::make_shared<FakeBackend>();
+  BatchConfig config;
+  config.max_batch_delay = std::chrono::milliseconds(20);
+  config.max_batch_requests = 64;
+  config.max_batch_tokens = 100000;
+  Batcher batcher(backend, config, nullptr, "m");
+  push_one(batcher, *backend).get();  // a batch of one
+  EXPECT_EQ(backend->releases(), 0);
+  for (const std::size_t n : {15u, 16u}) {
+    backend->hold();
+    auto first = push_one(batcher, *backend);
+    ASSERT_TRUE(backend->wait_running(1));
+    std::vector<std::future<void>> rest;
+    for (std::size_t i = 0; i < n; ++i) rest.push_back(push_one(batcher, *backend));
+    backend->release();
+    first.get();
+    for (auto& f : rest) f.get();
+  }
+  const auto batches = backend->batches();
+  ASSERT_EQ(batches.size(), 5u);  // 1; 1 then 15; 1 then 16
+  EXPECT_EQ(batches[2].first, 15u);
+  EXPECT_EQ(batches[4].first, 16u);
+  EXPECT_EQ(backend->releases(), 1);
+  batcher.stop();
+}
+
 TEST(Batcher, RespectsTokenAndRequestBudgets) {
   auto backend = std::make_shared<FakeBackend>();
   BatchConfig config;

@@ -100,6 +100,8 @@ class FakeBackend : public serve::Backend {
 
   std::size_t forward_bytes(std::size_t) const override { return forward_bytes_; }
   void set_concurrency(int n) override { concurrency_ = n; }
+  void release_threads() override { ++releases_; }
+  int releases() const { return releases_; }
   void set_forward_bytes(std::size_t bytes) { forward_bytes_ = bytes; }
   int concurrency() const { return concurrency_; }
 
@@ -137,6 +139,7 @@ class FakeBackend : public serve::Backend {
   std::atomic<bool> nan_{false};
   std::atomic<std::size_t> forward_bytes_{0};
   std::atomic<int> concurrency_{0};
+  std::atomic<int> releases_{0};
   std::vector<std::pair<std::size_t, std::size_t>> batches_;
 };
 
