@@ -90,11 +90,14 @@ int run_serve(ServeOptions options) {
   pipeline_options.dtype = dtype;
   pipeline_options.check_weights = options.weight_check;
   const std::string tokenizer = options.tokenizer;
-  options.server.loader = [pipeline_options, tokenizer](const std::string& dir) {
+  // Without --threads, a pass gets the CPUs divided among the model's workers, however many the
+  // management API scales it to later.
+  const bool share_cpus = options.threads <= 0;
+  options.server.loader = [pipeline_options, tokenizer, share_cpus](const std::string& dir) {
     // A model from the store brings its own tokenizer when it has one.
     const bool own = tokenizer_file(dir).has_value();
     auto backend = std::make_shared<PipelineBackend>(dir, own || tokenizer.empty() ? dir : tokenizer,
-                                                     pipeline_options);
+                                                     pipeline_options, share_cpus);
     for (const auto& note : backend->load_notes()) spdlog::warn("{}: {}", dir, note);
     return backend;
   };
@@ -131,7 +134,8 @@ int run_serve(ServeOptions options) {
     spdlog::info("serve: model {} ({}, {} labels) loaded on {} in {} in {:.2f} s; {} workers x {} threads ({} CPUs{})",
                  model->name, model->backend->info().model_type,
                  model->backend->info().labels.num_labels(), device.str(), options.dtype, model->load_seconds,
-                 model->batcher->workers(), pipeline_options.threads, cpus,
+                 model->batcher->workers(),
+                 share_cpus ? std::max(1, cpus / model->batcher->workers()) : pipeline_options.threads, cpus,
                  options.workers_given ? "" : "; --workers or SAGEMAKER_MODEL_SERVER_WORKERS to choose");
   } catch (...) {
     server.stop();

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -364,6 +365,7 @@ struct Pipeline::Impl {
   int positions = 0;   // the longest sequence the model can embed
   int max_length = 0;  // default truncation length
   std::vector<std::string> notes;
+  std::atomic<int> threads{0};  // set_threads
 };
 
 namespace {
@@ -418,8 +420,8 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   load_options.device = options.device;
   load_options.dtype = options.dtype;
   load_options.check_finite = options.check_weights;
-  auto impl = std::make_unique<Impl>(Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report, load_options), options,
-                                          {}, 0, 0, {}});
+  std::unique_ptr<Impl> impl(new Impl{Tokenizer::from_dir(tok_dir), Model::load(model_dir, &report, load_options), options,
+                                      {}, 0, 0, {}});
   const ModelConfig& config = impl->model.config();
   impl->labels.id2label = config.id2label;
   impl->labels.problem_type = config.problem_type;
@@ -450,6 +452,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const std
   // at c=32 (bf16, 2 cores): ~26,000 context switches per 60 passes before, ~230 after, and passes
   // 5-9% faster.
   Model::release_threads();
+  impl->threads = options.threads;
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
 
@@ -474,13 +477,20 @@ std::vector<float> Pipeline::forward(const PackedBatch& batch, const std::functi
   // OpenMP's thread count belongs to the calling thread: load() set it on its own thread, and a
   // thread started since (a server's batch worker) would run the runtime default, all cores, so
   // two workers of one thread each would run four spinning threads on two cores.
-  if (impl_->options.threads > 0) Model::set_num_threads(impl_->options.threads);
+  if (const int n = impl_->threads.load(); n > 0) Model::set_num_threads(n);
   ForwardOptions options;
   options.stop = stop;
   return impl_->model.forward(batch, options);
 }
 
 bool Pipeline::inference_prepared() const { return impl_->model.inference_prepared(); }
+
+void Pipeline::set_threads(int n) {
+  if (n < 0) fail("pipeline: threads must be >= 0, got {}", n);
+  impl_->threads = n;
+}
+
+int Pipeline::threads() const { return impl_->threads.load(); }
 
 std::size_t Pipeline::forward_bytes(std::size_t tokens) const {
   const int T = static_cast<int>(std::min<std::size_t>(tokens, 1 << 30));

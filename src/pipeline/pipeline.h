@@ -187,6 +187,10 @@ class Pipeline {
   void set_concurrent_forwards(std::size_t n) const;
   // The weights are packed for inference (load() does it, so the first request does not).
   bool inference_prepared() const;
+  // OpenMP threads each forward() uses from now on, whichever thread calls it (0: the runtime
+  // default); starts as Options::threads.
+  void set_threads(int n);
+  int threads() const;
 
   // Thread-safe and pure: one input's logits row (NL) -> its result.
   std::vector<LabelScore> postprocess(std::span<const float> logits, const PostprocessOptions& options) const;

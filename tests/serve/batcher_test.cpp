@@ -4,8 +4,11 @@
 
 #include <future>
 
+#include "core/cpus.h"
 #include "serve/batcher.h"
 #include "serve/fake_backend.h"
+#include "serve/pipeline_backend.h"
+#include "test_util.h"
 
 namespace tuneserve::serve {
 namespace {
@@ -168,6 +171,36 @@ TEST(Batcher, ReleasesThreadsAfterLargeBatchesOnly) {
   EXPECT_EQ(batches[4].first, 16u);
   EXPECT_EQ(backend->releases(), 1);
   batcher.stop();
+}
+
+// Without --threads, a real model's passes share the CPUs among its workers as they are scaled,
+// so N workers never run N times the CPUs in threads; --threads stays as given.
+TEST(Batcher, ScalingWorkersDividesTheCpusAmongTheirPasses) {
+  TUNESERVE_REQUIRE_SHARED("models/distilbert-tiny-init");
+  TUNESERVE_REQUIRE_SHARED("tokenizers/bert-base-cased");
+  const std::string model = testing::shared_path("models/distilbert-tiny-init");
+  const std::string tokenizer = testing::shared_path("tokenizers/bert-base-cased");
+  const int cpus = available_cpus();
+  Pipeline::Options options;
+  options.threads = cpus;
+  auto shared = std::make_shared<PipelineBackend>(model, tokenizer, options, /*share_cpus=*/true);
+  BatchConfig config;
+  Batcher batcher(shared, config, nullptr, "m");
+  EXPECT_EQ(shared->threads(), cpus);
+  batcher.set_workers(2);
+  EXPECT_EQ(shared->threads(), std::max(1, cpus / 2));
+  batcher.set_workers(4 * cpus);
+  EXPECT_EQ(shared->threads(), 1);
+  batcher.set_workers(1);
+  EXPECT_EQ(shared->threads(), cpus);
+  batcher.stop();
+
+  options.threads = 3;
+  auto fixed = std::make_shared<PipelineBackend>(model, tokenizer, options);
+  Batcher fixed_batcher(fixed, config, nullptr, "f");
+  fixed_batcher.set_workers(2);
+  EXPECT_EQ(fixed->threads(), 3);
+  fixed_batcher.stop();
 }
 
 TEST(Batcher, RespectsTokenAndRequestBudgets) {
