@@ -85,7 +85,7 @@ int run_serve(ServeOptions options) {
   const int wanted_workers = options.workers_given ? options.batch.workers : batching ? 1 : cpus;
   if (!options.workers_given) options.batch.workers = 1;
   Pipeline::Options pipeline_options;
-  pipeline_options.threads = options.threads > 0 ? options.threads : std::max(1, cpus / wanted_workers);
+  pipeline_options.threads = options.threads > 0 ? options.threads : cpus_per_pass(wanted_workers);
   pipeline_options.device = device;
   pipeline_options.dtype = dtype;
   pipeline_options.check_weights = options.weight_check;
@@ -135,7 +135,7 @@ int run_serve(ServeOptions options) {
                  model->name, model->backend->info().model_type,
                  model->backend->info().labels.num_labels(), device.str(), options.dtype, model->load_seconds,
                  model->batcher->workers(),
-                 share_cpus ? std::max(1, cpus / model->batcher->workers()) : pipeline_options.threads, cpus,
+                 share_cpus ? cpus_per_pass(model->batcher->workers()) : pipeline_options.threads, cpus,
                  options.workers_given ? "" : "; --workers or SAGEMAKER_MODEL_SERVER_WORKERS to choose");
   } catch (...) {
     server.stop();

@@ -141,4 +141,6 @@ int available_cpus() {
   return n;
 }
 
+int cpus_per_pass(int passes) { return std::max(1, available_cpus() / std::max(1, passes)); }
+
 }  // namespace tuneserve

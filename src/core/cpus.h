@@ -25,5 +25,8 @@ CpuBudget cpu_budget(const std::filesystem::path& root = "/", std::optional<int>
 
 // cpu_budget().available(), computed once.
 int available_cpus();
+// The threads each of `passes` concurrent forward passes gets when they share available_cpus():
+// the quotient, at least 1.
+int cpus_per_pass(int passes);
 
 }  // namespace tuneserve

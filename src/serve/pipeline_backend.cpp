@@ -1,8 +1,6 @@
 // The server's backend over pipeline/pipeline.h (see pipeline_backend.h).
 #include "serve/pipeline_backend.h"
 
-#include <algorithm>
-
 #include "checkpoint/config.h"
 #include "core/cpus.h"
 #include "model/model.h"
@@ -22,7 +20,7 @@ PipelineBackend::PipelineBackend(const std::string& model_dir, const std::string
 
 void PipelineBackend::set_concurrency(int n) {
   pipeline_->set_concurrent_forwards(static_cast<std::size_t>(n));
-  if (share_cpus_) pipeline_->set_threads(std::max(1, available_cpus() / std::max(1, n)));
+  if (share_cpus_) pipeline_->set_threads(cpus_per_pass(n));
 }
 
 void PipelineBackend::release_threads() { Model::release_threads(); }
