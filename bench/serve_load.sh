@@ -107,11 +107,14 @@ run_wrk() {
 tokens="$(sed -n 's/^  "\(.*\)",$/{"text": "\1 #100000"}/p' bench/serve_post.lua |
   "$build_dir/tuneserve" tokenize --tokenizer "$tokenizer" |
   /usr/bin/python3 -c 'import json, sys; n = [len(json.loads(l)["ids"]) for l in sys.stdin]; print(round(sum(n) / len(n)))')"
-# engine_sustained: seq/s of the engine's batch-32 passes back to back for DURATION seconds (no server).
+# engine ARGS...: the engine's own forward at these request lengths, batch 1 and 32 (no server).
+engine() {
+  OMP_NUM_THREADS=2 "$build_dir/bench/bench_model_forward" --config "$config" --threads 2 --train 0 \
+    --tokens "$tokens" --dtype "$dtype" "$@" 2>&1
+}
+# engine_sustained: seq/s of its batch-32 passes back to back for DURATION seconds.
 engine_sustained() {
-  OMP_NUM_THREADS=2 "$build_dir/bench/bench_model_forward" --config "$config" --threads 2 --reps 1 --train 0 \
-    --tokens "$tokens" --dtype "$dtype" --sustain "$duration" 2>&1 |
-    awk '$1 == "sustained" && $2 ~ /^32x/ {print $NF == "seq/s" ? $(NF - 1) : ""}'
+  engine --reps 1 --sustain "$duration" | awk '$1 == "sustained" && $2 ~ /^32x/ {print $NF == "seq/s" ? $(NF - 1) : ""}'
 }
 
 declare -A result
@@ -139,8 +142,7 @@ awk -v b="${result[batched,32]}" -v u="${result[unbatched,32]}" \
 
 # What batching can add at all here: the engine's own forward at these request lengths, one input
 # against 32 packed together (no HTTP, no queue). The server's ratio cannot exceed this one.
-OMP_NUM_THREADS=2 "$build_dir/bench/bench_model_forward" --config "$config" --threads 2 --reps 5 --train 0 \
-  --tokens "$tokens" --dtype "$dtype" >"$work/ceiling.txt" 2>&1
+engine --reps 5 >"$work/ceiling.txt"
 awk -v t="$tokens" -v d="$dtype" '$2 == "fast" && $1 ~ /^1x/ {one = $5} $2 == "fast" && $1 ~ /^32x/ {many = $5}
   END { if (one > 0) printf "engine ceiling (%s) at %d tokens per request: batch 1 %.1f seq/s, batch 32 %.1f seq/s: batching can add at most %.2fx\n", d, t, one, many, many / one }' \
   "$work/ceiling.txt"
