@@ -308,7 +308,8 @@ TrainOutcome train_model(Model& model, const TrainArgs& args, const data::Tokeni
   if (group.distributed()) require_same_job(group, job_fingerprint(args, train, test, model));
 
   const auto n = static_cast<std::int64_t>(train.size());
-  // Counts from hyperparameters.json are hostile: products that do not fit a long are errors, not wraps.
+  // Counts from hyperparameters.json are hostile: products that do not fit a long are errors, not wraps
+  // (a quarter of the range for the global batch, so n + B - 1 below cannot wrap either).
   if (args.train_batch_size > std::numeric_limits<long>::max() / 4 / W)
     fail("hyperparameter train_batch_size: {} per rank on {} ranks is too large", args.train_batch_size, W);
   const long B = args.train_batch_size * W;  // the global batch: every rank computes its share of it
