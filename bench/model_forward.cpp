@@ -5,17 +5,25 @@
 //                                   [--inference 0|1] [--train 0|1]   (which parts run; both by default)
 //                                   [--dtype fp32|bf16]   (what the model's products compute in)
 //                                   [--sustain S]   (then 32 x T fast passes back to back for S seconds)
+//                                   [--lengths FILE]   (with --sustain: then passes of 32 requests of these lengths)
 // and one training step (forward + backward with dropout) at B x T (default 8 x 128), all of them
 // unpadded, and with rows of unequal lengths (T down to T/4, the mask padding the rest). Each case runs
 // twice: "full" computes everything (EngineOptions off), "fast" skips what the logits do not need
 // (the last layer on first tokens only, training on real tokens only). cpu ms: process CPU time,
 // the figure to compare when other processes share the machine. --sustain prints the mean of
 // back-to-back passes too: a server's throughput is a mean over seconds, which a best-of-R figure
-// bounds only loosely on a machine whose speed drifts.
+// bounds only loosely on a machine whose speed drifts. --lengths FILE holds the token count of each
+// request a load sends (one per line, in the order sent): the sustained run then also replays them,
+// 32 consecutive requests per pass (cycling through the file), which is the engine's ceiling at a
+// server's real request lengths: unequal lengths within a pass and token totals that vary from pass
+// to pass, each new total building its products' primitives once, as in the server.
 // The PyTorch comparison lives in the predict benchmark; this one says where the time goes.
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -66,17 +74,73 @@ std::vector<std::int32_t> mask_for(int B, int T, bool unequal) {
   return mask;
 }
 
+// Token counts, one per line (each >= 1); error naming the file and line otherwise.
+std::vector<int> read_lengths(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("cannot read the --lengths file {}", path);
+  std::vector<int> lengths;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::size_t end = 0;
+    int v = 0;
+    try {
+      v = std::stoi(line, &end);
+    } catch (const std::exception&) {
+      end = 0;
+    }
+    if (end == 0 || line.find_first_not_of(" \t\r", end) != std::string::npos || v < 1 || v > 100000)
+      fail("{}:{}: expected a token count in [1, 100000], got '{}'", path, n, line);
+    lengths.push_back(v);
+  }
+  if (lengths.empty()) fail("the --lengths file {} is empty", path);
+  return lengths;
+}
+
+// Passes of 32 consecutive requests of `lengths` back to back for `seconds`, cycling through the
+// batches (built beforehand: the server's batcher builds its own while the previous pass runs).
+void sustain_replay(Model& model, const std::vector<int>& lengths, int seconds) {
+  const int B = 32;
+  std::vector<PackedBatch> batches;
+  std::size_t tokens = 0, lo = SIZE_MAX, hi = 0;
+  for (std::size_t first = 0; first < lengths.size() || batches.empty(); first += B) {
+    PackedBatch batch;
+    for (int b = 0; b < B; ++b) {
+      const int len = lengths[(first + b) % lengths.size()];
+      std::vector<std::int32_t> ids(len);
+      for (int t = 0; t < len; ++t) ids[t] = static_cast<std::int32_t>(1000 + ((first + b) * 131 + t * 7919) % 20000);
+      batch.append(ids);
+    }
+    tokens += batch.tokens();
+    lo = std::min(lo, batch.tokens());
+    hi = std::max(hi, batch.tokens());
+    batches.push_back(std::move(batch));
+  }
+  const double t0 = now();
+  std::size_t passes = 0;
+  do {
+    model.forward(batches[passes % batches.size()]);
+    ++passes;
+  } while (now() - t0 < seconds);
+  const double elapsed = now() - t0;
+  std::printf("sustained %dxreplay: %zu passes in %.1f s, mean %.2f ms, %.2f seq/s (%zu requests' lengths, "
+              "%.1f tokens per pass, %zu to %zu)\n",
+              B, passes, elapsed, elapsed / passes * 1e3, B * passes / elapsed, lengths.size(),
+              static_cast<double>(tokens) / batches.size(), lo, hi);
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
   std::string config_path = std::string(TUNESERVE_SHARED_DIR) + "/goldens/configs/distilbert-base-cased/config.json";
   int threads = 2, reps = 5, train_batch = 8, T = 128, inference = 1, train = 1, sustain = 0;
-  std::string dtype_name = "fp32";
+  std::string dtype_name = "fp32", lengths_path;
   bench::parse_flags(argc, argv, 1,
                      {{"--threads", {&threads}}, {"--config", {nullptr, 1, &config_path}}, {"--reps", {&reps}},
                       {"--train-batch", {&train_batch}}, {"--tokens", {&T}}, {"--inference", {&inference, 0}},
-                      {"--train", {&train, 0}}, {"--dtype", {.text = &dtype_name}}, {"--sustain", {&sustain, 0}}});
+                      {"--train", {&train, 0}}, {"--dtype", {.text = &dtype_name}}, {"--sustain", {&sustain, 0}},
+                      {"--lengths", {.text = &lengths_path}}});
   const DType dtype = parse_compute_dtype(dtype_name);
+  const std::vector<int> lengths = lengths_path.empty() ? std::vector<int>{} : read_lengths(lengths_path);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines as they come when piped
   Model::set_num_threads(threads);
   const ModelConfig c = load_config(config_path);
@@ -128,6 +192,7 @@ int run(int argc, char** argv) {
         const double seconds = now() - t0;
         std::printf("sustained %dx%d: %d passes in %.1f s, mean %.2f ms, %.2f seq/s\n", B, T, passes, seconds,
                     seconds / passes * 1e3, B * passes / seconds);
+        if (!lengths.empty()) sustain_replay(model, lengths, sustain);
       }
     }
   }

@@ -7,10 +7,12 @@
 # rate) sampling the server's RSS each second and counting 503s. DTYPE (default bf16 where the CPU
 # has AVX512-BF16, else fp32) is the server's and the ceiling's --dtype. Targets (issue 12): at
 # concurrency 32, batched requests/s >= 90% of the engine's batch-32 ceiling at these request lengths,
-# with p99 below the unbatched server's. The ceiling is printed twice: the engine's back-to-back
-# batch-32 passes for DURATION seconds just before and just after the batched c=32 point (their mean
-# rate; the server's figure is such a mean over the same minute: this VM's speed drifts by 10-15%
-# within minutes, so a ceiling measured minutes away can be off by that much either way), and the
+# with p99 below the unbatched server's. The ceiling is the engine's back-to-back batch-32 passes
+# for DURATION seconds just before and just after the batched c=32 point (their mean rate; the
+# server's figure is such a mean over the same minute: this VM's speed drifts by 10-15% within
+# minutes, so a ceiling measured minutes away can be off by that much either way), replaying the
+# token counts of the requests wrk sends, 32 per pass, in order. Also printed: the same at 32 x their
+# mean length (equal lengths, one token total: a few % faster than the replay), and the
 # best of 5 passes measured at the end (which overstates what the engine sustains). Each point also prints
 # wrk's own CPU (it shares the cores with the server) and the server's account from /metrics:
 # forward passes, mean inputs per pass, ms per pass, ms in the queue, and ms between pass starts
@@ -103,18 +105,29 @@ run_wrk() {
   echo "$rps $p50 $p99 ${bad:-0} $cpu $(server_account "$work/m0" "$work/m1" "$duration")"
 }
 
-# Tokens per request of serve_post.lua's texts, for the engine's own passes at these lengths.
-tokens="$(sed -n 's/^  "\(.*\)",$/{"text": "\1 #100000"}/p' bench/serve_post.lua |
+# Token counts of the requests serve_post.lua sends, in order: text n (n = 1, 2, ...) is review
+# n % 4 with " #n" appended, and each of wrk's 2 threads sends the same sequence, so each count twice
+# (enough of them to cover a point's requests at c=32, then cycled). The engine's ceiling replays
+# them 32 per pass (what a server's batch at c=32 holds); its equal-length ceiling runs 32 x their
+# mean, rounded.
+requests=$(( duration * 300 > 100 ? duration * 300 : 100 ))
+sed -n 's/^  "\(.*\)",$/\1/p' bench/serve_post.lua |
+  awk -v N="$requests" '{ r[k++] = $0 } END { for (n = 1; n <= N; n++) printf "{\"text\": \"%s #%d\"}\n", r[n % k], n }' |
   "$build_dir/tuneserve" tokenize --tokenizer "$tokenizer" |
-  /usr/bin/python3 -c 'import json, sys; n = [len(json.loads(l)["ids"]) for l in sys.stdin]; print(round(sum(n) / len(n)))')"
+  /usr/bin/python3 -c 'import json, sys
+for l in sys.stdin: n = len(json.loads(l)["ids"]); print(n); print(n)' >"$work/lengths.txt"
+tokens="$(awk '{ s += $1 } END { printf "%.0f", s / NR }' "$work/lengths.txt")"
 # engine ARGS...: the engine's own forward at these request lengths, batch 1 and 32 (no server).
 engine() {
   OMP_NUM_THREADS=2 "$build_dir/bench/bench_model_forward" --config "$config" --threads 2 --train 0 \
     --tokens "$tokens" --dtype "$dtype" "$@" 2>&1
 }
-# engine_sustained: seq/s of its batch-32 passes back to back for DURATION seconds.
+# engine_sustained: seq/s of the engine's batch-32 passes back to back for DURATION seconds at the
+# requests' real lengths (replayed), then at their mean length (32 x $tokens): "REPLAY EQUAL".
 engine_sustained() {
-  engine --reps 1 --sustain "$duration" | awk '$1 == "sustained" && $2 ~ /^32x/ {print $NF == "seq/s" ? $(NF - 1) : ""}'
+  engine --reps 1 --sustain "$duration" --lengths "$work/lengths.txt" |
+    awk '$1 == "sustained" { for (i = 2; i <= NF; i++) if ($i == "seq/s") v = $(i - 1)
+      if ($2 == "32xreplay:") r = v; else e = v } END { print r, e }'
 }
 
 declare -A result
@@ -127,9 +140,9 @@ for mode in batched unbatched; do
     start_server "$mode" --max-batch-requests 1 --job-queue-size 1024
   fi
   for c in 1 8 32 128; do
-    [ "$mode" = batched ] && [ "$c" = 32 ] && sustained_before="$(engine_sustained)"
+    [ "$mode" = batched ] && [ "$c" = 32 ] && read -r replay_before sustained_before < <(engine_sustained)
     read -r rps p50 p99 bad cpu passes batch pass queue cycle < <(run_wrk "$c")
-    [ "$mode" = batched ] && [ "$c" = 32 ] && sustained_after="$(engine_sustained)"
+    [ "$mode" = batched ] && [ "$c" = 32 ] && read -r replay_after sustained_after < <(engine_sustained)
     result[$mode,$c]="$rps"
     result[$mode,$c,p99]="$p99"
     printf "%-22s %6s %12s %10s %10s %8s %8s %7s %6s %8s %8s %8s\n" "$mode" "$c" "$rps" "$p50" "$p99" "$bad" \
@@ -151,9 +164,10 @@ ms() { awk -v x="$1" 'BEGIN { v = x + 0; u = x; sub(/^[0-9.]+/, "", u);
   printf "%.2f", u == "us" ? v / 1000 : u == "s" ? v * 1000 : u == "m" ? v * 60000 : v }'; }
 ceiling32="$(awk '$2 == "fast" && $1 ~ /^32x/ {print $5}' "$work/ceiling.txt")"
 awk -v b="${result[batched,32]}" -v c="$ceiling32" -v s0="$sustained_before" -v s1="$sustained_after" \
+  -v r0="$replay_before" -v r1="$replay_after" -v t="$tokens" \
   -v p="$(ms "${result[batched,32,p99]}")" -v q="$(ms "${result[unbatched,32,p99]}")" -v d="$dtype" 'BEGIN {
-  s = (s0 + s1) / 2
-  printf "concurrency 32, %s: batched %.1f requests/s = %.0f%% of the engine'"'"'s batch-32 rate sustained around that point %.1f seq/s (%.1f before, %.1f after; target >= 90%%), %.0f%% of its best pass %.1f seq/s (best of 5, measured at the end); p99 %.0f ms batched vs %.0f ms unbatched (target: below)\n", d, b, 100 * b / s, s, s0, s1, 100 * b / c, c, p, q }'
+  r = (r0 + r1) / 2; s = (s0 + s1) / 2
+  printf "concurrency 32, %s: batched %.1f requests/s = %.0f%% of the engine'"'"'s batch-32 rate at these request lengths sustained around that point %.1f seq/s (%.1f before, %.1f after; target >= 90%%); %.0f%% of its rate at 32 x %d tokens %.1f seq/s (%.1f before, %.1f after); %.0f%% of its best pass %.1f seq/s (best of 5 at 32 x %d, measured at the end); p99 %.0f ms batched vs %.0f ms unbatched (target: below)\n", d, b, 100 * b / r, r, r0, r1, 100 * b / s, t, s, s0, s1, 100 * b / c, c, t, p, q }'
 
 echo
 echo "== overload: 512 connections against --job-queue-size 64, RSS sampled each second"
