@@ -301,16 +301,17 @@ class EmulatedPreparedLinear final : public PreparedLinear {
  public:
   EmulatedPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation,
                          DType dtype)
-      : PreparedLinear(K, N),
+      : PreparedLinear(K, N, dtype),
         inner_(cpu().prepare_linear(dev(weight, "prepare_linear", "weight", zu(N) * zu(K)),
                                     dev(bias, "prepare_linear", "bias", zu(N), true), K, N, activation, dtype)),
         K_(K),
         N_(N) {}
-  void forward(float* out, const float* inp, int M, int out_stride, int held) const override {
+  void forward(void* out, DType out_dtype, const void* inp, DType inp_dtype, int M, int out_stride,
+               int held) const override {
     const char* f = "PreparedLinear::forward";
-    const int rows = std::max(M, held);  // the layer may compute every row held
-    inner_->forward(dev(out, f, "out", strided(rows, N_, out_stride)), dev(inp, f, "inp", zu(rows) * zu(K_)), M,
-                    out_stride, held);
+    const int rows = std::max(M, held);  // the layer may compute every row held (sizes in bytes: void*)
+    inner_->forward(dev(out, f, "out", strided(rows, N_, out_stride) * dtype_size(out_dtype)), out_dtype,
+                    dev(inp, f, "inp", zu(rows) * zu(K_) * dtype_size(inp_dtype)), inp_dtype, M, out_stride, held);
   }
 
  private:

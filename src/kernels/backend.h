@@ -42,14 +42,18 @@ enum class LinearActivation { None, Gelu };
 // at preparation until destroyed (the model rebuilds it after any weight change). Thread-safe.
 class PreparedLinear {
  public:
-  PreparedLinear(int K, int N) : in_features(K), out_features(N) {}
+  PreparedLinear(int K, int N, DType dtype) : in_features(K), out_features(N), dtype(dtype) {}
   virtual ~PreparedLinear() = default;
-  // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride floats apart (0: N). held: the
+  // out (M, N) = act(inp (M, K) @ W^T + b); rows of out out_stride elements apart (0: N). held: the
   // rows out and inp hold (0: M); the layer may run the product on all of them (their inputs may hold
-  // any values; their outputs are overwritten).
-  virtual void forward(float* out, const float* inp, int M, int out_stride = 0, int held = 0) const = 0;
+  // any values; their outputs are overwritten). inp and out are fp32, or, in a layer with bf16
+  // products, either may be bf16: a bf16 inp is read as it is, a bf16 out is the fp32 result rounded
+  // to nearest even (what to_bf16 would make of it), and is not strided.
+  virtual void forward(void* out, DType out_dtype, const void* inp, DType inp_dtype, int M, int out_stride,
+                       int held) const = 0;
   const int in_features;   // K
   const int out_features;  // N
+  const DType dtype;       // of the products: F32 or BF16
 };
 
 struct Backend {

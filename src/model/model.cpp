@@ -655,13 +655,18 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
                                     t(la.res1, {R, C}), t(x, {R, C}), t(lw.ln1_w, {C}), t(lw.ln1_b, {C}),
                                     c.layer_norm_eps);
     if (pl) {
-      ops::prepared_forward(*pl->fc_gelu, t(la.fcg, {Rh, F}), t(la.ln1, {Rh, C}), R);  // GELU fused; fch not needed
+      // GELU fused (fch not needed). With bf16 products its output is stored as the bf16 operand the
+      // next product reads (in the first half of the fp32 buffer): the values that product would round
+      // it to, without the conversion pass, in half the memory traffic.
+      const Tensor fcg = pl->fc_gelu->dtype == DType::BF16 ? t(reinterpret_cast<Bf16*>(la.fcg), {Rh, F})
+                                                           : t(la.fcg, {Rh, F});
+      ops::prepared_forward(*pl->fc_gelu, fcg, t(la.ln1, {Rh, C}), R);
+      ops::prepared_forward(*pl->proj, t(la.fo, {Rh, C}), fcg, R);
     } else {
       linear(la.fch, la.ln1, la.ln1_16, R, R, lw.fc_w, l16 ? l16->fc_w : nullptr, lw.fc_b, nullptr, C, F);
       ops::gelu_forward_cdf(k, t(la.fcg, {R, F}), t(la.cdf, {R, F}), t(la.fch, {R, F}));
+      linear(la.fo, la.fcg, la.fcg16, R, R, lw.proj_w, l16 ? l16->proj_w : nullptr, lw.proj_b, nullptr, F, C);
     }
-    linear(la.fo, la.fcg, la.fcg16, R, Rh, lw.proj_w, l16 ? l16->proj_w : nullptr, lw.proj_b,
-           pl ? pl->proj.get() : nullptr, F, C);
     dropout(la.res2, la.fo, runs, p_hidden, drop.key(site_layer(l, 2)));
     ops::residual_layernorm_forward(k, t(la.ln2, {R, C}), t(la.res2, {R, C}), t(la.ln2_mean, {R}), t(la.ln2_rstd, {R}),
                                     t(la.res2, {R, C}), t(la.ln1, {R, C}), t(lw.ln2_w, {C}), t(lw.ln2_b, {C}),

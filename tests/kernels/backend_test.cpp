@@ -228,12 +228,14 @@ TEST(EmulatedGpu, KernelsAndPreparedLinearAreBitwiseTheCpuTable) {
                            b = randn(N, 5);
   std::vector<float> want(static_cast<std::size_t>(M) * N), want_gelu(want.size());
   cpu_backend().matmul_forward(want.data(), x.data(), w.data(), b.data(), M, K, N, 0);
-  cpu_backend().prepare_linear(w.data(), b.data(), K, N, LinearActivation::Gelu, DType::F32)->forward(want_gelu.data(), x.data(), M,
-                                                                                          0);
+  cpu_backend()
+      .prepare_linear(w.data(), b.data(), K, N, LinearActivation::Gelu, DType::F32)
+      ->forward(want_gelu.data(), DType::F32, x.data(), DType::F32, M, 0, 0);
   Dev dx(gpu, x), dw(gpu, w), db(gpu, b), out(gpu, std::vector<float>(want.size()));
   gpu.matmul_forward(out.get(), dx.get(), dw.get(), db.get(), M, K, N, 0);
   EXPECT_EQ(out.back(), want);
-  gpu.prepare_linear(dw.get(), db.get(), K, N, LinearActivation::Gelu, DType::F32)->forward(out.get(), dx.get(), M, 0);
+  gpu.prepare_linear(dw.get(), db.get(), K, N, LinearActivation::Gelu, DType::F32)
+      ->forward(out.get(), DType::F32, dx.get(), DType::F32, M, 0, 0);
   EXPECT_EQ(out.back(), want_gelu);
 
   // A loss returns its value to the host; the targets are device memory too.

@@ -176,6 +176,19 @@ TEST_P(LinearOps, ForwardBackwardAndPreparedMatchTheReference) {
       const bool gelu = act == LinearActivation::Gelu;
       expect_close(y.back(), reference(xr, wr, b, M, K, N, gelu), atol, rtol,
                    std::string("prepared ") + (gelu ? "gelu " : "") + shape);
+      if (!bf16) continue;
+      // bf16 operands in a bf16 layer, bit for bit: an input already rounded gives the same result,
+      // and a bf16 output is the fp32 result rounded to nearest even.
+      const std::vector<float> want = y.back();
+      DevTensor y2(k, std::vector<float>(want.size()), {M, N});
+      ops::prepared_forward(*layer, y2.view(), dx.view());
+      EXPECT_EQ(y2.back(), want) << "bf16 inp, " << shape;
+      DevTensor y16(k, std::vector<float>(want.size()), {M, N}, DType::BF16);
+      ops::prepared_forward(*layer, y16.view(), dx.view());
+      std::vector<Bf16> got16(want.size());
+      y16.bf16.download(got16.data(), got16.size() * sizeof(Bf16));
+      for (std::size_t i = 0; i < want.size(); ++i)
+        ASSERT_EQ(got16[i].bits, round_to_bf16(want[i]).bits) << "bf16 out, element " << i << ", " << shape;
     }
   }
 }
@@ -243,6 +256,20 @@ TEST(OpsChecks, WrongShapeDtypeOrDeviceIsAnErrorNamingTheArgument) {
   EXPECT_THAT([&] { ops::linear_forward(k, ty.strided(2), tx, tw, tb); },
               ThrowsMessage<Error>(HasSubstr("a row stride needs 2 dims and at least as many elements as a row")));
   EXPECT_THAT([&] { ops::convert(k, tx, tw); }, ThrowsMessage<Error>(HasSubstr("only F32 <-> BF16")));
+  // bf16 operands only in a layer whose products are bf16, and a bf16 output only contiguous.
+  std::vector<Bf16> x16(4 * 8), y16(4 * 6);
+  const auto fp32_layer = ops::prepare_linear(k, tw, tb, LinearActivation::None, DType::F32);
+  EXPECT_THAT([&] { ops::prepared_forward(*fp32_layer, ty, Tensor(x16.data(), cpu, {4, 8})); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("ops::prepared_forward: 'inp' is BF16 [4, 8]"),
+                                         HasSubstr("expected contiguous F32 [M, 8]"))));
+  EXPECT_THAT([&] { ops::prepared_forward(*fp32_layer, Tensor(y16.data(), cpu, {4, 3}), tx); },
+              ThrowsMessage<Error>(HasSubstr("'out' is BF16 [4, 3] on cpu, expected F32 [4, 3]")));
+  if (ops::supports(k, DType::BF16, nullptr)) {
+    const auto bf16_layer = ops::prepare_linear(k, tw, tb, LinearActivation::None, DType::BF16);
+    EXPECT_NO_THROW(ops::prepared_forward(*bf16_layer, Tensor(y16.data(), cpu, {4, 3}), Tensor(x16.data(), cpu, {4, 8})));
+    EXPECT_THAT([&] { ops::prepared_forward(*bf16_layer, Tensor(y16.data(), cpu, {4, 3}).strided(6), tx); },
+                ThrowsMessage<Error>(HasSubstr("expected F32 or BF16 [4, 3] (BF16 contiguous)")));
+  }
   EXPECT_THAT([&] { ops::attention_forward(k, ty, Tensor(), Tensor(x.data(), cpu, {1, 4, 8}), Tensor(), 2, 0.0f, {}, {}); },
               ThrowsMessage<Error>(HasSubstr("expected [B, T, 3C]")));
 }

@@ -118,12 +118,13 @@ void add(float* a, const float* b, std::size_t n) {
 class CpuPreparedLinear final : public PreparedLinear {
  public:
   CpuPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation, DType dtype)
-      : PreparedLinear(K, N),
+      : PreparedLinear(K, N, dtype),
         packed_(weight, bias, K, N,
                 activation == LinearActivation::Gelu ? PackedLinear::Activation::Gelu : PackedLinear::Activation::None,
                 dtype) {}
-  void forward(float* out, const float* inp, int M, int out_stride, int held) const override {
-    packed_.forward(out, inp, M, out_stride, held);
+  void forward(void* out, DType out_dtype, const void* inp, DType inp_dtype, int M, int out_stride,
+               int held) const override {
+    packed_.forward(out, out_dtype, inp, inp_dtype, M, out_stride, held);
   }
 
  private:

@@ -180,12 +180,13 @@ dnnl::matmul cached_primitive(Kind kind, int M, int K, int N, int stride, dt op)
                    [&] { return build_primitive(kind, M, K, N, stride, op); });
 }
 
-// Inference primitives of every PackedLinear, keyed by (K, N, activation, M, operand type): layers of
-// the same shape share them (the packed layout is a function of K, N, the activation and the type).
-// The flag: packed weights accepted for this M (else the plain layout).
+// Inference primitives of every PackedLinear, keyed by (K, N, activation, M, operand type, output
+// type): layers of the same shape share them (the packed layout is a function of K, N, the activation
+// and the operand type). The flag: packed weights accepted for this M (else the plain layout).
 using PackedEntry = std::pair<dnnl::matmul, bool>;
-PrimitiveCache<std::tuple<int, int, int, int, int>, PackedEntry>& packed_primitives() {
-  static PrimitiveCache<std::tuple<int, int, int, int, int>, PackedEntry> cache(512);
+using PackedKey = std::tuple<int, int, int, int, int, int>;
+PrimitiveCache<PackedKey, PackedEntry>& packed_primitives() {
+  static PrimitiveCache<PackedKey, PackedEntry> cache(512);
   return cache;
 }
 
@@ -401,23 +402,35 @@ int PackedLinear::rows_to_hold(int M) {
 }
 
 void PackedLinear::forward(float* out, const float* inp, int M, int out_stride, int held) const {
+  forward(out, DType::F32, inp, DType::F32, M, out_stride, held);
+}
+
+void PackedLinear::forward(void* out, DType out_type, const void* inp, DType inp_type, int M, int out_stride,
+                           int held) const {
   if (M <= 0) return;
+  const dt op = impl_->op;
+  if ((out_type != DType::F32 || inp_type != DType::F32) && op != dt::bf16)
+    fail("PackedLinear: bf16 inputs or outputs need a layer with bf16 products; this one computes in fp32");
+  if ((out_type != DType::F32 && out_type != DType::BF16) || (inp_type != DType::F32 && inp_type != DType::BF16))
+    fail("PackedLinear: operands in {} and {} (fp32 or bf16)", dtype_name(inp_type), dtype_name(out_type));
   if (out_stride > 0 && out_stride != N_) {
+    if (out_type != DType::F32) fail("PackedLinear: a strided output must be fp32");
     // oneDNN has only its reference kernel (~300x slower) for blocked weights with a strided
     // destination: run the dense product into scratch (holding what inp holds) and copy the rows.
     thread_local std::vector<float> scratch;
     scratch.resize(static_cast<std::size_t>(std::max(M, held)) * N_);
-    forward(scratch.data(), inp, M, 0, held);
+    forward(scratch.data(), DType::F32, inp, inp_type, M, 0, held);
     for (int m = 0; m < M; ++m)
-      std::memcpy(out + static_cast<std::size_t>(m) * out_stride, scratch.data() + static_cast<std::size_t>(m) * N_,
-                  sizeof(float) * N_);
+      std::memcpy(static_cast<float*>(out) + static_cast<std::size_t>(m) * out_stride,
+                  scratch.data() + static_cast<std::size_t>(m) * N_, sizeof(float) * N_);
     return;
   }
   if (const int padded = rows_to_hold(M); padded <= held) M = padded;  // the extra rows too
-  const dt op = impl_->op;
+  const dt dst_t = operand_type(out_type);
   const PackedEntry entry = packed_primitives().get(
-      std::make_tuple(K_, N_, static_cast<int>(impl_->activation), M, static_cast<int>(op)), [&]() -> PackedEntry {
-        const auto src = strided(M, K_, K_, 1, op), dst = strided(M, N_, N_, 1), bias_md = strided(1, N_, N_, 1);
+      std::make_tuple(K_, N_, static_cast<int>(impl_->activation), M, static_cast<int>(op), static_cast<int>(dst_t)),
+      [&]() -> PackedEntry {
+        const auto src = strided(M, K_, K_, 1, op), dst = strided(M, N_, N_, 1, dst_t), bias_md = strided(1, N_, N_, 1);
         try {
           dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, impl_->packed_md, bias_md, dst), impl_->attr(),
                                           cpu_engine());
@@ -430,17 +443,18 @@ void PackedLinear::forward(float* out, const float* inp, int M, int out_stride, 
       });
   dnnl::memory weights = entry.second ? impl_->packed : impl_->plain(K_, N_);
   dnnl::memory src;
-  if (op == dt::bf16) {
+  if (op == dt::bf16 && inp_type == DType::F32) {
     Bf16* inp16 = bf16_scratch(static_cast<std::size_t>(M) * K_, 1);
-    to_bf16(inp16, inp, static_cast<std::size_t>(M) * K_);
+    to_bf16(inp16, static_cast<const float*>(inp), static_cast<std::size_t>(M) * K_);
     src = mem(strided(M, K_, K_, 1, op), inp16);
+  } else if (op == dt::bf16) {
+    src = mem(strided(M, K_, K_, 1, op), static_cast<const Bf16*>(inp));
   } else {
-    src = mem(strided(M, K_, K_, 1), inp);
+    src = mem(strided(M, K_, K_, 1), static_cast<const float*>(inp));
   }
-  execute(entry.first, {{DNNL_ARG_SRC, src},
-                        {DNNL_ARG_WEIGHTS, weights},
-                        {DNNL_ARG_BIAS, impl_->bias},
-                        {DNNL_ARG_DST, mem(strided(M, N_, N_, 1), out)}});
+  dnnl::memory dst = out_type == DType::BF16 ? mem(strided(M, N_, N_, 1, dst_t), static_cast<const Bf16*>(out))
+                                             : mem(strided(M, N_, N_, 1), static_cast<const float*>(out));
+  execute(entry.first, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, impl_->bias}, {DNNL_ARG_DST, dst}});
   thread_stream().wait();
 }
 

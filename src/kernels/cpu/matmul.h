@@ -61,6 +61,12 @@ class PackedLinear {
   // primitives are built per row count (see rows_to_hold in matmul.cpp), so a few counts serve every M.
   // The extra rows' inputs may hold any values; their outputs are overwritten.
   void forward(float* out, const float* inp, int M, int out_stride = 0, int held = 0) const;
+  // The same with either operand in bf16, for a layer with bf16 products (Error otherwise): a bf16
+  // inp is read as it is (already rounded: no conversion), a bf16 out is the fp32 result (bias and
+  // activation applied) rounded to nearest even, as to_bf16 rounds it; a strided out must be fp32.
+  // Feeding one bf16 layer's output to the next skips a conversion pass and halves the traffic.
+  void forward(void* out, DType out_type, const void* inp, DType inp_type, int M, int out_stride = 0,
+               int held = 0) const;
   static int rows_to_hold(int M);
   int K() const { return K_; }
   int N() const { return N_; }

@@ -34,8 +34,14 @@ bool bf16_available(std::string* why) {
 class CudaPreparedLinear final : public PreparedLinear {
  public:
   CudaPreparedLinear(const float* weight, const float* bias, int K, int N, LinearActivation activation)
-      : PreparedLinear(K, N), weight_(weight), bias_(bias), K_(K), N_(N), activation_(activation) {}
-  void forward(float* out, const float* inp, int M, int out_stride, int /*held*/) const override {
+      : PreparedLinear(K, N, DType::F32), weight_(weight), bias_(bias), K_(K), N_(N), activation_(activation) {}
+  void forward(void* out_, DType out_dtype, const void* inp_, DType inp_dtype, int M, int out_stride,
+               int /*held*/) const override {
+    if (out_dtype != DType::F32 || inp_dtype != DType::F32)
+      fail("CUDA prepared linear: operands in {} and {}; only fp32 is prepared on the GPU", dtype_name(inp_dtype),
+           dtype_name(out_dtype));
+    float* out = static_cast<float*>(out_);
+    const float* inp = static_cast<const float*>(inp_);
     if (activation_ == LinearActivation::Gelu && out_stride != 0 && out_stride != N_)
       fail("CUDA prepared linear: GELU into strided rows (stride {}, N {}) is not supported", out_stride, N_);
     matmul_forward(out, inp, weight_, bias_, M, K_, N_, out_stride);
