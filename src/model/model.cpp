@@ -91,6 +91,7 @@ class Arena {
     }
     return buffer_.data();
   }
+  std::size_t bytes() const { return buffer_.bytes(); }
 
  private:
   const Backend* backend_ = nullptr;
@@ -748,7 +749,17 @@ std::size_t Model::inference_bytes(int tokens, int longest) const {
   lay.prune_last = impl_->engine.prune_last_layer;
   lay.held = impl_->backend->prepared_rows(lay.M);
   Acts acts;
-  return plan_acts(acts, impl_->config, lay, false, false).bytes();
+  const std::size_t need = plan_acts(acts, impl_->config, lay, false, false).bytes();
+  // An arena grows by at least a quarter (Arena::reserve): one that served passes of up to `need`
+  // bytes may hold up to a quarter more.
+  return need + need / 4;
+}
+
+std::size_t Model::arena_bytes() const {
+  std::lock_guard<std::mutex> lock(impl_->arena_mutex);
+  std::size_t bytes = 0;
+  for (const auto& arena : impl_->free_arenas) bytes += arena->bytes();
+  return bytes;
 }
 
 void Model::prepare_inference() const { impl_->packed_weights(); }

@@ -140,8 +140,11 @@ class Model {
   bool inference_prepared() const;  // packed, and no weight change since
 
   // The activation memory (bytes) one forward() of `tokens` real tokens in all, in sequences of at
-  // most `longest` tokens, takes at most, for sizing how many passes may run at once.
+  // most `longest` tokens, takes at most, for sizing how many passes may run at once: what its arena
+  // may hold after passes of up to that size, growth included.
   std::size_t inference_bytes(int tokens, int longest) const;
+  // The activation memory the arenas kept between forward() calls hold now.
+  std::size_t arena_bytes() const;
   // From now on at most `n` forward() calls run at once: activation memory kept warm for more (one
   // arena per concurrent call, as large as its largest batch) is freed, now and as calls end.
   void set_concurrent_forwards(std::size_t n) const;

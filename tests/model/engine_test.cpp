@@ -148,6 +148,28 @@ TEST(EnginePacking, PreparedUntilTheWeightsChange) {
   EXPECT_EQ(model.forward(tb.batch()), lazy);
 }
 
+// inference_bytes bounds what a pass's arena holds, however it grew: passes one token longer each
+// time regrow it by a quarter, past what the longest of them needs.
+TEST(EngineMemory, InferenceBytesBoundTheArenaAfterGrowingPasses) {
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/model.safetensors");
+  const Model model = Model::load(testing::shared_path("goldens/distilbert"));
+  model.set_concurrent_forwards(1);
+  const int longest = 64;
+  const std::size_t bound = model.inference_bytes(longest, longest);
+  std::size_t largest = 0;
+  for (int n = 24; n <= longest; ++n) {
+    PackedBatch batch;
+    std::vector<std::int32_t> ids(n);
+    for (int t = 0; t < n; ++t) ids[t] = 100 + t;
+    batch.append(ids);
+    model.forward(batch);
+    largest = std::max(largest, model.arena_bytes());
+    EXPECT_LE(model.arena_bytes(), bound) << "after a pass of " << n << " tokens";
+  }
+  // The arena did overshoot what the longest pass alone needs (the case the bound is for).
+  EXPECT_GT(largest, model.inference_bytes(longest, longest) * 4 / 5);
+}
+
 }  // namespace
 }  // namespace tuneserve
 
