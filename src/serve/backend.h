@@ -44,6 +44,8 @@ class Backend {
   // its passes started and that would keep spinning for their next one may be ended (its next pass
   // starts them again).
   virtual void release_threads() {}
+  // OpenMP threads one forward pass uses now (0: not known); /models reports it.
+  virtual int threads() const { return 0; }
 };
 
 }  // namespace tuneserve::serve

@@ -18,6 +18,12 @@ bool valid_model_name(std::string_view name) {
   return name != "." && name != "..";
 }
 
+// A pass's OpenMP threads, or null where the backend does not know them.
+json threads_json(const Backend& backend) {
+  const int n = backend.threads();
+  return n > 0 ? json(n) : json(nullptr);
+}
+
 json model_json(const Model& model) {
   const ModelInfo& info = model.backend->info();
   return json{{"name", model.name},
@@ -29,6 +35,7 @@ json model_json(const Model& model) {
               {"device", info.device},
               {"dtype", info.dtype},
               {"workers", model.batcher->workers()},
+              {"threads_per_worker", threads_json(*model.backend)},
               {"queued", model.batcher->admitted()},
               {"load_seconds", model.load_seconds}};
 }
@@ -105,6 +112,7 @@ Reply Server::Impl::info() const {
     out["device"] = info.device;
     out["dtype"] = info.dtype;
     out["workers"] = model->batcher->workers();
+    out["threads_per_worker"] = threads_json(*model->backend);
   }
   for (const auto& model : models.list()) out["models"].push_back(model_json(*model));
   return Reply{200, out.dump()};

@@ -31,7 +31,7 @@ class PipelineBackend : public Backend {
   void set_concurrency(int n) override;
   void release_threads() override;
   const std::vector<std::string>& load_notes() const { return pipeline_->load_notes(); }
-  int threads() const { return pipeline_->threads(); }  // of one forward pass, now
+  int threads() const override { return pipeline_->threads(); }
 
  private:
   std::unique_ptr<Pipeline> pipeline_;

@@ -3,6 +3,7 @@
 // It records every batch and can hold forward passes back to fill the queue on purpose.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -100,6 +101,8 @@ class FakeBackend : public serve::Backend {
 
   std::size_t forward_bytes(std::size_t) const override { return forward_bytes_; }
   void set_concurrency(int n) override { concurrency_ = n; }
+  // As a server sharing 6 CPUs among its workers' passes would.
+  int threads() const override { return concurrency_ > 0 ? std::max(1, 6 / concurrency_) : 0; }
   void release_threads() override { ++releases_; }
   int releases() const { return releases_; }
   void set_forward_bytes(std::size_t bytes) { forward_bytes_ = bytes; }

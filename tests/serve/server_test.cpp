@@ -552,6 +552,7 @@ TEST(Server, ManagementLoadsFromTheStoreOnly) {
   auto r = http_request(mp, "POST", "/models", R"({"name": "m2", "path": "m2", "workers": 2})");
   ASSERT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(json::parse(r.body)["workers"], 2);
+  EXPECT_EQ(json::parse(r.body)["threads_per_worker"], 3);
   ASSERT_EQ(loaded.size(), 1u);
   EXPECT_EQ(fs::path(loaded[0]), fs::weakly_canonical(store / "m2"));
   r = http_request(s.port(), "POST", "/predictions/m2", R"({"inputs": "x", "parameters": {"top_k": 3}})");
@@ -569,8 +570,10 @@ TEST(Server, ManagementLoadsFromTheStoreOnly) {
   r = http_request(mp, "PUT", "/models/m2?workers=3");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(json::parse(r.body)["workers"], 3);
+  EXPECT_EQ(json::parse(r.body)["threads_per_worker"], 2);
   json list = json::parse(http_request(mp, "GET", "/models").body);
   EXPECT_EQ(list["models"].size(), 2u);
+  EXPECT_EQ(list["models"][1]["threads_per_worker"], 2);
   EXPECT_EQ(http_request(mp, "DELETE", "/models/m2").status, 200);
   EXPECT_EQ(http_request(s.port(), "POST", "/predictions/m2", R"({"inputs": "x"})").status, 404);
   EXPECT_EQ(http_request(mp, "DELETE", "/models/m2").status, 404);
