@@ -30,6 +30,13 @@ inline double encoder_flops(const ModelConfig& c, int T) {
   return 2.0 * T * L * (4 * C * C + 2 * C * F + 2.0 * T * C);
 }
 
+// The part of encoder_flops a classifier's forward skips: its last layer runs the query, the
+// attention, the output projection and the FFN on the first token only (K and V on every token).
+inline double pruned_last_layer_flops(const ModelConfig& c, int T) {
+  const double C = c.hidden_size, F = c.intermediate_size;
+  return 2.0 * (T - 1) * (2 * C * C + 2 * C * F + 2.0 * T * C);
+}
+
 inline double process_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
