@@ -19,6 +19,7 @@
 // to pass, each new total building its products' primitives once, as in the server.
 // The PyTorch comparison lives in the predict benchmark; this one says where the time goes.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -81,14 +82,11 @@ std::vector<int> read_lengths(const std::string& path) {
   std::vector<int> lengths;
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
-    std::size_t end = 0;
+    const char* end = line.data() + line.size();
+    while (end > line.data() && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) --end;
     int v = 0;
-    try {
-      v = std::stoi(line, &end);
-    } catch (const std::exception&) {
-      end = 0;
-    }
-    if (end == 0 || line.find_first_not_of(" \t\r", end) != std::string::npos || v < 1 || v > 100000)
+    const auto [at, error] = std::from_chars(line.data(), end, v);
+    if (error != std::errc() || at != end || v < 1 || v > 100000)
       fail("{}:{}: expected a token count in [1, 100000], got '{}'", path, n, line);
     lengths.push_back(v);
   }
