@@ -7,8 +7,9 @@
 // MODEL_DIR holds config.json, model.safetensors and reference.safetensors (input_ids, attention_mask,
 // logits: the peer's fp32). Prints one JSON line: {"dtype", "parity": {...}, "runs": [{"batch", "tokens",
 // "ms", "cpu_ms", "seq_per_s", "gflops", "gflops_computed"}]} (gflops: the whole encoder's work per
-// second, as the peers' figures count it; computed: what the pass runs, its last layer on first tokens). bf16 is held to looser parity bounds (its products round
-// their operands to 8 significant bits) and to the same argmax on every reference row.
+// second, as the peers' figures count it; computed: what the pass runs, its last layer on first
+// tokens). bf16 is held to looser parity bounds (its products round their operands to 8 significant
+// bits) and to the same argmax on every reference row.
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -116,11 +117,10 @@ int run(int argc, char** argv) {
     std::vector<std::int32_t> ids(static_cast<std::size_t>(B) * T), mask(ids.size(), 1);
     for (auto& id : ids) id = token(rng);
     const auto [s, cpu] = time_forward(model, PackedBatch::from_padded(B, T, ids.data(), mask.data(), nullptr), reps);
+    const double computed = bench::encoder_flops(model.config(), T) - bench::pruned_last_layer_flops(model.config(), T);
     out["runs"].push_back({{"batch", B}, {"tokens", T}, {"ms", s * 1e3}, {"cpu_ms", cpu * 1e3}, {"seq_per_s", B / s},
                            {"gflops", B * bench::encoder_flops(model.config(), T) / s / 1e9},
-                           {"gflops_computed",
-                            B * (bench::encoder_flops(model.config(), T) - bench::pruned_last_layer_flops(model.config(), T)) /
-                                s / 1e9}});
+                           {"gflops_computed", B * computed / s / 1e9}});
   }
   std::printf("%s\n", out.dump().c_str());
   return out["parity"]["ok"].get<bool>() ? 0 : 1;

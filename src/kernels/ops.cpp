@@ -382,13 +382,16 @@ void prepared_forward(const PreparedLinear& layer, const Tensor& out, const Tens
   const char* op = "ops::prepared_forward";
   const std::int64_t M = inp.dim(0);
   // fp32 operands, or bf16 ones in a layer whose products are bf16 (no conversion on the way).
-  const char* types = layer.dtype == BF16 ? "F32 or BF16" : "F32";
-  const auto type_ok = [&](const Tensor& x) { return x.dtype == F32 || (x.dtype == BF16 && layer.dtype == BF16); };
-  if (!type_ok(inp) || inp.rank != 2 || inp.dim(1) != layer.in_features || (inp.row_stride && inp.row_stride != inp.dim(1)))
+  const bool bf16 = layer.dtype == BF16;
+  const char* types = bf16 ? "F32 or BF16" : "F32";
+  const auto type_ok = [&](const Tensor& x) { return x.dtype == F32 || (x.dtype == BF16 && bf16); };
+  const auto strided = [](const Tensor& x) { return x.row_stride && x.row_stride != x.dim(1); };
+  if (!type_ok(inp) || inp.rank != 2 || inp.dim(1) != layer.in_features || strided(inp))
     fail("{}: 'inp' is {}, expected contiguous {} [M, {}]", op, inp.describe(), types, layer.in_features);
   if (!type_ok(out) || out.rank != 2 || out.dim(0) != M || out.dim(1) != layer.out_features ||
-      (out.row_stride && out.row_stride < out.dim(1)) || (out.dtype == BF16 && out.row_stride && out.row_stride != out.dim(1)))
-    fail("{}: 'out' is {}, expected {} [{}, {}] (BF16 contiguous)", op, out.describe(), types, M, layer.out_features);
+      (out.row_stride && out.row_stride < out.dim(1)) || (out.dtype == BF16 && strided(out)))
+    fail("{}: 'out' is {}, expected {} [{}, {}]{}", op, out.describe(), types, M, layer.out_features,
+         bf16 ? " (BF16 only contiguous)" : "");
   if (out.device != inp.device) fail("{}: 'out' is {} but 'inp' is {}", op, out.describe(), inp.describe());
   if (rows > M) fail("{}: {} rows asked of tensors that hold {}", op, rows, M);
   layer.forward(out.data, out.dtype, inp.data, inp.dtype, as_int(rows < 0 ? M : rows), stride_arg(out), as_int(M));

@@ -266,9 +266,10 @@ TEST(OpsChecks, WrongShapeDtypeOrDeviceIsAnErrorNamingTheArgument) {
               ThrowsMessage<Error>(HasSubstr("'out' is BF16 [4, 3] on cpu, expected F32 [4, 3]")));
   if (ops::supports(k, DType::BF16, nullptr)) {
     const auto bf16_layer = ops::prepare_linear(k, tw, tb, LinearActivation::None, DType::BF16);
-    EXPECT_NO_THROW(ops::prepared_forward(*bf16_layer, Tensor(y16.data(), cpu, {4, 3}), Tensor(x16.data(), cpu, {4, 8})));
+    EXPECT_NO_THROW(
+        ops::prepared_forward(*bf16_layer, Tensor(y16.data(), cpu, {4, 3}), Tensor(x16.data(), cpu, {4, 8})));
     EXPECT_THAT([&] { ops::prepared_forward(*bf16_layer, Tensor(y16.data(), cpu, {4, 3}).strided(6), tx); },
-                ThrowsMessage<Error>(HasSubstr("expected F32 or BF16 [4, 3] (BF16 contiguous)")));
+                ThrowsMessage<Error>(HasSubstr("expected F32 or BF16 [4, 3] (BF16 only contiguous)")));
   }
   EXPECT_THAT([&] { ops::attention_forward(k, ty, Tensor(), Tensor(x.data(), cpu, {1, 4, 8}), Tensor(), 2, 0.0f, {}, {}); },
               ThrowsMessage<Error>(HasSubstr("expected [B, T, 3C]")));

@@ -454,7 +454,8 @@ void PackedLinear::forward(void* out, DType out_type, const void* inp, DType inp
   }
   dnnl::memory dst = out_type == DType::BF16 ? mem(strided(M, N_, N_, 1, dst_t), static_cast<const Bf16*>(out))
                                              : mem(strided(M, N_, N_, 1), static_cast<const float*>(out));
-  execute(entry.first, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, impl_->bias}, {DNNL_ARG_DST, dst}});
+  execute(entry.first,
+          {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, impl_->bias}, {DNNL_ARG_DST, dst}});
   thread_stream().wait();
 }
 
