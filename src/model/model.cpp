@@ -84,7 +84,7 @@ class Arena {
       // Growing by a quarter at least: a server's passes bring slightly larger token totals one
       // after another, and each regrowth faults the whole buffer in again (measured at c=32 in the
       // server: passes of ~75 ms took 130-157 ms at each new largest total, in 4 KiB pages).
-      const std::size_t grown = backend_ == &backend ? buffer_.bytes() + buffer_.bytes() / 4 : 0;
+      const std::size_t grown = backend_ == &backend ? grown_from(buffer_.bytes()) : 0;
       buffer_ = DeviceBuffer();  // free first: device memory may not hold both
       buffer_ = DeviceBuffer(backend, std::max(bytes, grown));
       backend_ = &backend;
@@ -92,6 +92,9 @@ class Arena {
     return buffer_.data();
   }
   std::size_t bytes() const { return buffer_.bytes(); }
+  // What a regrowth from `bytes` reserves at least; so an arena that served passes of up to N bytes
+  // holds at most grown_from(N).
+  static std::size_t grown_from(std::size_t bytes) { return bytes + bytes / 4; }
 
  private:
   const Backend* backend_ = nullptr;
@@ -749,10 +752,9 @@ std::size_t Model::inference_bytes(int tokens, int longest) const {
   lay.prune_last = impl_->engine.prune_last_layer;
   lay.held = impl_->backend->prepared_rows(lay.M);
   Acts acts;
-  const std::size_t need = plan_acts(acts, impl_->config, lay, false, false).bytes();
-  // An arena grows by at least a quarter (Arena::reserve): one that served passes of up to `need`
-  // bytes may hold up to a quarter more.
-  return need + need / 4;
+  // An arena regrows by at least a quarter (Arena::reserve): one that served passes of up to this
+  // size may hold up to a quarter more.
+  return Arena::grown_from(plan_acts(acts, impl_->config, lay, false, false).bytes());
 }
 
 std::size_t Model::arena_bytes() const {
