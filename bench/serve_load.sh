@@ -27,6 +27,8 @@ cd "$(dirname "$0")/.."
 build_dir="${BUILD_DIR:-build}"
 duration="${DURATION:-10}"
 warmup="${WARMUP:-3}"
+[[ "$duration" =~ ^[1-9][0-9]*$ ]] || { echo "serve_load.sh: DURATION must be whole seconds >= 1, got '$duration'" >&2; exit 1; }
+[[ "$warmup" =~ ^[0-9]+$ ]] || { echo "serve_load.sh: WARMUP must be whole seconds >= 0, got '$warmup'" >&2; exit 1; }
 config="${CONFIG:-../shared/goldens/configs/distilbert-base-cased/config.json}"
 tokenizer="${TOKENIZER:-../shared/tokenizers/bert-base-cased}"
 command -v wrk >/dev/null || { echo "serve_load.sh: wrk is not installed (Debian wrk)" >&2; exit 1; }
@@ -98,7 +100,7 @@ run_wrk() {
   # The same load for WARMUP seconds first, not measured: a point's first passes at a new batch size
   # grow the activation arena and build the oneDNN primitives of new row counts, and at c=32 those
   # few slow passes hold ~1% of the point's requests, enough to set its p99.
-  wrk -t"$threads" -c"$c" -d"${warmup}s" --timeout 30s -s bench/serve_post.lua "$url" >/dev/null 2>&1
+  [ "$warmup" -gt 0 ] && wrk -t"$threads" -c"$c" -d"${warmup}s" --timeout 30s -s bench/serve_post.lua "$url" >/dev/null 2>&1
   metrics_snapshot "$work/m0"
   local TIMEFORMAT='%U %S'
   { time wrk -t"$threads" -c"$c" -d"${duration}s" --timeout 30s --latency -s bench/serve_post.lua "$url" \
