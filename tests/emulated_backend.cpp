@@ -332,6 +332,22 @@ void e_to_bf16(Bf16* out, const float* inp, std::size_t n) {
 void e_from_bf16(float* out, const Bf16* inp, std::size_t n) {
   cpu().from_bf16(dev(out, "from_bf16", "out", n), dev(inp, "from_bf16", "inp", n), n);
 }
+void e_residual_layernorm_forward_bf16(float* out, Bf16* out16, float* res, float* mean, float* rstd, const float* a,
+                                       const float* b, const float* weight, const float* bias, int N, int C, float eps) {
+  const char* f = "residual_layernorm_forward_bf16";
+  const std::size_t nc = zu(N) * zu(C);
+  cpu().residual_layernorm_forward_bf16(dev(out, f, "out", nc), dev(out16, f, "out16", nc), dev(res, f, "res", nc),
+                                        dev(mean, f, "mean", zu(N), true), dev(rstd, f, "rstd", zu(N), true),
+                                        dev(a, f, "a", nc), dev(b, f, "b", nc), dev(weight, f, "weight", zu(C)),
+                                        dev(bias, f, "bias", zu(C)), N, C, eps);
+}
+void e_attention_forward_bf16(Bf16* out, const float* qkv, const std::int32_t* mask, int B, int T, int C, int NH,
+                              const AttentionRows& rows) {
+  const char* f = "attention_forward_bf16";
+  const std::size_t Tq = zu(rows.queries ? rows.queries : T), bt = zu(B) * zu(T);
+  cpu().attention_forward_bf16(dev(out, f, "out", zu(B) * Tq * zu(C)), dev(qkv, f, "qkv", bt * 3 * zu(C)),
+                               dev(mask, f, "mask", bt, true), B, T, C, NH, rows);
+}
 void e_matmul_forward_bf16(float* out, const Bf16* inp, const Bf16* weight, const float* bias, int M, int K, int N,
                            int out_stride) {
   const char* f = "matmul_forward_bf16";

@@ -5,7 +5,9 @@
 // device test or an #ifdef; backend_for() in kernels/dispatch.cpp is the one place that picks a table.
 //
 // Dtypes: every entry computes in fp32 except the bf16 ones (to_bf16 / from_bf16, matmul_*_bf16 and
-// prepare_linear with DType::BF16): bf16 operands, fp32 accumulation and outputs. They are null, or
+// prepare_linear with DType::BF16): bf16 operands, fp32 accumulation and outputs; the inference
+// kernels residual_layernorm_forward_bf16 and attention_forward_bf16 also write their output as the
+// bf16 operand of the next product (kernels/cpu/layernorm.h, attention.h). They are null, or
 // bf16_available() says why not, where a device has no bf16 products.
 //
 // Pointers given to a Backend's functions are memory of its device (allocate()), except where a
@@ -104,6 +106,9 @@ struct Backend {
   decltype(&tuneserve::from_bf16) from_bf16;
   decltype(&tuneserve::matmul_forward_bf16) matmul_forward_bf16;
   decltype(&tuneserve::matmul_backward_bf16) matmul_backward_bf16;
+  // Inference kernels that write their output as the bf16 operand of the next product.
+  decltype(&tuneserve::residual_layernorm_forward_bf16) residual_layernorm_forward_bf16;
+  decltype(&tuneserve::attention_forward_bf16) attention_forward_bf16;
   // Losses: the forwards return the mean loss to the host.
   decltype(&tuneserve::cross_entropy_forward) cross_entropy_forward;
   decltype(&tuneserve::cross_entropy_backward) cross_entropy_backward;
@@ -130,7 +135,9 @@ struct Backend {
   X(cross_entropy_forward) X(cross_entropy_backward) X(bce_with_logits_forward)                       \
   X(bce_with_logits_backward) X(mse_forward) X(mse_backward)
 // The bf16 entries, for tables that have them.
-#define TUNESERVE_BACKEND_BF16_KERNELS(X) X(to_bf16) X(from_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16)
+#define TUNESERVE_BACKEND_BF16_KERNELS(X)                                                  \
+  X(to_bf16) X(from_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16)                    \
+  X(residual_layernorm_forward_bf16) X(attention_forward_bf16)
 
 // The table of `device`, after require_device(device) (a clear error when it is not usable; on a
 // GPU it also makes that GPU current on the calling thread, so call it on each thread that runs

@@ -178,10 +178,10 @@ void layernorm_forward(const Backend& k, const Tensor& out, const Tensor& mean, 
 
 void residual_layernorm_forward(const Backend& k, const Tensor& out, const Tensor& res, const Tensor& mean,
                                 const Tensor& rstd, const Tensor& a, const Tensor& b, const Tensor& weight,
-                                const Tensor& bias, float eps) {
+                                const Tensor& bias, float eps, const Tensor& out16) {
   const std::int64_t N = a.dim(0), C = a.dim(1);
-  Check(k, "ops::residual_layernorm_forward")
-      .is(a, "a", F32, {N, C})
+  const Check c(k, "ops::residual_layernorm_forward");
+  c.is(a, "a", F32, {N, C})
       .is(b, "b", F32, {N, C})
       .is(res, "res", F32, {N, C})
       .is(out, "out", F32, {N, C})
@@ -193,8 +193,16 @@ void residual_layernorm_forward(const Backend& k, const Tensor& out, const Tenso
       .contiguous(b, "b")
       .contiguous(res, "res")
       .contiguous(out, "out");
-  k.residual_layernorm_forward(out.as<float>(), res.as<float>(), ptr<float>(mean), ptr<float>(rstd), a.as<float>(),
-                               b.as<float>(), weight.as<float>(), bias.as<float>(), as_int(N), as_int(C), eps);
+  if (out16.empty()) {
+    k.residual_layernorm_forward(out.as<float>(), res.as<float>(), ptr<float>(mean), ptr<float>(rstd), a.as<float>(),
+                                 b.as<float>(), weight.as<float>(), bias.as<float>(), as_int(N), as_int(C), eps);
+    return;
+  }
+  c.is(out16, "out16", BF16, {N, C}).contiguous(out16, "out16");
+  require(k, BF16, "ops::residual_layernorm_forward");
+  c.entry(k.residual_layernorm_forward_bf16, "LayerNorm with a bf16 output")(
+      out.as<float>(), out16.as<Bf16>(), res.as<float>(), ptr<float>(mean), ptr<float>(rstd), a.as<float>(),
+      b.as<float>(), weight.as<float>(), bias.as<float>(), as_int(N), as_int(C), eps);
 }
 
 void layernorm_backward(const Backend& k, const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
@@ -301,11 +309,20 @@ void attention_forward(const Backend& k, const Tensor& out, const Tensor& att, c
                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
   const char* op = "ops::attention_forward";
   const auto [B, T, C, Tq] = attention_shape(qkv, NH, rows, op);
-  Check(k, op)
-      .is(qkv, "qkv", F32, {B, T, 3 * C})
-      .optional(mask, "mask", I32, {B, T})
-      .is(out, "out", F32, {B, Tq, C})
-      .optional(att, "att", F32, {B, NH, Tq, T});
+  const Check c(k, op);
+  c.is(qkv, "qkv", F32, {B, T, 3 * C}).optional(mask, "mask", I32, {B, T});
+  if (out.dtype == BF16) {
+    c.is(out, "out", BF16, {B, Tq, C});
+    if (!att.empty() || dropout_p != 0.0f)
+      fail("{}: a BF16 'out' is for inference: no 'att' and no dropout (got {}, p = {})", op, att.describe(),
+           dropout_p);
+    require(k, BF16, op);
+    c.entry(k.attention_forward_bf16, "attention with a bf16 output")(out.as<Bf16>(), qkv.as<float>(),
+                                                                      ptr<std::int32_t>(mask), as_int(B), as_int(T),
+                                                                      as_int(C), NH, rows);
+    return;
+  }
+  c.is(out, "out", F32, {B, Tq, C}).optional(att, "att", F32, {B, NH, Tq, T});
   k.attention_forward(out.as<float>(), ptr<float>(att), qkv.as<float>(), ptr<std::int32_t>(mask), as_int(B), as_int(T),
                       as_int(C), NH, dropout_p, key, rows);
 }

@@ -42,10 +42,11 @@ void embedding_backward(const Backend& k, const Tensor& dwte, const Tensor& dwpe
 // ---- LayerNorm over rows of C: out, inp (N, C); mean, rstd (N) or empty; weight, bias (C).
 void layernorm_forward(const Backend& k, const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
                        const Tensor& weight, const Tensor& bias, float eps);
-// res = a + b, out = LN(res).
+// res = a + b, out = LN(res); out16 (N, C) BF16, when given: out rounded to bf16 (to_bf16's rounding),
+// written in the same pass (a device without bf16 products says so).
 void residual_layernorm_forward(const Backend& k, const Tensor& out, const Tensor& res, const Tensor& mean,
                                 const Tensor& rstd, const Tensor& a, const Tensor& b, const Tensor& weight,
-                                const Tensor& bias, float eps);
+                                const Tensor& bias, float eps, const Tensor& out16 = {});
 void layernorm_backward(const Backend& k, const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
                         const Tensor& dout, const Tensor& inp, const Tensor& weight, const Tensor& mean,
                         const Tensor& rstd);
@@ -64,7 +65,8 @@ void dropout_backward(const Backend& k, const Tensor& dinp, const Tensor& dout, 
                       std::uint64_t index0);
 
 // ---- attention: qkv (B, T, 3C); mask (B, T) I32 or empty; out (B, Tq, C); att (B, NH, Tq, T) or
-// empty (forward); Tq = rows.queries or T.
+// empty (forward); Tq = rows.queries or T. out may be BF16 at inference (no att, no dropout):
+// attention_forward_bf16 (kernels/cpu/attention.h; a device without bf16 products says so).
 void attention_forward(const Backend& k, const Tensor& out, const Tensor& att, const Tensor& qkv, const Tensor& mask,
                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows);
 void attention_backward(const Backend& k, const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& att,

@@ -58,8 +58,10 @@ struct LayerActs {
   float* ln2;       // (R, C) layer output
   float* ln2_mean;  // (R)
   float* ln2_rstd;  // (R)
-  // Training with bf16 products: this layer's product operands rounded once in forward and read again
-  // by backward (dW = dout^T inp). fcg16 is shared by all layers like fcg (rebuilt in backward).
+  // With bf16 products, this layer's product operands rounded once. Training: in forward, read again
+  // by backward (dW = dout^T inp); fcg16 is shared by all layers like fcg (rebuilt in backward).
+  // Inference: written by the kernel before each product (x16: by the previous layer's second
+  // LayerNorm); fcg16 unused (fcg holds GELU's bf16 output).
   Bf16* x16;        // (M, C)
   Bf16* atty16;     // (R, C)
   Bf16* ln1_16;     // (R, C)
@@ -322,15 +324,15 @@ Carver plan_acts(Acts& a, const ModelConfig& c, const Layout& lay, bool training
     v.add(&la.ln2, Rh * C);
     v.add(&la.ln2_mean, R);
     v.add(&la.ln2_rstd, R);
-    if (bf16) {
-      v.add(&la.x16, Ms * C);
-      v.add(&la.atty16, R * C);
-      v.add(&la.ln1_16, R * C);
-      if (l == 0) v.add(&la.fcg16, R * F);
+    if (bf16) {  // training: kept for backward; inference: the operands the kernels write (forward_layers)
+      v.add(&la.x16, Mh * C);
+      v.add(&la.atty16, Rh * C);
+      v.add(&la.ln1_16, Rh * C);
+      if (training && l == 0) v.add(&la.fcg16, R * F);  // inference: fcg holds GELU's bf16 output itself
     }
   }
   v.add(&a.last_x, Bs * C);
-  if (bf16) v.add(&a.last_x16, Bs * C);
+  if (bf16 && training) v.add(&a.last_x16, Bs * C);
   v.add(&a.last_q, Bs * C);
   v.add(&a.cls_in, Bs * C);
   v.add(&a.head_a, Bs * C);
@@ -358,7 +360,7 @@ void allocate_acts(Acts& a, Arena& arena, const Backend& backend, const ModelCon
   }
   for (int l = 0; l < c.num_layers; ++l) {
     if (training) a.layers[l].fcg = a.layers[0].fcg;
-    if (bf16) a.layers[l].fcg16 = a.layers[0].fcg16;
+    if (bf16 && training) a.layers[l].fcg16 = a.layers[0].fcg16;
     if (l >= distinct) {
       a.layers[l] = a.layers[0];
       a.layers[l].att = nullptr;
@@ -582,14 +584,15 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
     k.download(hidden->back().data(), h, hidden->back().size() * sizeof(float));
   };
   // out (rows, n) = inp (rows, in) W^T + b (rows of out `stride` apart, 0: n): the prepared layer when
-  // there is one (inference; out and inp hold `held` rows), else fp32, or bf16 with inp rounded into
-  // inp16 (kept for backward).
+  // there is one (inference; out and inp hold `held` rows; it reads `ready16` instead of inp when given,
+  // inp already rounded to its bf16 operand), else fp32, or bf16 with inp rounded into inp16 (kept for
+  // backward).
   auto linear = [&](float* out, const float* inp, Bf16* inp16, int rows, int held, const float* weight,
                     const Bf16* weight16, const float* bias, const PreparedLinear* packed, int in, int n,
-                    int stride = 0) {
+                    int stride = 0, const Bf16* ready16 = nullptr) {
     if (packed) {
       const Tensor o = stride ? t(out, {held, n}).strided(stride) : t(out, {held, n});
-      ops::prepared_forward(*packed, o, t(inp, {held, in}), rows);
+      ops::prepared_forward(*packed, o, ready16 ? t(ready16, {held, in}) : t(inp, {held, in}), rows);
       return;
     }
     const Tensor o = stride ? t(out, {rows, n}).strided(stride) : t(out, {rows, n});
@@ -624,6 +627,11 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
     const int Rh = pruned ? B : lay.held;  // the rows their buffers hold
     const std::vector<RowRun>& runs = pruned ? firsts : tokens;
     const float* x = la.x;  // the residual input of the rows after the attention
+    // Inference with bf16 products: the kernels before each product also write its bf16 operand (the
+    // LayerNorms, the attention), so no product converts its input. The layer's input arrives so from
+    // the previous layer's second LayerNorm (x16); layer 0's products round the embeddings themselves.
+    const bool ops16 = pl && pl->attn_out->dtype == DType::BF16;
+    const Bf16* x16 = ops16 && l > 0 ? la.x16 : nullptr;
     if (pruned) {
       // K and V of every token (columns C.. of each qkv row); Q of the first tokens only. The
       // other rows' Q columns stay unwritten: the attention reads queries of the first tokens only.
@@ -633,38 +641,40 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
         k.copy(a.last_x + static_cast<std::size_t>(b) * C, la.x + lay.first_row(b) * C, row_bytes);
       x = a.last_x;
       linear(la.qkv + C, la.x, la.x16, M, lay.held, lw.qkv_w + CC, l16 ? l16->qkv_w + CC : nullptr, lw.qkv_b + C,
-             pl ? pl->kv.get() : nullptr, C, 2 * C, 3 * C);
+             pl ? pl->kv.get() : nullptr, C, 2 * C, 3 * C, x16);
       linear(a.last_q, a.last_x, a.last_x16, B, B, lw.qkv_w, l16 ? l16->qkv_w : nullptr, lw.qkv_b,
              pl ? pl->q.get() : nullptr, C, C);
       for (int b = 0; b < B; ++b)
         k.copy(la.qkv + lay.first_row(b) * 3 * C, a.last_q + static_cast<std::size_t>(b) * C, row_bytes);
     } else {
       linear(la.qkv, la.x, la.x16, M, lay.held, lw.qkv_w, l16 ? l16->qkv_w : nullptr, lw.qkv_b, pl ? pl->qkv.get() : nullptr, C,
-             3 * C);
+             3 * C, 0, x16);
     }
     std::size_t att_numel = 0;
     for (const AttentionCall& call : attention_calls(lay, a.mask, NH, pruned, &att_numel)) {
       const int Tq = call.rows.queries ? call.rows.queries : call.T;
-      ops::attention_forward(k, t(la.atty + call.out_row * C, {call.B, Tq, C}),
+      ops::attention_forward(k,
+                             ops16 ? t(la.atty16 + call.out_row * C, {call.B, Tq, C})
+                                   : t(la.atty + call.out_row * C, {call.B, Tq, C}),
                              la.att ? t(la.att + call.att, {call.B, NH, Tq, call.T}) : Tensor(),
                              t(la.qkv + call.row * 3 * C, {call.B, call.T, 3 * C}),
                              call.mask ? t(call.mask, {call.B, call.T}) : Tensor(), NH, p_attn,
                              drop.key(site_layer(l, 0)), call.rows);
     }
     linear(la.ao, la.atty, la.atty16, R, Rh, lw.attn_out_w, l16 ? l16->attn_out_w : nullptr, lw.attn_out_b,
-           pl ? pl->attn_out.get() : nullptr, C, C);
+           pl ? pl->attn_out.get() : nullptr, C, C, 0, ops16 ? la.atty16 : nullptr);
     const float p_ao = c.arch == Arch::DistilBert ? 0.0f : p_hidden;
     dropout(la.res1, la.ao, runs, p_ao, drop.key(site_layer(l, 1)));
     ops::residual_layernorm_forward(k, t(la.ln1, {R, C}), t(la.res1, {R, C}), t(la.ln1_mean, {R}), t(la.ln1_rstd, {R}),
                                     t(la.res1, {R, C}), t(x, {R, C}), t(lw.ln1_w, {C}), t(lw.ln1_b, {C}),
-                                    c.layer_norm_eps);
+                                    c.layer_norm_eps, ops16 ? t(la.ln1_16, {R, C}) : Tensor());
     if (pl) {
       // GELU fused (fch not needed). With bf16 products its output is stored as the bf16 operand the
       // next product reads (in the first half of the fp32 buffer): the values that product would round
       // it to, without the conversion pass, in half the memory traffic.
       const Tensor fcg = pl->fc_gelu->dtype == DType::BF16 ? t(reinterpret_cast<Bf16*>(la.fcg), {Rh, F})
                                                            : t(la.fcg, {Rh, F});
-      ops::prepared_forward(*pl->fc_gelu, fcg, t(la.ln1, {Rh, C}), R);
+      ops::prepared_forward(*pl->fc_gelu, fcg, ops16 ? t(la.ln1_16, {Rh, C}) : t(la.ln1, {Rh, C}), R);
       ops::prepared_forward(*pl->proj, t(la.fo, {Rh, C}), fcg, R);
     } else {
       linear(la.fch, la.ln1, la.ln1_16, R, R, lw.fc_w, l16 ? l16->fc_w : nullptr, lw.fc_b, nullptr, C, F);
@@ -674,7 +684,7 @@ void Model::Impl::forward_layers(Acts& a, const Layout& lay, const PackedWeights
     dropout(la.res2, la.fo, runs, p_hidden, drop.key(site_layer(l, 2)));
     ops::residual_layernorm_forward(k, t(la.ln2, {R, C}), t(la.res2, {R, C}), t(la.ln2_mean, {R}), t(la.ln2_rstd, {R}),
                                     t(la.res2, {R, C}), t(la.ln1, {R, C}), t(lw.ln2_w, {C}), t(lw.ln2_b, {C}),
-                                    c.layer_norm_eps);
+                                    c.layer_norm_eps, ops16 && l + 1 < L ? t(la.x16, {R, C}) : Tensor());
     if (!pruned) save_hidden(la.ln2);  // the caller asked for no pruning when it wants hidden states
   }
 
@@ -717,7 +727,10 @@ std::vector<float> Model::forward(const PackedBatch& batch, const ForwardOptions
   Arena* arena = lease.arena.get();
   lay.held = m.backend->prepared_rows(lay.M);
   Acts acts;
-  allocate_acts(acts, *arena, *m.backend, c, lay, false);
+  const auto pw = m.packed_weights();
+  // Products in bf16: the kernels before them write their bf16 operands too (forward_layers).
+  const bool bf16 = pw->layers.front().attn_out->dtype == DType::BF16;
+  allocate_acts(acts, *arena, *m.backend, c, lay, false, bf16);
   // The rows past M that the products read hold zeros: any values would do (no real row reads them),
   // but zeros keep what the arena held before (int32 ids, which read as denormals) out of the products.
   if (lay.held > lay.M) {
@@ -725,9 +738,10 @@ std::vector<float> Model::forward(const PackedBatch& batch, const ForwardOptions
     const std::size_t row = static_cast<std::size_t>(lay.M) * c.hidden_size * sizeof(float),
                       pad = static_cast<std::size_t>(lay.held - lay.M) * c.hidden_size * sizeof(float);
     for (float* buf : {acts.emb_ln, la.atty, la.ln1, la.ln2}) m.backend->zero(reinterpret_cast<char*>(buf) + row, pad);
+    if (bf16)
+      for (Bf16* buf : {la.x16, la.atty16, la.ln1_16}) m.backend->zero(reinterpret_cast<char*>(buf) + row / 2, pad / 2);
   }
   upload_tokens(acts, tk, lay, *m.backend);
-  const auto pw = m.packed_weights();
   if (options.hidden_states) options.hidden_states->clear();
   m.forward_layers(acts, lay, pw.get(), DropoutPlan{}, options.hidden_states, nullptr, options.stop);
   std::vector<float> logits(static_cast<std::size_t>(lay.B) * c.num_labels);
@@ -754,7 +768,7 @@ std::size_t Model::inference_bytes(int tokens, int longest) const {
   Acts acts;
   // An arena regrows by at least a quarter (Arena::reserve): one that served passes of up to this
   // size may hold up to a quarter more.
-  return Arena::grown_from(plan_acts(acts, impl_->config, lay, false, false).bytes());
+  return Arena::grown_from(plan_acts(acts, impl_->config, lay, false, impl_->dtype == DType::BF16).bytes());
 }
 
 std::size_t Model::arena_bytes() const {

@@ -10,6 +10,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -232,6 +233,79 @@ TEST(Convert, RoundsToNearestEvenBitForBitOnEveryDevice) {
   EXPECT_TRUE(std::isnan(bf16_value(round_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
 }
 
+// The kernels that write a bf16 operand beside (LayerNorm) or instead of (attention) their fp32 output:
+// bit for bit the fp32 kernel's output rounded by ops::convert, on every device.
+TEST(Bf16Outputs, LayerNormAndAttentionRoundTheirOutputsAsConvertDoes) {
+  std::string why;
+  if (!ops::supports(cpu_backend(), DType::BF16, &why)) GTEST_SKIP() << why;
+  const auto bits_of = [](const Backend& k, const Tensor& t16) {
+    std::vector<Bf16> h(static_cast<std::size_t>(t16.numel()));
+    k.download(h.data(), t16.data, h.size() * sizeof(Bf16));
+    std::vector<std::uint16_t> bits;
+    for (const Bf16 b : h) bits.push_back(b.bits);
+    return bits;
+  };
+  std::mt19937 rng(8);
+  for (const Where where : {Where::Cpu, Where::EmulatedGpu}) {
+    SCOPED_TRACE(where == Where::Cpu ? "cpu" : "emulated gpu");
+    const Backend& k = backend_of(where);
+    {  // LayerNorm, 70 x 300 (past the parallel threshold). Row 1 holds a NaN; column 0's weight makes
+       // infinities, column 1's subnormals (which bf16 flushes to a signed zero).
+      const int N = 70, C = 300;
+      std::vector<float> a = randn(N * C, rng), b = randn(N * C, rng), w = randn(C, rng), bias = randn(C, rng);
+      a[C + 5] = std::numeric_limits<float>::quiet_NaN();
+      w[0] = 3e38f;
+      w[1] = 1e-39f;
+      bias[1] = 0.0f;
+      DevTensor ta(k, a, {N, C}), tb(k, b, {N, C}), tw(k, w, {C}), tbias(k, bias, {C});
+      DevTensor want(k, std::vector<float>(N * C), {N, C}), got(k, std::vector<float>(N * C), {N, C});
+      DevTensor res(k, std::vector<float>(N * C), {N, C}), res2(k, std::vector<float>(N * C), {N, C});
+      DeviceBuffer want16(k, N * C * sizeof(Bf16)), got16(k, N * C * sizeof(Bf16));
+      const Tensor w16(want16.as<Bf16>(), k.device, {N, C}), g16(got16.as<Bf16>(), k.device, {N, C});
+      ops::residual_layernorm_forward(k, want.view(), res.view(), Tensor(), Tensor(), ta.view(), tb.view(), tw.view(),
+                                      tbias.view(), 1e-12f);
+      ops::convert(k, w16, want.view());
+      ops::residual_layernorm_forward(k, got.view(), res2.view(), Tensor(), Tensor(), ta.view(), tb.view(), tw.view(),
+                                      tbias.view(), 1e-12f, g16);
+      const std::vector<float> want32 = want.back(), got32 = got.back();
+      ASSERT_EQ(0, std::memcmp(want32.data(), got32.data(), want32.size() * sizeof(float)));
+      const std::vector<std::uint16_t> want_bits = bits_of(k, w16), got_bits = bits_of(k, g16);
+      ASSERT_EQ(got_bits, want_bits);
+      int nan = 0, inf = 0, zero = 0;
+      for (const float v : want32) {
+        nan += std::isnan(v);
+        inf += std::isinf(v);
+        zero += v != 0.0f && std::fpclassify(v) == FP_SUBNORMAL;
+      }
+      EXPECT_GT(nan, 0);
+      EXPECT_GT(inf, 0);
+      EXPECT_GT(zero, 0);
+    }
+    // Attention, fast path (head size 16) and plain loops (12), a masked key, all rows or the first 3.
+    for (const int NH : {4, 5}) {
+      const int B = 2, T = 37, C = NH == 4 ? 64 : 60;
+      for (const int queries : {0, 3}) {
+        const int Tq = queries ? queries : T;
+        std::vector<std::int32_t> mask(B * T, 1);
+        mask[T + 4] = 0;
+        DevTensor qkv(k, randn(B * T * 3 * C, rng, 2.0f), {B, T, 3 * C});
+        DeviceBuffer dmask(k, mask.size() * sizeof(std::int32_t));
+        dmask.upload(mask.data(), mask.size() * sizeof(std::int32_t));
+        const Tensor tmask(dmask.as<std::int32_t>(), k.device, {B, T});
+        DevTensor out(k, std::vector<float>(B * Tq * C), {B, Tq, C});
+        DeviceBuffer want16(k, B * Tq * C * sizeof(Bf16)), got16(k, B * Tq * C * sizeof(Bf16));
+        const Tensor w16(want16.as<Bf16>(), k.device, {B, Tq, C}), g16(got16.as<Bf16>(), k.device, {B, Tq, C});
+        AttentionRows rows;
+        rows.queries = queries;
+        ops::attention_forward(k, out.view(), Tensor(), qkv.view(), tmask, NH, 0.0f, {}, rows);
+        ops::convert(k, w16, out.view());
+        ops::attention_forward(k, g16, Tensor(), qkv.view(), tmask, NH, 0.0f, {}, rows);
+        ASSERT_EQ(bits_of(k, g16), bits_of(k, w16)) << NH << " heads, " << Tq << " queries";
+      }
+    }
+  }
+}
+
 TEST(OpsChecks, WrongShapeDtypeOrDeviceIsAnErrorNamingTheArgument) {
   const Backend& k = cpu_backend();
   std::vector<float> x(4 * 8), w(3 * 8), b(3), y(4 * 3), ln(8), stats(4);
@@ -273,6 +347,22 @@ TEST(OpsChecks, WrongShapeDtypeOrDeviceIsAnErrorNamingTheArgument) {
   }
   EXPECT_THAT([&] { ops::attention_forward(k, ty, Tensor(), Tensor(x.data(), cpu, {1, 4, 8}), Tensor(), 2, 0.0f, {}, {}); },
               ThrowsMessage<Error>(HasSubstr("expected [B, T, 3C]")));
+  // A bf16 attention output is for inference: no probabilities kept, no dropout.
+  std::vector<float> qkv(1 * 4 * 24), att(1 * 2 * 4 * 4);
+  std::vector<Bf16> out16(1 * 4 * 8);
+  const Tensor tqkv(qkv.data(), cpu, {1, 4, 24}), t16(out16.data(), cpu, {1, 4, 8});
+  if (ops::supports(k, DType::BF16, nullptr)) {
+    EXPECT_NO_THROW(ops::attention_forward(k, t16, Tensor(), tqkv, Tensor(), 2, 0.0f, {}, {}));
+    EXPECT_THAT([&] { ops::attention_forward(k, t16, Tensor(att.data(), cpu, {1, 2, 4, 4}), tqkv, Tensor(), 2, 0.0f,
+                                             {}, {}); },
+                ThrowsMessage<Error>(HasSubstr("a BF16 'out' is for inference: no 'att' and no dropout")));
+    EXPECT_THAT([&] { ops::attention_forward(k, t16, Tensor(), tqkv, Tensor(), 2, 0.1f, {}, {}); },
+                ThrowsMessage<Error>(HasSubstr("p = 0.1")));
+  }
+  EXPECT_THAT([&] { ops::residual_layernorm_forward(k, tx, tx, Tensor(), Tensor(), tx, tx, Tensor(ln.data(), cpu, {8}),
+                                                    Tensor(ln.data(), cpu, {8}), 1e-5f,
+                                                    Tensor(x16.data(), cpu, {4, 7})); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("ops::residual_layernorm_forward"), HasSubstr("'out16'"))));
 }
 
 TEST(OpsChecks, DevicesWithoutBf16ProductsSaySo) {
@@ -289,6 +379,17 @@ TEST(OpsChecks, DevicesWithoutBf16ProductsSaySo) {
   EXPECT_THAT([&] { ops::prepare_linear(no_bf16, Tensor(w.data(), Device{}, {2, 3}), Tensor(), LinearActivation::None,
                                         DType::BF16); },
               ThrowsMessage<Error>(AllOf(HasSubstr("ops::prepare_linear"), HasSubstr("no bf16 here"))));
+  // The kernels that write bf16 operands are part of bf16 inference: the same reason.
+  std::vector<float> x(2 * 3), qkv(2 * 9);
+  std::vector<Bf16> x16(2 * 3);
+  const Device cpu;
+  const Tensor tx(x.data(), cpu, {2, 3}), tw(w.data(), cpu, {3});
+  EXPECT_THAT([&] { ops::residual_layernorm_forward(no_bf16, tx, tx, Tensor(), Tensor(), tx, tx, tw, tw, 1e-5f,
+                                                    Tensor(x16.data(), cpu, {2, 3})); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("ops::residual_layernorm_forward"), HasSubstr("no bf16 here"))));
+  EXPECT_THAT([&] { ops::attention_forward(no_bf16, Tensor(x16.data(), cpu, {1, 2, 3}), Tensor(),
+                                           Tensor(qkv.data(), cpu, {1, 2, 9}), Tensor(), 1, 0.0f, {}, {}); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("ops::attention_forward"), HasSubstr("no bf16 here"))));
   EXPECT_THAT([] { ops::require(cpu_backend(), DType::F16, "--dtype"); },
               ThrowsMessage<Error>(HasSubstr("products in F16 are not supported")));
 }

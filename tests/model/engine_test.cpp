@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/ops.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -150,24 +151,30 @@ TEST(EnginePacking, PreparedUntilTheWeightsChange) {
 
 // inference_bytes bounds what a pass's arena holds, however it grew: passes one token longer each
 // time regrow it by a quarter, past what the longest of them needs.
+// In fp32 and bf16 (whose passes also hold the bf16 operands the kernels write).
 TEST(EngineMemory, InferenceBytesBoundTheArenaAfterGrowingPasses) {
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/model.safetensors");
-  const Model model = Model::load(testing::shared_path("goldens/distilbert"));
-  model.set_concurrent_forwards(1);
-  const int longest = 64;
-  const std::size_t bound = model.inference_bytes(longest, longest);
-  std::size_t largest = 0;
-  for (int n = 24; n <= longest; ++n) {
-    PackedBatch batch;
-    std::vector<std::int32_t> ids(n);
-    for (int t = 0; t < n; ++t) ids[t] = 100 + t;
-    batch.append(ids);
-    model.forward(batch);
-    largest = std::max(largest, model.arena_bytes());
-    EXPECT_LE(model.arena_bytes(), bound) << "after a pass of " << n << " tokens";
+  for (const DType dtype : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(compute_dtype_name(dtype));
+    if (dtype == DType::BF16 && !ops::supports(cpu_backend(), DType::BF16)) continue;
+    Model model = Model::load(testing::shared_path("goldens/distilbert"));
+    model.set_compute_dtype(dtype);
+    model.set_concurrent_forwards(1);
+    const int longest = 64;
+    const std::size_t bound = model.inference_bytes(longest, longest);
+    std::size_t largest = 0;
+    for (int n = 24; n <= longest; ++n) {
+      PackedBatch batch;
+      std::vector<std::int32_t> ids(n);
+      for (int t = 0; t < n; ++t) ids[t] = 100 + t;
+      batch.append(ids);
+      model.forward(batch);
+      largest = std::max(largest, model.arena_bytes());
+      EXPECT_LE(model.arena_bytes(), bound) << "after a pass of " << n << " tokens";
+    }
+    // The arena did overshoot what the longest pass alone needs (the case the bound is for).
+    EXPECT_GT(largest, model.inference_bytes(longest, longest) * 4 / 5);
   }
-  // The arena did overshoot what the longest pass alone needs (the case the bound is for).
-  EXPECT_GT(largest, model.inference_bytes(longest, longest) * 4 / 5);
 }
 
 }  // namespace

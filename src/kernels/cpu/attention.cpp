@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -120,8 +122,20 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef std::int32_t v16i __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));  // unaligned access
 
+typedef std::uint32_t v16w __attribute__((vector_size(64)));
+typedef std::uint16_t v16h __attribute__((vector_size(32), aligned(2), may_alias));  // 16 bf16, unaligned
+
 inline v16 load(const float* p) { return *reinterpret_cast<const v16u*>(p); }
 inline void store(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
+// p[0..16) = v rounded to bf16 as round_to_bf16 (core/dtype.h) rounds each element.
+inline void store(Bf16* p, v16 v) {
+  const v16w u = std::bit_cast<v16w>(v);
+  const v16w nearest = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const v16w nan = (u >> 16) | 0x40u, zero = (u >> 16) & 0x8000u;
+  v16w r = (u & 0x7f800000u) == 0 ? zero : nearest;
+  r = (u & 0x7fffffffu) > 0x7f800000u ? nan : r;
+  *reinterpret_cast<v16h*>(p) = __builtin_convertvector(r, v16h);
+}
 inline v16 splat(float x) { return v16{} + x; }
 
 // exp(x) for x <= 0 (scores minus their max), Cephes' expf: range reduction by ln 2 in two parts,
@@ -207,9 +221,9 @@ void block_times_tile(float* out, const float* const rows[4], const float* tile,
 // stay in registers: with a run-time count GCC kept them in memory and copied them with memcpy,
 // which took a third of the attention time.
 
-// Columns c0 .. c0 + 16*NV of weights_times_rows.
-template <int NV>
-void weights_times_rows_cols(float* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
+// Columns c0 .. c0 + 16*NV of weights_times_rows. Out: float, or Bf16 (rounded; not accumulate).
+template <int NV, typename Out>
+void weights_times_rows_cols(Out* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
                              std::size_t src_stride, int T, bool accumulate) {
   v16 acc[4][NV] = {};
   for (int t2 = 0; t2 < T; ++t2) {
@@ -223,20 +237,22 @@ void weights_times_rows_cols(float* out, std::size_t out_stride, int valid, cons
   }
   for (int r = 0; r < valid; ++r)
     for (int c = 0; c < NV; ++c) {
-      float* o = out + static_cast<std::size_t>(r) * out_stride + 16 * c;
-      store(o, accumulate ? load(o) + acc[r][c] : acc[r][c]);
+      Out* o = out + static_cast<std::size_t>(r) * out_stride + 16 * c;
+      if constexpr (std::is_same_v<Out, float>) store(o, accumulate ? load(o) + acc[r][c] : acc[r][c]);
+      else store(o, acc[r][c]);
     }
 }
 
 // out row r (r < valid) = (accumulate ? out : 0) + sum_t2 w[r][t2] * src[t2]   (P V, or dS K)
-void weights_times_rows(float* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
+template <typename Out>
+void weights_times_rows(Out* out, std::size_t out_stride, int valid, const float* w, int Tp, const float* src,
                         std::size_t src_stride, int T, int HS, bool accumulate) {
   for (int c0 = 0; c0 < HS; c0 += 64) {
     switch (std::min(4, (HS - c0) / 16)) {
-      case 4: weights_times_rows_cols<4>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
-      case 3: weights_times_rows_cols<3>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
-      case 2: weights_times_rows_cols<2>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
-      default: weights_times_rows_cols<1>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate);
+      case 4: weights_times_rows_cols<4, Out>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      case 3: weights_times_rows_cols<3, Out>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      case 2: weights_times_rows_cols<2, Out>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      default: weights_times_rows_cols<1, Out>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate);
     }
   }
 }
@@ -273,6 +289,51 @@ void accumulate_outer(float* dst, std::size_t dst_stride, const float* w, int Tp
   }
 }
 
+// The largest of v's lanes, in four steps of halves. Exact: a max does not depend on the order.
+inline float lane_max(v16 v) {
+  v16 w = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  v = w > v ? w : v;
+  w = __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  v = w > v ? w : v;
+  w = __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  v = w > v ? w : v;
+  w = __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+  return w[0] > v[0] ? w[0] : v[0];
+}
+
+// A row of softmax over the keys keymask (Tp) allows (0 past T): pr (Tp) = exp(score - max) for
+// those keys, 0 for the others; returns 1 / their sum, the factor that normalises them.
+float softmax_exponentials(float* pr, const float* keymask, int Tp) {
+  // The row's max over attended keys in lanes (a scalar compare-and-branch loop cost as much as the
+  // exponentials).
+  v16 lanes = splat(-std::numeric_limits<float>::infinity());
+  for (int t2 = 0; t2 < Tp; t2 += 16) {
+    const v16 x = load(pr + t2);
+    lanes = load(keymask + t2) != splat(0.0f) && x > lanes ? x : lanes;
+  }
+  const float maxv = lane_max(lanes);
+  v16 sum = {};
+  for (int t2 = 0; t2 < Tp; t2 += 16) {
+    const v16 e = exp_nonpositive(load(pr + t2) - splat(maxv)) * load(keymask + t2);
+    store(pr + t2, e);
+    sum += e;
+  }
+  float total = 0.0f;
+  for (int i = 0; i < 16; ++i) total += sum[i];
+  return 1.0f / total;
+}
+
+// pr (Tp) = softmax of the scores in pr over the allowed keys; uniform over T when the row allows none
+// (any_key false).
+void softmax_row(float* pr, const float* keymask, bool any_key, int T, int Tp) {
+  if (!any_key) {
+    for (int t2 = 0; t2 < Tp; ++t2) pr[t2] = t2 < T ? 1.0f / static_cast<float>(T) : 0.0f;
+    return;
+  }
+  const v16 inv = splat(softmax_exponentials(pr, keymask, Tp));
+  for (int t2 = 0; t2 < Tp; t2 += 16) store(pr + t2, load(pr + t2) * inv);
+}
+
 // Row pointers of a 4-row block starting at t0; rows past T repeat the last row (results unused).
 void block_rows(const float* rows[4], const float* base, std::size_t row_stride, int t0, int T) {
   for (int r = 0; r < 4; ++r) rows[r] = base + static_cast<std::size_t>(t0 + r < T ? t0 + r : T - 1) * row_stride;
@@ -281,7 +342,9 @@ void block_rows(const float* rows[4], const float* base, std::size_t row_stride,
 // Forward of one (batch, head): four query rows at a time, scores, softmax, dropout, P V.
 //   keymask (Tp): 1 for keys to attend to, 0 for masked keys and padding beyond T.
 //   Queries are the first Tq rows; dropout index of (t, t2) is att_index0 + t * key_T + t2.
-void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, const float* q_base,
+//   Out: float, or Bf16 (the output rounded as to_bf16 would, for the bf16 product that reads it).
+template <typename Out>
+void head_forward_fast(Out* out, std::size_t out_stride, float* att_rows, const float* q_base,
                        const float* k_base, const float* v_base, std::size_t row_stride, const float* keymask,
                        bool any_key, int Tq, int T, int HS, float scale, float* kt, float* prob, float dropout_p,
                        const DropoutKey& key, std::uint64_t att_index0, std::size_t key_T, float* keep) {
@@ -293,29 +356,7 @@ void head_forward_fast(float* out, std::size_t out_stride, float* att_rows, cons
     block_times_tile(prob, q, kt, Tp, HS, scale);
     for (int r = 0; r < 4; ++r) {
       float* pr = prob + static_cast<std::size_t>(r) * Tp;
-      if (!any_key) {
-        for (int t2 = 0; t2 < Tp; ++t2) pr[t2] = t2 < T ? 1.0f / static_cast<float>(T) : 0.0f;
-      } else {
-        // The row's max over attended keys in lanes (a scalar compare-and-branch loop cost as much
-        // as the exponentials); keymask is 0 past T. Exact: a max does not depend on the order.
-        v16 lane_max = splat(-std::numeric_limits<float>::infinity());
-        for (int t2 = 0; t2 < Tp; t2 += 16) {
-          const v16 x = load(pr + t2);
-          lane_max = load(keymask + t2) != splat(0.0f) && x > lane_max ? x : lane_max;
-        }
-        float maxv = lane_max[0];
-        for (int i = 1; i < 16; ++i) maxv = lane_max[i] > maxv ? lane_max[i] : maxv;
-        v16 sum = {};
-        for (int t2 = 0; t2 < Tp; t2 += 16) {
-          const v16 e = exp_nonpositive(load(pr + t2) - splat(maxv)) * load(keymask + t2);
-          store(pr + t2, e);
-          sum += e;
-        }
-        float total = 0.0f;
-        for (int i = 0; i < 16; ++i) total += sum[i];
-        const v16 inv = splat(1.0f / total);
-        for (int t2 = 0; t2 < Tp; t2 += 16) store(pr + t2, load(pr + t2) * inv);
-      }
+      softmax_row(pr, keymask, any_key, T, Tp);
       if (att_rows && t0 + r < Tq) {
         float* dst = att_rows + static_cast<std::size_t>(t0 + r) * T;
         for (int t2 = 0; t2 < T; ++t2) dst[t2] = pr[t2];
@@ -375,43 +416,64 @@ void head_backward_fast(float* dq, float* dk, float* dv, const float* dout, std:
 
 }  // namespace
 
-void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
-                       int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
-  TUNESERVE_ISA_DISPATCH(attention_forward, out, att, qkv, mask, B, T, C, NH, dropout_p, key, rows);
+namespace {
+// attention_forward's register-blocked path (HS a multiple of 16), writing out as Out.
+template <typename Out>
+void attention_forward_fast(Out* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
+                            int NH, float dropout_p, const DropoutKey& key, const Rows& q_rows) {
   const int HS = C / NH;
   const int C3 = 3 * C;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-  const Rows q_rows = resolve(rows, T);
   const int Tq = q_rows.Tq;
-  if (HS % 16 == 0) {
-    const int Tp = (T + 63) / 64 * 64;
-    // Per row: 1 for keys to attend to, 0 for masked keys and the padding up to Tp.
-    std::vector<float> keymask(static_cast<std::size_t>(B) * Tp, 0.0f);
-    std::vector<char> any(B, 0);
-    for (int b = 0; b < B; ++b)
-      for (int t = 0; t < T; ++t) {
-        const bool on = !mask || mask[static_cast<std::size_t>(b) * T + t];
-        keymask[static_cast<std::size_t>(b) * Tp + t] = on ? 1.0f : 0.0f;
-        any[b] |= on;
-      }
-#pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
-    {
-      std::vector<float> kt(static_cast<std::size_t>(HS) * Tp), prob(static_cast<std::size_t>(4) * Tp), keep(Tp);
-#pragma omp for collapse(2) schedule(static)
-      for (int b = 0; b < B; ++b)
-        for (int h = 0; h < NH; ++h) {
-          const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
-          const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * Tq * T;
-          head_forward_fast(out + idx3(b, 0, Tq, C) + h * HS, C, att ? att + att0 : nullptr, base, base + C,
-                            base + 2 * C, C3, keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], Tq, T, HS,
-                            scale, kt.data(), prob.data(), dropout_p, key, q_rows.key0(b, h, NH), q_rows.key_T,
-                            keep.data());
-        }
+  const int Tp = (T + 63) / 64 * 64;
+  // Per row: 1 for keys to attend to, 0 for masked keys and the padding up to Tp.
+  std::vector<float> keymask(static_cast<std::size_t>(B) * Tp, 0.0f);
+  std::vector<char> any(B, 0);
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) {
+      const bool on = !mask || mask[static_cast<std::size_t>(b) * T + t];
+      keymask[static_cast<std::size_t>(b) * Tp + t] = on ? 1.0f : 0.0f;
+      any[b] |= on;
     }
+#pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
+  {
+    std::vector<float> kt(static_cast<std::size_t>(HS) * Tp), prob(static_cast<std::size_t>(4) * Tp), keep(Tp);
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < NH; ++h) {
+        const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
+        const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * Tq * T;
+        head_forward_fast(out + idx3(b, 0, Tq, C) + h * HS, C, att ? att + att0 : nullptr, base, base + C,
+                          base + 2 * C, C3, keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], Tq, T, HS,
+                          scale, kt.data(), prob.data(), dropout_p, key, q_rows.key0(b, h, NH), q_rows.key_T,
+                          keep.data());
+      }
+  }
+}
+}  // namespace
+
+void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
+                       int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows) {
+  TUNESERVE_ISA_DISPATCH(attention_forward, out, att, qkv, mask, B, T, C, NH, dropout_p, key, rows);
+  if ((C / NH) % 16 == 0) {
+    attention_forward_fast(out, att, qkv, mask, B, T, C, NH, dropout_p, key, resolve(rows, T));
     return;
   }
   // Parenthesised: this pass's variant, not the public one argument-dependent lookup would add.
   (attention_forward_generic)(out, att, qkv, mask, B, T, C, NH, dropout_p, key, rows);
+}
+
+void attention_forward_bf16(Bf16* out, const float* qkv, const std::int32_t* mask, int B, int T, int C, int NH,
+                            const AttentionRows& rows) {
+  TUNESERVE_ISA_DISPATCH(attention_forward_bf16, out, qkv, mask, B, T, C, NH, rows);
+  if ((C / NH) % 16 == 0) {
+    attention_forward_fast(out, nullptr, qkv, mask, B, T, C, NH, 0.0f, DropoutKey{}, resolve(rows, T));
+    return;
+  }
+  const Rows q_rows = resolve(rows, T);
+  std::vector<float> out32(static_cast<std::size_t>(B) * q_rows.Tq * C);
+  (attention_forward_generic)(out32.data(), nullptr, qkv, mask, B, T, C, NH, 0.0f, DropoutKey{}, rows);
+  for (std::size_t i = 0; i < out32.size(); ++i) out[i] = round_to_bf16(out32[i]);
 }
 
 void attention_backward_generic(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T,

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "kernels/cpu/dropout.h"
 
 namespace tuneserve {
@@ -29,6 +30,11 @@ struct AttentionRows {
 
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows = {});
+
+// Inference (no probabilities kept, no dropout) with out (B, Tq, C) rounded to bf16 (to nearest even:
+// what to_bf16 makes of attention_forward's out), the operand of the bf16 product that reads it next.
+void attention_forward_bf16(Bf16* out, const float* qkv, const std::int32_t* mask, int B, int T, int C, int NH,
+                            const AttentionRows& rows = {});
 
 // The same for any head size with plain loops; attention_forward/backward use register-blocked
 // paths when HS is a multiple of 16, and these otherwise (and as their test reference).

@@ -2,8 +2,10 @@
 // threads never write the same element.
 #include "kernels/cpu/layernorm.h"
 
+#include <bit>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 #define TUNESERVE_ISA_FILE "kernels/cpu/layernorm.cpp"
 #include "kernels/cpu/isa_passes.h"
@@ -28,13 +30,28 @@ inline float lane_sum(int n, F&& term) {
   return sum;
 }
 
-// One row: y = (x - mean) * rstd * weight + bias, statistics in two passes over the cached row.
-inline void normalize_row(float* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias,
-                          int C, float eps) {
+// One row: y = (x - mean) * rstd * weight + bias, statistics in two passes over the cached row;
+// y16 (when given) = y rounded as round_to_bf16 does, written without branches so the loop vectorises.
+inline void normalize_row(float* y, Bf16* y16, float* mean, float* rstd, const float* x, const float* weight,
+                          const float* bias, int C, float eps) {
   const float m = lane_sum(C, [x](int c) { return x[c]; }) / static_cast<float>(C);
   const float v = lane_sum(C, [x, m](int c) { return (x[c] - m) * (x[c] - m); }) / static_cast<float>(C);
   const float s = 1.0f / std::sqrt(v + eps);
-  for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+  if (y16) {
+    std::uint16_t* bits = reinterpret_cast<std::uint16_t*>(y16);
+    for (int c = 0; c < C; ++c) {
+      const float value = (x[c] - m) * s * weight[c] + bias[c];
+      const std::uint32_t u = std::bit_cast<std::uint32_t>(value);
+      const std::uint32_t nearest = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;  // round_to_bf16's three cases
+      const std::uint32_t nan = (u >> 16) | 0x40u, zero = (u >> 16) & 0x8000u;
+      y[c] = value;
+      bits[c] = static_cast<std::uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan
+                                           : (u & 0x7f800000u) == 0     ? zero
+                                                                         : nearest);
+    }
+  } else {
+    for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+  }
   if (mean) *mean = m;
   if (rstd) *rstd = s;
 }
@@ -46,19 +63,27 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 #pragma omp parallel for schedule(static) if (N * C > 16384)
   for (int i = 0; i < N; ++i) {
     const std::size_t row = static_cast<std::size_t>(i) * C;
-    normalize_row(out + row, mean ? mean + i : nullptr, rstd ? rstd + i : nullptr, inp + row, weight, bias, C, eps);
+    normalize_row(out + row, nullptr, mean ? mean + i : nullptr, rstd ? rstd + i : nullptr, inp + row, weight, bias, C,
+                  eps);
+  }
+}
+
+void residual_layernorm_forward_bf16(float* out, Bf16* out16, float* res, float* mean, float* rstd, const float* a,
+                                     const float* b, const float* weight, const float* bias, int N, int C, float eps) {
+  TUNESERVE_ISA_DISPATCH(residual_layernorm_forward_bf16, out, out16, res, mean, rstd, a, b, weight, bias, N, C, eps);
+#pragma omp parallel for schedule(static) if (N * C > 16384)
+  for (int i = 0; i < N; ++i) {
+    const std::size_t row = static_cast<std::size_t>(i) * C;
+    for (int c = 0; c < C; ++c) res[row + c] = a[row + c] + b[row + c];
+    normalize_row(out + row, out16 ? out16 + row : nullptr, mean ? mean + i : nullptr, rstd ? rstd + i : nullptr,
+                  res + row, weight, bias, C, eps);
   }
 }
 
 void residual_layernorm_forward(float* out, float* res, float* mean, float* rstd, const float* a, const float* b,
                                 const float* weight, const float* bias, int N, int C, float eps) {
-  TUNESERVE_ISA_DISPATCH(residual_layernorm_forward, out, res, mean, rstd, a, b, weight, bias, N, C, eps);
-#pragma omp parallel for schedule(static) if (N * C > 16384)
-  for (int i = 0; i < N; ++i) {
-    const std::size_t row = static_cast<std::size_t>(i) * C;
-    for (int c = 0; c < C; ++c) res[row + c] = a[row + c] + b[row + c];
-    normalize_row(out + row, mean ? mean + i : nullptr, rstd ? rstd + i : nullptr, res + row, weight, bias, C, eps);
-  }
+  // Parenthesised: this pass's variant, not the public one argument-dependent lookup would add.
+  (residual_layernorm_forward_bf16)(out, nullptr, res, mean, rstd, a, b, weight, bias, N, C, eps);
 }
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

@@ -5,6 +5,8 @@
 // backward writes (=) dinp and ACCUMULATES (+=) dweight, dbias.
 #pragma once
 
+#include "core/dtype.h"
+
 namespace tuneserve {
 
 // out (N, C) = (inp - mean) * rstd * weight + bias; mean, rstd (N) saved for backward.
@@ -15,6 +17,11 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 // then out = LayerNorm(res) as above. Post-LN encoders do this twice per layer.
 void residual_layernorm_forward(float* out, float* res, float* mean, float* rstd, const float* a, const float* b,
                                 const float* weight, const float* bias, int N, int C, float eps);
+
+// The same, also writing out16 (N, C) = out rounded to bf16 (to nearest even: what to_bf16 makes of
+// it), the operand of the bf16 product that reads the output next, in the pass that writes out.
+void residual_layernorm_forward_bf16(float* out, Bf16* out16, float* res, float* mean, float* rstd, const float* a,
+                                     const float* b, const float* weight, const float* bias, int N, int C, float eps);
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int N, int C);
