@@ -410,6 +410,73 @@ TEST(Attention, FastPathsEqualGenericLoops) {
   }
 }
 
+// attention_forward_bf16 on a CPU with AVX512-BF16: the products of bf16-rounded operands, against a
+// double-precision reference that rounds the same operands (Q times 1/sqrt(HS), K, V, the
+// probabilities). The bound: the probabilities may round one bf16 step apart (2^-8 of each, so at
+// most 2^-8 max|v| in a row's sum), and the output's own rounding (2^-9 of it). Head sizes 64 (four
+// vectors of columns) and 32 (two), odd T, padding, a row with no key, the first queries only.
+TEST(Attention, Bf16ProductsMatchTheReferenceOfRoundedOperands) {
+  if (cpu_isa() < CpuIsa::avx512_bf16)
+    GTEST_SKIP() << "this CPU has no AVX512-BF16: attention_forward_bf16 rounds the fp32 path's output instead";
+  const auto r16 = [](double x) { return static_cast<double>(bf16_value(round_to_bf16(static_cast<float>(x)))); };
+  std::mt19937 rng(12);
+  for (const int NH : {2, 3}) {
+    for (const int queries : {0, 5}) {
+      const int B = 3, T = 37, C = NH == 2 ? 128 : 96, HS = C / NH, Tq = queries ? queries : T;
+      Buf qkv = random_buf(static_cast<std::size_t>(B) * T * 3 * C, rng, 2.0f);
+      std::vector<std::int32_t> mask(B * T, 1);
+      for (int t = 20; t < T; ++t) mask[T + t] = 0;   // row 1 padded after 20 tokens
+      for (int t = 0; t < T; ++t) mask[2 * T + t] = 0;  // row 2: no key at all (uniform)
+      const std::size_t n = static_cast<std::size_t>(B) * Tq * C;
+      std::vector<Bf16> got(n + kGuard, Bf16{0x7777});
+      Buf fp32(n);
+      AttentionRows rows;
+      rows.queries = queries;
+      attention_forward_bf16(got.data(), qkv.data(), mask.data(), B, T, C, NH, rows);
+      attention_forward(fp32.data(), nullptr, qkv.data(), mask.data(), B, T, C, NH, 0.0f, {}, rows);
+      for (int i = 0; i < kGuard; ++i) ASSERT_EQ(got[n + i].bits, 0x7777) << "wrote past the output";
+      const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+      double vmax = 0.0;
+      for (std::size_t i = 0; i < qkv.n; ++i) vmax = std::max(vmax, static_cast<double>(std::abs(qkv[i])));
+      int differs_from_fp32 = 0;
+      for (int b = 0; b < B; ++b)
+        for (int h = 0; h < NH; ++h)
+          for (int t = 0; t < Tq; ++t) {
+            const float* q = qkv.data() + (static_cast<std::size_t>(b) * T + t) * 3 * C + h * HS;
+            std::vector<double> p(T, 0.0);
+            bool any = false;
+            double mx = -1e300, sum = 0.0;
+            for (int t2 = 0; t2 < T; ++t2) {
+              if (!mask[b * T + t2]) continue;
+              const float* k = qkv.data() + (static_cast<std::size_t>(b) * T + t2) * 3 * C + C + h * HS;
+              double sc = 0.0;
+              for (int d = 0; d < HS; ++d) sc += r16(q[d] * scale) * r16(k[d]);
+              p[t2] = sc;
+              mx = std::max(mx, sc);
+              any = true;
+            }
+            for (int t2 = 0; t2 < T; ++t2) {
+              p[t2] = !any ? 1.0 / T : mask[b * T + t2] ? std::exp(p[t2] - mx) : 0.0;
+              sum += p[t2];
+            }
+            for (int c = 0; c < HS; ++c) {
+              double want = 0.0;
+              for (int t2 = 0; t2 < T; ++t2) {
+                const float* v = qkv.data() + (static_cast<std::size_t>(b) * T + t2) * 3 * C + 2 * C + h * HS;
+                want += r16(p[t2] / sum) * r16(v[c]);
+              }
+              const std::size_t at = (static_cast<std::size_t>(b) * Tq + t) * C + h * HS + c;
+              const double g = bf16_value(got[at]);
+              ASSERT_NEAR(g, want, std::ldexp(vmax, -8) + std::ldexp(std::abs(want), -8))
+                  << NH << " heads, " << Tq << " queries: b " << b << " h " << h << " t " << t << " c " << c;
+              differs_from_fp32 += got[at].bits != round_to_bf16(fp32[at]).bits;
+            }
+          }
+      EXPECT_GT(differs_from_fp32, 0) << "the bf16 products did not run";
+    }
+  }
+}
+
 // Rows whose every score lies ~88 below 0: the padding lanes past T (scores 0) sit that far above
 // the row's max, where exp's exponent bits overflow; they must still weigh nothing, not NaN. A
 // from-scratch GoEmotions run hit this at step 1319 and went NaN in every encoder weight.

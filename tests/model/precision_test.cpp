@@ -203,6 +203,44 @@ TEST(PrecisionDevices, Bf16IsBitwiseTheSameOnTheEmulatedGpu) {
   }
 }
 
+// Head sizes 64 and 32: the golden distilbert's weights read with 1 and 2 heads (its 4 heads of 16
+// run the attention in fp32). There, on a CPU with AVX512-BF16, the attention's own products are bf16
+// too (kernels/cpu/attention.h). The logits stay within the bf16 bound of the same model's fp32 ones
+// (fp32 is what the goldens test exact, for any head count) and keep every decided row's argmax.
+TEST(PrecisionDevices, Bf16AttentionProductsStayWithinTheBound) {
+  TUNESERVE_REQUIRE_SHARED("goldens/distilbert/golden.safetensors");
+  std::string why;
+  if (!ops::supports(cpu_backend(), DType::BF16, &why)) GTEST_SKIP() << why;
+  const Golden g("distilbert");
+  for (const int heads : {1, 2}) {
+    Model model = Model::load(testing::shared_path("goldens/distilbert"));
+    model.mutable_config().num_heads = heads;
+    const std::vector<float> fp32 = model.forward(g.batch());
+    model.set_compute_dtype(DType::BF16);
+    const std::vector<float> bf16 = model.forward(g.batch());
+    const auto [err, at] = max_abs(bf16, fp32);
+    const int K = model.config().num_labels;
+    int decided = 0;
+    for (int b = 0; b < g.B; ++b) {
+      const float* w = fp32.data() + static_cast<std::size_t>(b) * K;
+      const float* o = bf16.data() + static_cast<std::size_t>(b) * K;
+      const auto w_arg = std::max_element(w, w + K) - w;
+      float second = -1e30f;
+      for (int k = 0; k < K; ++k)
+        if (k != w_arg) second = std::max(second, w[k]);
+      if (w[w_arg] - second <= 2 * err) continue;
+      ++decided;
+      EXPECT_EQ(std::max_element(o, o + K) - o, w_arg) << heads << " head(s): row " << b;
+    }
+    std::printf("[ precision ] distilbert read with %d head(s) of %d, bf16 vs fp32: logits max |err| %.3g (bound "
+                "0.05), %d of %d rows decided\n",
+                heads, model.config().hidden_size / heads, err, decided, g.B);
+    EXPECT_NE(bf16, fp32) << "the bf16 forward ran fp32 products";
+    EXPECT_LE(err, 5e-2) << heads << " head(s): logit " << at << " is " << bf16[at] << ", fp32 " << fp32[at];
+    EXPECT_GT(decided, 0) << "no row is decided, the argmax check tests nothing";
+  }
+}
+
 // Switching a loaded model's dtype repacks; bf16 training leaves the fp32 master weights fp32.
 TEST(PrecisionDevices, SwitchingDtypeRepacksAndKeepsFp32MasterWeights) {
   TUNESERVE_REQUIRE_SHARED("goldens/distilbert/golden.safetensors");

@@ -2,6 +2,8 @@
 // transposed copy of K so the inner loop runs over keys in SIMD lanes with no horizontal sums.
 #include "kernels/cpu/attention.h"
 
+#include <immintrin.h>
+
 #include <bit>
 #include <algorithm>
 #include <cmath>
@@ -11,6 +13,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "kernels/cpu/isa.h"
 
 #define TUNESERVE_ISA_FILE "kernels/cpu/attention.cpp"
 #include "kernels/cpu/isa_passes.h"
@@ -416,6 +420,160 @@ void head_backward_fast(float* dq, float* dk, float* dv, const float* dout, std:
 
 }  // namespace
 
+#if TUNESERVE_ISA_AVX512
+// attention_forward_bf16's products in bf16 (vdpbf16ps: 16 lanes, each the dot product of two pairs
+// of bf16 accumulated in fp32), for CPUs with AVX512-BF16: half the multiply-adds of the fp32 path.
+// "Pairs" below are 16 x uint32, each two bf16: element 2i in the low half, 2i + 1 in the high half.
+#pragma GCC push_options
+#pragma GCC target("avx512bf16")
+namespace {
+
+// 32 fp32 (lo, then hi) rounded to bf16 (to_bf16's rounding), in order: 16 pairs.
+inline __m512i bf16_pairs(v16 lo, v16 hi) {
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(reinterpret_cast<__m512>(hi), reinterpret_cast<__m512>(lo)));
+}
+inline __m512 dot_pairs(__m512 acc, __m512i a, __m512i b) {
+  return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh>(a), reinterpret_cast<__m512bh>(b));
+}
+inline __m512i load_pairs(const std::uint32_t* p) { return _mm512_loadu_si512(p); }
+inline void store_pairs(std::uint32_t* p, __m512i v) { _mm512_storeu_si512(p, v); }
+
+// Columns c0 .. c0 + 16*NV of P V for a 4-row block: out row r (r < valid) = sum over pairs i of
+// p16[r][i] . vt[i] (rounded to bf16).
+template <int NV>
+void pairs_times_rows(Bf16* out, std::size_t out_stride, int valid, const std::uint32_t* p16, int P2,
+                      const std::uint32_t* vt, int HS, int pairs) {
+  __m512 acc[4][NV];
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < NV; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int i = 0; i < pairs; ++i) {
+    __m512i vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = load_pairs(vt + static_cast<std::size_t>(i) * HS + 16 * c);
+    for (int r = 0; r < 4; ++r) {
+      const __m512i pb = _mm512_set1_epi32(static_cast<int>(p16[static_cast<std::size_t>(r) * P2 + i]));
+      for (int c = 0; c < NV; ++c) acc[r][c] = dot_pairs(acc[r][c], pb, vv[c]);
+    }
+  }
+  for (int r = 0; r < valid; ++r)
+    for (int c = 0; c < NV; ++c)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + static_cast<std::size_t>(r) * out_stride + 16 * c),
+                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(acc[r][c])));
+}
+
+// Buffers of one thread for head_forward_bf16 (HS a multiple of 32; Tp = T rounded up to 64).
+struct Bf16HeadScratch {
+  Bf16HeadScratch(int Tq, int Tp, int HS)
+      : q16(static_cast<std::size_t>(Tq) * HS / 2), k16(static_cast<std::size_t>(Tp) * HS / 2),
+        kt(k16.size()), vt(static_cast<std::size_t>(Tp) / 2 * HS), prob(static_cast<std::size_t>(4) * Tp),
+        p16(static_cast<std::size_t>(4) * Tp / 2) {}
+  std::vector<std::uint32_t> q16, k16, kt, vt;
+  std::vector<float> prob;
+  std::vector<std::uint32_t> p16;
+};
+
+// Forward of one (batch, head) with bf16 products, as head_forward_fast without dropout or kept
+// probabilities: Q scaled then rounded, K, V and the probabilities rounded, scores and P V accumulated
+// in fp32, the softmax in fp32, out rounded.
+void head_forward_bf16(Bf16* out, std::size_t out_stride, const float* q_base, const float* k_base,
+                       const float* v_base, std::size_t row_stride, const float* keymask, bool any_key, int Tq, int T,
+                       int HS, float scale, Bf16HeadScratch& s) {
+  const int Tp = (T + 63) / 64 * 64, H2 = HS / 2, P2 = Tp / 2, pairs = (T + 1) / 2;
+  // K as pairs along the head's dimensions (k16: Tp rows of H2), transposed: kt (H2, Tp).
+  for (int t2 = 0; t2 < Tp; ++t2)
+    for (int d = 0; d < HS; d += 32) {
+      const float* k = k_base + static_cast<std::size_t>(t2) * row_stride + d;
+      store_pairs(s.k16.data() + static_cast<std::size_t>(t2) * H2 + d / 2,
+                  t2 < T ? bf16_pairs(load(k), load(k + 16)) : _mm512_setzero_si512());
+    }
+  transpose_rows(reinterpret_cast<float*>(s.kt.data()), reinterpret_cast<const float*>(s.k16.data()), H2, Tp, Tp, H2);
+  // V as pairs of consecutive rows (vt: P2 rows of HS): vt[i][c] = (v[2i][c], v[2i + 1][c]).
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                              6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  for (int i = 0; i < P2; ++i)
+    for (int c = 0; c < HS; c += 16) {
+      const int t2 = 2 * i;
+      const v16 a = t2 < T ? load(v_base + static_cast<std::size_t>(t2) * row_stride + c) : v16{};
+      const v16 b = t2 + 1 < T ? load(v_base + static_cast<std::size_t>(t2 + 1) * row_stride + c) : v16{};
+      store_pairs(s.vt.data() + static_cast<std::size_t>(i) * HS + c,
+                  _mm512_permutexvar_epi16(interleave, bf16_pairs(a, b)));
+    }
+  // Q scaled, as pairs (q16: Tq rows of H2).
+  for (int t = 0; t < Tq; ++t)
+    for (int d = 0; d < HS; d += 32) {
+      const float* q = q_base + static_cast<std::size_t>(t) * row_stride + d;
+      store_pairs(s.q16.data() + static_cast<std::size_t>(t) * H2 + d / 2,
+                  bf16_pairs(load(q) * splat(scale), load(q + 16) * splat(scale)));
+    }
+  for (int t0 = 0; t0 < Tq; t0 += 4) {
+    const std::uint32_t* q[4];
+    for (int r = 0; r < 4; ++r) q[r] = s.q16.data() + static_cast<std::size_t>(std::min(t0 + r, Tq - 1)) * H2;
+    // Scores (4, Tp), 64 keys at a time.
+    for (int j = 0; j < Tp; j += 64) {
+      __m512 acc[4][4];
+      for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
+      for (int p = 0; p < H2; ++p) {
+        const std::uint32_t* kp = s.kt.data() + static_cast<std::size_t>(p) * Tp + j;
+        const __m512i k0 = load_pairs(kp), k1 = load_pairs(kp + 16), k2 = load_pairs(kp + 32), k3 = load_pairs(kp + 48);
+        for (int r = 0; r < 4; ++r) {
+          const __m512i qb = _mm512_set1_epi32(static_cast<int>(q[r][p]));
+          acc[r][0] = dot_pairs(acc[r][0], qb, k0);
+          acc[r][1] = dot_pairs(acc[r][1], qb, k1);
+          acc[r][2] = dot_pairs(acc[r][2], qb, k2);
+          acc[r][3] = dot_pairs(acc[r][3], qb, k3);
+        }
+      }
+      for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 4; ++c) _mm512_storeu_ps(s.prob.data() + static_cast<std::size_t>(r) * Tp + j + 16 * c, acc[r][c]);
+    }
+    for (int r = 0; r < 4; ++r) {
+      // The probabilities as pairs, normalised as they are rounded (softmax_row's values, one pass less).
+      float* pr = s.prob.data() + static_cast<std::size_t>(r) * Tp;
+      v16 inv = splat(1.0f);
+      if (any_key) inv = splat(softmax_exponentials(pr, keymask, Tp));
+      else softmax_row(pr, keymask, false, T, Tp);
+      std::uint32_t* pairs_r = s.p16.data() + static_cast<std::size_t>(r) * P2;
+      for (int t2 = 0; t2 < Tp; t2 += 32) store_pairs(pairs_r + t2 / 2, bf16_pairs(load(pr + t2) * inv, load(pr + t2 + 16) * inv));
+    }
+    const int valid = std::min(4, Tq - t0);
+    Bf16* o = out + static_cast<std::size_t>(t0) * out_stride;
+    for (int c0 = 0; c0 < HS; c0 += 64) {
+      if (HS - c0 >= 64) pairs_times_rows<4>(o + c0, out_stride, valid, s.p16.data(), P2, s.vt.data() + c0, HS, pairs);
+      else pairs_times_rows<2>(o + c0, out_stride, valid, s.p16.data(), P2, s.vt.data() + c0, HS, pairs);
+    }
+  }
+}
+
+// attention_forward_bf16 with bf16 products: HS a multiple of 32, a CPU with AVX512-BF16.
+void attention_forward_bf16_products(Bf16* out, const float* qkv, const std::int32_t* mask, int B, int T, int C,
+                                     int NH, const Rows& q_rows) {
+  const int HS = C / NH, C3 = 3 * C, Tq = q_rows.Tq, Tp = (T + 63) / 64 * 64;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  std::vector<float> keymask(static_cast<std::size_t>(B) * Tp, 0.0f);
+  std::vector<char> any(B, 0);
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t) {
+      const bool on = !mask || mask[static_cast<std::size_t>(b) * T + t];
+      keymask[static_cast<std::size_t>(b) * Tp + t] = on ? 1.0f : 0.0f;
+      any[b] |= on;
+    }
+#pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
+  {
+    Bf16HeadScratch scratch(Tq, Tp, HS);
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < NH; ++h) {
+        const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
+        head_forward_bf16(out + idx3(b, 0, Tq, C) + h * HS, C, base, base + C, base + 2 * C, C3,
+                          keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], Tq, T, HS, scale, scratch);
+      }
+  }
+}
+
+}  // namespace
+#pragma GCC pop_options
+#endif  // TUNESERVE_ISA_AVX512
+
 namespace {
 // attention_forward's register-blocked path (HS a multiple of 16), writing out as Out.
 template <typename Out>
@@ -466,6 +624,12 @@ void attention_forward(float* out, float* att, const float* qkv, const std::int3
 void attention_forward_bf16(Bf16* out, const float* qkv, const std::int32_t* mask, int B, int T, int C, int NH,
                             const AttentionRows& rows) {
   TUNESERVE_ISA_DISPATCH(attention_forward_bf16, out, qkv, mask, B, T, C, NH, rows);
+#if TUNESERVE_ISA_AVX512
+  if ((C / NH) % 32 == 0 && cpu_isa() >= CpuIsa::avx512_bf16) {
+    attention_forward_bf16_products(out, qkv, mask, B, T, C, NH, resolve(rows, T));
+    return;
+  }
+#endif
   if ((C / NH) % 16 == 0) {
     attention_forward_fast(out, nullptr, qkv, mask, B, T, C, NH, 0.0f, DropoutKey{}, resolve(rows, T));
     return;

@@ -31,8 +31,11 @@ struct AttentionRows {
 void attention_forward(float* out, float* att, const float* qkv, const std::int32_t* mask, int B, int T, int C,
                        int NH, float dropout_p, const DropoutKey& key, const AttentionRows& rows = {});
 
-// Inference (no probabilities kept, no dropout) with out (B, Tq, C) rounded to bf16 (to nearest even:
-// what to_bf16 makes of attention_forward's out), the operand of the bf16 product that reads it next.
+// Inference in bf16 (no probabilities kept, no dropout): out (B, Tq, C) is the output rounded to bf16
+// (to nearest even), the operand of the bf16 product that reads it next. On a CPU with AVX512-BF16 and
+// a head size that is a multiple of 32, Q K^T and P V are bf16 products, as under PyTorch's bf16
+// autocast: Q (times 1/sqrt(HS)), K, V and the probabilities rounded to bf16, fp32 accumulation, the
+// softmax in fp32. Elsewhere it is attention_forward's fp32 result, rounded.
 void attention_forward_bf16(Bf16* out, const float* qkv, const std::int32_t* mask, int B, int T, int C, int NH,
                             const AttentionRows& rows = {});
 
