@@ -333,7 +333,8 @@ void e_from_bf16(float* out, const Bf16* inp, std::size_t n) {
   cpu().from_bf16(dev(out, "from_bf16", "out", n), dev(inp, "from_bf16", "inp", n), n);
 }
 void e_residual_layernorm_forward_bf16(float* out, Bf16* out16, float* res, float* mean, float* rstd, const float* a,
-                                       const float* b, const float* weight, const float* bias, int N, int C, float eps) {
+                                       const float* b, const float* weight, const float* bias, int N, int C,
+                                       float eps) {
   const char* f = "residual_layernorm_forward_bf16";
   const std::size_t nc = zu(N) * zu(C);
   cpu().residual_layernorm_forward_bf16(dev(out, f, "out", nc), dev(out16, f, "out16", nc), dev(res, f, "res", nc),

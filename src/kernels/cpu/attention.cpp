@@ -47,6 +47,24 @@ Rows resolve(const AttentionRows& r, int T) {
   const std::size_t key_T = r.key_T > 0 ? static_cast<std::size_t>(std::max(r.key_T, T)) : static_cast<std::size_t>(T);
   return {Tq, key_T, r.key_offset};
 }
+
+// The fast paths' keys per sequence b: row(b) (Tp) holds 1 for keys to attend to, 0 for masked keys
+// and the padding up to Tp; any[b] says whether there is one.
+struct KeyMask {
+  KeyMask(const std::int32_t* mask, int B, int T, int Tp)
+      : keys(static_cast<std::size_t>(B) * Tp, 0.0f), any(B, 0), Tp(Tp) {
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T; ++t) {
+        const bool on = !mask || mask[static_cast<std::size_t>(b) * T + t];
+        keys[static_cast<std::size_t>(b) * Tp + t] = on ? 1.0f : 0.0f;
+        any[b] |= on;
+      }
+  }
+  const float* row(int b) const { return keys.data() + static_cast<std::size_t>(b) * Tp; }
+  std::vector<float> keys;
+  std::vector<char> any;
+  int Tp;
+};
 }  // namespace
 
 // Any head size: the reference the fast path is tested against.
@@ -253,10 +271,10 @@ void weights_times_rows(Out* out, std::size_t out_stride, int valid, const float
                         std::size_t src_stride, int T, int HS, bool accumulate) {
   for (int c0 = 0; c0 < HS; c0 += 64) {
     switch (std::min(4, (HS - c0) / 16)) {
-      case 4: weights_times_rows_cols<4, Out>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
-      case 3: weights_times_rows_cols<3, Out>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
-      case 2: weights_times_rows_cols<2, Out>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
-      default: weights_times_rows_cols<1, Out>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate);
+      case 4: weights_times_rows_cols<4>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      case 3: weights_times_rows_cols<3>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      case 2: weights_times_rows_cols<2>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate); break;
+      default: weights_times_rows_cols<1>(out + c0, out_stride, valid, w, Tp, src + c0, src_stride, T, accumulate);
     }
   }
 }
@@ -524,7 +542,8 @@ void head_forward_bf16(Bf16* out, std::size_t out_stride, const float* q_base, c
         }
       }
       for (int r = 0; r < 4; ++r)
-        for (int c = 0; c < 4; ++c) _mm512_storeu_ps(s.prob.data() + static_cast<std::size_t>(r) * Tp + j + 16 * c, acc[r][c]);
+        for (int c = 0; c < 4; ++c)
+          _mm512_storeu_ps(s.prob.data() + static_cast<std::size_t>(r) * Tp + j + 16 * c, acc[r][c]);
     }
     for (int r = 0; r < 4; ++r) {
       // The probabilities as pairs, normalised as they are rounded (softmax_row's values, one pass less).
@@ -533,7 +552,8 @@ void head_forward_bf16(Bf16* out, std::size_t out_stride, const float* q_base, c
       if (any_key) inv = splat(softmax_exponentials(pr, keymask, Tp));
       else softmax_row(pr, keymask, false, T, Tp);
       std::uint32_t* pairs_r = s.p16.data() + static_cast<std::size_t>(r) * P2;
-      for (int t2 = 0; t2 < Tp; t2 += 32) store_pairs(pairs_r + t2 / 2, bf16_pairs(load(pr + t2) * inv, load(pr + t2 + 16) * inv));
+      for (int t2 = 0; t2 < Tp; t2 += 32)
+        store_pairs(pairs_r + t2 / 2, bf16_pairs(load(pr + t2) * inv, load(pr + t2 + 16) * inv));
     }
     const int valid = std::min(4, Tq - t0);
     Bf16* o = out + static_cast<std::size_t>(t0) * out_stride;
@@ -549,14 +569,7 @@ void attention_forward_bf16_products(Bf16* out, const float* qkv, const std::int
                                      int NH, const Rows& q_rows) {
   const int HS = C / NH, C3 = 3 * C, Tq = q_rows.Tq, Tp = (T + 63) / 64 * 64;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-  std::vector<float> keymask(static_cast<std::size_t>(B) * Tp, 0.0f);
-  std::vector<char> any(B, 0);
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) {
-      const bool on = !mask || mask[static_cast<std::size_t>(b) * T + t];
-      keymask[static_cast<std::size_t>(b) * Tp + t] = on ? 1.0f : 0.0f;
-      any[b] |= on;
-    }
+  const KeyMask keys(mask, B, T, Tp);
 #pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
   {
     Bf16HeadScratch scratch(Tq, Tp, HS);
@@ -565,7 +578,7 @@ void attention_forward_bf16_products(Bf16* out, const float* qkv, const std::int
       for (int h = 0; h < NH; ++h) {
         const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
         head_forward_bf16(out + idx3(b, 0, Tq, C) + h * HS, C, base, base + C, base + 2 * C, C3,
-                          keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], Tq, T, HS, scale, scratch);
+                          keys.row(b), keys.any[b], Tq, T, HS, scale, scratch);
       }
   }
 }
@@ -584,15 +597,7 @@ void attention_forward_fast(Out* out, float* att, const float* qkv, const std::i
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const int Tq = q_rows.Tq;
   const int Tp = (T + 63) / 64 * 64;
-  // Per row: 1 for keys to attend to, 0 for masked keys and the padding up to Tp.
-  std::vector<float> keymask(static_cast<std::size_t>(B) * Tp, 0.0f);
-  std::vector<char> any(B, 0);
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) {
-      const bool on = !mask || mask[static_cast<std::size_t>(b) * T + t];
-      keymask[static_cast<std::size_t>(b) * Tp + t] = on ? 1.0f : 0.0f;
-      any[b] |= on;
-    }
+  const KeyMask keys(mask, B, T, Tp);
 #pragma omp parallel if (parallel_worthwhile(B, NH, Tq, T, HS))
   {
     std::vector<float> kt(static_cast<std::size_t>(HS) * Tp), prob(static_cast<std::size_t>(4) * Tp), keep(Tp);
@@ -602,7 +607,7 @@ void attention_forward_fast(Out* out, float* att, const float* qkv, const std::i
         const float* base = qkv + idx3(b, 0, T, C3) + h * HS;
         const std::size_t att0 = (static_cast<std::size_t>(b) * NH + h) * Tq * T;
         head_forward_fast(out + idx3(b, 0, Tq, C) + h * HS, C, att ? att + att0 : nullptr, base, base + C,
-                          base + 2 * C, C3, keymask.data() + static_cast<std::size_t>(b) * Tp, any[b], Tq, T, HS,
+                          base + 2 * C, C3, keys.row(b), keys.any[b], Tq, T, HS,
                           scale, kt.data(), prob.data(), dropout_p, key, q_rows.key0(b, h, NH), q_rows.key_T,
                           keep.data());
       }
