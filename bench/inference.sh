@@ -108,8 +108,10 @@ for o in ours:
     print(f"tuneserve {o['dtype']}: " + ", ".join(
           f"batch {r['batch']} {r['gflops']:.0f} GFLOP/s = {100 * r['gflops'] / p:.0f}% "
           f"(computed: {r['gflops_computed']:.0f} = {100 * r['gflops_computed'] / p:.0f}%)"
-          for r in o["runs"]) + f" of this CPU's measured {o['dtype']} peak ({p:.0f} GFLOP/s, {peak['threads']} threads; "
-          "computed: the work the pass runs, its last layer's query, output and FFN on the first token only)")
+          for r in o["runs"])
+          + f" of this CPU's measured {o['dtype']} peak ({p:.0f} GFLOP/s, {peak['threads']} threads; "
+          "computed: the work the pass runs, its last layer's query, attention, output and FFN on the "
+          "first token only)")
 print()
 for d in [o["dtype"] for o in ours]:
     lat, _, p1 = ratios[(d, 1)]

@@ -22,12 +22,15 @@ struct Bf16 {
 };
 
 // Round to nearest even as AVX512-BF16's vcvtneps2bf16 does: NaN stays a (quiet) NaN, and
-// subnormal inputs become signed zeros (the instruction treats them as zero).
+// subnormal inputs become signed zeros (the instruction treats them as zero). Written with selects,
+// not branches, so a loop of it vectorises (the LayerNorm that writes its bf16 output relies on it).
 inline Bf16 round_to_bf16(float x) {
   const std::uint32_t u = std::bit_cast<std::uint32_t>(x);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return {static_cast<std::uint16_t>((u >> 16) | 0x40u)};
-  if ((u & 0x7f800000u) == 0) return {static_cast<std::uint16_t>((u >> 16) & 0x8000u)};
-  return {static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
+  const std::uint32_t nearest = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const std::uint32_t nan = (u >> 16) | 0x40u, zero = (u >> 16) & 0x8000u;
+  return {static_cast<std::uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan
+                                     : (u & 0x7f800000u) == 0     ? zero
+                                                                   : nearest)};
 }
 inline float bf16_value(Bf16 x) { return std::bit_cast<float>(static_cast<std::uint32_t>(x.bits) << 16); }
 

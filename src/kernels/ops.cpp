@@ -179,8 +179,9 @@ void layernorm_forward(const Backend& k, const Tensor& out, const Tensor& mean, 
 void residual_layernorm_forward(const Backend& k, const Tensor& out, const Tensor& res, const Tensor& mean,
                                 const Tensor& rstd, const Tensor& a, const Tensor& b, const Tensor& weight,
                                 const Tensor& bias, float eps, const Tensor& out16) {
+  const char* op = "ops::residual_layernorm_forward";
   const std::int64_t N = a.dim(0), C = a.dim(1);
-  const Check c(k, "ops::residual_layernorm_forward");
+  const Check c(k, op);
   c.is(a, "a", F32, {N, C})
       .is(b, "b", F32, {N, C})
       .is(res, "res", F32, {N, C})
@@ -199,7 +200,7 @@ void residual_layernorm_forward(const Backend& k, const Tensor& out, const Tenso
     return;
   }
   c.is(out16, "out16", BF16, {N, C}).contiguous(out16, "out16");
-  require(k, BF16, "ops::residual_layernorm_forward");
+  require(k, BF16, op);
   c.entry(k.residual_layernorm_forward_bf16, "LayerNorm with a bf16 output")(
       out.as<float>(), out16.as<Bf16>(), res.as<float>(), ptr<float>(mean), ptr<float>(rstd), a.as<float>(),
       b.as<float>(), weight.as<float>(), bias.as<float>(), as_int(N), as_int(C), eps);

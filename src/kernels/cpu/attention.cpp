@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/isa.h"
 
 #define TUNESERVE_ISA_FILE "kernels/cpu/attention.cpp"
@@ -144,19 +145,11 @@ typedef float v16 __attribute__((vector_size(64)));
 typedef std::int32_t v16i __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));  // unaligned access
 
-typedef std::uint32_t v16w __attribute__((vector_size(64)));
-typedef std::uint16_t v16h __attribute__((vector_size(32), aligned(2), may_alias));  // 16 bf16, unaligned
-
 inline v16 load(const float* p) { return *reinterpret_cast<const v16u*>(p); }
 inline void store(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
-// p[0..16) = v rounded to bf16 as round_to_bf16 (core/dtype.h) rounds each element.
+// p[0..16) = v rounded to bf16 (round_to_bf16).
 inline void store(Bf16* p, v16 v) {
-  const v16w u = std::bit_cast<v16w>(v);
-  const v16w nearest = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  const v16w nan = (u >> 16) | 0x40u, zero = (u >> 16) & 0x8000u;
-  v16w r = (u & 0x7f800000u) == 0 ? zero : nearest;
-  r = (u & 0x7fffffffu) > 0x7f800000u ? nan : r;
-  *reinterpret_cast<v16h*>(p) = __builtin_convertvector(r, v16h);
+  for (int i = 0; i < 16; ++i) p[i] = round_to_bf16(v[i]);
 }
 inline v16 splat(float x) { return v16{} + x; }
 
@@ -639,10 +632,9 @@ void attention_forward_bf16(Bf16* out, const float* qkv, const std::int32_t* mas
     attention_forward_fast(out, nullptr, qkv, mask, B, T, C, NH, 0.0f, DropoutKey{}, resolve(rows, T));
     return;
   }
-  const Rows q_rows = resolve(rows, T);
-  std::vector<float> out32(static_cast<std::size_t>(B) * q_rows.Tq * C);
+  std::vector<float> out32(static_cast<std::size_t>(B) * resolve(rows, T).Tq * C);
   (attention_forward_generic)(out32.data(), nullptr, qkv, mask, B, T, C, NH, 0.0f, DropoutKey{}, rows);
-  for (std::size_t i = 0; i < out32.size(); ++i) out[i] = round_to_bf16(out32[i]);
+  ::tuneserve::to_bf16(out, out32.data(), out32.size());
 }
 
 void attention_backward_generic(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T,

@@ -2,10 +2,8 @@
 // threads never write the same element.
 #include "kernels/cpu/layernorm.h"
 
-#include <bit>
 #include <cmath>
 #include <cstddef>
-#include <cstdint>
 
 #define TUNESERVE_ISA_FILE "kernels/cpu/layernorm.cpp"
 #include "kernels/cpu/isa_passes.h"
@@ -31,23 +29,16 @@ inline float lane_sum(int n, F&& term) {
 }
 
 // One row: y = (x - mean) * rstd * weight + bias, statistics in two passes over the cached row;
-// y16 (when given) = y rounded as round_to_bf16 does, written without branches so the loop vectorises.
+// y16 (when given) = y rounded to bf16 (round_to_bf16, which vectorises).
 inline void normalize_row(float* y, Bf16* y16, float* mean, float* rstd, const float* x, const float* weight,
                           const float* bias, int C, float eps) {
   const float m = lane_sum(C, [x](int c) { return x[c]; }) / static_cast<float>(C);
   const float v = lane_sum(C, [x, m](int c) { return (x[c] - m) * (x[c] - m); }) / static_cast<float>(C);
   const float s = 1.0f / std::sqrt(v + eps);
   if (y16) {
-    std::uint16_t* bits = reinterpret_cast<std::uint16_t*>(y16);
     for (int c = 0; c < C; ++c) {
-      const float value = (x[c] - m) * s * weight[c] + bias[c];
-      const std::uint32_t u = std::bit_cast<std::uint32_t>(value);
-      const std::uint32_t nearest = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;  // round_to_bf16's three cases
-      const std::uint32_t nan = (u >> 16) | 0x40u, zero = (u >> 16) & 0x8000u;
-      y[c] = value;
-      bits[c] = static_cast<std::uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan
-                                           : (u & 0x7f800000u) == 0     ? zero
-                                                                         : nearest);
+      y[c] = (x[c] - m) * s * weight[c] + bias[c];
+      y16[c] = round_to_bf16(y[c]);
     }
   } else {
     for (int c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
